@@ -1,0 +1,11 @@
+import { PGlite } from '@electric-sql/pglite';
+const t0 = Date.now();
+const db = new PGlite();
+await db.waitReady;
+console.log('init ms', Date.now() - t0);
+console.log((await db.query('select version()')).rows);
+await db.exec(`begin; select pg_advisory_xact_lock(1, 2); create table a(x int); commit;`);
+await db.exec(`do $d$ begin execute 'create table b(x int); create table c(y int); insert into c values (1);'; end $d$;`);
+console.log((await db.query('select count(*)::int as n, pg_typeof(now()) as t, 1::bigint as b, now() as ts from c')).rows);
+console.log(typeof (db as any).clone);
+const t1 = Date.now(); const c = await (db as any).clone(); console.log('clone ms', Date.now()-t1, (await c.query('select * from c')).rows);

@@ -1,0 +1,182 @@
+import { readFileSync } from 'node:fs';
+import type { Queryable } from './db.ts';
+
+/** The live schema as public.plugin_auth_catalog() describes it (sql/005_catalog.sql). */
+export interface Catalog {
+  serverVersion: string;
+  serverVersionNum: number;
+  database: string;
+  tables: CatalogTable[];
+  functions: CatalogFunction[];
+  plans: CatalogPlan[];
+  migrations: { version: number; name: string; checksum: string; appliedAt: string }[];
+}
+export interface CatalogTable {
+  name: string;
+  comment: string | null;
+  rls: boolean;
+  acl: string[];
+  columns: { name: string; type: string; notNull: boolean; default: string | null; identity: string }[];
+  constraints: { name: string; type: string; definition: string }[];
+  indexes: { name: string; definition: string }[];
+}
+export interface CatalogFunction {
+  name: string;
+  arguments: string;
+  result: string;
+  language: string;
+  securityDefiner: boolean;
+  volatility: string;
+  config: string[];
+  acl: string[];
+  sourceMd5: string;
+}
+export interface CatalogPlan {
+  slug: string;
+  name: string;
+  priceMonthly: number;
+  limits: { resizesPerDay: number; batchSize: number; isDaily: boolean };
+  features: string[] | null;
+  isActive: boolean;
+  stripeProductId: string | null;
+  stripePriceId: string | null;
+}
+
+/** Reads the catalog through the function setup installed. */
+export async function readCatalog(db: Pick<Queryable, 'query'>): Promise<Catalog> {
+  const rows = await db.query<{ catalog: Catalog | string }>('SELECT public.plugin_auth_catalog() AS catalog');
+  const value = rows[0]?.catalog;
+  return typeof value === 'string' ? (JSON.parse(value) as Catalog) : (value as Catalog);
+}
+
+/** Tables that belong to the host application: used as they are, never compared column by column. */
+export const HOST_TABLES = ['users', 'api_keys'] as const;
+
+/** The part of a catalog that must be the same on every database after setup. */
+export interface ExpectedSchema {
+  tables: CatalogTable[];
+  functions: Omit<CatalogFunction, 'acl'>[];
+  plans: string[];
+  migrations: { version: number; name: string; checksum: string }[];
+}
+
+export const EXPECTED_SCHEMA_PATH = new URL('../schema/expected-schema.json', import.meta.url);
+
+/** The schema snapshot generated from sql/ by `npm run generate` (test: generated.test.ts). */
+export function loadExpectedSchema(): ExpectedSchema {
+  const raw = JSON.parse(readFileSync(EXPECTED_SCHEMA_PATH, 'utf8')) as ExpectedSchema & { '//'?: string };
+  delete raw['//'];
+  return raw;
+}
+
+/** What must hold anywhere, taken from a catalog freshly built from sql/. */
+export function expectedFromCatalog(catalog: Catalog): ExpectedSchema {
+  return {
+    tables: catalog.tables.map((t) => ({ ...t, acl: [], rls: t.rls })),
+    functions: catalog.functions.map(({ acl: _acl, ...f }) => f),
+    plans: catalog.plans.map((p) => p.slug),
+    migrations: catalog.migrations.map(({ version, name, checksum }) => ({ version, name, checksum })),
+  };
+}
+
+export interface Difference {
+  /** e.g. "table plugin_tokens", "column plugin_tokens.token_hash", "function consume_usage(...)". */
+  object: string;
+  problem: 'missing' | 'different' | 'unexpected';
+  expected?: string;
+  actual?: string;
+}
+
+const norm = (s: string | null | undefined): string => (s ?? '').replace(/\s+/g, ' ').trim();
+
+/**
+ * Compares a live catalog with the expected schema. Our tables must match exactly (columns with
+ * types, defaults and nullability; constraints; indexes): extra columns, constraints or indexes on
+ * them are reported too. Host tables must only offer what our foreign keys need.
+ */
+export function diffSchema(expected: ExpectedSchema, live: Catalog): Difference[] {
+  const out: Difference[] = [];
+  const liveTables = new Map(live.tables.map((t) => [t.name, t]));
+  for (const table of expected.tables) {
+    const actual = liveTables.get(table.name);
+    if (!actual) {
+      out.push({ object: `table ${table.name}`, problem: 'missing' });
+      continue;
+    }
+    if ((HOST_TABLES as readonly string[]).includes(table.name)) {
+      if (table.name === 'users') {
+        const id = actual.columns.find((c) => c.name === 'id');
+        if (id?.type !== 'uuid') {
+          out.push({ object: 'column users.id', problem: id ? 'different' : 'missing', expected: 'uuid', actual: id?.type });
+        }
+        const pk = actual.constraints.find((c) => c.type === 'p');
+        if (norm(pk?.definition) !== 'PRIMARY KEY (id)') {
+          out.push({ object: 'primary key of users', problem: pk ? 'different' : 'missing', expected: 'PRIMARY KEY (id)', actual: pk?.definition });
+        }
+      }
+      continue;
+    }
+    diffList(out, `column ${table.name}.`, table.columns, actual.columns, (c) =>
+      `${c.type}${c.notNull ? ' NOT NULL' : ''}${c.default ? ` DEFAULT ${c.default}` : ''}${c.identity ? ` IDENTITY(${c.identity})` : ''}`,
+    );
+    diffList(out, `constraint ${table.name}.`, table.constraints, actual.constraints, (c) => norm(c.definition));
+    diffList(out, `index ${table.name}.`, table.indexes, actual.indexes, (i) => norm(i.definition));
+  }
+  const key = (f: { name: string; arguments: string }) => `${f.name}(${f.arguments})`;
+  const liveFunctions = new Map(live.functions.map((f) => [key(f), f]));
+  for (const fn of expected.functions) {
+    const actual = liveFunctions.get(key(fn));
+    if (!actual) {
+      out.push({ object: `function ${key(fn)}`, problem: 'missing' });
+      continue;
+    }
+    const describe = (f: Omit<CatalogFunction, 'acl'>) =>
+      `returns ${f.result} language ${f.language} ${f.securityDefiner ? 'SECURITY DEFINER' : 'SECURITY INVOKER'} volatility ${f.volatility} config [${f.config.join(', ')}] source md5 ${f.sourceMd5}`;
+    if (describe(fn) !== describe(actual)) {
+      out.push({ object: `function ${key(fn)}`, problem: 'different', expected: describe(fn), actual: describe(actual) });
+    }
+  }
+  const liveSlugs = new Set(live.plans.map((p) => p.slug));
+  for (const slug of expected.plans) {
+    if (!liveSlugs.has(slug)) out.push({ object: `plan ${slug}`, problem: 'missing' });
+  }
+  const liveMigrations = new Map(live.migrations.map((m) => [m.version, m]));
+  for (const m of expected.migrations) {
+    const actual = liveMigrations.get(m.version);
+    if (!actual) out.push({ object: `migration ${m.name}`, problem: 'missing' });
+    else if (actual.checksum !== m.checksum) {
+      out.push({ object: `migration ${m.name}`, problem: 'different', expected: m.checksum, actual: actual.checksum });
+    }
+  }
+  return out;
+}
+
+function diffList<T extends { name: string }>(
+  out: Difference[],
+  prefix: string,
+  expected: T[],
+  actual: T[],
+  describe: (item: T) => string,
+): void {
+  const actualByName = new Map(actual.map((item) => [item.name, item]));
+  const expectedNames = new Set(expected.map((item) => item.name));
+  for (const item of expected) {
+    const found = actualByName.get(item.name);
+    if (!found) out.push({ object: prefix + item.name, problem: 'missing', expected: describe(item) });
+    else if (describe(found) !== describe(item)) {
+      out.push({ object: prefix + item.name, problem: 'different', expected: describe(item), actual: describe(found) });
+    }
+  }
+  for (const item of actual) {
+    if (!expectedNames.has(item.name)) out.push({ object: prefix + item.name, problem: 'unexpected', actual: describe(item) });
+  }
+}
+
+/** One line per difference, for people. */
+export function formatDifferences(differences: Difference[]): string[] {
+  return differences.map((d) => {
+    if (d.problem === 'missing') return `missing: ${d.object}${d.expected ? ` (${d.expected})` : ''}`;
+    if (d.problem === 'unexpected') return `unexpected: ${d.object} (${d.actual})`;
+    return `different: ${d.object}\n    expected: ${d.expected}\n    actual:   ${d.actual}`;
+  });
+}

@@ -1,0 +1,144 @@
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { redactUrl } from './redact.ts';
+
+/** Something that runs one parameterized statement and returns its rows. */
+export interface Queryable {
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /** Runs a script of several statements, without parameters (DDL). */
+  exec(script: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Where it points, safe to print: passwords are redacted. */
+  readonly description: string;
+  /** Runs fn in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** pg pool size (default 10). */
+  max?: number;
+  /** Sent to the server as application_name. */
+  applicationName?: string;
+}
+
+/** Where embedded PGlite keeps its files when no URL is given. */
+export const DEFAULT_PGLITE_DIR = './.data/pglite';
+
+// Both drivers return the same JavaScript values: DATE as 'YYYY-MM-DD' (a Date would shift by the
+// process time zone) and BIGINT as number (ours are identities and counts, far below 2^53).
+const DATE_OID = 1082;
+const INT8_OID = 20;
+const parseDate = (value: string): string => value;
+const parseInt8 = (value: string | number | bigint): number => Number(value);
+
+/**
+ * Opens the database: a postgres:// URL (any PostgreSQL, Supabase direct or session pooler),
+ * `memory://` (in-memory PGlite), `pglite:<dir>`, an existing pg.Pool or PGlite instance, or,
+ * when nothing is given, embedded PGlite in ./.data/pglite.
+ */
+export async function openDatabase(
+  target?: string | pg.Pool | PGlite,
+  options: OpenOptions = {},
+): Promise<Database> {
+  if (target instanceof PGlite) return wrapPglite(target, 'PGlite (instance)', false);
+  if (target instanceof pg.Pool) return wrapPool(target, 'PostgreSQL (pool)', false);
+  if (target === undefined || target === '') return openPglite(DEFAULT_PGLITE_DIR);
+  if (target === 'memory://') return openPglite(undefined);
+  if (target.startsWith('pglite:')) return openPglite(target.slice('pglite:'.length) || DEFAULT_PGLITE_DIR);
+  if (/^postgres(ql)?:\/\//.test(target)) {
+    const pool = new pg.Pool({
+      connectionString: target,
+      max: options.max ?? 10,
+      application_name: options.applicationName ?? 'figma-plugin-auth-db',
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+          if (oid === DATE_OID) return parseDate;
+          if (oid === INT8_OID) return parseInt8;
+          return pg.types.getTypeParser(oid, format as 'text');
+        }) as typeof pg.types.getTypeParser,
+      },
+    });
+    // An idle client that errors (server restart) must not crash the process; the next query reports it.
+    pool.on('error', () => {});
+    return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true);
+  }
+  throw new TypeError(
+    'openDatabase: expected a postgres:// or postgresql:// URL, "memory://", "pglite:<dir>", a pg.Pool or a PGlite instance',
+  );
+}
+
+/** Type parsers for PGlite instances created outside openDatabase (e.g. from a data-dir dump). */
+export const PGLITE_PARSERS = { [DATE_OID]: parseDate, [INT8_OID]: parseInt8 };
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  if (dataDir) mkdirSync(resolve(dataDir), { recursive: true });
+  const parsers = PGLITE_PARSERS;
+  const db = dataDir
+    ? await PGlite.create(resolve(dataDir), { parsers })
+    : await PGlite.create({ parsers });
+  return wrapPglite(db, dataDir ? `embedded PGlite in ${dataDir}` : 'in-memory PGlite', true);
+}
+
+function wrapPglite(db: PGlite, description: string, owned: boolean): Database {
+  const asQueryable = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
+    async query<R>(text: string, params: readonly unknown[] = []) {
+      return (await q.query<R>(text, params as unknown[])).rows;
+    },
+    async exec(script: string) {
+      await q.exec(script);
+    },
+  });
+  const base = asQueryable(db);
+  return {
+    kind: 'pglite',
+    description,
+    query: base.query,
+    exec: base.exec,
+    transaction: (fn) => db.transaction((tx) => fn(asQueryable(tx))),
+    async close() {
+      if (owned && !db.closed) await db.close();
+    },
+  };
+}
+
+function wrapPool(pool: pg.Pool, description: string, owned: boolean): Database {
+  const asQueryable = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<R>(text: string, params: readonly unknown[] = []) {
+      return (await q.query(text, params as unknown[])).rows as R[];
+    },
+    async exec(script: string) {
+      // No parameters: pg sends it with the simple protocol, which allows several statements.
+      await q.query(script);
+    },
+  });
+  const base = asQueryable(pool);
+  return {
+    kind: 'postgres',
+    description,
+    query: base.query,
+    exec: base.exec,
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(asQueryable(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      if (owned) await pool.end();
+    },
+  };
+}

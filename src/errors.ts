@@ -1,0 +1,72 @@
+/**
+ * Every failure the library reports is a PluginAuthError with a stable `code` (listed in the
+ * README). Messages name what to fix and never contain a token, key or password.
+ */
+export class PluginAuthError extends Error {
+  readonly code: string;
+  override readonly cause?: unknown;
+  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    if (options.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** Bad input: nothing was written. */
+export class ValidationError extends PluginAuthError {}
+/** A referenced row (user, plan, token, login request, Stripe customer or price) does not exist. */
+export class NotFoundError extends PluginAuthError {}
+/** A plugin token or login key that must be refused. */
+export class AuthError extends PluginAuthError {}
+/** Setup or schema verification failed. */
+export class SetupError extends PluginAuthError {}
+/** The database refused or failed in a way this library does not model. */
+export class DatabaseError extends PluginAuthError {}
+
+/**
+ * SQLSTATEs raised by our own SQL functions (class "PA"), mapped to the TypeScript error classes.
+ * The SQL message starts with the stable code ("unknown_user: ..."), so rpc callers see it too.
+ */
+const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: { cause?: unknown }) => PluginAuthError> = {
+  PA001: NotFoundError, // unknown_user
+  PA002: ValidationError, // invalid_items
+  PA003: ValidationError, // invalid_action
+  PA004: ValidationError, // invalid_idempotency_key
+  PA005: ValidationError, // invalid_metadata
+  PA006: ValidationError, // invalid_date
+  PA007: NotFoundError, // no_plan
+  PA010: SetupError, // schema_modified
+  PA011: SetupError, // schema_newer
+};
+
+interface PgLikeError {
+  code?: unknown;
+  message?: unknown;
+}
+
+/** The SQLSTATE of a driver error (pg and PGlite both expose it as `code`). */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as PgLikeError | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * Turns a driver error into a typed error. Errors raised by our SQL functions keep their stable
+ * code; anything else becomes a DatabaseError coded by SQLSTATE class, with the server's message
+ * (server messages never contain our parameters' values: we never interpolate them).
+ */
+export function fromDatabaseError(error: unknown): PluginAuthError {
+  if (error instanceof PluginAuthError) return error;
+  const state = sqlState(error);
+  const message = String((error as PgLikeError | null)?.message ?? error);
+  const Class = state ? SQLSTATE_CLASSES[state] : undefined;
+  if (Class) {
+    const match = /^([a-z_]+): /.exec(message);
+    return new Class(match?.[1] ?? 'database_error', message, { cause: error });
+  }
+  if (state === '23503') return new NotFoundError('foreign_key_violation', message, { cause: error });
+  if (state === '23514') return new ValidationError('check_violation', message, { cause: error });
+  if (state === '22P02') return new ValidationError('invalid_input', message, { cause: error });
+  return new DatabaseError('database_error', message, { cause: error });
+}

@@ -1,0 +1,23 @@
+export { openDatabase, DEFAULT_PGLITE_DIR, type Database, type Queryable, type OpenOptions } from './db.ts';
+export { createPluginAuth, type PluginAuth, type PluginAuthOptions } from './auth.ts';
+export {
+  PluginAuthError,
+  ValidationError,
+  NotFoundError,
+  AuthError,
+  SetupError,
+  DatabaseError,
+} from './errors.ts';
+export {
+  setup,
+  applySchema,
+  applySchemaViaSupabase,
+  resolveTarget,
+  describeTarget,
+  type SetupResult,
+  type SetupMode,
+  type SetupTarget,
+} from './setup.ts';
+export { buildSetupScript, loadMigrations, schemaVersion, type Migration } from './migrations.ts';
+export { readCatalog, diffSchema, loadExpectedSchema, formatDifferences, type Catalog, type Difference } from './catalog.ts';
+export { loadDevelopmentEnv } from './env.ts';

@@ -1,0 +1,34 @@
+import { loadDevelopmentEnv, type Env } from './env.ts';
+import { formatSetupError, formatSetupReport } from './report.ts';
+import { redact, secretsOf } from './redact.ts';
+import { resolveTarget, setup, type SetupMode, type SetupTarget } from './setup.ts';
+
+export interface SetupCommandOptions {
+  mode: SetupMode;
+  cwd?: string;
+  env?: Env;
+  out?: (text: string) => void;
+  err?: (text: string) => void;
+}
+
+/**
+ * What `npm run setup` and `npm run setup:production` do: read the configuration for the mode,
+ * set up, print the report or the error block (redacted), and return the exit code.
+ */
+export async function runSetupCommand(options: SetupCommandOptions): Promise<number> {
+  const base = options.env ?? process.env;
+  const env = options.mode === 'development' ? loadDevelopmentEnv(options.cwd, base) : { ...base };
+  const secrets = secretsOf(env);
+  const out = options.out ?? ((text: string) => process.stdout.write(`${text}\n`));
+  const err = options.err ?? ((text: string) => process.stderr.write(`${text}\n`));
+  let target: SetupTarget | undefined;
+  try {
+    target = resolveTarget(env, options.mode);
+    const result = await setup({ mode: options.mode, env });
+    out(redact(formatSetupReport(result, options.mode), secrets));
+    return 0;
+  } catch (error) {
+    err(redact(formatSetupError(error, options.mode, target), secrets));
+    return 1;
+  }
+}

@@ -1,0 +1,222 @@
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from './db.ts';
+import { diffSchema, formatDifferences, loadExpectedSchema, readCatalog, type Catalog } from './catalog.ts';
+import { SetupError, fromDatabaseError } from './errors.ts';
+import { buildSetupScript, loadMigrations, schemaVersion } from './migrations.ts';
+import { redactUrl } from './redact.ts';
+import type { Env } from './env.ts';
+
+export type SetupMode = 'development' | 'production';
+
+export type SetupTarget =
+  | { kind: 'postgres'; url: string }
+  | { kind: 'supabase'; url: string; serviceRoleKey: string }
+  | { kind: 'pglite'; dataDir: string };
+
+export interface SetupResult {
+  /** Where the schema was applied, safe to print. */
+  target: string;
+  targetKind: SetupTarget['kind'];
+  schemaVersion: number;
+  /** Migrations applied by this run; empty when the database was already up to date. */
+  applied: string[];
+  /** The live catalog, read back after applying. */
+  catalog: Catalog;
+}
+
+/**
+ * Where setup goes: DATABASE_URL; else SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY (exec_sql over
+ * the REST API); else, in development only, embedded PGlite (PGLITE_DATA_DIR or ./.data/pglite).
+ */
+export function resolveTarget(env: Env, mode: SetupMode): SetupTarget {
+  const url = env.DATABASE_URL?.trim();
+  if (url) {
+    if (!/^postgres(ql)?:\/\/.+/.test(url)) {
+      throw new SetupError('invalid_database_url', 'DATABASE_URL must be a postgres:// or postgresql:// connection URL.');
+    }
+    return { kind: 'postgres', url };
+  }
+  const supabaseUrl = env.SUPABASE_URL?.trim();
+  const serviceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY?.trim();
+  if (supabaseUrl || serviceRoleKey) {
+    if (!supabaseUrl || !serviceRoleKey) {
+      throw new SetupError(
+        'incomplete_supabase_config',
+        `SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must both be set (${supabaseUrl ? 'SUPABASE_SERVICE_ROLE_KEY' : 'SUPABASE_URL'} is missing).`,
+      );
+    }
+    if (!/^https?:\/\/[^\s]+$/.test(supabaseUrl)) {
+      throw new SetupError('invalid_supabase_url', 'SUPABASE_URL must be an http(s):// URL, e.g. https://<project>.supabase.co');
+    }
+    return { kind: 'supabase', url: supabaseUrl, serviceRoleKey };
+  }
+  if (mode === 'production') {
+    throw new SetupError(
+      'no_database_configured',
+      'Production setup needs DATABASE_URL, or SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, in the environment; it never falls back to the embedded database.',
+    );
+  }
+  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR?.trim() || DEFAULT_PGLITE_DIR };
+}
+
+export function describeTarget(target: SetupTarget): string {
+  if (target.kind === 'postgres') return `PostgreSQL at ${redactUrl(target.url)}`;
+  if (target.kind === 'supabase') return `Supabase at ${redactUrl(target.url)} (exec_sql over the REST API)`;
+  return `embedded PGlite in ${target.dataDir}`;
+}
+
+/**
+ * Applies the schema on an open database, in one transaction: the setup script (lock, version
+ * check, pending files), then the catalog read back and compared with the expected schema. Any
+ * error, drift included, rolls the whole transaction back.
+ */
+export async function applySchema(db: Database): Promise<SetupResult> {
+  const expected = loadExpectedSchema();
+  const script = buildSetupScript();
+  try {
+    return await db.transaction(async (tx) => {
+      await tx.exec(script);
+      const applied = await tx.query<{ name: string }>(
+        'SELECT name FROM public.plugin_auth_migrations WHERE applied_at = pg_catalog.now() ORDER BY version',
+      );
+      const catalog = await readCatalog(tx);
+      assertNoDrift(diffSchema(expected, catalog));
+      return {
+        target: db.description,
+        targetKind: db.kind,
+        schemaVersion: schemaVersion(),
+        applied: applied.map((row) => row.name),
+        catalog,
+      };
+    });
+  } catch (error) {
+    throw fromDatabaseError(error);
+  }
+}
+
+function assertNoDrift(differences: ReturnType<typeof diffSchema>): void {
+  if (differences.length === 0) return;
+  throw new SetupError(
+    'schema_drift',
+    `the database has objects that differ from the expected schema and setup cannot repair them:\n  ${formatDifferences(differences).join('\n  ')}`,
+  );
+}
+
+/**
+ * The seed's Supabase pattern: the same script through supabase.rpc('exec_sql', { sql }). One rpc
+ * call is one transaction, so a failure part way still leaves nothing behind. The catalog is then
+ * read back through rpc('plugin_auth_catalog').
+ */
+export async function applySchemaViaSupabase(client: SupabaseClient, description = 'Supabase'): Promise<SetupResult> {
+  const before = await fetchCatalog(client, 0).catch(() => undefined);
+  const { error } = await client.rpc('exec_sql', { sql: buildSetupScript() });
+  if (error) throw supabaseError(error);
+  // PostgREST reloads its schema cache after the NOTIFY at the end of the script; give it a moment.
+  const catalog = await fetchCatalog(client, 20);
+  assertNoDrift(diffSchema(loadExpectedSchema(), catalog));
+  const had = new Set(before?.migrations.map((m) => m.version));
+  return {
+    target: description,
+    targetKind: 'supabase',
+    schemaVersion: schemaVersion(),
+    applied: catalog.migrations.filter((m) => !had.has(m.version)).map((m) => m.name),
+    catalog,
+  };
+}
+
+interface PostgrestErrorLike {
+  message: string;
+  code?: string;
+  details?: string | null;
+  hint?: string | null;
+}
+
+function supabaseError(error: PostgrestErrorLike): SetupError {
+  // PGRST202: PostgREST found no such function (or it is not exposed / not executable).
+  if (error.code === 'PGRST202' || /exec_sql/.test(error.message) && /not find|does not exist/.test(error.message)) {
+    return new SetupError(
+      'exec_sql_missing',
+      'the exec_sql function does not exist (or service_role may not execute it). Create it once in the Supabase SQL editor: see README, "Supabase: the exec_sql function".',
+    );
+  }
+  const known = error.code ? fromDatabaseError({ code: error.code, message: error.message }) : undefined;
+  if (known && known.code !== 'database_error') return new SetupError(known.code, error.message);
+  const detail = [error.details, error.hint].filter(Boolean).join(' ');
+  return new SetupError('setup_failed', `${error.message}${detail ? ` (${detail})` : ''}`);
+}
+
+async function fetchCatalog(client: SupabaseClient, retries: number): Promise<Catalog> {
+  for (let attempt = 0; ; attempt++) {
+    const { data, error } = await client.rpc('plugin_auth_catalog');
+    if (!error) return (typeof data === 'string' ? JSON.parse(data) : data) as Catalog;
+    if (attempt >= retries || error.code !== 'PGRST202') throw supabaseError(error);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+export interface SetupOptions {
+  mode: SetupMode;
+  /** The configuration to read (already merged with .env files for development). */
+  env: Env;
+}
+
+/** Resolves the target from the environment, applies the schema, and closes what it opened. */
+export async function setup(options: SetupOptions): Promise<SetupResult> {
+  const target = resolveTarget(options.env, options.mode);
+  if (target.kind === 'supabase') {
+    const client = createClient(target.url, target.serviceRoleKey, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    });
+    try {
+      return await applySchemaViaSupabase(client, describeTarget(target));
+    } catch (error) {
+      if (error instanceof SetupError) throw error;
+      throw new SetupError('connection_failed', `cannot reach Supabase: ${causeMessage(error)}`, { cause: error });
+    }
+  }
+  let db: Database;
+  try {
+    db = await openDatabase(target.kind === 'postgres' ? target.url : `pglite:${target.dataDir}`, { max: 1 });
+  } catch (error) {
+    throw new SetupError('connection_failed', causeMessage(error), { cause: error });
+  }
+  try {
+    return await applySchema(db);
+  } catch (error) {
+    const typed = fromDatabaseError(error);
+    if (typed instanceof SetupError) throw typed;
+    const code = isConnectionError(error) ? 'connection_failed' : 'setup_failed';
+    throw new SetupError(code, causeMessage(error), { cause: error });
+  } finally {
+    await db.close().catch(() => {});
+  }
+}
+
+/** The real message, including the cause chain that Node's fetch and pg hide behind generic text. */
+export function causeMessage(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 4; depth++) {
+    const err = current as { message?: unknown; code?: unknown; errors?: unknown[]; cause?: unknown };
+    let message = typeof err.message === 'string' && err.message ? err.message : '';
+    // AggregateError (e.g. ECONNREFUSED on ::1 and 127.0.0.1) has an empty message of its own.
+    if (!message && Array.isArray(err.errors) && err.errors.length) {
+      message = err.errors.map((e) => (e as Error)?.message).filter(Boolean).join('; ');
+    }
+    if (!message) message = typeof err.code === 'string' ? err.code : String(current);
+    if (!parts.includes(message)) parts.push(message);
+    current = err.cause;
+  }
+  return parts.join(': ');
+}
+
+const CONNECTION_STATES = new Set(['28P01', '28000', '3D000', '08001', '08006', '57P03']);
+function isConnectionError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 4; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && (CONNECTION_STATES.has(code) || /^E[A-Z]+$/.test(code))) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}

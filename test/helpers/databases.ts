@@ -1,0 +1,154 @@
+// Each test gets a database of its own, on PGlite and on a real PostgreSQL server.
+// - PGlite: a fresh in-memory instance, loaded from a per-process dump of an already set-up one.
+// - PostgreSQL: CREATE DATABASE ... TEMPLATE a set-up template, shared by all test processes and
+//   named after the schema's checksum (so a changed sql/ file gets a new template).
+// A database whose test failed is left in place and its name printed, for inspection.
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { openDatabase, PGLITE_PARSERS, type Database } from '../../src/db.ts';
+import { buildSetupScript, loadMigrations } from '../../src/migrations.ts';
+
+export type Dialect = 'pglite' | 'postgres';
+
+/** Which databases the suite runs on: TEST_DIALECTS (default both). */
+export const DIALECTS: Dialect[] = (process.env.TEST_DIALECTS ?? 'pglite,postgres')
+  .split(',')
+  .map((d) => d.trim())
+  .filter((d): d is Dialect => d === 'pglite' || d === 'postgres');
+
+/** The real server's admin URL. Real-server tests never skip: no URL is a failure, not a skip. */
+export function serverUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: run the suite with `npm test`, which provides a server');
+  return url;
+}
+
+export function urlFor(database: string): string {
+  const url = new URL(serverUrl());
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: serverUrl() });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const schemaHash = createHash('sha256')
+  .update(loadMigrations().map((m) => m.checksum).join(','))
+  .digest('hex')
+  .slice(0, 12);
+const TEMPLATE = `fpa_template_${schemaHash}`;
+
+let templateReady: Promise<void> | undefined;
+function ensureTemplate(): Promise<void> {
+  templateReady ??= admin(async (client) => {
+    // A session lock on the admin connection: one process builds the template, the others wait.
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [TEMPLATE]);
+    try {
+      const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE]);
+      if (exists.rowCount) return;
+      const building = `${TEMPLATE}_building`;
+      await client.query(`DROP DATABASE IF EXISTS ${building}`);
+      await client.query(`CREATE DATABASE ${building}`);
+      const db = new pg.Client({ connectionString: urlFor(building) });
+      await db.connect();
+      try {
+        await db.query(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
+      } finally {
+        await db.end();
+      }
+      await client.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE}`);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [TEMPLATE]);
+    }
+  });
+  return templateReady;
+}
+
+let pgliteDump: Promise<File | Blob> | undefined;
+function pgliteTemplate(): Promise<File | Blob> {
+  pgliteDump ??= (async () => {
+    const db = await PGlite.create({ parsers: PGLITE_PARSERS });
+    await db.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
+    const dump = await db.dumpDataDir('none');
+    await db.close();
+    return dump;
+  })();
+  return pgliteDump;
+}
+
+export interface TestDatabase {
+  dialect: Dialect;
+  db: Database;
+  /** Real server only: this database's URL (for subprocesses and extra pools). */
+  url?: string;
+  /** Real server only: its name. */
+  name?: string;
+}
+
+export interface FreshOptions {
+  /** Apply the schema first (default true). */
+  setup?: boolean;
+  /** Pool size on the real server (default 10). */
+  max?: number;
+}
+
+/** A brand-new database for one test. */
+export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}): Promise<TestDatabase> {
+  const setup = options.setup ?? true;
+  if (dialect === 'pglite') {
+    const instance = setup
+      ? await PGlite.create({ loadDataDir: await pgliteTemplate(), parsers: PGLITE_PARSERS })
+      : await PGlite.create({ parsers: PGLITE_PARSERS });
+    const db = await openDatabase(instance);
+    return { dialect, db: { ...db, close: () => instance.close() } };
+  }
+  if (setup) await ensureTemplate();
+  const name = `fpa_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await admin((client) => client.query(`CREATE DATABASE ${name}${setup ? ` TEMPLATE ${TEMPLATE}` : ''}`));
+  const url = urlFor(name);
+  const db = await openDatabase(url, { max: options.max ?? 10 });
+  return { dialect, db, url, name };
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+/**
+ * Runs fn on a fresh database and removes it afterwards, unless fn failed: then the real-server
+ * database is kept and named on stderr.
+ */
+export async function withDatabase<T>(
+  dialect: Dialect,
+  fn: (t: TestDatabase) => Promise<T>,
+  options: FreshOptions = {},
+): Promise<T> {
+  const t = await freshDatabase(dialect, options);
+  try {
+    const result = await fn(t);
+    await t.db.close();
+    if (t.name) await dropDatabase(t.name);
+    return result;
+  } catch (error) {
+    await t.db.close().catch(() => {});
+    if (t.name) process.stderr.write(`# kept database ${t.name} for inspection\n`);
+    throw error;
+  }
+}
+
+/** Creates a user and returns its id. */
+export async function createUser(db: Pick<Database, 'query'>, email?: string): Promise<string> {
+  const rows = await db.query<{ id: string }>(
+    'INSERT INTO public.users (email, name) VALUES ($1, $2) RETURNING id',
+    [email ?? `user-${randomBytes(6).toString('hex')}@example.com`, 'Test User'],
+  );
+  return rows[0]!.id;
+}

@@ -1,0 +1,39 @@
+// A comparable picture of a whole database: the catalog (minus when things were applied) and every
+// row of every table in public, in a stable order.
+import type { Database } from '../../src/db.ts';
+import { readCatalog } from '../../src/catalog.ts';
+
+export interface Dump {
+  catalog: unknown;
+  rows: Record<string, unknown[]>;
+}
+
+export interface DumpOptions {
+  /** Replace generated ids and timestamps, so two databases set up separately compare equal. */
+  normalize?: boolean;
+}
+
+export async function dumpDatabase(db: Pick<Database, 'query'>, options: DumpOptions = {}): Promise<Dump> {
+  const catalog = await readCatalog(db);
+  const tables = catalog.tables.map((t) => t.name).sort();
+  const rows: Record<string, unknown[]> = {};
+  for (const table of tables) {
+    const data = await db.query<{ r: Record<string, unknown> }>(
+      `SELECT to_jsonb(t) AS r FROM public.${table} t ORDER BY to_jsonb(t)::text`,
+    );
+    rows[table] = data.map(({ r }) => {
+      const row = typeof r === 'string' ? JSON.parse(r) : r;
+      if (!options.normalize) return row;
+      for (const key of Object.keys(row)) {
+        if (key === 'id' || key.endsWith('_at') || key === 'plan_id') row[key] = `<${key}>`;
+      }
+      return row;
+    });
+    if (options.normalize) rows[table]!.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  }
+  const { migrations, serverVersion, serverVersionNum, database, ...rest } = catalog;
+  return {
+    catalog: { ...rest, migrations: migrations.map(({ appliedAt, ...m }) => (options.normalize ? m : { ...m, appliedAt })) },
+    rows,
+  };
+}

@@ -1,0 +1,134 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DIALECTS, withDatabase } from './helpers/databases.ts';
+import { readCatalog, type CatalogTable } from '../src/catalog.ts';
+
+const TS = 'timestamp with time zone';
+
+// The seed's DDL for subscription_plans, column by column: name, type, default, not null.
+const SUBSCRIPTION_PLANS: [string, string, string | null, boolean][] = [
+  ['id', 'uuid', 'gen_random_uuid()', true],
+  ['plan_slug', 'character varying(50)', null, true],
+  ['stripe_product_id', 'character varying(255)', null, false],
+  ['stripe_price_id', 'character varying(255)', null, false],
+  ['name', 'character varying(255)', null, true],
+  ['description', 'text', null, false],
+  ['price_monthly', 'integer', '0', false],
+  ['limits', 'jsonb', `'{"isDaily": false, "batchSize": 1, "resizesPerDay": 2}'::jsonb`, true],
+  ['features', 'text[]', null, false],
+  ['is_active', 'boolean', 'true', false],
+  ['created_at', TS, 'now()', false],
+  ['updated_at', TS, 'now()', false],
+];
+
+const SEED_INDEXES = [
+  ['plugin_tokens', 'idx_plugin_tokens_user_id'],
+  ['plugin_tokens', 'idx_plugin_tokens_token'],
+  ['plugin_usage', 'idx_plugin_usage_user_id'],
+  ['plugin_usage', 'idx_plugin_usage_created_at'],
+  ['daily_usage_summary', 'idx_daily_usage_user_action_date'],
+  ['user_subscriptions', 'idx_user_subscriptions_user_id'],
+  ['user_subscriptions', 'idx_user_subscriptions_stripe_customer'],
+  ['user_subscriptions', 'idx_user_subscriptions_stripe_subscription'],
+];
+
+function table(tables: CatalogTable[], name: string): CatalogTable {
+  const found = tables.find((t) => t.name === name);
+  assert.ok(found, `table ${name} exists`);
+  return found;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`schema [${dialect}]`, () => {
+    test('subscription_plans has exactly the seed columns, types and defaults', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const { tables } = await readCatalog(db);
+        const columns = table(tables, 'subscription_plans').columns.map((c) => [c.name, c.type, c.default, c.notNull]);
+        assert.deepEqual(columns, SUBSCRIPTION_PLANS);
+      }));
+
+    test('all seven tables exist, and every seed index by name on its table', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const { tables } = await readCatalog(db);
+        for (const name of ['users', 'api_keys', 'subscription_plans', 'plugin_tokens', 'plugin_usage', 'daily_usage_summary', 'user_subscriptions']) {
+          table(tables, name);
+        }
+        for (const [tableName, index] of SEED_INDEXES) {
+          assert.ok(table(tables, tableName!).indexes.some((i) => i.name === index), `${index} on ${tableName}`);
+        }
+        const tokenIndex = table(tables, 'plugin_tokens').indexes.find((i) => i.name === 'idx_plugin_tokens_token');
+        assert.match(tokenIndex!.definition, /\(token_hash\)/);
+        const daily = table(tables, 'daily_usage_summary');
+        assert.ok(daily.constraints.some((c) => c.type === 'u' && /UNIQUE \(user_id, action, usage_date\)/.test(c.definition)));
+      }));
+
+    test('every foreign key cascades on delete and has an index leading with its column', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const { tables } = await readCatalog(db);
+        let foreignKeys = 0;
+        for (const t of tables) {
+          for (const fk of t.constraints.filter((c) => c.type === 'f')) {
+            foreignKeys++;
+            assert.match(fk.definition, /ON DELETE CASCADE/, `${t.name}.${fk.name}`);
+            const column = /^FOREIGN KEY \((\w+)\)/.exec(fk.definition)![1]!;
+            const indexed = t.indexes.some((i) => new RegExp(`USING btree \\(${column}[,)]`).test(i.definition));
+            assert.ok(indexed, `foreign key column ${t.name}.${column} has an index`);
+          }
+        }
+        assert.ok(foreignKeys >= 6, `found ${foreignKeys} foreign keys`);
+      }));
+
+    test('every timestamp column is timestamptz; created_at and updated_at default to now()', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const { tables } = await readCatalog(db);
+        for (const t of tables) {
+          for (const c of t.columns) {
+            if (/_at$|_end$|_start$|^stripe_event_created$/.test(c.name) && c.name !== 'cancel_at_period_end') {
+              assert.equal(c.type, TS, `${t.name}.${c.name}`);
+            }
+            if (c.name === 'created_at' || c.name === 'updated_at') assert.equal(c.default, 'now()', `${t.name}.${c.name}`);
+          }
+        }
+      }));
+
+    test('the four plans are seeded with the seed limits', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const plans = await db.query<{ plan_slug: string; limits: unknown; price_monthly: number }>(
+          'SELECT plan_slug, limits, price_monthly FROM public.subscription_plans ORDER BY price_monthly',
+        );
+        assert.deepEqual(
+          plans.map((p) => [p.plan_slug, p.limits]),
+          [
+            ['free', { resizesPerDay: 2, batchSize: 1, isDaily: false }],
+            ['basic', { resizesPerDay: 4, batchSize: 5, isDaily: true }],
+            ['pro', { resizesPerDay: 6, batchSize: 20, isDaily: true }],
+            ['enterprise', { resizesPerDay: -1, batchSize: -1, isDaily: true }],
+          ],
+        );
+        assert.equal(plans[0]!.price_monthly, 0);
+        assert.ok(plans.slice(1).every((p, i) => p.price_monthly > plans[i]!.price_monthly), 'prices rise with the plan');
+      }));
+
+    test('malformed limits are refused by the CHECK constraint', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const bad = [
+          '{"resizesPerDay": "2", "batchSize": 1, "isDaily": false}',
+          '{"resizesPerDay": 2.5, "batchSize": 1, "isDaily": false}',
+          '{"resizesPerDay": -2, "batchSize": 1, "isDaily": false}',
+          '{"resizesPerDay": 2, "batchSize": 0, "isDaily": false}',
+          '{"resizesPerDay": 2, "batchSize": 1, "isDaily": "yes"}',
+          '{"resizesPerDay": 2, "batchSize": 1}',
+          '[1, 2, 3]',
+        ];
+        for (const limits of bad) {
+          await assert.rejects(
+            db.query(`INSERT INTO public.subscription_plans (plan_slug, name, limits) VALUES ('bad', 'Bad', $1::jsonb)`, [limits]),
+            (e: { code?: string }) => e.code === '23514',
+            limits,
+          );
+        }
+        const count = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.subscription_plans');
+        assert.equal(count[0]!.n, 4);
+      }));
+  });
+}
