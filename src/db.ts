@@ -125,16 +125,25 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean): Database 
     exec: base.exec,
     async transaction(fn) {
       const client = await pool.connect();
+      // A connection lost mid-transaction surfaces as the failed query's rejection; without a
+      // listener the client's 'error' event would also crash the process.
+      const onError = () => {};
+      client.on('error', onError);
+      let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await fn(asQueryable(client));
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
         throw error;
       } finally {
-        client.release();
+        client.off('error', onError);
+        // A client whose ROLLBACK failed is not returned to the pool: it is destroyed.
+        client.release(broken);
       }
     },
     async close() {

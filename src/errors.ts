@@ -38,6 +38,7 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA007: NotFoundError, // no_plan
   PA010: SetupError, // schema_modified
   PA011: SetupError, // schema_newer
+  PA012: SetupError, // schema_drift
 };
 
 interface PgLikeError {

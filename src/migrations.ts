@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { HOST_TABLES, loadExpectedSchema, type ExpectedSchema } from './catalog.ts';
 
 /** One numbered file of sql/: the only place DDL is written. */
 export interface Migration {
@@ -59,7 +60,10 @@ const LOCK_KEY = 'figma-plugin-auth-db:setup';
  *    a file that changed since it was applied, or a database newer than this package, stops setup.
  * 4. Each pending file runs, and is recorded, in the same transaction: all or nothing.
  */
-export function buildSetupScript(migrations: Migration[] = loadMigrations()): string {
+export function buildSetupScript(
+  migrations: Migration[] = loadMigrations(),
+  expected: ExpectedSchema | null = loadExpectedSchemaIfPresent(),
+): string {
   const known = migrations.map((m) => `(${m.version}, '${m.checksum}')`).join(', ');
   const parts: string[] = [
     `-- figma-plugin-auth-db schema setup: version ${schemaVersion(migrations)}, generated from sql/*.sql.`,
@@ -96,6 +100,7 @@ BEGIN
 END
 $plugin_auth_check$;`,
   ];
+  if (expected) parts.push(buildPreflight(expected));
   for (const m of migrations) {
     const tag = `$plugin_auth_${String(m.version).padStart(3, '0')}$`;
     if (m.sql.includes(BODY_TAG) || m.sql.includes(tag)) {
@@ -118,4 +123,58 @@ ${tag};`);
   // once. Anywhere else nobody listens, and a NOTIFY is delivered only if the transaction commits.
   parts.push("NOTIFY pgrst, 'reload schema';");
   return `${parts.join('\n\n')}\n`;
+}
+
+function loadExpectedSchemaIfPresent(): ExpectedSchema | null {
+  try {
+    return loadExpectedSchema();
+  } catch {
+    return null; // only while generating it for the first time
+  }
+}
+
+const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+
+/**
+ * Before anything is created: every one of our tables that already exists must have the expected
+ * columns and types (CREATE TABLE IF NOT EXISTS would silently keep a table of another shape), and
+ * users.id must be the uuid our foreign keys reference. Reports every difference at once.
+ */
+function buildPreflight(expected: ExpectedSchema): string {
+  const rows: string[] = [];
+  for (const table of expected.tables) {
+    const host = (HOST_TABLES as readonly string[]).includes(table.name);
+    for (const column of table.columns) {
+      if (host && !(table.name === 'users' && column.name === 'id')) continue;
+      rows.push(`(${literal(table.name)}, ${literal(column.name)}, ${literal(column.type)})`);
+    }
+  }
+  return `DO $plugin_auth_preflight$
+DECLARE
+  v_problems TEXT;
+BEGIN
+  SELECT pg_catalog.string_agg(
+           pg_catalog.format('%s.%s is %s, expected %s', e.table_name, e.column_name,
+                             COALESCE(a.column_type, 'missing'), e.column_type),
+           '; ' ORDER BY e.table_name, e.column_name)
+    INTO v_problems
+    FROM (VALUES
+      ${rows.join(',\n      ')}
+    ) AS e(table_name, column_name, column_type)
+    JOIN pg_catalog.pg_class c
+      ON c.relname = e.table_name AND c.relkind IN ('r', 'p')
+     AND c.relnamespace = 'public'::regnamespace
+    LEFT JOIN LATERAL (
+      SELECT pg_catalog.format_type(att.atttypid, att.atttypmod) AS column_type
+        FROM pg_catalog.pg_attribute att
+       WHERE att.attrelid = c.oid AND att.attname = e.column_name AND att.attnum > 0 AND NOT att.attisdropped
+    ) a ON true
+   WHERE a.column_type IS DISTINCT FROM e.column_type;
+  IF v_problems IS NOT NULL THEN
+    RAISE EXCEPTION 'schema_drift: tables that existed before setup have another shape: %', v_problems
+      USING ERRCODE = 'PA012',
+            HINT = 'Migrate or rename those tables, then run setup again. Nothing was changed.';
+  END IF;
+END
+$plugin_auth_preflight$;`;
 }
