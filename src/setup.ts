@@ -124,6 +124,19 @@ export async function applySchemaViaSupabase(client: SupabaseClient, description
   };
 }
 
+/**
+ * A server-side supabase-js client. supabase-js builds its realtime client eagerly, and on Node
+ * before 22 (no global WebSocket) it needs a WebSocket constructor: the `ws` package it names.
+ * We never open a socket; this only lets the client be created.
+ */
+export async function createSupabaseClient(url: string, serviceRoleKey: string): Promise<SupabaseClient> {
+  const transport = globalThis.WebSocket ?? (await import('ws')).default;
+  return createClient(url, serviceRoleKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: transport as never },
+  });
+}
+
 interface PostgrestErrorLike {
   message: string;
   code?: string;
@@ -164,9 +177,7 @@ export interface SetupOptions {
 export async function setup(options: SetupOptions): Promise<SetupResult> {
   const target = resolveTarget(options.env, options.mode);
   if (target.kind === 'supabase') {
-    const client = createClient(target.url, target.serviceRoleKey, {
-      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    });
+    const client = await createSupabaseClient(target.url, target.serviceRoleKey);
     try {
       return await applySchemaViaSupabase(client, describeTarget(target));
     } catch (error) {
