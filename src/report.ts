@@ -19,6 +19,8 @@ function formatLimits(limits: Catalog['plans'][number]['limits']): string {
   return `${per}, ${batch}`;
 }
 
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
 const money = (cents: number) => `$${(cents / 100).toFixed(2)}/month`;
 
 /** The seed's success report. Every name and number comes from the live catalog in `result`. */
@@ -38,12 +40,15 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
   lines.push('', 'Tables Created:');
   ours.forEach((t, i) => {
     const fks = t.constraints.filter((c) => c.type === 'f').length;
-    lines.push(`${i + 1}. ${t.name} (${t.comment ?? 'no comment'}): ${t.columns.length} columns, ${t.indexes.length} indexes, ${fks} foreign keys`);
+    lines.push(
+      `${i + 1}. ${t.name} (${t.comment ?? 'no comment'}): ${plural(t.columns.length, 'column')}, ${plural(t.indexes.length, 'index', 'indexes')}, ${plural(fks, 'foreign key')}`,
+    );
   });
   const host = ['users', 'api_keys'].filter((name) => tables.has(name));
   if (host.length) lines.push(`   on top of the host tables: ${host.join(', ')}`);
   lines.push('', `Function${pluginFunctions.length === 1 ? '' : 's'} Created:`);
-  for (const f of pluginFunctions) lines.push(`- ${f.name}(${f.arguments}) → ${f.result.toUpperCase()}`);
+  // Scalar results in capitals as the seed writes them (→ INTEGER); composite ones as they are.
+  for (const f of pluginFunctions) lines.push(`- ${f.name}(${f.arguments}) → ${/^[a-z ]+$/.test(f.result) ? f.result.toUpperCase() : f.result}`);
   lines.push('', `Indexes Added (${indexes.length} named on the plugin tables):`);
   for (const name of PLUGIN_TABLES) {
     const list = indexes.filter((i) => i.table === name).map((i) => i.name);
