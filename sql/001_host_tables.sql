@@ -27,3 +27,26 @@ CREATE TABLE IF NOT EXISTS public.api_keys (
 
 -- Every foreign key column has an index: deleting a user must not scan api_keys.
 CREATE INDEX IF NOT EXISTS idx_api_keys_user_id ON public.api_keys (user_id);
+
+-- Host tables created just now, not ones the application already had, are locked down like our own
+-- tables (009 explains why): on Supabase a public.users table without RLS would be readable with
+-- the anon key. age(xmin) = 0: this very transaction wrote the table's catalog row.
+DO $$
+DECLARE
+  v_table REGCLASS;
+  v_role TEXT;
+BEGIN
+  FOREACH v_table IN ARRAY ARRAY['public.users'::regclass, 'public.api_keys'::regclass] LOOP
+    IF pg_catalog.age((SELECT c.xmin FROM pg_catalog.pg_class c WHERE c.oid = v_table)) = 0 THEN
+      EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
+      EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', v_table);
+      FOR v_role IN SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %I', v_table, v_role);
+      END LOOP;
+      IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = 'service_role') THEN
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO service_role', v_table);
+      END IF;
+    END IF;
+  END LOOP;
+END
+$$;

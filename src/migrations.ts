@@ -119,6 +119,7 @@ ${BODY_TAG};
 END
 ${tag};`);
   }
+  if (expected) parts.push(buildSecurityCall(expected));
   // Supabase's REST API (PostgREST) caches the schema; this makes new functions callable via rpc at
   // once. Anywhere else nobody listens, and a NOTIFY is delivered only if the transaction commits.
   parts.push("NOTIFY pgrst, 'reload schema';");
@@ -177,4 +178,17 @@ BEGIN
   END IF;
 END
 $plugin_auth_preflight$;`;
+}
+
+/**
+ * Every run ends by locking down this package's tables and functions (sql/009_security.sql):
+ * RLS on, nothing for PUBLIC / anon / authenticated, everything for service_role where it exists.
+ * The lists come from the generated schema snapshot, so objects added by later files are covered.
+ */
+function buildSecurityCall(expected: ExpectedSchema): string {
+  const tables = expected.tables.map((t) => t.name).filter((name) => !(HOST_TABLES as readonly string[]).includes(name));
+  const functions = [...new Set(expected.functions.map((f) => f.name))];
+  if (!functions.includes('plugin_auth_secure')) return '-- (no security step: sql/009 not in the snapshot yet)';
+  const array = (items: string[]) => `ARRAY[${items.map(literal).join(', ')}]::TEXT[]`;
+  return `SELECT public.plugin_auth_secure(\n  ${array(tables)},\n  ${array(functions)}\n);`;
 }

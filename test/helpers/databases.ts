@@ -46,12 +46,28 @@ const schemaHash = createHash('sha256')
   .slice(0, 12);
 const TEMPLATE = `fpa_template_${schemaHash}`;
 
+/**
+ * The real server plays Supabase: its roles exist (cluster-wide, NOLOGIN), so every real-server
+ * test runs against the grants setup gives them. PGlite runs without them, as plain PostgreSQL.
+ */
+export async function createSupabaseRoles(client: Pick<pg.Client, 'query'>): Promise<void> {
+  await client.query(`DO $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN BYPASSRLS; END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; -- another test process won the race
+    END $$`);
+}
+
+let rolesReady: Promise<void> | undefined;
 let templateReady: Promise<void> | undefined;
 function ensureTemplate(): Promise<void> {
   templateReady ??= admin(async (client) => {
     // A session lock on the admin connection: one process builds the template, the others wait.
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [TEMPLATE]);
     try {
+      await createSupabaseRoles(client);
       const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE]);
       if (exists.rowCount) return;
       const building = `${TEMPLATE}_building`;
@@ -110,6 +126,8 @@ export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}
     const db = await openDatabase(instance);
     return { dialect, db: { ...db, close: () => instance.close() } };
   }
+  rolesReady ??= admin(createSupabaseRoles);
+  await rolesReady;
   if (setup) await ensureTemplate();
   const name = `fpa_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   await admin((client) => client.query(`CREATE DATABASE ${name}${setup ? ` TEMPLATE ${TEMPLATE}` : ''}`));

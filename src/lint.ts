@@ -1,0 +1,60 @@
+import type { Catalog } from './catalog.ts';
+
+/**
+ * The checks Supabase's database advisor runs, on this package's objects in a live catalog.
+ * Used by tests, by `verify`, and worth running after any manual change.
+ */
+export interface Finding {
+  rule:
+    | 'rls_disabled'
+    | 'table_granted_to_public_role'
+    | 'function_search_path_mutable'
+    | 'function_executable_by_public_role'
+    | 'unindexed_foreign_key'
+    | 'duplicate_index';
+  object: string;
+  detail?: string;
+}
+
+/** Roles that reach the database through Supabase's public API, and PUBLIC (grantee ""). */
+const PUBLIC_GRANTEES = new Set(['', 'anon', 'authenticated']);
+
+/** Grantees of an ACL in text form ("grantee=privileges/grantor"). */
+function grantees(acl: string[]): string[] {
+  return acl.map((item) => item.slice(0, item.indexOf('=')).replace(/^"|"$/g, ''));
+}
+
+export function lintCatalog(catalog: Catalog, ours: { tables: string[]; functions: string[] }): Finding[] {
+  const findings: Finding[] = [];
+  const tables = catalog.tables.filter((t) => ours.tables.includes(t.name));
+  for (const t of tables) {
+    if (!t.rls) findings.push({ rule: 'rls_disabled', object: `table ${t.name}` });
+    const open = grantees(t.acl).filter((g) => PUBLIC_GRANTEES.has(g));
+    if (open.length) {
+      findings.push({ rule: 'table_granted_to_public_role', object: `table ${t.name}`, detail: open.map((g) => g || 'PUBLIC').join(', ') });
+    }
+    const indexColumns = t.indexes.map((i) => /\(([^)]*)\)/.exec(i.definition)?.[1]?.split(',').map((c) => c.trim()) ?? []);
+    for (const fk of t.constraints.filter((c) => c.type === 'f')) {
+      const columns = /^FOREIGN KEY \(([^)]*)\)/.exec(fk.definition)?.[1]?.split(',').map((c) => c.trim()) ?? [];
+      const covered = indexColumns.some((idx) => columns.every((c, i) => idx[i] === c));
+      if (!covered) findings.push({ rule: 'unindexed_foreign_key', object: `${t.name}.${fk.name}`, detail: columns.join(', ') });
+    }
+    const seen = new Map<string, string>();
+    for (const index of t.indexes) {
+      const shape = index.definition.replace(/INDEX \S+ ON/, 'INDEX ON');
+      const twin = seen.get(shape);
+      if (twin) findings.push({ rule: 'duplicate_index', object: `${t.name}.${index.name}`, detail: `same as ${twin}` });
+      else seen.set(shape, index.name);
+    }
+  }
+  for (const f of catalog.functions.filter((fn) => ours.functions.includes(fn.name))) {
+    const name = `function ${f.name}(${f.arguments})`;
+    if (!f.config.some((c) => c.startsWith('search_path='))) findings.push({ rule: 'function_search_path_mutable', object: name });
+    // An empty ACL is the default one, which lets PUBLIC execute.
+    const open = f.acl.length === 0 ? [''] : grantees(f.acl).filter((g) => PUBLIC_GRANTEES.has(g));
+    if (open.length) {
+      findings.push({ rule: 'function_executable_by_public_role', object: name, detail: open.map((g) => g || 'PUBLIC').join(', ') });
+    }
+  }
+  return findings;
+}
