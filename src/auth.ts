@@ -1,4 +1,5 @@
 import type { Database } from './db.ts';
+import { createTokens, type TokenOptions } from './tokens.ts';
 
 /** Options of createPluginAuth. Each part documents its own. */
 export interface PluginAuthOptions {
@@ -7,6 +8,15 @@ export interface PluginAuthOptions {
    * `tokens`; the other parts work without it.
    */
   tokenSecret?: string;
+  /** Plugin tokens: EdDSA key pair instead of tokenSecret (see docs/tokens.md). */
+  tokenKeyPair?: TokenOptions['tokenKeyPair'];
+  /** Plugin tokens: JWT iss (default 'figma-plugin-auth-db') and aud (default 'figma-plugin'). */
+  tokenIssuer?: string;
+  tokenAudience?: string;
+  /** Plugin tokens: default lifetime in seconds (default 7 days), per-user cap, login request life (600 s). */
+  tokenTtlSeconds?: number;
+  maxTokensPerUser?: number;
+  loginTtlSeconds?: number;
 }
 
 /**
@@ -17,6 +27,7 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
   void options;
   return {
     db,
+    tokens: createTokens(db, options),
   };
 }
 

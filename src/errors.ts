@@ -39,6 +39,16 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA010: SetupError, // schema_modified
   PA011: SetupError, // schema_newer
   PA012: SetupError, // schema_drift
+  PA020: ValidationError, // invalid_device_name
+  PA021: ValidationError, // invalid_ttl
+  PA022: NotFoundError, // token_not_found
+  PA023: ValidationError, // invalid_reason
+  PA024: ValidationError, // invalid_cutoff
+  PA025: NotFoundError, // login_not_found
+  PA026: AuthError, // login_expired
+  PA027: AuthError, // login_already_completed
+  PA028: ValidationError, // invalid_max_tokens
+  PA029: ValidationError, // invalid_digest
 };
 
 interface PgLikeError {

@@ -21,3 +21,6 @@ export {
 export { buildSetupScript, loadMigrations, schemaVersion, type Migration } from './migrations.ts';
 export { readCatalog, diffSchema, loadExpectedSchema, formatDifferences, type Catalog, type Difference } from './catalog.ts';
 export { loadDevelopmentEnv } from './env.ts';
+export { createTokens, type Tokens, type TokenOptions, type IssuedToken, type VerifiedToken, type TokenInfo } from './tokens.ts';
+export { type BegunLogin } from './login.ts';
+export { type TokenKey } from './token-signer.ts';

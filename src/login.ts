@@ -1,0 +1,105 @@
+// The Figma login hand-over. A plugin cannot receive a redirect, so (Figma's documented pattern):
+// the plugin calls beginLogin, keeps the read key, opens the system browser on a page of yours
+// carrying the write key; that page signs the user in and calls completeLogin(writeKey, userId);
+// meanwhile the plugin polls with the read key and, once, receives a freshly minted token.
+// Keys are random 256-bit values; the database holds only their SHA-256 digests.
+import { randomBytes } from 'node:crypto';
+import type { Database } from './db.ts';
+import { NotFoundError, ValidationError } from './errors.ts';
+import { checkDeviceName, checkUserId, mintToken, run } from './session-input.ts';
+import { sha256Hex, type Signer } from './token-signer.ts';
+import type { IssuedToken } from './tokens.ts';
+
+export interface LoginOptions {
+  /** How long a login request can wait for the browser (default 600 s, i.e. ten minutes). */
+  loginTtlSeconds?: number;
+}
+
+export interface BegunLogin {
+  /** Stays in the plugin: it polls with it. */
+  readKey: string;
+  /** Goes to the browser page (e.g. in the URL fragment), which completes the login with it. */
+  writeKey: string;
+  expiresAt: Date;
+}
+
+export const DEFAULT_LOGIN_TTL_SECONDS = 600;
+const KEY_BYTES = 32;
+// 32 bytes in base64url: exactly 43 characters. Anything else cannot be one of our keys.
+const KEY_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+const newKey = () => randomBytes(KEY_BYTES).toString('base64url');
+
+/** A string that is not shaped like a key is answered as a key that names no login: no database call. */
+function keyDigest(key: unknown, which: 'read' | 'write'): string {
+  if (typeof key !== 'string' || !KEY_SHAPE.test(key)) {
+    throw new NotFoundError('login_not_found', `login_not_found: that is not a ${which} key issued by beginLogin`);
+  }
+  return sha256Hex(key);
+}
+
+export function createLogin(
+  db: Database,
+  options: LoginOptions,
+  signer: () => Signer,
+  token: { ttlSeconds: number; maxActive: number | null },
+) {
+  const loginTtl = options.loginTtlSeconds ?? DEFAULT_LOGIN_TTL_SECONDS;
+  if (!Number.isInteger(loginTtl) || loginTtl < 10 || loginTtl > 3600) {
+    throw new ValidationError('invalid_ttl', 'invalid_ttl: loginTtlSeconds must be a whole number from 10 to 3600');
+  }
+
+  return {
+    /** Starts a login: `{ readKey, writeKey, expiresAt }`. Fails early when no signing key is configured. */
+    async beginLogin({ deviceName }: { deviceName?: string | null } = {}): Promise<BegunLogin> {
+      signer(); // a login that could never be collected is refused now, not ten minutes later
+      const device = checkDeviceName(deviceName);
+      const readKey = newKey();
+      const writeKey = newKey();
+      const rows = await run(() =>
+        db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1, $2, $3, $4) AS expires_at', [
+          sha256Hex(readKey), sha256Hex(writeKey), loginTtl, device,
+        ]),
+      );
+      return { readKey, writeKey, expiresAt: rows[0]!.expires_at };
+    },
+
+    /**
+     * Called by your web page once the user is signed in there. Completing again for the same
+     * user is a no-op; for another user it is refused (login_already_completed).
+     */
+    async completeLogin(writeKey: string, userId: string): Promise<void> {
+      const digest = keyDigest(writeKey, 'write');
+      checkUserId(userId);
+      await run(() => db.query('SELECT public.complete_plugin_login($1, $2)', [digest, userId]));
+    },
+
+    /**
+     * The plugin's poll: null while the browser has not completed the login; then, exactly once,
+     * `{ token, tokenId, expiresAt }` minted at this moment (never stored); after that the request
+     * is gone (login_not_found). Expired requests: login_expired.
+     * One round trip while pending, two on success.
+     */
+    async pollLogin(readKey: string): Promise<IssuedToken | null> {
+      const digest = keyDigest(readKey, 'read');
+      const sign = signer();
+      const rows = await run(() =>
+        db.query<{ status: 'pending' | 'completed'; user_id: string | null }>(
+          'SELECT status, user_id FROM public.poll_plugin_login($1)',
+          [digest],
+        ),
+      );
+      const row = rows[0];
+      if (!row || row.status !== 'completed' || !row.user_id) return null;
+      // Mint, then claim: the claim deletes the request and records the token in one statement, so
+      // of racing pollers exactly one succeeds and the others get login_not_found.
+      const minted = await mintToken(sign, row.user_id, token.ttlSeconds);
+      await run(() =>
+        db.query('SELECT public.claim_plugin_login($1, $2, $3, $4, $5, $6)', [
+          digest, row.user_id, minted.tokenId, minted.tokenHash, minted.expiresAt, token.maxActive,
+        ]),
+      );
+      return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt };
+    },
+  };
+}

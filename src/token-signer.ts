@@ -1,0 +1,155 @@
+// Signing and checking plugin JWTs with jose. Pure: no database. The key material is resolved once,
+// when createPluginAuth runs, so a bad secret or key fails at start-up, not on the first request;
+// a *missing* one fails only when a method that needs it is called (usage-only servers need none).
+import { KeyObject, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { AuthError, SetupError } from './errors.ts';
+
+/** A key as jose takes it, or a PEM string (PKCS#8 private, SPKI public). */
+export type TokenKey = KeyObject | CryptoKey | string;
+
+export interface TokenSigningOptions {
+  /** HS256 secret (e.g. PLUGIN_TOKEN_SECRET), at least 32 bytes. An empty string counts as unset. */
+  tokenSecret?: string;
+  /** EdDSA (Ed25519) key pair, instead of tokenSecret. Without privateKey this instance only verifies. */
+  tokenKeyPair?: { privateKey?: TokenKey; publicKey: TokenKey };
+  /** JWT `iss` (default 'figma-plugin-auth-db'). */
+  tokenIssuer?: string;
+  /** JWT `aud` (default 'figma-plugin'). */
+  tokenAudience?: string;
+}
+
+export const DEFAULT_ISSUER = 'figma-plugin-auth-db';
+export const DEFAULT_AUDIENCE = 'figma-plugin';
+export const MIN_SECRET_BYTES = 32;
+/** Our tokens are about 400 characters; anything far longer is refused before it is parsed. */
+export const MAX_TOKEN_LENGTH = 4096;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
+
+/** Lowercase hex SHA-256: what plugin_tokens and plugin_login_requests store instead of the value. */
+export const sha256Hex = (value: string): string => createHash('sha256').update(value, 'utf8').digest('hex');
+
+export interface VerifiedClaims {
+  userId: string;
+  tokenId: string;
+  exp: number;
+}
+
+export interface Signer {
+  sign(claims: { userId: string; tokenId: string; iat: number; exp: number }): Promise<string>;
+  /** Checks signature, algorithm, exp/nbf/iss/aud. Throws AuthError token_invalid or token_expired. */
+  verify(token: unknown): Promise<VerifiedClaims>;
+}
+
+const invalid = (why: string) => new AuthError('token_invalid', `token_invalid: ${why}`);
+
+type Resolved =
+  | { alg: 'HS256'; signKey: Uint8Array; verifyKey: Uint8Array }
+  | { alg: 'EdDSA'; signKey: KeyObject | CryptoKey | undefined; verifyKey: KeyObject | CryptoKey }
+  | undefined;
+
+function resolveKeys(options: TokenSigningOptions): Resolved {
+  const secret = options.tokenSecret;
+  const pair = options.tokenKeyPair;
+  if (secret !== undefined && secret !== '' && pair) {
+    throw new SetupError('token_key_conflict', 'token_key_conflict: give tokenSecret (HS256) or tokenKeyPair (EdDSA), not both');
+  }
+  if (pair) {
+    const verifyKey = asKey(pair.publicKey, 'public');
+    const signKey = pair.privateKey === undefined ? undefined : asKey(pair.privateKey, 'private');
+    return { alg: 'EdDSA', signKey, verifyKey };
+  }
+  if (secret === undefined || secret === '') return undefined;
+  if (typeof secret !== 'string') {
+    throw new SetupError('token_secret_invalid', 'token_secret_invalid: tokenSecret must be a string');
+  }
+  const bytes = new TextEncoder().encode(secret);
+  if (bytes.length < MIN_SECRET_BYTES) {
+    // Never echo the secret, nor its length in a way that helps: say what is needed.
+    throw new SetupError(
+      'token_secret_too_short',
+      `token_secret_too_short: tokenSecret must be at least ${MIN_SECRET_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`,
+    );
+  }
+  return { alg: 'HS256', signKey: bytes, verifyKey: bytes };
+}
+
+function asKey(key: TokenKey, kind: 'public' | 'private'): KeyObject | CryptoKey {
+  const bad = () =>
+    new SetupError('token_key_invalid', `token_key_invalid: tokenKeyPair.${kind}Key must be an Ed25519 ${kind} key (KeyObject, CryptoKey or PEM)`);
+  let resolved: KeyObject | CryptoKey;
+  try {
+    resolved = typeof key === 'string' ? (kind === 'public' ? createPublicKey(key) : createPrivateKey(key)) : key;
+  } catch {
+    throw bad();
+  }
+  const ok = resolved instanceof KeyObject
+    ? resolved.type === kind && resolved.asymmetricKeyType === 'ed25519'
+    : resolved.type === kind && resolved.algorithm.name === 'Ed25519';
+  if (!ok) throw bad();
+  return resolved;
+}
+
+export function createSigner(options: TokenSigningOptions): () => Signer {
+  const keys = resolveKeys(options);
+  const issuer = options.tokenIssuer ?? DEFAULT_ISSUER;
+  const audience = options.tokenAudience ?? DEFAULT_AUDIENCE;
+  const missing = () =>
+    new SetupError(
+      'token_secret_missing',
+      'token_secret_missing: plugin tokens need tokenSecret (at least 32 bytes, e.g. PLUGIN_TOKEN_SECRET) or tokenKeyPair in createPluginAuth options',
+    );
+
+  const signer: Signer | undefined = keys && {
+    async sign({ userId, tokenId, iat, exp }) {
+      if (!keys.signKey) {
+        throw new SetupError('token_private_key_missing', 'token_private_key_missing: tokenKeyPair has no privateKey, so this instance can only verify');
+      }
+      return new SignJWT({})
+        .setProtectedHeader({ alg: keys.alg, typ: 'JWT' })
+        .setSubject(userId)
+        .setJti(tokenId)
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .sign(keys.signKey);
+    },
+    async verify(token) {
+      // Cheap shape checks first: garbage never reaches the JSON parser or the crypto.
+      if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !JWS_COMPACT.test(token)) {
+        throw invalid('not a token issued by this service');
+      }
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, keys.verifyKey, {
+          // The allow-list is exactly the configured algorithm: never `none`, never a swapped one.
+          algorithms: [keys.alg],
+          issuer,
+          audience,
+          requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+        }));
+      } catch (error) {
+        if (error instanceof joseErrors.JWTExpired) {
+          throw new AuthError('token_expired', 'token_expired: the token has expired; sign in again');
+        }
+        // jose's messages name the failed check (signature, "aud" claim, ...), never the token.
+        const reason = error instanceof joseErrors.JOSEError ? error.message : 'malformed token';
+        throw invalid(reason);
+      }
+      if (!isUuid(payload.sub) || !isUuid(payload.jti) || typeof payload.exp !== 'number') {
+        throw invalid('unexpected claims');
+      }
+      return { userId: payload.sub.toLowerCase(), tokenId: payload.jti.toLowerCase(), exp: payload.exp };
+    },
+  };
+
+  return () => {
+    if (!signer) throw missing();
+    return signer;
+  };
+}

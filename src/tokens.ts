@@ -1,0 +1,153 @@
+// Plugin sessions: tokens a Figma plugin keeps in figma.clientStorage. The token is a JWT; the
+// database keeps its SHA-256 digest (never the token), which makes every token revocable and
+// auditable. verify costs one round trip when the JWT is good and none when it is not.
+import type { Database } from './db.ts';
+import { AuthError, ValidationError } from './errors.ts';
+import { createLogin, type LoginOptions } from './login.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, checkDeviceName, checkReason, checkTtl, checkUserId, mintToken, run } from './session-input.ts';
+import { createSigner, isUuid, sha256Hex, type TokenSigningOptions } from './token-signer.ts';
+
+export interface TokenOptions extends TokenSigningOptions, LoginOptions {
+  /** Lifetime of an issued token when issue() is not given one (default 7 days). */
+  tokenTtlSeconds?: number;
+  /** Cap on a user's active tokens (devices); issuing one more revokes the oldest. Default: no cap. */
+  maxTokensPerUser?: number;
+}
+
+export interface IssuedToken {
+  /** The JWT. Shown once: hand it to the plugin; it is not stored anywhere. */
+  token: string;
+  tokenId: string;
+  expiresAt: Date;
+}
+
+export interface VerifiedToken {
+  userId: string;
+  tokenId: string;
+  expiresAt: Date;
+  deviceName: string | null;
+}
+
+export interface TokenInfo {
+  tokenId: string;
+  deviceName: string | null;
+  status: 'active' | 'revoked' | 'expired';
+  createdAt: Date;
+  expiresAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+  revokedReason: string | null;
+}
+
+const VERIFY_ERRORS: Record<string, () => AuthError> = {
+  invalid: () => new AuthError('token_invalid', 'token_invalid: unknown token'),
+  revoked: () => new AuthError('token_revoked', 'token_revoked: the token was revoked; sign in again'),
+  expired: () => new AuthError('token_expired', 'token_expired: the token has expired; sign in again'),
+};
+
+export function createTokens(db: Database, options: TokenOptions = {}) {
+  const signer = createSigner(options);
+  const defaultTtl = checkTtl(options.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds');
+  const maxActive = options.maxTokensPerUser ?? null;
+  if (maxActive !== null && (!Number.isInteger(maxActive) || maxActive < 1)) {
+    throw new ValidationError('invalid_max_tokens', 'invalid_max_tokens: maxTokensPerUser must be a whole number of at least 1');
+  }
+
+  return {
+    /** Issues a token for the user: `{ token, tokenId, expiresAt }`. The token is returned once and only its digest is stored. */
+    async issue(userId: string, { deviceName, ttlSeconds }: { deviceName?: string | null; ttlSeconds?: number } = {}): Promise<IssuedToken> {
+      checkUserId(userId);
+      const device = checkDeviceName(deviceName);
+      const ttl = ttlSeconds === undefined ? defaultTtl : checkTtl(ttlSeconds, 'ttlSeconds');
+      const minted = await mintToken(signer(), userId, ttl);
+      await run(() =>
+        db.query('SELECT public.issue_plugin_token($1, $2, $3, $4, $5, $6)', [
+          minted.tokenId, userId, minted.tokenHash, device, minted.expiresAt, maxActive,
+        ]),
+      );
+      return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt };
+    },
+
+    /**
+     * Checks a token: signature, algorithm, exp/nbf/iss/aud (no database), then one round trip that
+     * checks the row (exists, digest, not revoked, not expired, user exists) and touches
+     * last_used_at at most once a minute. Throws AuthError token_invalid / token_expired / token_revoked.
+     */
+    async verify(token: string): Promise<VerifiedToken> {
+      const claims = await signer().verify(token);
+      const rows = await run(() =>
+        db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
+          'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1, $2)',
+          [claims.tokenId, sha256Hex(token)],
+        ),
+      );
+      const row = rows[0];
+      if (!row || row.status !== 'ok' || row.user_id !== claims.userId || !row.expires_at) {
+        throw (VERIFY_ERRORS[row?.status ?? 'invalid'] ?? VERIFY_ERRORS.invalid!)();
+      }
+      return { userId: row.user_id, tokenId: claims.tokenId, expiresAt: row.expires_at, deviceName: row.device_name };
+    },
+
+    /** Revokes one token. True when this call revoked it, false when it already was revoked. */
+    async revoke(tokenId: string, reason?: string): Promise<boolean> {
+      if (!isUuid(tokenId)) throw new ValidationError('invalid_token_id', 'invalid_token_id: tokenId must be a uuid');
+      const why = checkReason(reason);
+      const rows = await run(() =>
+        db.query<{ revoked: boolean }>('SELECT public.revoke_plugin_token($1, $2) AS revoked', [tokenId, why]),
+      );
+      return rows[0]!.revoked;
+    },
+
+    /** Sign out everywhere: revokes every active token of the user. Returns how many. */
+    async revokeAll(userId: string, reason = 'revoke_all'): Promise<number> {
+      checkUserId(userId);
+      const why = checkReason(reason);
+      const rows = await run(() =>
+        db.query<{ n: number }>('SELECT public.revoke_all_plugin_tokens($1, $2) AS n', [userId, why]),
+      );
+      return rows[0]!.n;
+    },
+
+    /** The user's tokens, newest first, including revoked and expired ones not yet purged. No digests. */
+    async list(userId: string): Promise<TokenInfo[]> {
+      checkUserId(userId);
+      const rows = await run(() =>
+        db.query<{
+          id: string; device_name: string | null; status: TokenInfo['status']; created_at: Date; expires_at: Date;
+          last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null;
+        }>('SELECT * FROM public.list_plugin_tokens($1)', [userId]),
+      );
+      return rows.map((r) => ({
+        tokenId: r.id,
+        deviceName: r.device_name,
+        status: r.status,
+        createdAt: r.created_at,
+        expiresAt: r.expires_at,
+        lastUsedAt: r.last_used_at,
+        revokedAt: r.revoked_at,
+        revokedReason: r.revoked_reason,
+      }));
+    },
+
+    /**
+     * Deletes tokens (revoked or not) and login requests that expired before `olderThan`
+     * (default: now). Revoked tokens stay until they expire, so `list` keeps showing them.
+     */
+    async purgeExpired({ olderThan }: { olderThan?: Date } = {}): Promise<{ tokens: number; loginRequests: number }> {
+      if (olderThan !== undefined && !(olderThan instanceof Date && !Number.isNaN(olderThan.getTime()))) {
+        throw new ValidationError('invalid_cutoff', 'invalid_cutoff: olderThan must be a valid Date');
+      }
+      const rows = await run(() =>
+        db.query<{ tokens: number; login_requests: number }>(
+          'SELECT tokens, login_requests FROM public.purge_plugin_sessions(COALESCE($1::timestamptz, now()))',
+          [olderThan ?? null],
+        ),
+      );
+      return { tokens: rows[0]!.tokens, loginRequests: rows[0]!.login_requests };
+    },
+
+    ...createLogin(db, options, signer, { ttlSeconds: defaultTtl, maxActive }),
+  };
+}
+
+export type Tokens = ReturnType<typeof createTokens>;
