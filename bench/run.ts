@@ -1,0 +1,218 @@
+// npm run bench [-- --json] [-- --seconds N]: each hot path against the bare SQL doing the same
+// writes, through the same driver and pool, in one run. See BENCHMARKS.md for the method.
+import { parseArgs } from 'node:util';
+
+import os from 'node:os';
+import pg from 'pg';
+import { jwtVerify } from 'jose';
+import { openDatabase, type Database } from '../src/db.ts';
+import { createPluginAuth } from '../src/auth.ts';
+import { applySchema } from '../src/setup.ts';
+import { sha256Hex } from '../src/token-signer.ts';
+import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { compare, formatLine, timeRuns, type Line } from './harness.ts';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    seconds: { type: 'string', default: '2.5' },
+    rounds: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '8' },
+    users: { type: 'string', default: '100000' },
+  },
+});
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const CONNECTIONS = Number(values.connections);
+const USERS = Number(values.users);
+const SECRET = 'bench-only-secret-0123456789abcdef0123456789';
+const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
+
+async function adminQuery(url: string, sql: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function databaseUrl(serverUrl: string, name: string) {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Users in sets: `count` users on `plan`, with `used` resizes already counted today. */
+async function seedUsers(db: Database, tag: string, count: number, plan: string, used = 0): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `INSERT INTO public.users (email) SELECT $1 || g || '@bench.example' FROM generate_series(1, $2) g RETURNING id`,
+    [tag, count],
+  );
+  const ids = rows.map((r) => r.id);
+  await db.query(
+    `INSERT INTO public.user_subscriptions (user_id, plan_id, status)
+     SELECT u, (SELECT id FROM public.subscription_plans WHERE plan_slug = $2), 'active' FROM unnest($1::uuid[]) u`,
+    [ids, plan],
+  );
+  if (used > 0) {
+    await db.query(
+      `INSERT INTO public.daily_usage_summary (user_id, action, usage_date, count)
+       SELECT u, 'resize', (now() AT TIME ZONE 'UTC')::date, $2 FROM unnest($1::uuid[]) u`,
+      [ids, used],
+    );
+  }
+  return ids;
+}
+
+// The bare SQL: what consume writes, and nothing else: one conditional upsert of the day's counter
+// and one insert into the log, in one statement.
+const BARE_CONSUME = `
+  WITH counted AS (
+    INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
+    VALUES ($1, 'resize', (now() AT TIME ZONE 'UTC')::date, 1)
+    ON CONFLICT (user_id, action, usage_date) DO UPDATE SET count = d.count + 1, updated_at = now()
+    WHERE d.count + 1 <= $2
+    RETURNING d.count
+  )
+  INSERT INTO public.plugin_usage (user_id, action, items, allowed, reason, plan_slug, used, usage_limit)
+  SELECT $1, 'resize', 1, c.count IS NOT NULL, CASE WHEN c.count IS NULL THEN 'limit_reached' ELSE 'ok' END, $3, c.count, $2
+  FROM (SELECT (SELECT count FROM counted) AS count) c`;
+
+async function hotPaths(db: Database, label: string, concurrency: number, users: number): Promise<Line[]> {
+  const auth = createPluginAuth(db, { tokenSecret: SECRET });
+  const lines: Line[] = [];
+  const run = async (c: Parameters<typeof compare>[0]) => {
+    const line = await compare(c);
+    log(formatLine(line));
+    lines.push(line);
+  };
+  // Allowed: pro users (6 a day) visited round-robin, far fewer calls than their allowance.
+  const proA = await seedUsers(db, `${label}-pro-a-`, users, 'pro');
+  const proB = await seedUsers(db, `${label}-pro-b-`, users, 'pro');
+  await run({
+    name: `${label}: consume allowed (${users} users)`,
+    concurrency, rounds: ROUNDS, secondsPerRound: SECONDS,
+    library: (_, i) => auth.usage.consume(proA[i % proA.length]!, 'resize'),
+    baseline: (_, i) => db.query(BARE_CONSUME, [proB[i % proB.length]!, 6, 'pro']),
+  });
+  // Denied: basic users (4 a day) who have used all 4.
+  const fullA = await seedUsers(db, `${label}-full-a-`, Math.min(users, 10000), 'basic', 4);
+  const fullB = await seedUsers(db, `${label}-full-b-`, Math.min(users, 10000), 'basic', 4);
+  await run({
+    name: `${label}: consume denied (limit reached)`,
+    concurrency, rounds: ROUNDS, secondsPerRound: SECONDS,
+    library: (_, i) => auth.usage.consume(fullA[i % fullA.length]!, 'resize'),
+    baseline: (_, i) => db.query(BARE_CONSUME, [fullB[i % fullB.length]!, 4, 'basic']),
+  });
+  // One hot user: every request on one row (enterprise: unlimited).
+  const [hotA] = await seedUsers(db, `${label}-hot-a-`, 1, 'enterprise');
+  const [hotB] = await seedUsers(db, `${label}-hot-b-`, 1, 'enterprise');
+  await run({
+    name: `${label}: consume, one hot user`,
+    concurrency, rounds: ROUNDS, secondsPerRound: SECONDS,
+    library: () => auth.usage.consume(hotA!, 'resize'),
+    baseline: () => db.query(BARE_CONSUME, [hotB!, 2147483647, 'enterprise']),
+  });
+  // verify: jose + the one indexed lookup, versus the library's verify.
+  const tokens = await Promise.all(proA.slice(0, 1000).map((id) => auth.tokens.issue(id, { deviceName: 'bench' })));
+  const key = new TextEncoder().encode(SECRET);
+  await run({
+    name: `${label}: verify token`,
+    concurrency, rounds: ROUNDS, secondsPerRound: SECONDS,
+    library: (_, i) => auth.tokens.verify(tokens[i % tokens.length]!.token),
+    baseline: async (_, i) => {
+      const token = tokens[i % tokens.length]!.token;
+      const { payload } = await jwtVerify(token, key, {
+        algorithms: ['HS256'], issuer: 'figma-plugin-auth-db', audience: 'figma-plugin',
+      });
+      const rows = await db.query<{ token_hash: string }>(
+        'SELECT user_id, token_hash, expires_at, revoked_at, device_name FROM public.plugin_tokens WHERE id = $1',
+        [payload.jti],
+      );
+      if (rows[0]?.token_hash !== sha256Hex(token)) throw new Error('bench: digest mismatch');
+    },
+  });
+  return lines;
+}
+
+/** Allowed calls beyond a limit, over everything the run did: must be 0. */
+async function overGrants(db: Database): Promise<number> {
+  const rows = await db.query<{ over: number }>(`
+    SELECT COALESCE(sum(GREATEST(x.allowed - x.lim, 0)), 0)::int AS over FROM (
+      SELECT u.user_id, count(*) FILTER (WHERE u.allowed AND u.refunded_at IS NULL) AS allowed,
+             max(u.usage_limit) AS lim
+        FROM public.plugin_usage u
+       WHERE u.action = 'resize' AND u.usage_limit IS NOT NULL AND u.usage_limit < 2147483647
+       GROUP BY u.user_id, (u.created_at AT TIME ZONE 'UTC')::date) x`);
+  // Library users start at 0 (pro) or 4 (basic, counted before the run): compare with the counters.
+  const counters = await db.query<{ over: number }>(`
+    SELECT COALESCE(sum(GREATEST(d.count - (p.limits->>'resizesPerDay')::int, 0)), 0)::int AS over
+      FROM public.daily_usage_summary d
+      JOIN public.user_subscriptions s ON s.user_id = d.user_id
+      JOIN public.subscription_plans p ON p.id = s.plan_id
+     WHERE (p.limits->>'resizesPerDay')::int >= 0`);
+  return rows[0]!.over + counters[0]!.over;
+}
+
+const results: Line[] = [];
+let server: Awaited<ReturnType<typeof startThrowawayPostgres>> | undefined;
+let serverUrl = process.env.BENCH_DATABASE_URL;
+if (!serverUrl) {
+  server = await startThrowawayPostgres({ flags: ['-c', 'max_connections=100', '-c', 'shared_buffers=256MB'] });
+  serverUrl = server.url;
+}
+const name = `fpa_bench_${Date.now().toString(36)}`;
+const createdDbs: string[] = [];
+let over = 0;
+try {
+  const version = await (async () => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    const v = (await c.query('SHOW server_version')).rows[0].server_version as string;
+    await c.end();
+    return v;
+  })();
+  log(`# figma-plugin-auth-db bench: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, ${os.cpus().length} cores, ${CONNECTIONS} connections, ${ROUNDS} A/B rounds x ${SECONDS}s`);
+
+  // Setup: on empty databases, then re-runs on an up-to-date one.
+  const empties = Array.from({ length: 5 }, (_, i) => `${name}_setup${i}`);
+  for (const db of empties) {
+    await adminQuery(serverUrl, `CREATE DATABASE ${db}`);
+    createdDbs.push(db);
+  }
+  const setupLine = await timeRuns('postgres: setup, empty database', empties.length, async (i) => {
+    const db = await openDatabase(databaseUrl(serverUrl!, empties[i]!), { max: 1 });
+    await applySchema(db);
+    await db.close();
+  });
+  log(formatLine(setupLine));
+  results.push(setupLine);
+  const again = await openDatabase(databaseUrl(serverUrl, empties[0]!), { max: 1 });
+  const noop = await timeRuns('postgres: setup, up to date (no-op re-run)', 20, () => applySchema(again));
+  await again.close();
+  log(formatLine(noop));
+  results.push(noop);
+
+  await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
+  createdDbs.push(name);
+  const db = await openDatabase(databaseUrl(serverUrl, name), { max: CONNECTIONS });
+  await applySchema(db);
+  results.push(...(await hotPaths(db, 'postgres', CONNECTIONS, USERS)));
+  over += await overGrants(db);
+  await db.close();
+
+  const lite = await openDatabase('memory://');
+  await applySchema(lite);
+  results.push(...(await hotPaths(lite, 'pglite', 1, Math.min(USERS, 10000))));
+  over += await overGrants(lite);
+  await lite.close();
+  log(`overGrants: ${over}`);
+} finally {
+  for (const db of createdDbs.reverse()) await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
+  await server?.stop();
+}
+if (values.json) {
+  process.stdout.write(`${JSON.stringify({ results, overGrants: over })}\n`);
+}
