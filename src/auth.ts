@@ -1,4 +1,6 @@
 import type { Database } from './db.ts';
+import { createSubscriptions } from './subscriptions.ts';
+import { createPlans } from './plans.ts';
 
 /** Options of createPluginAuth. Each part documents its own. */
 export interface PluginAuthOptions {
@@ -17,6 +19,8 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
   void options;
   return {
     db,
+    subscriptions: createSubscriptions(db),
+    plans: createPlans(db),
   };
 }
 

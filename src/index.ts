@@ -21,3 +21,14 @@ export {
 export { buildSetupScript, loadMigrations, schemaVersion, type Migration } from './migrations.ts';
 export { readCatalog, diffSchema, loadExpectedSchema, formatDifferences, type Catalog, type Difference } from './catalog.ts';
 export { loadDevelopmentEnv } from './env.ts';
+export {
+  createSubscriptions,
+  type Subscriptions,
+  type SubscriptionStatus,
+  type StripeSubscriptionLike,
+  type SyncOptions,
+  type SyncResult,
+  type EffectivePlan,
+  type AssignedPlan,
+} from './subscriptions.ts';
+export { createPlans, type Plans, type Plan, type PlanLimits, type StripeLink } from './plans.ts';
