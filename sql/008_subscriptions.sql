@@ -27,8 +27,9 @@ $$;
 -- A different subscription (a user's second Stripe subscription, or a manual plan in the row) takes
 -- the row over only if it grants access, or the row no longer does: otherwise 'superseded' (e.g.
 -- the old subscription's cancellation arriving after the user moved to a new one).
--- The decision is the WHERE of ON CONFLICT DO UPDATE, evaluated on the row locked at that moment:
--- concurrent deliveries serialize on the row, and the newest event wins whatever the arrival order.
+-- The decision is the WHERE of ON CONFLICT DO UPDATE, evaluated on the row locked at that moment
+-- (and a per-user advisory lock covers the first insert): concurrent deliveries serialize, and the
+-- newest event wins whatever the arrival order.
 -- User: the row already holding this subscription, else the row holding this customer, else
 -- metadata.user_id (an existing user). Plan: the first item's price, via stripe_price_id.
 CREATE OR REPLACE FUNCTION public.sync_stripe_subscription(
@@ -125,6 +126,14 @@ BEGIN
       USING ERRCODE = 'PA032';
   END IF;
 
+  -- Two first deliveries for a user without a row both INSERT; ON CONFLICT arbitrates on user_id
+  -- only, so the second can trip over the stripe_subscription_id unique index instead (a non-arbiter
+  -- index raises rather than falling back to DO UPDATE). A transaction-scoped lock per user
+  -- serializes one user's subscription writes (a handful of webhooks per user); it is released at
+  -- commit, so it is safe on pooled connections.
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('figma-plugin-auth-db:user_subscriptions'),
+                                           pg_catalog.hashtext(v_user_id::text));
+
   INSERT INTO public.user_subscriptions AS s (
     user_id, plan_id, status, stripe_customer_id, stripe_subscription_id, stripe_price_id,
     current_period_start, current_period_end, cancel_at_period_end, canceled_at, trial_end,
@@ -220,6 +229,10 @@ BEGIN
   IF p_until IS NOT NULL AND p_until <= NOW() THEN
     RAISE EXCEPTION 'invalid_until: until must be in the future (or null for no end)' USING ERRCODE = 'PA035';
   END IF;
+
+  -- The same per-user lock as sync_stripe_subscription: one writer of a user's row at a time.
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('figma-plugin-auth-db:user_subscriptions'),
+                                           pg_catalog.hashtext(p_user_id::text));
 
   INSERT INTO public.user_subscriptions AS s (
     user_id, plan_id, status, current_period_start, current_period_end, stripe_event_created)

@@ -413,4 +413,25 @@ describe('subscriptions [postgres only]', () => {
       },
       { max: 16 },
     ));
+
+  test('simultaneous first deliveries for users without a row never fail (60 users x 16 deliveries)', () =>
+    withDatabase(
+      'postgres',
+      async ({ db }) => {
+        await linkPrices(db);
+        const subs = createSubscriptions(db);
+        const failures: string[] = [];
+        for (let round = 0; round < 60; round++) {
+          const userId = await createUser(db);
+          const object = subscription({ id: `sub_first_${round}`, customer: `cus_first_${round}`, userId, status: 'active' });
+          const results = await Promise.allSettled(
+            Array.from({ length: 16 }, (_, i) => subs.syncFromStripe(asSub(object), { eventCreated: T0 + i })),
+          );
+          for (const r of results) if (r.status === 'rejected') failures.push(String((r.reason as Error).message));
+          assert.deepEqual((await state(db, userId))!.stripe_event_created, new Date((T0 + 15) * 1000));
+        }
+        assert.deepEqual(failures, []);
+      },
+      { max: 16 },
+    ));
 });
