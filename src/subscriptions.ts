@@ -67,6 +67,8 @@ export interface EffectivePlan {
   plan: Plan;
   /** 'stripe' or 'manual': the user's subscription grants the plan; 'default': it does not (or none), so free. */
   source: 'stripe' | 'manual' | 'default';
+  /** The status of the user's subscription row (null: no row). */
+  status: SubscriptionStatus | null;
   /** The user's subscription row, whether or not it grants access; null when the user has none. */
   subscription: {
     planSlug: string;
@@ -224,6 +226,7 @@ export function createSubscriptions(db: Queryable) {
         limits: plan.limits,
         plan,
         source: row.grants ? (row.s_status === 'manual' ? 'manual' : 'stripe') : 'default',
+        status: row.s_status,
         subscription: row.s_status
           ? {
               planSlug: row.s_plan_slug!,

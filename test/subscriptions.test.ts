@@ -184,6 +184,7 @@ for (const dialect of DIALECTS) {
         const plan = await subs.effectivePlan(userId);
         assert.equal(plan.planSlug, 'free');
         assert.equal(plan.source, 'default');
+        assert.equal(plan.status, 'canceled');
         assert.equal(plan.subscription!.status, 'canceled');
         assert.equal(plan.subscription!.planSlug, 'pro');
         const late = await subs.syncFromStripe(asSub(subscription({ ...fields, status: 'active', priceId: PRICES.pro })), { eventCreated: T0 + 2 });
@@ -303,7 +304,7 @@ for (const dialect of DIALECTS) {
         }
         // No row: free.
         const plain = await subs.effectivePlan(await createUser(db));
-        assert.deepEqual([plain.planSlug, plain.source, plain.subscription], ['free', 'default', null]);
+        assert.deepEqual([plain.planSlug, plain.source, plain.status, plain.subscription], ['free', 'default', null, null]);
         assert.deepEqual(plain.limits, { resizesPerDay: 2, batchSize: 1, isDaily: false });
         await rejectsWith(subs.effectivePlan('00000000-0000-4000-8000-000000000000'), NotFoundError, 'unknown_user');
       }));
