@@ -1,5 +1,7 @@
 import type { Database } from './db.ts';
 import { createTokens, type TokenOptions } from './tokens.ts';
+import { createSubscriptions } from './subscriptions.ts';
+import { createPlans } from './plans.ts';
 
 /** Options of createPluginAuth. Each part documents its own. */
 export interface PluginAuthOptions {
@@ -28,6 +30,8 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
   return {
     db,
     tokens: createTokens(db, options),
+    subscriptions: createSubscriptions(db),
+    plans: createPlans(db),
   };
 }
 

@@ -49,6 +49,14 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA027: AuthError, // login_already_completed
   PA028: ValidationError, // invalid_max_tokens
   PA029: ValidationError, // invalid_digest
+  PA030: ValidationError, // invalid_subscription
+  PA031: ValidationError, // invalid_event_created
+  PA032: NotFoundError, // unknown_customer
+  PA033: NotFoundError, // unknown_price
+  PA034: NotFoundError, // unknown_plan
+  PA035: ValidationError, // invalid_until
+  PA036: ValidationError, // price_already_linked
+  PA037: ValidationError, // invalid_stripe_id
 };
 
 interface PgLikeError {

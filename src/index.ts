@@ -24,3 +24,14 @@ export { loadDevelopmentEnv } from './env.ts';
 export { createTokens, type Tokens, type TokenOptions, type IssuedToken, type VerifiedToken, type TokenInfo } from './tokens.ts';
 export { type BegunLogin } from './login.ts';
 export { type TokenKey } from './token-signer.ts';
+export {
+  createSubscriptions,
+  type Subscriptions,
+  type SubscriptionStatus,
+  type StripeSubscriptionLike,
+  type SyncOptions,
+  type SyncResult,
+  type EffectivePlan,
+  type AssignedPlan,
+} from './subscriptions.ts';
+export { createPlans, type Plans, type Plan, type PlanLimits, type StripeLink } from './plans.ts';

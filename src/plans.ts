@@ -1,0 +1,96 @@
+import type { Queryable } from './db.ts';
+import { fromDatabaseError, sqlState, ValidationError } from './errors.ts';
+
+/** A plan's limits; -1 means no limit. */
+export interface PlanLimits {
+  resizesPerDay: number;
+  batchSize: number;
+  isDaily: boolean;
+}
+
+export interface Plan {
+  id: string;
+  slug: string;
+  name: string;
+  description: string | null;
+  /** In cents. */
+  priceMonthly: number;
+  limits: PlanLimits;
+  features: string[];
+  isActive: boolean;
+  stripeProductId: string | null;
+  stripePriceId: string | null;
+}
+
+export interface PlanRow {
+  id: string;
+  plan_slug: string;
+  name: string;
+  description: string | null;
+  price_monthly: number | null;
+  limits: PlanLimits;
+  features: string[] | null;
+  is_active: boolean | null;
+  stripe_product_id: string | null;
+  stripe_price_id: string | null;
+}
+
+export function toPlan(row: PlanRow): Plan {
+  return {
+    id: row.id,
+    slug: row.plan_slug,
+    name: row.name,
+    description: row.description,
+    priceMonthly: row.price_monthly ?? 0,
+    limits: { resizesPerDay: row.limits.resizesPerDay, batchSize: row.limits.batchSize, isDaily: row.limits.isDaily },
+    features: row.features ?? [],
+    isActive: row.is_active ?? true,
+    stripeProductId: row.stripe_product_id,
+    stripePriceId: row.stripe_price_id,
+  };
+}
+
+export interface StripeLink {
+  /** Stripe product id (prod_...), or null to unlink. */
+  productId: string | null;
+  /** Stripe price id (price_...), or null to unlink. The webhook sync finds the plan by it. */
+  priceId: string | null;
+}
+
+/** The plans table: what is sold, at which limits, under which Stripe price. */
+export function createPlans(db: Queryable) {
+  return {
+    /** Plans by price, cheapest first. Inactive plans (no longer sold) only with includeInactive. */
+    async list(options: { includeInactive?: boolean } = {}): Promise<Plan[]> {
+      const rows = await db
+        .query<PlanRow>(
+          `SELECT * FROM public.subscription_plans
+            WHERE $1 OR is_active IS NOT false
+            ORDER BY price_monthly NULLS FIRST, plan_slug`,
+          [options.includeInactive === true],
+        )
+        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+      return rows.map(toPlan);
+    },
+
+    /** Links a plan to its Stripe product and price (null unlinks). Errors: unknown_plan, price_already_linked, invalid_stripe_id. */
+    async linkStripe(planSlug: string, link: StripeLink): Promise<Plan> {
+      try {
+        const rows = await db.query<PlanRow>('SELECT * FROM public.link_stripe_plan($1, $2, $3)', [
+          planSlug,
+          link.productId,
+          link.priceId,
+        ]);
+        return toPlan(rows[0]!);
+      } catch (error) {
+        // Two plans linked to one price at the same instant: the unique index refuses the second.
+        if (sqlState(error) === '23505') {
+          throw new ValidationError('price_already_linked', 'price_already_linked: this Stripe price belongs to another plan', { cause: error });
+        }
+        throw fromDatabaseError(error);
+      }
+    },
+  };
+}
+
+export type Plans = ReturnType<typeof createPlans>;
