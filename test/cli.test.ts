@@ -150,6 +150,14 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(asJson.differences.map((d: { object: string }) => d.object), ['column plugin_tokens.device_name']);
       }));
 
+    test('verify exits 1 on a database newer than the package, naming the migration', () =>
+      withTarget(dialect, async (t) => {
+        await inDb(t, (db) => db.query("INSERT INTO public.plugin_auth_migrations (version, name, checksum) VALUES (999, '999_from_the_future', repeat('0', 64))"));
+        const verify = await run(['verify', '--database-url', t.url]);
+        assert.equal(verify.code, 1);
+        assert.match(verify.stdout, /unexpected: migration 999_from_the_future \(version 999, newer than this package/);
+      }));
+
     test('verify exits 1 on a database never set up, saying to run setup', () =>
       withTarget(dialect, async (t) => {
         if (dialect === 'pglite') await inDb(t, async () => {}); // an empty, existing data directory
