@@ -1,5 +1,5 @@
-// npm run generate: rewrites the generated artifacts (schema/expected-schema.json) from sql/.
-import { writeExpectedSchema } from '../src/generate.ts';
+// npm run generate: rewrites the generated artifacts (schema/expected-schema.json,
+// docs/schema-diagram.md) from sql/.
+import { writeGenerated } from '../src/generate.ts';
 
-await writeExpectedSchema();
-console.log('wrote schema/expected-schema.json');
+for (const file of await writeGenerated()) console.log(`wrote ${file}`);

@@ -148,6 +148,12 @@ export function diffSchema(expected: ExpectedSchema, live: Catalog): Difference[
       out.push({ object: `migration ${m.name}`, problem: 'different', expected: m.checksum, actual: actual.checksum });
     }
   }
+  const knownVersions = new Set(expected.migrations.map((m) => m.version));
+  for (const m of live.migrations) {
+    if (!knownVersions.has(m.version)) {
+      out.push({ object: `migration ${m.name}`, problem: 'unexpected', actual: `version ${m.version}, newer than this package: upgrade figma-plugin-auth-db` });
+    }
+  }
   return out;
 }
 

@@ -7,6 +7,8 @@ export interface SetupCommandOptions {
   mode: SetupMode;
   cwd?: string;
   env?: Env;
+  /** Development only: read .env.local and .env (default true). The CLI turns it off for an explicit --database-url. */
+  envFiles?: boolean;
   out?: (text: string) => void;
   err?: (text: string) => void;
 }
@@ -17,7 +19,7 @@ export interface SetupCommandOptions {
  */
 export async function runSetupCommand(options: SetupCommandOptions): Promise<number> {
   const base = options.env ?? process.env;
-  const env = options.mode === 'development' ? loadDevelopmentEnv(options.cwd, base) : { ...base };
+  const env = options.mode === 'development' && options.envFiles !== false ? loadDevelopmentEnv(options.cwd, base) : { ...base };
   const secrets = secretsOf(env);
   const out = options.out ?? ((text: string) => process.stdout.write(`${text}\n`));
   const err = options.err ?? ((text: string) => process.stderr.write(`${text}\n`));

@@ -1,0 +1,375 @@
+// figma-plugin-auth-db: the command line. Thin by design: parse, call the library, print, return
+// an exit code (0 ok, 1 failed or differences found, 2 usage error). Only the entry points
+// (bin/figma-plugin-auth-db.js, src/cli-main.ts) touch process.exitCode.
+import { parseArgs } from 'node:util';
+import { diffSchema, formatDifferences, loadExpectedSchema } from './catalog.ts';
+import { connect, envForTarget, resolveCliTarget, type Connection } from './cli-target.ts';
+import { formatPlans, formatStatus } from './cli-format.ts';
+import { buildMermaidDiagram } from './diagram.ts';
+import { loadDevelopmentEnv, type Env } from './env.ts';
+import { PluginAuthError } from './errors.ts';
+import { buildSetupScript, schemaVersion } from './migrations.ts';
+import { redact, secretsOf } from './redact.ts';
+import { runSetupCommand } from './setup-command.ts';
+import { readStatus } from './status.ts';
+import { exportSupabaseMigration } from './supabase-export.ts';
+
+export const BIN = 'figma-plugin-auth-db';
+
+/** Where the CLI reads and writes; tests and embedders pass their own. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Env;
+  cwd: string;
+}
+
+/** Every option any command accepts, declared once so that one name always means one thing. */
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h', text: 'show this help' },
+  json: { type: 'boolean', text: 'print the result as JSON' },
+  'database-url': { type: 'string', text: 'postgres://… or pglite:<dir> (default: the environment, as setup)' },
+  production: { type: 'boolean', text: 'read only the environment (no .env files) and never the embedded database' },
+  'dry-run': { type: 'boolean', text: 'print the exact SQL setup would run, and connect to nothing' },
+  product: { type: 'string', text: 'Stripe product id, prod_…' },
+  price: { type: 'string', text: 'Stripe price id, price_…' },
+} as const;
+type OptionName = keyof typeof OPTIONS;
+type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+/** What a command's function gets: its parsed input and the ways to reach the target and print. */
+export interface Context {
+  values: Values;
+  /** Positional arguments after the command words. */
+  args: string[];
+  io: CliIo;
+  /** Opens the target once (closed by the CLI after the command); `.database()` for SQL access. */
+  connect(): Promise<Connection>;
+  /** Prints data: as JSON with --json, else as the text `format` makes of it. */
+  print<T>(data: T, format: (data: T) => string): void;
+  out(text: string): void;
+}
+
+export interface Command {
+  /** One or two words: "status", "plans link", "tokens revoke". */
+  name: string;
+  /** Positional arguments, e.g. ["<slug>"] or ["[dir]"]: <required>, [optional]. */
+  args?: string[];
+  summary: string;
+  /** Options beyond --help; target options are added by `connects`. */
+  options?: OptionName[];
+  /** Reads or writes the database: accepts --database-url and --production. */
+  connects?: boolean;
+  examples: string[];
+  run(ctx: Context): Promise<number>;
+}
+
+const TARGET_OPTIONS: OptionName[] = ['database-url', 'production'];
+
+// One small function per command. Adding one (e.g. `usage <user>`, `tokens revoke <user>`) is one
+// entry here: declare it, call the library through ctx.connect(), print with ctx.print.
+export const COMMANDS: Command[] = [
+  {
+    name: 'setup',
+    summary: 'apply the schema (one transaction, safe to re-run) and print the report',
+    options: ['production', 'dry-run', 'database-url'],
+    examples: [`${BIN} setup`, `${BIN} setup --production`, `${BIN} setup --dry-run > schema.sql`, `${BIN} setup --database-url pglite:./.data/pglite`],
+    run: setupCommand,
+  },
+  {
+    name: 'verify',
+    summary: 'compare the live schema with the expected one; exit 1 listing every difference',
+    options: ['json'],
+    connects: true,
+    examples: [`${BIN} verify`, `DATABASE_URL=postgres://… ${BIN} verify --production`, `${BIN} verify --json`],
+    run: verifyCommand,
+  },
+  {
+    name: 'status',
+    summary: 'schema version, target, plans, row counts and last activity',
+    options: ['json'],
+    connects: true,
+    examples: [`${BIN} status`, `${BIN} status --json | jq .rowCounts`],
+    run: statusCommand,
+  },
+  {
+    name: 'plans',
+    summary: 'list the plans with their limits and Stripe ids',
+    options: ['json'],
+    connects: true,
+    examples: [`${BIN} plans`, `${BIN} plans --json`],
+    run: plansCommand,
+  },
+  {
+    name: 'plans link',
+    args: ['<slug>'],
+    summary: 'link a plan to its Stripe product and/or price (what the webhook sync matches)',
+    options: ['product', 'price', 'json'],
+    connects: true,
+    examples: [`${BIN} plans link pro --product prod_Pro123 --price price_Pro123`, `${BIN} plans link basic --price price_NewBasic`],
+    run: plansLinkCommand,
+  },
+  {
+    name: 'diagram',
+    summary: 'a Mermaid erDiagram of the live schema (tables, columns, keys, foreign keys)',
+    connects: true,
+    examples: [`${BIN} diagram > schema.mmd`, `${BIN} diagram --database-url postgres://user@host/db`],
+    run: diagramCommand,
+  },
+  {
+    name: 'export supabase',
+    args: ['[dir]'],
+    summary: 'write the schema as supabase/migrations/<timestamp>_figma_plugin_auth.sql under dir (default .)',
+    options: ['json'],
+    examples: [`${BIN} export supabase`, `${BIN} export supabase ../my-supabase-project && supabase db push`],
+    run: exportSupabaseCommand,
+  },
+];
+
+async function setupCommand(ctx: Context): Promise<number> {
+  if (ctx.values['dry-run']) {
+    ctx.io.stdout(buildSetupScript());
+    return 0;
+  }
+  const mode = ctx.values.production ? 'production' : 'development';
+  const url = ctx.values['database-url'];
+  // An explicit --database-url is the whole configuration: no .env file may override it.
+  const explicit = url === undefined ? undefined : envForTarget(resolveCliTarget(url, {}, mode));
+  return runSetupCommand({
+    mode,
+    cwd: ctx.io.cwd,
+    env: explicit ?? ctx.io.env,
+    envFiles: explicit === undefined,
+    out: (text) => ctx.out(text),
+    err: (text) => ctx.io.stderr(`${text}\n`),
+  });
+}
+
+async function verifyCommand(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  const differences = diffSchema(loadExpectedSchema(), await connection.readCatalog());
+  const result = { ok: differences.length === 0, target: connection.description, schemaVersion: schemaVersion(), differences };
+  ctx.print(result, (r) =>
+    r.ok
+      ? `✅ ${r.target} matches the expected schema (version ${r.schemaVersion}).`
+      : [
+          `❌ ${r.target} differs from the expected schema (version ${r.schemaVersion}) in ${r.differences.length} place${r.differences.length === 1 ? '' : 's'}:`,
+          ...formatDifferences(r.differences).map((line) => `  ${line}`),
+          '',
+          `Missing objects: run \`${BIN} setup\`. A different or unexpected one existed before setup or was changed since: migrate it by hand.`,
+        ].join('\n'),
+  );
+  return result.ok ? 0 : 1;
+}
+
+async function statusCommand(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  ctx.print(await readStatus(connection, connection.description), formatStatus);
+  return 0;
+}
+
+async function plansCommand(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  ctx.print((await connection.readCatalog()).plans, formatPlans);
+  return 0;
+}
+
+async function plansLinkCommand(ctx: Context): Promise<number> {
+  const { product, price } = ctx.values;
+  if (product === undefined && price === undefined) throw new UsageError('plans link needs --product, --price, or both');
+  const connection = await ctx.connect();
+  const plan = await connection.linkPlan(ctx.args[0]!, { productId: product, priceId: price });
+  ctx.print(plan, (p) => `Linked plan ${p.slug} to Stripe product ${p.stripeProductId ?? '-'}, price ${p.stripePriceId ?? '-'}.\n\n${formatPlans([p])}`);
+  return 0;
+}
+
+async function diagramCommand(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  ctx.io.stdout(buildMermaidDiagram(await connection.readCatalog()));
+  return 0;
+}
+
+async function exportSupabaseCommand(ctx: Context): Promise<number> {
+  const result = { ...exportSupabaseMigration(ctx.args[0] ?? ctx.io.cwd), schemaVersion: schemaVersion() };
+  ctx.print(result, (r) =>
+    r.written
+      ? `Wrote ${r.path} (schema version ${r.schemaVersion}).\nNext: supabase db push`
+      : `${r.path} already holds schema version ${r.schemaVersion}: nothing written.`,
+  );
+  return 0;
+}
+
+/** A mistake in how the CLI was called: usage on stderr, exit 2. */
+class UsageError extends Error {
+  constructor(message: string, readonly command?: Command) {
+    super(message);
+  }
+}
+
+/** Runs the CLI and returns the exit code. Never exits the process itself. */
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  // Whatever is printed, success or failure, passes through redact() with every secret configured.
+  const secrets = [...secretsOf(io.env), ...secretsOf(loadDevelopmentEnv(io.cwd, {})), ...urlSecrets(argv)];
+  const safe: CliIo = { ...io, stdout: (t) => io.stdout(redact(t, secrets)), stderr: (t) => io.stderr(redact(t, secrets)) };
+  let command: Command | undefined;
+  let connection: Connection | undefined;
+  try {
+    const parsed = parse(argv);
+    command = parsed.command;
+    if (!command) {
+      safe.stdout(`${mainHelp()}\n`);
+      return 0;
+    }
+    if (parsed.values.help) {
+      safe.stdout(`${commandHelp(command)}\n`);
+      return 0;
+    }
+    const values = parsed.values;
+    const ctx: Context = {
+      values,
+      args: parsed.args,
+      io: safe,
+      out: (text) => safe.stdout(`${text}\n`),
+      print: (data, format) => safe.stdout(`${values.json ? JSON.stringify(data, null, 2) : format(data)}\n`),
+      connect: async () => {
+        if (connection) return connection;
+        const mode = values.production ? 'production' : 'development';
+        const env = values.production ? io.env : loadDevelopmentEnv(io.cwd, io.env);
+        connection = await connect(resolveCliTarget(values['database-url'], env, mode));
+        return connection;
+      },
+    };
+    return await command.run(ctx);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      command ??= error.command;
+      safe.stderr(`${BIN}: ${error.message}\n\n${command ? usageLine(command) : mainUsage()}\nRun \`${BIN} ${command ? `${command.name} ` : ''}--help\` for more.\n`);
+      return 2;
+    }
+    const code = error instanceof PluginAuthError ? ` [${error.code}]` : '';
+    safe.stderr(`${BIN}${command ? ` ${command.name}` : ''}: error${code}: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    await connection?.close().catch(() => {});
+  }
+}
+
+function processIo(): CliIo {
+  return {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}
+
+/** A password given on the command line is a secret too, even in a URL we failed to parse. */
+function urlSecrets(argv: string[]): string[] {
+  return argv.flatMap((arg) => {
+    const match = /^(?:--database-url=)?[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:([^\s@/]+)@/i.exec(arg);
+    return match ? [match[1]!, decodeURIComponentSafe(match[1]!)] : [];
+  });
+}
+const decodeURIComponentSafe = (s: string) => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+
+const optionsOf = (command: Command): OptionName[] => ['help', ...(command.options ?? []), ...(command.connects ? TARGET_OPTIONS : [])];
+
+function parse(argv: string[]): { command?: Command; values: Values; args: string[] } {
+  // First pass, lenient and with every option known: where are the command words?
+  const loose = parseArgs({ args: argv, options: spec(Object.keys(OPTIONS) as OptionName[]), strict: false, allowPositionals: true });
+  const words = loose.positionals;
+  if (words[0] === 'help') return help(words.slice(1));
+  const command = COMMANDS.find((c) => c.name === words.slice(0, 2).join(' ')) ?? COMMANDS.find((c) => c.name === words[0]);
+  if (!command) {
+    if (loose.values.help && words.length === 0) return { values: {}, args: [] };
+    if (words.length === 0) throw new UsageError('no command given');
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${words[0]} `)).map((c) => c.name);
+    throw new UsageError(group.length ? `"${words[0]}" needs a subcommand: ${group.join(', ')}` : `unknown command "${words[0]}"`);
+  }
+  let strict;
+  try {
+    strict = parseArgs({ args: argv, options: spec(optionsOf(command)), strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(`${command.name}: ${(error as Error).message.replace(/\. To specify a positional.*$/s, '')}`, command);
+  }
+  const args = strict.positionals.slice(command.name.split(' ').length);
+  const declared = command.args ?? [];
+  const required = declared.filter((a) => a.startsWith('<')).length;
+  if (!strict.values.help && args.length < required) throw new UsageError(`${command.name}: missing ${declared[args.length]}`, command);
+  if (args.length > declared.length) throw new UsageError(`${command.name}: unexpected argument "${args[declared.length]}"`, command);
+  return { command, values: strict.values as Values, args };
+}
+
+/** `help`, `help status`, `help plans link`. */
+function help(words: string[]): { command?: Command; values: Values; args: string[] } {
+  if (words.length === 0) return { values: {}, args: [] };
+  const command = COMMANDS.find((c) => c.name === words.join(' ')) ?? COMMANDS.find((c) => c.name === words[0]);
+  if (!command) throw new UsageError(`unknown command "${words.join(' ')}"`);
+  return { command, values: { help: true }, args: [] };
+}
+
+function spec(names: OptionName[]) {
+  return Object.fromEntries(
+    names.map((name) => {
+      const o = OPTIONS[name];
+      return [name, 'short' in o ? { type: o.type, short: o.short } : { type: o.type }];
+    }),
+  ) as Record<string, { type: 'string' | 'boolean'; short?: string }>;
+}
+
+const usageLine = (c: Command) =>
+  `Usage: ${BIN} ${c.name}${c.args?.length ? ` ${c.args.join(' ')}` : ''}${optionsOf(c).length > 1 ? ' [options]' : ''}`;
+
+function mainUsage(): string {
+  return `Usage: ${BIN} <command> [options]\nCommands: ${COMMANDS.map((c) => c.name).join(', ')}`;
+}
+
+function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => `${c.name} ${c.args?.join(' ') ?? ''}`.length));
+  return [
+    `${BIN}: set up, check and operate the database of a paid Figma plugin.`,
+    '',
+    `Usage: ${BIN} <command> [options]`,
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${`${c.name} ${c.args?.join(' ') ?? ''}`.padEnd(width)}  ${c.summary}`),
+    '',
+    'Target (commands that connect): --database-url, else DATABASE_URL, else SUPABASE_URL +',
+    'SUPABASE_SERVICE_ROLE_KEY, else embedded PGlite in ./.data/pglite (PGLITE_DATA_DIR). Without',
+    '--production, .env.local and .env are read first (real environment variables win).',
+    '',
+    'Exit codes: 0 ok, 1 failed (or verify found differences), 2 usage error.',
+    '',
+    'Examples:',
+    `  ${BIN} setup && ${BIN} verify`,
+    `  ${BIN} status --json`,
+    `  ${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
+    '',
+    `Run \`${BIN} <command> --help\` for a command's options and examples.`,
+  ].join('\n');
+}
+
+function commandHelp(command: Command): string {
+  const options = optionsOf(command);
+  const flag = (name: OptionName) => `${'short' in OPTIONS[name] ? `-${(OPTIONS[name] as { short: string }).short}, ` : ''}--${name}${OPTIONS[name].type === 'string' ? ' <value>' : ''}`;
+  const width = Math.max(...options.map((name) => flag(name).length));
+  return [
+    `${BIN} ${command.name}: ${command.summary}`,
+    '',
+    usageLine(command),
+    '',
+    'Options:',
+    ...options.map((name) => `  ${flag(name).padEnd(width)}  ${OPTIONS[name].text}`),
+    '',
+    'Examples:',
+    ...command.examples.map((e) => `  ${e}`),
+    '',
+    'Exit codes: 0 ok, 1 failed' + (command.name === 'verify' ? ' or differences found' : '') + ', 2 usage error.',
+  ].join('\n');
+}

@@ -1,0 +1,355 @@
+// The command line, run as a subprocess (the package bin) against real databases: a PGlite data
+// directory and a PostgreSQL database of its own per test.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DIALECTS, createUser, dropDatabase, freshDatabase, type Dialect } from './helpers/databases.ts';
+import { openDatabase, type Database } from '../src/db.ts';
+import { readCatalog } from '../src/catalog.ts';
+import { foreignKeys } from '../src/diagram.ts';
+import { buildSetupScript, schemaVersion } from '../src/migrations.ts';
+
+const BIN = fileURLToPath(new URL('../bin/figma-plugin-auth-db.js', import.meta.url));
+const SETUP_SCRIPT = fileURLToPath(new URL('../setup-database.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+const scratch = mkdtempSync(join(tmpdir(), 'fpa-cli-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let dirs = 0;
+/** An empty directory (no .env files): the subprocesses' working directory and PGlite homes. */
+const tempDir = () => mkdtempSync(join(scratch, `${dirs++}-`));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command with a clean environment: only PATH/HOME and what the test gives. */
+function run(args: string[], options: { env?: Record<string, string>; cwd?: string; script?: string[] } = {}): Promise<Run> {
+  const child = spawn(process.execPath, [...(options.script ?? [BIN]), ...args], {
+    cwd: options.cwd ?? tempDir(),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface Target {
+  /** --database-url value. */
+  url: string;
+  /** The same target for setup through the environment. */
+  env: Record<string, string>;
+  /** Opens it in this process (close before the CLI uses a PGlite directory). */
+  open(): Promise<Database>;
+  /** Is there anything at all (PGlite: a data directory; PostgreSQL: a table in public)? */
+  isEmpty(): Promise<boolean>;
+  drop(): Promise<void>;
+}
+
+/** A database of its own: set up (by this process, from the SQL files) unless setup is false. */
+async function target(dialect: Dialect, setup = true): Promise<Target> {
+  if (dialect === 'pglite') {
+    const dir = join(tempDir(), 'pglite');
+    if (setup) {
+      const db = await openDatabase(`pglite:${dir}`);
+      await db.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
+      await db.close();
+    }
+    return {
+      url: `pglite:${dir}`,
+      env: { PGLITE_DATA_DIR: dir },
+      open: () => openDatabase(`pglite:${dir}`),
+      isEmpty: async () => !existsSync(dir),
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const t = await freshDatabase('postgres', { setup, max: 1 });
+  await t.db.close();
+  return {
+    url: t.url!,
+    env: { DATABASE_URL: t.url! },
+    open: () => openDatabase(t.url!, { max: 1 }),
+    async isEmpty() {
+      const db = await openDatabase(t.url!, { max: 1 });
+      try {
+        const rows = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_catalog.pg_tables WHERE schemaname = 'public'");
+        return rows[0]!.n === 0;
+      } finally {
+        await db.close();
+      }
+    },
+    drop: () => dropDatabase(t.name!),
+  };
+}
+
+/** Runs fn on a fresh target and removes it afterwards. */
+async function withTarget(dialect: Dialect, fn: (t: Target) => Promise<void>, setup = true): Promise<void> {
+  const t = await target(dialect, setup);
+  await fn(t);
+  await t.drop();
+}
+
+async function inDb<T>(t: Target, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await t.open();
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const json = <T = any>(r: Run): T => {
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as T;
+};
+
+for (const dialect of DIALECTS) {
+  describe(`cli [${dialect}]`, () => {
+    test('setup then verify both exit 0; setup again changes nothing', () =>
+      withTarget(dialect, async (t) => {
+        const first = await run(['setup', '--database-url', t.url]);
+        assert.equal(first.code, 0, first.stderr);
+        assert.match(first.stdout, /^✅ Database Schema Implementation Complete/);
+        assert.match(first.stdout, /applied now: 001_host_tables/);
+        const verify = await run(['verify', '--database-url', t.url]);
+        assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+        assert.match(verify.stdout, /matches the expected schema/);
+        const again = await run(['setup', '--database-url', t.url]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stdout, /already up to date: nothing changed/);
+      }, false));
+
+    test('setup prints exactly what `npm run setup` prints, configured the same way', () =>
+      withTarget(dialect, async (t) => {
+        const cli = await run(['setup'], { env: t.env });
+        const npm = await run([], { env: t.env, script: ['--import', TSX, SETUP_SCRIPT] });
+        assert.equal(cli.code, 0, cli.stderr);
+        assert.equal(npm.code, 0, npm.stderr);
+        assert.equal(cli.stdout, npm.stdout);
+      }));
+
+    test('verify exits 1 and names a column whose type drifted', () =>
+      withTarget(dialect, async (t) => {
+        await inDb(t, (db) => db.exec('ALTER TABLE public.plugin_tokens ALTER COLUMN device_name TYPE text'));
+        const verify = await run(['verify', '--database-url', t.url]);
+        assert.equal(verify.code, 1);
+        assert.match(verify.stdout, /different: column plugin_tokens\.device_name\n\s+expected: character varying\(255\)\n\s+actual:\s+text/);
+        const asJson = JSON.parse((await run(['verify', '--json', '--database-url', t.url])).stdout);
+        assert.equal(asJson.ok, false);
+        assert.deepEqual(asJson.differences.map((d: { object: string }) => d.object), ['column plugin_tokens.device_name']);
+      }));
+
+    test('verify exits 1 on a database newer than the package, naming the migration', () =>
+      withTarget(dialect, async (t) => {
+        await inDb(t, (db) => db.query("INSERT INTO public.plugin_auth_migrations (version, name, checksum) VALUES (999, '999_from_the_future', repeat('0', 64))"));
+        const verify = await run(['verify', '--database-url', t.url]);
+        assert.equal(verify.code, 1);
+        assert.match(verify.stdout, /unexpected: migration 999_from_the_future \(version 999, newer than this package/);
+      }));
+
+    test('verify exits 1 on a database never set up, saying to run setup', () =>
+      withTarget(dialect, async (t) => {
+        if (dialect === 'pglite') await inDb(t, async () => {}); // an empty, existing data directory
+        const verify = await run(['verify', '--database-url', t.url]);
+        assert.equal(verify.code, 1);
+        assert.match(verify.stderr, /\[not_set_up\].*figma-plugin-auth-db setup/);
+      }, false));
+
+    test('setup --dry-run prints the exact setup script and creates nothing', () =>
+      withTarget(dialect, async (t) => {
+        const dry = await run(['setup', '--dry-run', '--database-url', t.url]);
+        assert.equal(dry.code, 0, dry.stderr);
+        assert.equal(dry.stdout, buildSetupScript());
+        assert.equal(await t.isEmpty(), true);
+      }, false));
+
+    test('status --json: schema version, migrations, plans, row counts, last activity', () =>
+      withTarget(dialect, async (t) => {
+        const before = json(await run(['status', '--json', '--database-url', t.url]));
+        assert.deepEqual(Object.keys(before).sort(), ['database', 'lastActivity', 'migrations', 'plans', 'rowCounts', 'schema', 'serverVersion', 'target']);
+        assert.deepEqual(before.schema, { installed: schemaVersion(), package: schemaVersion(), upToDate: true });
+        assert.equal(before.migrations.length, schemaVersion());
+        assert.deepEqual(before.plans.map((p: { slug: string }) => p.slug), ['free', 'basic', 'pro', 'enterprise']);
+        assert.equal(before.rowCounts.subscription_plans, 4);
+        assert.equal(before.rowCounts.plugin_usage, 0);
+        assert.equal(before.lastActivity.usageEvent, null);
+
+        const at = await inDb(t, async (db) => {
+          const user = await createUser(db);
+          const rows = await db.query<{ created_at: Date }>(
+            "INSERT INTO public.plugin_usage (user_id, action, allowed, reason) VALUES ($1, 'resize', true, 'ok') RETURNING created_at",
+            [user],
+          );
+          return rows[0]!.created_at.toISOString();
+        });
+        const after = json(await run(['status', '--json', '--database-url', t.url]));
+        assert.equal(after.rowCounts.plugin_usage, 1);
+        assert.equal(after.rowCounts.users, 1);
+        assert.equal(after.lastActivity.usageEvent, at);
+        assert.equal(after.lastActivity.tokenIssued, null);
+
+        const text = await run(['status', '--database-url', t.url]);
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(text.stdout, new RegExp(`Schema version:\\s+${schemaVersion()} \\(up to date\\)`));
+        assert.match(text.stdout, /plugin_usage\s+1\n/);
+      }));
+
+    test('plans --json lists the seeded plans with limits; plans prints a table', () =>
+      withTarget(dialect, async (t) => {
+        const plans = json<{ slug: string; priceMonthly: number; limits: object; stripePriceId: null }[]>(
+          await run(['plans', '--json', '--database-url', t.url]),
+        );
+        assert.deepEqual(plans.map((p) => [p.slug, p.priceMonthly]), [['free', 0], ['basic', 499], ['pro', 1299], ['enterprise', 4999]]);
+        assert.deepEqual(plans[3]!.limits, { resizesPerDay: -1, batchSize: -1, isDaily: true });
+        const text = await run(['plans', '--database-url', t.url]);
+        assert.match(text.stdout, /^SLUG\s+NAME/);
+        assert.match(text.stdout, /\npro\s+Pro\s+\$12\.99\s+6 per day\s+20 layers\s+yes/);
+      }));
+
+    test('plans link sets the Stripe ids with one UPDATE; bad input changes nothing', () =>
+      withTarget(dialect, async (t) => {
+        const linked = json(await run(['plans', 'link', 'pro', '--product', 'prod_Pro123', '--price', 'price_Pro123', '--json', '--database-url', t.url]));
+        assert.equal(linked.slug, 'pro');
+        assert.equal(linked.stripeProductId, 'prod_Pro123');
+        assert.equal(linked.stripePriceId, 'price_Pro123');
+        const priceOnly = await run(['plans', 'link', 'pro', '--price', 'price_Pro456', '--database-url', t.url]);
+        assert.equal(priceOnly.code, 0, priceOnly.stderr);
+        assert.match(priceOnly.stdout, /Linked plan pro to Stripe product prod_Pro123, price price_Pro456/);
+
+        const taken = await run(['plans', 'link', 'basic', '--price', 'price_Pro456', '--database-url', t.url]);
+        assert.equal(taken.code, 1);
+        assert.match(taken.stderr, /\[stripe_price_in_use\]/);
+        const unknown = await run(['plans', 'link', 'platinum', '--price', 'price_X1', '--database-url', t.url]);
+        assert.equal(unknown.code, 1);
+        assert.match(unknown.stderr, /\[unknown_plan\]/);
+        const malformed = await run(['plans', 'link', 'basic', '--product', 'price_oops', '--database-url', t.url]);
+        assert.equal(malformed.code, 1);
+        assert.match(malformed.stderr, /\[invalid_stripe_product_id\]/);
+        const nothing = await run(['plans', 'link', 'basic', '--database-url', t.url]);
+        assert.equal(nothing.code, 2);
+
+        const rows = await inDb(t, (db) =>
+          db.query<{ plan_slug: string; stripe_product_id: string | null; stripe_price_id: string | null }>(
+            "SELECT plan_slug, stripe_product_id, stripe_price_id FROM public.subscription_plans WHERE stripe_product_id IS NOT NULL OR stripe_price_id IS NOT NULL",
+          ),
+        );
+        assert.deepEqual(rows, [{ plan_slug: 'pro', stripe_product_id: 'prod_Pro123', stripe_price_id: 'price_Pro456' }]);
+      }));
+
+    test('diagram: a Mermaid erDiagram with every live table, column type, key and foreign key', () =>
+      withTarget(dialect, async (t) => {
+        const diagram = await run(['diagram', '--database-url', t.url]);
+        assert.equal(diagram.code, 0, diagram.stderr);
+        assert.match(diagram.stdout, /^erDiagram\n/);
+        const catalog = await inDb(t, (db) => readCatalog(db));
+        let relationships = 0;
+        for (const table of catalog.tables) {
+          assert.match(diagram.stdout, new RegExp(`\\n  ${table.name} \\{\\n`), `table ${table.name}`);
+          for (const fk of foreignKeys(table)) {
+            relationships++;
+            assert.match(diagram.stdout, new RegExp(`\\n  ${fk.references} \\|[|o]--[o|][|{] ${table.name} : "${fk.columns.join(', ')}"`));
+          }
+        }
+        assert.ok(relationships >= 6, `${relationships} relationships`);
+        assert.match(diagram.stdout, /\n    uuid user_id FK, UK\n/, 'user_subscriptions.user_id is a unique foreign key');
+        assert.match(diagram.stdout, /\n  users \|\|--o\| user_subscriptions : "user_id"/);
+        assert.match(diagram.stdout, /\n    timestamptz expires_at\n/);
+      }));
+
+    test('no password from DATABASE_URL or --database-url ever appears, success or failure', () =>
+      withTarget(dialect, async (t) => {
+        // The real server may use trust auth (any password is accepted) or a real password.
+        const real = dialect === 'postgres' ? new URL(t.url) : undefined;
+        if (real && !real.password) real.password = 'Sup3r-Secret-Pa55';
+        const secret = real?.password ?? 'Sup3r-Secret-Pa55';
+        const good = real?.toString();
+        const refused = `postgres://postgres:${secret}@127.0.0.1:1/nowhere`;
+        const runs: Run[] = [
+          await run(['status'], { env: { DATABASE_URL: refused } }),
+          await run(['verify', '--database-url', refused]),
+          await run(['setup'], { env: { DATABASE_URL: refused } }),
+          await run(['setup', '--production', '--database-url', refused]),
+          await run(['status', '--database-url', `mysql://root:${secret}@host/db`]),
+          await run(['plans', 'link', 'pro', '--price', 'price_x', `--database-url=postgres://u:${secret}@127.0.0.1:1/x`]),
+        ];
+        for (const r of runs) assert.equal(r.code, 1, r.stderr);
+        assert.match(runs[0]!.stderr, /\[connection_failed\].*postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/nowhere/);
+        if (good) {
+          runs.push(await run(['status'], { env: { DATABASE_URL: good } }), await run(['setup', '--database-url', good]));
+          assert.equal(runs.at(-1)!.code, 0, runs.at(-1)!.stderr);
+          assert.match(runs.at(-2)!.stdout, /Target:\s+PostgreSQL at postgres:\/\/postgres:\*\*\*@/);
+        }
+        for (const r of runs) {
+          assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `secret printed:\n${r.stdout}\n${r.stderr}`);
+        }
+      }));
+  });
+}
+
+describe('cli (no database)', () => {
+  test('export supabase writes supabase/migrations/<UTC timestamp>_figma_plugin_auth.sql equal to the setup script', async () => {
+    const dir = tempDir();
+    const first = await run(['export', 'supabase', dir, '--json']);
+    const result = json<{ path: string; written: boolean }>(first);
+    assert.equal(result.written, true);
+    const files = readdirSync(join(dir, 'supabase', 'migrations'));
+    assert.equal(files.length, 1);
+    assert.match(files[0]!, /^20\d{12}_figma_plugin_auth\.sql$/);
+    assert.equal(result.path, join(dir, 'supabase', 'migrations', files[0]!));
+    assert.equal(readFileSync(result.path, 'utf8'), buildSetupScript());
+    // Same schema again: nothing new to push.
+    const again = await run(['export', 'supabase'], { cwd: dir });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already holds schema version/);
+    assert.equal(readdirSync(join(dir, 'supabase', 'migrations')).length, 1);
+  });
+
+  test('unknown commands, unknown flags and missing arguments: usage on stderr, exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [[], /no command given/],
+      [['status', '--verbose'], /Unknown option '--verbose'/],
+      [['setup', '--json'], /Unknown option '--json'/],
+      [['plans', 'link'], /missing <slug>/],
+      [['plans', 'extra'], /unexpected argument "extra"/],
+      [['export'], /"export" needs a subcommand: export supabase/],
+      [['status', '--database-url'], /argument missing/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, message, args.join(' '));
+      assert.match(r.stderr, /Usage: figma-plugin-auth-db /);
+    }
+  });
+
+  test('--help everywhere: the command list, and each command with options and examples', async () => {
+    const main = await run(['--help']);
+    assert.equal(main.code, 0);
+    for (const name of ['setup', 'verify', 'status', 'plans', 'plans link <slug>', 'diagram', 'export supabase [dir]']) {
+      assert.match(main.stdout, new RegExp(`\\n  ${name.replace(/[[\]]/g, '\\$&')} `), name);
+    }
+    assert.match(main.stdout, /Exit codes: 0 ok, 1 failed.*2 usage error/);
+    for (const args of [['setup', '--help'], ['verify', '-h'], ['help', 'status'], ['plans', 'link', '--help'], ['export', 'supabase', '--help'], ['diagram', '--help']]) {
+      const r = await run(args);
+      assert.equal(r.code, 0, args.join(' '));
+      assert.match(r.stdout, /\nUsage: figma-plugin-auth-db /, args.join(' '));
+      assert.match(r.stdout, /\nExamples:\n  figma-plugin-auth-db /, args.join(' '));
+    }
+    const setupHelp = await run(['setup', '--help']);
+    assert.match(setupHelp.stdout, /--dry-run/);
+    assert.match(setupHelp.stdout, /--production/);
+  });
+});

@@ -1,0 +1,20 @@
+// Generated artifacts are committed; these tests fail when sql/ changed and `npm run generate` was not run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { EXPECTED_SCHEMA_PATH } from '../src/catalog.ts';
+import { buildExpectedSchema, buildFreshCatalog, renderSchemaDiagram, SCHEMA_DIAGRAM_PATH, serializeExpectedSchema } from '../src/generate.ts';
+
+const fresh = buildFreshCatalog();
+const stale = (file: string) => `${file} is stale: run \`npm run generate\` and commit the result`;
+
+test('schema/expected-schema.json is what sql/ builds', async () => {
+  const expected = serializeExpectedSchema(await buildExpectedSchema(await fresh));
+  assert.equal(readFileSync(EXPECTED_SCHEMA_PATH, 'utf8'), expected, stale('schema/expected-schema.json'));
+});
+
+test('docs/schema-diagram.md is the diagram of what sql/ builds, marked generated', async () => {
+  const committed = readFileSync(SCHEMA_DIAGRAM_PATH, 'utf8');
+  assert.match(committed.split('\n')[0]!, /generated .* do not edit/);
+  assert.equal(committed, renderSchemaDiagram(await fresh), stale('docs/schema-diagram.md'));
+});
