@@ -1,4 +1,5 @@
 import type { Database } from './db.ts';
+import { createUsage } from './usage.ts';
 
 /** Options of createPluginAuth. Each part documents its own. */
 export interface PluginAuthOptions {
@@ -17,6 +18,7 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
   void options;
   return {
     db,
+    usage: createUsage(db),
   };
 }
 

@@ -21,3 +21,4 @@ export {
 export { buildSetupScript, loadMigrations, schemaVersion, type Migration } from './migrations.ts';
 export { readCatalog, diffSchema, loadExpectedSchema, formatDifferences, type Catalog, type Difference } from './catalog.ts';
 export { loadDevelopmentEnv } from './env.ts';
+export { createUsage, type Usage, type UsageAnswer, type UsageReason, type UsageSummaryDay, type ConsumeOptions, type CheckOptions, type SummaryOptions, type RefundResult } from './usage.ts';
