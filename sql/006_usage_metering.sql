@@ -4,8 +4,13 @@
 -- callers get exactly the same behaviour.
 --
 -- Rules (PRODUCT.md section 3):
--- - Plan: public.effective_plan (sql/003), read at call time. The plans' limits govern the action
---   'resize'; any other action is counted per UTC day and logged, never limited.
+-- - Plan: read at call time, by the rule of public.effective_plan (sql/003): the subscribed plan
+--   while public.subscription_grants_access says so, else free. It is written out as a join rather
+--   than a call of effective_plan because a SQL function with SET search_path is never inlined and
+--   is parsed and planned again on every call (measured ~150 us, more than the rest of consume);
+--   the status rule itself stays in subscription_grants_access, and test/usage.test.ts checks that
+--   both agree for every status. The plans' limits govern the action 'resize'; any other action
+--   is counted per UTC day and logged, never limited.
 -- - One call counts 1, whatever p_items (the batch size, capped by limits.batchSize).
 -- - isDaily: used = today's counter (UTC); otherwise the sum of all the user's days for the action.
 -- - Allowed only if used + 1 <= limit. A denied call changes no counter and is logged with its
@@ -100,8 +105,12 @@ BEGIN
 
   -- One statement for "does the user exist" and "which plan": the error path tells them apart.
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.effective_plan(p_user_id) AS p
-   WHERE EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id);
+    FROM public.users AS w
+    LEFT JOIN public.user_subscriptions AS s ON s.user_id = w.id
+    LEFT JOIN public.subscription_plans AS sp
+      ON sp.id = s.plan_id AND public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now())
+    JOIN public.subscription_plans AS p ON p.plan_slug = COALESCE(sp.plan_slug, 'free')
+   WHERE w.id = p_user_id;
   IF NOT FOUND THEN
     IF p_user_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id) THEN
       RAISE EXCEPTION 'unknown_user: no user with id %', p_user_id USING ERRCODE = 'PA001';
@@ -232,8 +241,12 @@ BEGIN
   END IF;
 
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.effective_plan(p_user_id) AS p
-   WHERE EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id);
+    FROM public.users AS w
+    LEFT JOIN public.user_subscriptions AS s ON s.user_id = w.id
+    LEFT JOIN public.subscription_plans AS sp
+      ON sp.id = s.plan_id AND public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now())
+    JOIN public.subscription_plans AS p ON p.plan_slug = COALESCE(sp.plan_slug, 'free')
+   WHERE w.id = p_user_id;
   IF NOT FOUND THEN
     IF p_user_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id) THEN
       RAISE EXCEPTION 'unknown_user: no user with id %', p_user_id USING ERRCODE = 'PA001';

@@ -158,6 +158,28 @@ for (const dialect of DIALECTS) {
         assert.equal((await usage.check(other, 'resize')).planSlug, 'free');
       }));
 
+    test('the plan metered is effective_plan for every subscription status and period end', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const usage = createUsage(db);
+        const user = await createUser(db);
+        const statuses = ['incomplete', 'incomplete_expired', 'trialing', 'active', 'past_due', 'canceled', 'unpaid', 'paused', 'manual'];
+        const seen = new Set<string>();
+        for (const status of statuses) {
+          for (const periodEnd of [null, '-1 day', '+1 day']) {
+            await setPlan(db, user, 'pro', status);
+            await db.query(
+              'UPDATE public.user_subscriptions SET current_period_end = now() + $2::interval WHERE user_id = $1',
+              [user, periodEnd ?? '0 seconds']);
+            if (periodEnd === null) await db.query('UPDATE public.user_subscriptions SET current_period_end = NULL WHERE user_id = $1', [user]);
+            const [{ slug }] = await db.query<{ slug: string }>('SELECT plan_slug AS slug FROM public.effective_plan($1)', [user]);
+            assert.equal((await usage.check(user, 'resize')).planSlug, slug, `${status} ${periodEnd}`);
+            assert.equal((await usage.consume(user, 'export')).planSlug, slug, `${status} ${periodEnd}`);
+            seen.add(slug!);
+          }
+        }
+        assert.deepEqual([...seen].sort(), ['free', 'pro']);
+      }));
+
     test('other actions are counted per day and logged, never limited', () =>
       withDatabase(dialect, async ({ db }) => {
         const usage = createUsage(db);
