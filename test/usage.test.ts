@@ -180,6 +180,32 @@ for (const dialect of DIALECTS) {
         assert.deepEqual([...seen].sort(), ['free', 'pro']);
       }));
 
+    test('the worked example of docs/usage.md, step by step', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const usage = createUsage(db);
+        const u = await createUser(db);
+        await setPlan(db, u, 'basic');
+        const brief = (a: UsageAnswer) => [a.allowed, a.reason, a.used, a.remaining, a.replayed];
+        assert.deepEqual(brief(await usage.consume(u, 'resize', { items: 3 })), [true, 'ok', 1, 3, false]);
+        assert.deepEqual(brief(await usage.consume(u, 'resize', { items: 8 })), [false, 'batch_too_large', 1, 3, false]);
+        assert.deepEqual(brief(await usage.consume(u, 'resize', { items: 5, idempotencyKey: 'r3' })), [true, 'ok', 2, 2, false]);
+        assert.deepEqual(brief(await usage.consume(u, 'resize', { items: 5, idempotencyKey: 'r3' })), [true, 'ok', 2, 2, true]);
+        assert.deepEqual(brief(await usage.consume(u, 'resize')), [true, 'ok', 3, 1, false]);
+        await setPlan(db, u, 'pro');
+        const step6 = [];
+        for (let i = 0; i < 4; i++) step6.push(brief(await usage.consume(u, 'resize')));
+        assert.deepEqual(step6, [[true, 'ok', 4, 2, false], [true, 'ok', 5, 1, false], [true, 'ok', 6, 0, false], [false, 'limit_reached', 6, 0, false]]);
+        assert.deepEqual(await usage.refund(u, 'r3'), { refunded: true });
+        assert.equal(await counter(db, u), 5);
+        assert.deepEqual(await usage.refund(u, 'r3'), { refunded: false });
+        await setPlan(db, u, 'basic');
+        const step9 = await usage.consume(u, 'resize');
+        assert.deepEqual([...brief(step9), step9.usageLimit], [false, 'limit_reached', 5, 0, false, 4]);
+        // "Next UTC day": today's counter becomes yesterday's.
+        await db.query('UPDATE public.daily_usage_summary SET usage_date = usage_date - 1 WHERE user_id = $1', [u]);
+        assert.deepEqual(brief(await usage.consume(u, 'resize')), [true, 'ok', 1, 3, false]);
+      }));
+
     test('other actions are counted per day and logged, never limited', () =>
       withDatabase(dialect, async ({ db }) => {
         const usage = createUsage(db);
