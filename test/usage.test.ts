@@ -171,10 +171,10 @@ for (const dialect of DIALECTS) {
               'UPDATE public.user_subscriptions SET current_period_end = now() + $2::interval WHERE user_id = $1',
               [user, periodEnd ?? '0 seconds']);
             if (periodEnd === null) await db.query('UPDATE public.user_subscriptions SET current_period_end = NULL WHERE user_id = $1', [user]);
-            const [{ slug }] = await db.query<{ slug: string }>('SELECT plan_slug AS slug FROM public.effective_plan($1)', [user]);
+            const slug = (await db.query<{ slug: string }>('SELECT plan_slug AS slug FROM public.effective_plan($1)', [user]))[0]!.slug;
             assert.equal((await usage.check(user, 'resize')).planSlug, slug, `${status} ${periodEnd}`);
             assert.equal((await usage.consume(user, 'export')).planSlug, slug, `${status} ${periodEnd}`);
-            seen.add(slug!);
+            seen.add(slug);
           }
         }
         assert.deepEqual([...seen].sort(), ['free', 'pro']);
@@ -304,16 +304,16 @@ for (const dialect of DIALECTS) {
         await usage.consume(user, 'resize', { items: 9 });
         await usage.consume(user, 'export');
         await usage.refund(user, 'k');
-        const [{ today, threeAgo, fortyAgo }] = await db.query<{ today: string; threeAgo: string; fortyAgo: string }>(
-          `SELECT d AS today, d - 3 AS "threeAgo", d - 40 AS "fortyAgo" FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) x`);
+        const { today, threeAgo, fortyAgo } = (await db.query<{ today: string; threeAgo: string; fortyAgo: string }>(
+          `SELECT d AS today, d - 3 AS "threeAgo", d - 40 AS "fortyAgo" FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) x`))[0]!;
         assert.deepEqual(await usage.summary(user), [
-          { date: threeAgo!, action: 'resize', used: 1, allowed: 0, denied: 0, refunded: 0 },
-          { date: today!, action: 'export', used: 1, allowed: 1, denied: 0, refunded: 0 },
-          { date: today!, action: 'resize', used: 1, allowed: 2, denied: 1, refunded: 1 },
+          { date: threeAgo, action: 'resize', used: 1, allowed: 0, denied: 0, refunded: 0 },
+          { date: today, action: 'export', used: 1, allowed: 1, denied: 0, refunded: 0 },
+          { date: today, action: 'resize', used: 1, allowed: 2, denied: 1, refunded: 1 },
         ]);
-        const old = await usage.summary(user, { from: fortyAgo!, to: new Date(`${threeAgo!}T12:00:00Z`) });
+        const old = await usage.summary(user, { from: fortyAgo, to: new Date(`${threeAgo}T12:00:00Z`) });
         assert.deepEqual(old.map((d) => d.date), [fortyAgo, threeAgo]);
-        await rejectsWith(usage.summary(user, { from: today!, to: threeAgo! }), ValidationError, 'invalid_date');
+        await rejectsWith(usage.summary(user, { from: today, to: threeAgo }), ValidationError, 'invalid_date');
         await rejectsWith(usage.summary(user, { from: '2026-02-30' }), ValidationError, 'invalid_date');
         await rejectsWith(usage.summary(user, { to: new Date(Number.NaN) }), ValidationError, 'invalid_date');
       }));
@@ -326,22 +326,23 @@ for (const dialect of DIALECTS) {
         const before = await totals(db);
         const cycle: Record<string, unknown> = {};
         cycle.self = cycle;
-        const cases: [() => Promise<unknown>, typeof PluginAuthError, string][] = [
+        type Case = [() => Promise<unknown>, typeof PluginAuthError, string];
+        const cases: Case[] = [
           ...[0, -1, 1.5, Number.NaN, Infinity, 2 ** 53, 10_001, '3' as unknown as number, null as unknown as number].map(
-            (items) => [() => usage.consume(user, 'resize', { items }), ValidationError, 'invalid_items'] as const),
+            (items) => [() => usage.consume(user, 'resize', { items }), ValidationError, 'invalid_items'] as Case),
           [() => usage.check(user, 'resize', { items: 0 }), ValidationError, 'invalid_items'],
           ...['', 'x'.repeat(65), 'x'.repeat(10_240), 're size', 'résize', null as unknown as string].map(
-            (action) => [() => usage.consume(user, action), ValidationError, 'invalid_action'] as const),
+            (action) => [() => usage.consume(user, action), ValidationError, 'invalid_action'] as Case),
           [() => usage.consume('00000000-0000-4000-8000-000000000000', 'resize'), NotFoundError, 'unknown_user'],
           [() => usage.consume('not-a-uuid', 'resize'), NotFoundError, 'unknown_user'],
           [() => usage.check('00000000-0000-4000-8000-000000000000', 'resize'), NotFoundError, 'unknown_user'],
           [() => usage.refund('00000000-0000-4000-8000-000000000000', 'seen'), NotFoundError, 'unknown_user'],
           [() => usage.summary('00000000-0000-4000-8000-000000000000'), NotFoundError, 'unknown_user'],
           ...['', 'k'.repeat(256), 'a\nb', 'tab\tkey', 7 as unknown as string].map(
-            (idempotencyKey) => [() => usage.consume(user, 'resize', { idempotencyKey }), ValidationError, 'invalid_idempotency_key'] as const),
+            (idempotencyKey) => [() => usage.consume(user, 'resize', { idempotencyKey }), ValidationError, 'invalid_idempotency_key'] as Case),
           [() => usage.refund(user, ''), ValidationError, 'invalid_idempotency_key'],
           ...[[1], 'text', 42, { big: 'x'.repeat(16_400) }, cycle, { n: 1n }, { s: 'nul\u0000' }].map(
-            (metadata) => [() => usage.consume(user, 'resize', { metadata: metadata as Record<string, unknown> }), ValidationError, 'invalid_metadata'] as const),
+            (metadata) => [() => usage.consume(user, 'resize', { metadata: metadata as Record<string, unknown> }), ValidationError, 'invalid_metadata'] as Case),
         ];
         for (const [call, Class, code] of cases) await rejectsWith(call(), Class, code);
         assert.deepEqual(await totals(db), before);
