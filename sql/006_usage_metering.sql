@@ -18,9 +18,11 @@
 -- - Idempotency key: the first answer is stored in plugin_usage and returned again (replayed).
 --
 -- Exactness under concurrency, without EXCEPTION blocks (a subtransaction each):
--- - daily plans: one conditional upsert; the row lock of ON CONFLICT DO UPDATE serializes callers
---   and the WHERE re-checks the limit against the latest committed count.
--- - lifetime plans: a transaction advisory lock per (user, action), then sum, then increment.
+-- - one conditional upsert of today's counter (INSERT ... ON CONFLICT DO UPDATE ... WHERE
+--   earlier days + count + 1 <= limit); its row lock serializes callers and the WHERE re-checks
+--   the limit against the latest committed count. Earlier days are 0 on daily plans.
+-- - lifetime plans also take a transaction advisory lock per (user, action) before summing the
+--   earlier days (a call begun before UTC midnight may still be adding to yesterday's row).
 -- - idempotency keys: a transaction advisory lock per (user, key) before looking for the first
 --   answer, so concurrent calls with one key queue and all but the first replay.
 -- Advisory lock namespaces (first int of the two-int form): 7301 = idempotency key, 7302 =
@@ -60,6 +62,7 @@ DECLARE
   v_limit INTEGER;   -- -1 = unlimited
   v_batch INTEGER;   -- -1 = unlimited
   v_daily BOOLEAN;
+  v_past INTEGER;
   v_used INTEGER;
   v_reason TEXT;
 BEGIN
@@ -129,54 +132,53 @@ BEGIN
     v_daily := true;
   END IF;
 
-  IF v_daily THEN
-    IF v_batch <> -1 AND p_items > v_batch THEN
-      v_reason := 'batch_too_large';
-    ELSIF v_limit = -1 THEN
-      INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
-      VALUES (p_user_id, p_action, v_today, 1)
-      ON CONFLICT (user_id, action, usage_date)
-      DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now()
-      RETURNING d.count INTO v_used;
-      v_reason := 'ok';
-    ELSIF v_limit = 0 THEN
-      -- The insert arm of the upsert below ignores its WHERE: a limit of 0 never reaches it.
-      v_reason := 'limit_reached';
-    ELSE
-      INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
-      VALUES (p_user_id, p_action, v_today, 1)
-      ON CONFLICT (user_id, action, usage_date)
-      DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now()
-      WHERE d.count + 1 <= v_limit
-      RETURNING d.count INTO v_used;
-      v_reason := CASE WHEN FOUND THEN 'ok' ELSE 'limit_reached' END;
-    END IF;
-    IF v_reason <> 'ok' THEN
-      SELECT COALESCE(max(d.count), 0) INTO v_used FROM public.daily_usage_summary AS d
-       WHERE d.user_id = p_user_id AND d.action = p_action AND d.usage_date = v_today;
-      IF v_limit <> -1 AND v_used + 1 > v_limit THEN
-        v_reason := 'limit_reached';
-      END IF;
-    END IF;
-  ELSE
+  -- v_past: what other days used (lifetime plans; 0 for daily ones). Both kinds then go through
+  -- the same conditional upsert of today's row, so calls in flight while the plan switches between
+  -- daily and lifetime still serialize on that row. Lifetime callers first take a lock per (user,
+  -- action): a call that began before UTC midnight may still be adding to yesterday's row.
+  v_past := 0;
+  IF NOT v_daily THEN
     IF v_limit <> -1 THEN
       PERFORM pg_catalog.pg_advisory_xact_lock(7302, pg_catalog.hashtext(p_user_id::text || ':' || p_action));
     END IF;
-    SELECT COALESCE(sum(d.count), 0)::integer INTO v_used FROM public.daily_usage_summary AS d
-     WHERE d.user_id = p_user_id AND d.action = p_action;
-    IF v_limit <> -1 AND v_used + 1 > v_limit THEN
+    SELECT COALESCE(sum(d.count), 0)::integer INTO v_past FROM public.daily_usage_summary AS d
+     WHERE d.user_id = p_user_id AND d.action = p_action AND d.usage_date <> v_today;
+  END IF;
+
+  IF v_batch <> -1 AND p_items > v_batch THEN
+    v_reason := 'batch_too_large';
+  ELSIF v_limit = -1 THEN
+    INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
+    VALUES (p_user_id, p_action, v_today, 1)
+    ON CONFLICT (user_id, action, usage_date)
+    DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now()
+    RETURNING d.count INTO v_used;
+    v_reason := 'ok';
+  ELSIF v_past + 1 > v_limit THEN
+    -- Also the case limit = 0: the insert arm of the upsert below ignores its WHERE, so it must
+    -- only be reached when a first row of count 1 is within the limit.
+    v_reason := 'limit_reached';
+  ELSE
+    -- The row lock of ON CONFLICT DO UPDATE serializes concurrent callers; WHERE re-checks the
+    -- limit against the latest committed count. No row returned = denied, nothing changed.
+    INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
+    VALUES (p_user_id, p_action, v_today, 1)
+    ON CONFLICT (user_id, action, usage_date)
+    DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now()
+    WHERE v_past + d.count + 1 <= v_limit
+    RETURNING d.count INTO v_used;
+    v_reason := CASE WHEN FOUND THEN 'ok' ELSE 'limit_reached' END;
+  END IF;
+
+  IF v_reason <> 'ok' THEN
+    -- Denied: report today's count unchanged; limit_reached wins over batch_too_large.
+    SELECT COALESCE(max(d.count), 0) INTO v_used FROM public.daily_usage_summary AS d
+     WHERE d.user_id = p_user_id AND d.action = p_action AND d.usage_date = v_today;
+    IF v_limit <> -1 AND v_past + v_used + 1 > v_limit THEN
       v_reason := 'limit_reached';
-    ELSIF v_batch <> -1 AND p_items > v_batch THEN
-      v_reason := 'batch_too_large';
-    ELSE
-      INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
-      VALUES (p_user_id, p_action, v_today, 1)
-      ON CONFLICT (user_id, action, usage_date)
-      DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now();
-      v_used := v_used + 1;
-      v_reason := 'ok';
     END IF;
   END IF;
+  v_used := v_past + v_used;
 
   allowed := v_reason = 'ok';
   reason := v_reason;

@@ -419,6 +419,28 @@ for (const dialect of DIALECTS) {
           assert.deepEqual(await totals(db, user), { usageRows: 16, allowedRows: 4, deniedRows: 12, summaryRows: 1, counted: 4 });
         }, { max: 32 }));
 
+      test('plan switching between daily and lifetime while 128 consumes are in flight: every answer within its limit', () =>
+        withDatabase('postgres', async ({ db }) => {
+          const usage = createUsage(db);
+          const user = await createUser(db);
+          const flips = (async () => {
+            for (let i = 0; i < 12; i++) {
+              if (i % 2) await clearPlan(db, user);
+              else await setPlan(db, user, 'basic');
+            }
+          })();
+          const [answers] = await Promise.all([
+            Promise.all(Array.from({ length: 128 }, () => usage.consume(user, 'resize'))),
+            flips,
+          ]);
+          const allowed = answers.filter((a) => a.allowed);
+          for (const a of allowed) assert.ok(a.used <= a.usageLimit!, `${a.planSlug}: used ${a.used} of ${a.usageLimit}`);
+          // Both kinds serialize on today's row: no two allowed calls saw the same count.
+          assert.equal(new Set(allowed.map((a) => a.used)).size, allowed.length);
+          assert.ok(allowed.length <= 4);
+          assert.equal((await totals(db, user)).counted, allowed.length);
+        }, { max: 32 }));
+
       test('16 concurrent refunds of one key give back once', () =>
         withDatabase('postgres', async ({ db }) => {
           const usage = createUsage(db);
