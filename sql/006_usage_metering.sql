@@ -7,7 +7,7 @@
 -- - Plan: read at call time, by the rule of public.effective_plan (sql/003): the subscribed plan
 --   while public.subscription_grants_access says so, else free. It is written out as a join rather
 --   than a call of effective_plan because a SQL function with SET search_path is never inlined and
---   is parsed and planned again on every call (measured ~150 us, more than the rest of consume);
+--   is parsed and planned again on every call (measured ~120 us a call, more than the rest of consume);
 --   the status rule itself stays in subscription_grants_access, and test/usage.test.ts checks that
 --   both agree for every status. The plans' limits govern the action 'resize'; any other action
 --   is counted per UTC day and logged, never limited.
