@@ -2,6 +2,7 @@ import type { Database } from './db.ts';
 import { createTokens, type TokenOptions } from './tokens.ts';
 import { createSubscriptions } from './subscriptions.ts';
 import { createPlans } from './plans.ts';
+import { createUsage } from './usage.ts';
 
 /** Options of createPluginAuth. Each part documents its own. */
 export interface PluginAuthOptions {
@@ -32,6 +33,7 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
     tokens: createTokens(db, options),
     subscriptions: createSubscriptions(db),
     plans: createPlans(db),
+    usage: createUsage(db),
   };
 }
 

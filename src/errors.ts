@@ -36,6 +36,8 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA005: ValidationError, // invalid_metadata
   PA006: ValidationError, // invalid_date
   PA007: NotFoundError, // no_plan
+  PA008: NotFoundError, // unknown_idempotency_key
+  PA009: ValidationError, // idempotency_key_reused
   PA010: SetupError, // schema_modified
   PA011: SetupError, // schema_newer
   PA012: SetupError, // schema_drift

@@ -35,3 +35,4 @@ export {
   type AssignedPlan,
 } from './subscriptions.ts';
 export { createPlans, type Plans, type Plan, type PlanLimits, type StripeLink } from './plans.ts';
+export { createUsage, type Usage, type UsageAnswer, type UsageReason, type UsageSummaryDay, type ConsumeOptions, type CheckOptions, type SummaryOptions, type RefundResult } from './usage.ts';

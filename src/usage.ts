@@ -1,0 +1,147 @@
+// usage.consume / check / refund / summary: typed calls of the SQL functions in
+// sql/006_usage_metering.sql, which hold all the rules (so rpc callers get the same behaviour).
+// One call is one statement, so one round trip and one transaction.
+import type { Queryable } from './db.ts';
+import { fromDatabaseError } from './errors.ts';
+import * as input from './usage-input.ts';
+
+export type UsageReason = 'ok' | 'limit_reached' | 'batch_too_large';
+
+/** The answer of consume and check. null limits mean unlimited; resetsAt null means never. */
+export interface UsageAnswer {
+  allowed: boolean;
+  reason: UsageReason;
+  planSlug: string;
+  /** The count after this call (unchanged when denied): today's for daily plans, all-time otherwise. */
+  used: number;
+  usageLimit: number | null;
+  remaining: number | null;
+  batchLimit: number | null;
+  resetsAt: Date | null;
+  /** true when this is the stored answer of an earlier call with the same idempotency key. */
+  replayed: boolean;
+}
+
+export interface ConsumeOptions {
+  /** Batch size (layers), 1 to 10000; default 1. Counts as one operation. */
+  items?: number;
+  /** Same key, same answer: a retried request is counted once. 1 to 255 characters. */
+  idempotencyKey?: string | null;
+  /** Logged with the call: a JSON object, at most 16 kB. */
+  metadata?: Record<string, unknown> | null;
+}
+
+export interface CheckOptions {
+  items?: number;
+}
+
+export interface RefundResult {
+  /** true when this call gave the operation back; false when already refunded or it was denied. */
+  refunded: boolean;
+}
+
+export interface SummaryOptions {
+  /** First UTC day, 'YYYY-MM-DD' or a Date; default 29 days before `to`. */
+  from?: string | Date;
+  /** Last UTC day, inclusive; default today (UTC). */
+  to?: string | Date;
+}
+
+export interface UsageSummaryDay {
+  /** UTC day, 'YYYY-MM-DD'. */
+  date: string;
+  action: string;
+  /** The counter: allowed minus refunded. */
+  used: number;
+  allowed: number;
+  denied: number;
+  refunded: number;
+}
+
+interface AnswerRow {
+  allowed: boolean;
+  reason: UsageReason;
+  plan_slug: string;
+  used: number;
+  usage_limit: number | null;
+  remaining: number | null;
+  batch_limit: number | null;
+  resets_at: Date | null;
+  replayed: boolean;
+}
+
+interface SummaryRow {
+  usage_date: string;
+  action: string;
+  used: number;
+  allowed: number;
+  denied: number;
+  refunded: number;
+}
+
+const toAnswer = (r: AnswerRow): UsageAnswer => ({
+  allowed: r.allowed,
+  reason: r.reason,
+  planSlug: r.plan_slug,
+  used: r.used,
+  usageLimit: r.usage_limit,
+  remaining: r.remaining,
+  batchLimit: r.batch_limit,
+  resetsAt: r.resets_at,
+  replayed: r.replayed,
+});
+
+async function run<R>(db: Queryable, text: string, params: unknown[]): Promise<R[]> {
+  try {
+    return await db.query<R>(text, params);
+  } catch (error) {
+    throw fromDatabaseError(error);
+  }
+}
+
+export function createUsage(db: Queryable) {
+  return {
+    /** Counts one operation if the plan allows it; logs the call either way. */
+    async consume(userId: string, action: string, options: ConsumeOptions = {}): Promise<UsageAnswer> {
+      const params = [
+        input.userId(userId),
+        input.action(action),
+        input.items(options.items),
+        input.idempotencyKey(options.idempotencyKey, false),
+        input.metadata(options.metadata),
+      ];
+      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.consume_usage($1, $2, $3, $4, $5::jsonb)', params);
+      return toAnswer(rows[0]!);
+    },
+
+    /** What consume would answer now, writing nothing. Only consume's answer is binding. */
+    async check(userId: string, action: string, options: CheckOptions = {}): Promise<UsageAnswer> {
+      const params = [input.userId(userId), input.action(action), input.items(options.items)];
+      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.check_usage($1, $2, $3)', params);
+      return toAnswer(rows[0]!);
+    },
+
+    /** Gives back the operation counted by the consume with this key, at most once. */
+    async refund(userId: string, idempotencyKey: string): Promise<RefundResult> {
+      const params = [input.userId(userId), input.idempotencyKey(idempotencyKey, true)];
+      const rows = await run<{ refunded: boolean }>(db, 'SELECT public.refund_usage($1, $2) AS refunded', params);
+      return { refunded: rows[0]!.refunded };
+    },
+
+    /** Per UTC day and action: the counter, and allowed / denied / refunded calls from the log. */
+    async summary(userId: string, options: SummaryOptions = {}): Promise<UsageSummaryDay[]> {
+      const params = [input.userId(userId), input.day(options.from, 'from'), input.day(options.to, 'to')];
+      const rows = await run<SummaryRow>(db, 'SELECT * FROM public.usage_summary($1, $2::date, $3::date)', params);
+      return rows.map((r) => ({
+        date: r.usage_date,
+        action: r.action,
+        used: r.used,
+        allowed: r.allowed,
+        denied: r.denied,
+        refunded: r.refunded,
+      }));
+    },
+  };
+}
+
+export type Usage = ReturnType<typeof createUsage>;
