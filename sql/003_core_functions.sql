@@ -39,25 +39,29 @@ END;
 $$;
 
 -- Does a subscription in this state grant its plan at p_at? The single rule, used by SQL
--- (effective_plan, consume_usage) and by TypeScript (subscriptions.effectivePlan) alike:
+-- (effective_plan, consume_usage, check_usage) and by TypeScript (subscriptions.effectivePlan):
 -- active and trialing grant it; past_due keeps it until current_period_end (Stripe's retry
 -- window); manual (sold outside Stripe) grants it until current_period_end, or forever when that
 -- is null; every other status (canceled, unpaid, paused, incomplete, incomplete_expired) does not.
+-- PL/pgSQL, not SQL: a SQL function with SET search_path is never inlined and is planned again on
+-- every call (~70 us inside consume_usage); a PL/pgSQL function keeps its plan for the session.
 CREATE OR REPLACE FUNCTION public.subscription_grants_access(
   p_status VARCHAR,
   p_current_period_end TIMESTAMP WITH TIME ZONE,
   p_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
 ) RETURNS BOOLEAN
-LANGUAGE sql
-STABLE
+LANGUAGE plpgsql
+IMMUTABLE
 SET search_path = ''
 AS $$
-  SELECT CASE
+BEGIN
+  RETURN CASE
     WHEN p_status IN ('active', 'trialing') THEN true
     WHEN p_status = 'past_due' THEN p_current_period_end IS NOT NULL AND p_current_period_end > p_at
     WHEN p_status = 'manual' THEN p_current_period_end IS NULL OR p_current_period_end > p_at
     ELSE false
   END;
+END;
 $$;
 
 -- The user's effective plan at p_at: the subscribed plan while its status grants access, else free.
@@ -66,17 +70,20 @@ CREATE OR REPLACE FUNCTION public.effective_plan(
   p_user_id UUID,
   p_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
 ) RETURNS SETOF public.subscription_plans
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = ''
 AS $$
+BEGIN
+  RETURN QUERY
   SELECT p.*
-  FROM public.subscription_plans p
-  WHERE p.plan_slug = COALESCE(
-    (SELECT sp.plan_slug
-       FROM public.user_subscriptions s
-       JOIN public.subscription_plans sp ON sp.id = s.plan_id
-      WHERE s.user_id = p_user_id
-        AND public.subscription_grants_access(s.status, s.current_period_end, p_at)),
-    'free');
+    FROM public.subscription_plans AS p
+   WHERE p.plan_slug = COALESCE(
+     (SELECT sp.plan_slug
+        FROM public.user_subscriptions AS s
+        JOIN public.subscription_plans AS sp ON sp.id = s.plan_id
+       WHERE s.user_id = p_user_id
+         AND public.subscription_grants_access(s.status, s.current_period_end, p_at)),
+     'free');
+END;
 $$;
