@@ -120,16 +120,21 @@ $$;
 
 -- 3. Verify: the library has already checked the JWT (signature, algorithm, exp, aud, iss); this
 -- is the one round trip that checks the row. Status 'ok', 'invalid' (no such token, digest
--- mismatch, user gone), 'revoked' or 'expired'. A plain SQL function, one statement, no exception
+-- mismatch, user gone), 'revoked' or 'expired'. One statement, no exception
 -- block: on 'ok' it also sets last_used_at, but only when it is null or over a minute old, and
 -- SKIP LOCKED means concurrent verifies of one token never wait for each other: a burst of verifies
 -- writes the row at most once a minute.
 CREATE OR REPLACE FUNCTION public.verify_plugin_token(p_token_id UUID, p_token_hash TEXT)
 RETURNS TABLE (status TEXT, user_id UUID, expires_at TIMESTAMP WITH TIME ZONE, device_name VARCHAR)
-LANGUAGE sql
+LANGUAGE plpgsql
 VOLATILE
 SET search_path = ''
+-- PL/pgSQL around one statement: its plan is prepared once per session. As a SQL function with
+-- SET search_path it was planned again on every call, which cost more than the lookup itself.
 AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH found AS (
     SELECT t.id, t.user_id, t.expires_at, t.device_name,
            CASE WHEN t.token_hash <> p_token_hash THEN 'invalid'
@@ -152,7 +157,8 @@ AS $$
   )
   SELECT f.status, f.user_id, f.expires_at, f.device_name FROM found f
   UNION ALL
-  SELECT 'invalid', NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM found);
+  SELECT 'invalid'::TEXT, NULL::UUID, NULL::TIMESTAMP WITH TIME ZONE, NULL::VARCHAR WHERE NOT EXISTS (SELECT 1 FROM found);
+END;
 $$;
 
 -- 4. Revoke one token. True when this call revoked it, false when it already was (the first
