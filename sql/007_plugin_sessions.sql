@@ -120,8 +120,9 @@ $$;
 
 -- 3. Verify: the library has already checked the JWT (signature, algorithm, exp, aud, iss); this
 -- is the one round trip that checks the row. Status 'ok', 'invalid' (no such token, digest
--- mismatch, user gone), 'revoked' or 'expired'. One statement, no exception
--- block: on 'ok' it also sets last_used_at, but only when it is null or over a minute old, and
+-- mismatch, user gone), 'revoked' or 'expired'. No exception block. PL/pgSQL, so its statements
+-- are prepared once per session (a SQL function with SET search_path is planned on every call).
+-- On 'ok' it also sets last_used_at, but only when it is null or over a minute old, and
 -- SKIP LOCKED means concurrent verifies of one token never wait for each other: a burst of verifies
 -- writes the row at most once a minute.
 CREATE OR REPLACE FUNCTION public.verify_plugin_token(p_token_id UUID, p_token_hash TEXT)
@@ -129,35 +130,39 @@ RETURNS TABLE (status TEXT, user_id UUID, expires_at TIMESTAMP WITH TIME ZONE, d
 LANGUAGE plpgsql
 VOLATILE
 SET search_path = ''
--- PL/pgSQL around one statement: its plan is prepared once per session. As a SQL function with
--- SET search_path it was planned again on every call, which cost more than the lookup itself.
 AS $$
 #variable_conflict use_column
+DECLARE
+  v_token RECORD;
 BEGIN
-  RETURN QUERY
-  WITH found AS (
-    SELECT t.id, t.user_id, t.expires_at, t.device_name,
-           CASE WHEN t.token_hash <> p_token_hash THEN 'invalid'
-                WHEN NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = t.user_id) THEN 'invalid'
-                WHEN t.revoked_at IS NOT NULL THEN 'revoked'
-                WHEN t.expires_at <= pg_catalog.now() THEN 'expired'
-                ELSE 'ok' END AS status
-      FROM public.plugin_tokens t
-     WHERE t.id = p_token_id
-  ), touched AS (
-    UPDATE public.plugin_tokens t
-       SET last_used_at = pg_catalog.now()
-     WHERE t.id = (
-       SELECT c.id FROM public.plugin_tokens c
-        WHERE c.id = p_token_id
-          AND (c.last_used_at IS NULL OR c.last_used_at < pg_catalog.now() - INTERVAL '1 minute')
-          AND EXISTS (SELECT 1 FROM found f WHERE f.status = 'ok')
-        FOR UPDATE SKIP LOCKED)
-    RETURNING t.id
-  )
-  SELECT f.status, f.user_id, f.expires_at, f.device_name FROM found f
-  UNION ALL
-  SELECT 'invalid'::TEXT, NULL::UUID, NULL::TIMESTAMP WITH TIME ZONE, NULL::VARCHAR WHERE NOT EXISTS (SELECT 1 FROM found);
+  -- The common path is this one primary-key lookup and nothing else. A deleted user's tokens are
+  -- gone with it (ON DELETE CASCADE), so "the user still exists" needs no second lookup.
+  SELECT t.user_id, t.token_hash, t.expires_at, t.device_name, t.revoked_at, t.last_used_at
+    INTO v_token
+    FROM public.plugin_tokens AS t
+   WHERE t.id = p_token_id;
+  IF NOT FOUND OR v_token.token_hash <> p_token_hash THEN
+    status := 'invalid';
+  ELSIF v_token.revoked_at IS NOT NULL THEN
+    status := 'revoked';
+  ELSIF v_token.expires_at <= pg_catalog.now() THEN
+    status := 'expired';
+  ELSE
+    status := 'ok';
+    user_id := v_token.user_id;
+    expires_at := v_token.expires_at;
+    device_name := v_token.device_name;
+    IF v_token.last_used_at IS NULL OR v_token.last_used_at < pg_catalog.now() - INTERVAL '1 minute' THEN
+      -- SKIP LOCKED: when another verify of this token is already writing, this one need not.
+      UPDATE public.plugin_tokens AS t
+         SET last_used_at = pg_catalog.now()
+       WHERE t.id = (SELECT c.id FROM public.plugin_tokens AS c
+                      WHERE c.id = p_token_id
+                        AND (c.last_used_at IS NULL OR c.last_used_at < pg_catalog.now() - INTERVAL '1 minute')
+                        FOR UPDATE SKIP LOCKED);
+    END IF;
+  END IF;
+  RETURN NEXT;
 END;
 $$;
 
