@@ -101,23 +101,27 @@ AS $$
 #variable_conflict use_column
 DECLARE
   v_from DATE;
+  v_since TIMESTAMP WITH TIME ZONE;
 BEGIN
   IF p_days IS NULL OR p_days < 1 OR p_days > 366 THEN
     RAISE EXCEPTION 'invalid_days: days must be an integer from 1 to 366' USING ERRCODE = 'PA070';
   END IF;
   v_from := (pg_catalog.now() AT TIME ZONE 'UTC')::date - (p_days - 1);
   PERFORM public.usage_rollup();
+  -- The index range bound as a value, so that every plan (also a cached generic one) scans only
+  -- the recent end of the created_at index. The statement below re-reads the watermark in its own
+  -- snapshot and filters on it: a rollup committed in between is then counted once, in the totals.
+  SELECT GREATEST(s.rolled_up_to, v_from::timestamp AT TIME ZONE 'UTC') INTO v_since
+    FROM public.usage_rollup_state AS s WHERE s.id;
 
   RETURN QUERY
-  WITH state AS (
-    SELECT s.rolled_up_to FROM public.usage_rollup_state AS s WHERE s.id
-  ), recent AS (
+  WITH recent AS (
     SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.action AS act,
            count(*) FILTER (WHERE u.allowed) AS n_allowed,
            count(*) FILTER (WHERE NOT u.allowed) AS n_denied
       FROM public.plugin_usage AS u
-     WHERE u.created_at >= GREATEST((SELECT st.rolled_up_to FROM state AS st),
-                                    v_from::timestamp AT TIME ZONE 'UTC')
+     WHERE u.created_at >= v_since
+       AND u.created_at >= (SELECT s.rolled_up_to FROM public.usage_rollup_state AS s WHERE s.id)
      GROUP BY 1, 2
   ), rolled AS (
     SELECT t.usage_date AS day, t.action AS act, t.allowed AS n_allowed, t.denied AS n_denied
