@@ -175,7 +175,8 @@ const LOAD_DAY = `
            LEAST(j, ${CALLS_PER_DAY - 2}), 6, 20, (d.usage_date + 1)::timestamp AT TIME ZONE 'UTC',
            d.usage_date::timestamp AT TIME ZONE 'UTC' + make_interval(secs => (d.id * 37 + j * 5000) % 86400)
       FROM public.daily_usage_summary d, generate_series(1, ${CALLS_PER_DAY}) j
-     WHERE d.usage_date = (now() AT TIME ZONE 'UTC')::date - $1::int;`;
+     WHERE d.usage_date = (now() AT TIME ZONE 'UTC')::date - $1::int
+       AND d.user_id IN (SELECT s.id FROM scale_users s);`;
 
 /** Runs each hot query once on one connection with auto_explain reporting every nested plan. */
 async function explainHotPaths(url: string, sets: Sets): Promise<{ lines: string[]; seqScans: string[] }> {
