@@ -12,6 +12,7 @@ import { buildSetupScript, schemaVersion } from './migrations.ts';
 import { redact, secretsOf } from './redact.ts';
 import { runSetupCommand } from './setup-command.ts';
 import { readStatus } from './status.ts';
+import { purgeUsage } from './retention.ts';
 import { exportSupabaseMigration } from './supabase-export.ts';
 
 export const BIN = 'figma-plugin-auth-db';
@@ -30,9 +31,11 @@ const OPTIONS = {
   json: { type: 'boolean', text: 'print the result as JSON' },
   'database-url': { type: 'string', text: 'postgres://… or pglite:<dir> (default: the environment, as setup)' },
   production: { type: 'boolean', text: 'read only the environment (no .env files) and never the embedded database' },
-  'dry-run': { type: 'boolean', text: 'print the exact SQL setup would run, and connect to nothing' },
+  'dry-run': { type: 'boolean', text: 'setup: print the exact SQL it would run, connect to nothing; retention: count, delete nothing' },
   product: { type: 'string', text: 'Stripe product id, prod_…' },
   price: { type: 'string', text: 'Stripe price id, price_…' },
+  'older-than': { type: 'string', text: 'an age: 90d (days) or 36h (hours); at least 1 day' },
+  'batch-size': { type: 'string', text: 'rows per batch, each its own short transaction (default 1000)' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -123,6 +126,26 @@ export const COMMANDS: Command[] = [
     options: ['json'],
     examples: [`${BIN} export supabase`, `${BIN} export supabase ../my-supabase-project && supabase db push`],
     run: exportSupabaseCommand,
+  },
+  {
+    name: 'retention',
+    summary: 'delete plugin_usage rows older than an age, in small batches (counters are kept)',
+    options: ['older-than', 'batch-size', 'dry-run', 'json'],
+    connects: true,
+    examples: [`${BIN} retention --older-than 90d --dry-run`, `${BIN} retention --older-than 90d --batch-size 5000`],
+    run: async (ctx) => {
+      const { 'older-than': olderThan, 'batch-size': batch } = ctx.values;
+      if (olderThan === undefined) throw new UsageError('retention needs --older-than, e.g. --older-than 90d');
+      if (batch !== undefined && !/^\d{1,6}$/.test(batch)) throw new UsageError('retention: --batch-size must be a whole number');
+      const db = (await ctx.connect()).database();
+      const result = await purgeUsage(db, { olderThan, batchSize: batch === undefined ? undefined : Number(batch), dryRun: ctx.values['dry-run'] });
+      ctx.print(result, (r) =>
+        r.dryRun
+          ? `Would delete ${r.deleted} plugin_usage rows created before ${r.cutoff.toISOString()} (dry run: nothing deleted).`
+          : `Deleted ${r.deleted} plugin_usage rows created before ${r.cutoff.toISOString()} in ${r.batches} batches. daily_usage_summary (the counters) is untouched.`,
+      );
+      return 0;
+    },
   },
 ];
 

@@ -59,6 +59,9 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA035: ValidationError, // invalid_until
   PA036: ValidationError, // price_already_linked
   PA037: ValidationError, // invalid_stripe_id
+  PA070: ValidationError, // invalid_days
+  PA071: ValidationError, // invalid_cutoff
+  PA072: ValidationError, // invalid_batch_size
 };
 
 interface PgLikeError {

@@ -1,0 +1,317 @@
+// npm run bench:scale [-- --json] [-- --seconds N --rounds N --connections N]: growth. Measures the
+// hot queries on an empty database, loads 10 million plugin_usage and 1 million
+// daily_usage_summary rows (generated in SQL, all indexes in place), and measures again: p50/p99
+// must stay within 20% and every plan must use indexes. See docs/scale.md.
+import { parseArgs } from 'node:util';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { openDatabase, type Database } from '../src/db.ts';
+import { createPluginAuth } from '../src/auth.ts';
+import { applySchema } from '../src/setup.ts';
+import { usageReport } from '../src/usage-report.ts';
+import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { measure, percentile, type Op } from './harness.ts';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    seconds: { type: 'string', default: '1.5' },
+    rounds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '2' },
+    users: { type: 'string', default: '100000' },
+    'keep-database': { type: 'boolean', default: false },
+  },
+});
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const CONNECTIONS = Number(values.connections);
+const USERS = Number(values.users); // loaded users: 10 days x 10 calls each
+const DAYS_PER_USER = 10;
+const CALLS_PER_DAY = 10;
+const TOLERANCE = 1.2;
+const SECRET = 'bench-only-secret-0123456789abcdef0123456789';
+// Tables whose Seq Scan in a hot query would grow with the data (subscription_plans has 4 rows).
+// usage_daily_totals is small by design (one row per day and action): a Seq Scan there is fine.
+const BIG_TABLES = ['plugin_usage', 'daily_usage_summary', 'plugin_tokens', 'users', 'user_subscriptions'];
+const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
+const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+
+interface Query {
+  name: string;
+  op: Op;
+}
+interface PhaseResult {
+  p50Ms: number;
+  p99Ms: number;
+  opsPerSec: number;
+}
+
+async function admin(url: string, sql: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function databaseUrl(serverUrl: string, name: string) {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function timed<T>(what: string, fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+  const t0 = performance.now();
+  const value = await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  log(`  ${what}: ${seconds.toFixed(1)} s`);
+  return { value, seconds };
+}
+
+/** The users each query works on: pro (allowed), basic used up today (denied), with tokens. */
+interface Sets {
+  pro: string[];
+  full: string[];
+  tokens: string[];
+  /** Users with the load's per-user history (10 days x 10 calls in the last 90 days). */
+  history: string[];
+}
+
+function queries(db: Database, sets: Sets): Query[] {
+  const auth = createPluginAuth(db, { tokenSecret: SECRET });
+  return [
+    { name: 'usage.consume allowed', op: (_, i) => auth.usage.consume(sets.pro[i % sets.pro.length]!, 'resize') },
+    { name: 'usage.consume denied', op: (_, i) => auth.usage.consume(sets.full[i % sets.full.length]!, 'resize') },
+    { name: 'tokens.verify', op: (_, i) => auth.tokens.verify(sets.tokens[i % sets.tokens.length]!) },
+    { name: 'usage.summary (one user, 30 days)', op: (_, i) => auth.usage.summary(sets.history[i % sets.history.length]!) },
+    { name: 'usageReport (all users, 30 days)', op: () => usageReport(db, { days: 30 }) },
+  ];
+}
+
+/** Rounds interleave the queries (drift spreads over all); p50 and p99 are medians of the rounds'. */
+async function measurePhase(label: string, qs: Query[]): Promise<PhaseResult[]> {
+  const counters = qs.map(() => ({ i: 0 }));
+  for (const [k, q] of qs.entries()) for (let i = 0; i < 30; i++) await q.op(0, counters[k]!.i++);
+  const rounds: PhaseResult[][] = qs.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [k, q] of qs.entries()) {
+      const sample = await measure(q.op, CONNECTIONS, SECONDS, counters[k]!);
+      const sorted = [...sample.latenciesMs].sort((a, b) => a - b);
+      rounds[k]!.push({ p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), opsPerSec: sample.ops / sample.seconds });
+    }
+  }
+  return qs.map((q, k) => {
+    const result = {
+      p50Ms: median(rounds[k]!.map((x) => x.p50Ms)),
+      p99Ms: median(rounds[k]!.map((x) => x.p99Ms)),
+      opsPerSec: median(rounds[k]!.map((x) => x.opsPerSec)),
+    };
+    log(`  ${label.padEnd(6)} ${q.name.padEnd(36)} ${result.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2).padStart(7)} ms  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms`);
+    return result;
+  });
+}
+
+async function seedUsers(db: Database, tag: string, count: number, plan: string, usedToday = 0): Promise<string[]> {
+  const ids = (await db.query<{ id: string }>(
+    `INSERT INTO public.users (email) SELECT $1 || g || '@scale.example' FROM generate_series(1, $2) g RETURNING id`,
+    [tag, count],
+  )).map((r) => r.id);
+  await db.query(
+    `INSERT INTO public.user_subscriptions (user_id, plan_id, status)
+     SELECT u, (SELECT id FROM public.subscription_plans WHERE plan_slug = $2), 'active' FROM unnest($1::uuid[]) u`,
+    [ids, plan],
+  );
+  if (usedToday > 0) await setToday(db, ids, usedToday);
+  return ids;
+}
+
+async function setToday(db: Database, ids: string[], count: number) {
+  await db.query(
+    `INSERT INTO public.daily_usage_summary (user_id, action, usage_date, count)
+     SELECT u, 'resize', (now() AT TIME ZONE 'UTC')::date, $2 FROM unnest($1::uuid[]) u
+     ON CONFLICT (user_id, action, usage_date) DO UPDATE SET count = EXCLUDED.count`,
+    [ids, count],
+  );
+}
+
+async function issueTokens(db: Database, users: string[]): Promise<string[]> {
+  const auth = createPluginAuth(db, { tokenSecret: SECRET });
+  const out: string[] = [];
+  for (const id of users) out.push((await auth.tokens.issue(id, { deviceName: 'scale' })).token);
+  return out;
+}
+
+// The load. Users g = 1..N; user g used the plugin on 10 distinct days among the last 90 (never
+// today: today's traffic is the benchmark's own), 10 calls a day (8 allowed, 2 denied), every
+// other call with an idempotency key. 30% pro, 10% basic, the rest free. Two tokens per user.
+// plugin_usage is inserted one day at a time, oldest first, as it would have arrived: the id and
+// created_at indexes grow at their right edge, the user_id index everywhere.
+const LOAD_USERS = `
+  CREATE TABLE scale_users AS SELECT g, gen_random_uuid() AS id FROM generate_series(1, $N) g;
+  INSERT INTO public.users (id, email, created_at)
+    SELECT id, 'load' || g || '@scale.example', now() - interval '120 days' FROM scale_users;
+  INSERT INTO public.user_subscriptions (user_id, plan_id, status)
+    SELECT s.id, p.id, 'active' FROM scale_users s
+      JOIN public.subscription_plans p ON p.plan_slug = CASE WHEN s.g % 10 < 3 THEN 'pro' ELSE 'basic' END
+     WHERE s.g % 10 < 4;
+  INSERT INTO public.plugin_tokens (user_id, token_hash, device_name, created_at, expires_at)
+    SELECT s.id, encode(sha256(convert_to(s.g || ':' || t, 'UTF8')), 'hex'), 'load',
+           now() - make_interval(days => (s.g + t) % 60), now() + make_interval(days => 30 - (s.g + t) % 60)
+      FROM scale_users s, generate_series(1, 2) t;`;
+const LOAD_COUNTERS = `
+  INSERT INTO public.daily_usage_summary (user_id, action, usage_date, count, created_at, updated_at)
+    SELECT s.id, CASE WHEN k = 10 THEN 'export' ELSE 'resize' END,
+           (now() AT TIME ZONE 'UTC')::date - (1 + (s.g * 7 + k * 9) % 90), ${CALLS_PER_DAY - 2},
+           now() - make_interval(days => 1 + (s.g * 7 + k * 9) % 90), now() - make_interval(days => 1 + (s.g * 7 + k * 9) % 90)
+      FROM scale_users s, generate_series(1, ${DAYS_PER_USER}) k;`;
+const LOAD_DAY = `
+  INSERT INTO public.plugin_usage (user_id, action, items, allowed, reason, plan_slug, idempotency_key,
+                                   used, usage_limit, batch_limit, resets_at, created_at)
+    SELECT d.user_id, d.action, 1 + j % 3, j <= ${CALLS_PER_DAY - 2}, CASE WHEN j <= ${CALLS_PER_DAY - 2} THEN 'ok' ELSE 'limit_reached' END,
+           'pro', CASE WHEN j % 2 = 0 THEN 'req-' || d.id || '-' || j END,
+           LEAST(j, ${CALLS_PER_DAY - 2}), 6, 20, (d.usage_date + 1)::timestamp AT TIME ZONE 'UTC',
+           d.usage_date::timestamp AT TIME ZONE 'UTC' + make_interval(secs => (d.id * 37 + j * 5000) % 86400)
+      FROM public.daily_usage_summary d, generate_series(1, ${CALLS_PER_DAY}) j
+     WHERE d.usage_date = (now() AT TIME ZONE 'UTC')::date - $1::int
+       AND d.user_id IN (SELECT s.id FROM scale_users s);`;
+
+/** Runs each hot query once on one connection with auto_explain reporting every nested plan. */
+async function explainHotPaths(url: string, sets: Sets): Promise<{ lines: string[]; seqScans: string[] }> {
+  // One connection, idle forever, with auto_explain sending each plan to the client as a NOTICE.
+  const pool = new pg.Pool({ connectionString: url, max: 1, idleTimeoutMillis: 0 });
+  const notices: string[] = [];
+  pool.on('connect', (client) => client.on('notice', (n) => notices.push(n.message ?? '')));
+  await pool.query(`LOAD 'auto_explain'`);
+  for (const setting of ['log_min_duration = 0', 'log_analyze = on', 'log_buffers = on', 'log_nested_statements = on', 'log_level = notice']) {
+    await pool.query(`SET auto_explain.${setting}`);
+  }
+  const db = await openDatabase(pool);
+  try {
+    const lines: string[] = [];
+    const seqScans: string[] = [];
+    for (const q of queries(db, sets)) {
+      for (let i = 0; i < 6; i++) await q.op(0, i * 13); // past plpgsql's custom-plan phase: the cached plan is what serves
+      notices.length = 0;
+      await q.op(0, 99);
+      const plans = notices.filter((n) => /Query Text/.test(n));
+      const key = plans.flatMap((plan) =>
+        plan.split('\n').filter((l) => /Scan|Insert on|Update on|Delete on|Conflict|Buffers: shared/.test(l) && !/Function Scan|Result/.test(l)),
+      );
+      lines.push(`  ${q.name}:`, ...key.slice(0, 40).map((l) => `    ${l.trim()}`));
+      for (const l of key) {
+        const m = /Seq Scan on (\w+)/.exec(l);
+        if (m && BIG_TABLES.includes(m[1]!)) seqScans.push(`${q.name}: ${l.trim()}`);
+      }
+    }
+    return { lines, seqScans };
+  } finally {
+    await db.close();
+    await pool.end().catch(() => {});
+  }
+}
+
+let server: Awaited<ReturnType<typeof startThrowawayPostgres>> | undefined;
+let serverUrl = process.env.BENCH_DATABASE_URL;
+if (!serverUrl) {
+  server = await startThrowawayPostgres({
+    flags: ['-c', 'shared_buffers=512MB', '-c', 'max_wal_size=4GB', '-c', 'checkpoint_timeout=15min', '-c', 'maintenance_work_mem=256MB'],
+  });
+  serverUrl = server.url;
+}
+const name = `fpa_scale_${Date.now().toString(36)}`;
+let failed = false;
+const output: Record<string, unknown> = {};
+try {
+  const started = performance.now();
+  await admin(serverUrl, `CREATE DATABASE ${name}`);
+  const url = databaseUrl(serverUrl, name);
+  const db = await openDatabase(url, { max: CONNECTIONS + 1 });
+  const version = (await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
+  const buffers = (await db.query<{ v: string }>(`SELECT current_setting('shared_buffers') AS v`))[0]!.v;
+  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} rounds x ${SECONDS}s per query`);
+  await applySchema(db);
+
+  // Empty: fresh users, no history.
+  const empty: Sets = { pro: await seedUsers(db, 'empty-pro-', 10_000, 'pro'), full: await seedUsers(db, 'empty-full-', 5_000, 'basic', 4), tokens: [], history: [] };
+  empty.tokens = await issueTokens(db, empty.pro.slice(0, 1000));
+  // summary reads one user's history: give 500 users the same history as the loaded ones, so that
+  // both phases compare the same per-user work (50k rows: the database is empty but for these).
+  empty.history = await seedUsers(db, 'empty-history-', 500, 'pro');
+  await db.query(`CREATE TABLE scale_users AS SELECT ord::int AS g, u AS id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, ord)`, [empty.history]);
+  await db.exec(LOAD_COUNTERS);
+  for (let day = 90; day >= 1; day--) await db.query(LOAD_DAY, [day]);
+  await db.exec('DROP TABLE scale_users; ANALYZE');
+  log('empty database:');
+  const before = await measurePhase('empty', queries(db, empty));
+  const emptyPlans = await explainHotPaths(url, empty);
+
+  log(`loading ${USERS} users, ${USERS * DAYS_PER_USER} daily_usage_summary rows, ${USERS * DAYS_PER_USER * CALLS_PER_DAY} plugin_usage rows (all indexes in place):`);
+  const load: Record<string, number> = {};
+  load.usersSeconds = (await timed('users, subscriptions, 2 tokens each', () => db.exec(LOAD_USERS.replace('$N', String(USERS))))).seconds;
+  load.countersSeconds = (await timed('daily_usage_summary', () => db.exec(LOAD_COUNTERS))).seconds;
+  load.callsSeconds = (await timed('plugin_usage, one day at a time over 90 days', async () => {
+    for (let day = 90; day >= 1; day--) await db.query(LOAD_DAY, [day]);
+  })).seconds;
+  load.analyzeSeconds = (await timed('VACUUM ANALYZE (what autovacuum would have done over 90 days)', () => db.exec('VACUUM ANALYZE'))).seconds;
+  // The history was back-dated behind the rollup's watermark (the empty phase's reports moved it):
+  // an import of old calls re-rolls from the start, as docs/scale.md says.
+  await db.exec(`TRUNCATE public.usage_daily_totals; UPDATE public.usage_rollup_state SET rolled_up_to = '-infinity';`);
+  const rollup = await timed('first report: rollup catch-up of the whole history', () => db.query<{ n: number }>('SELECT public.usage_rollup() AS n'));
+  load.rollupSeconds = rollup.seconds;
+  const sizes = await db.query<{ table: string; rows: number; size: string }>(`
+    SELECT c.relname AS table, c.reltuples::bigint AS rows, pg_size_pretty(pg_total_relation_size(c.oid)) AS size
+      FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.reltuples > 1000
+     ORDER BY c.reltuples DESC`);
+  for (const s of sizes) log(`  ${s.table}: ${s.rows} rows, ${s.size} with indexes`);
+
+  // Loaded: users from the load (with history), pro and basic.
+  const pick = (mod: string, n: number) =>
+    db.query<{ id: string }>(`SELECT id FROM scale_users WHERE ${mod} ORDER BY g LIMIT $1`, [n]).then((r) => r.map((x) => x.id));
+  const loaded: Sets = { pro: await pick('g % 10 < 3', 10_000), full: await pick('g % 10 = 3', 5_000), tokens: [], history: [] };
+  loaded.history = (await pick('g % 10 < 3', 20_000)).slice(10_000, 10_500);
+  await setToday(db, loaded.full, 4);
+  loaded.tokens = await issueTokens(db, loaded.pro.slice(0, 1000));
+  await db.exec('ANALYZE');
+  log('loaded database:');
+  const after = await measurePhase('loaded', queries(db, loaded));
+  const loadedPlans = await explainHotPaths(url, loaded);
+
+  log(`\nloaded / empty (must be <= ${TOLERANCE.toFixed(2)}; p50 and p99 are medians of ${ROUNDS} rounds):`);
+  const results = queries(db, loaded).map((q, k) => {
+    const e = before[k]!;
+    const l = after[k]!;
+    const p50Ratio = l.p50Ms / e.p50Ms;
+    const p99Ratio = l.p99Ms / e.p99Ms;
+    const ok = p50Ratio <= TOLERANCE && p99Ratio <= TOLERANCE;
+    if (!ok) failed = true;
+    log(`  ${q.name.padEnd(36)} p50 ${e.p50Ms.toFixed(2).padStart(6)} -> ${l.p50Ms.toFixed(2).padStart(6)} ms (x${p50Ratio.toFixed(2)})  p99 ${e.p99Ms.toFixed(2).padStart(6)} -> ${l.p99Ms.toFixed(2).padStart(6)} ms (x${p99Ratio.toFixed(2)})  ${ok ? 'ok' : 'OVER 20%'}`);
+    return { name: q.name, empty: e, loaded: l, p50Ratio, p99Ratio, ok };
+  });
+  log('\nplans on the loaded database (auto_explain of every statement inside the functions, key lines):');
+  for (const line of loadedPlans.lines) log(line);
+  const seqScans = [...emptyPlans.seqScans.map((s) => `empty: ${s}`), ...loadedPlans.seqScans.map((s) => `loaded: ${s}`)];
+  if (loadedPlans.seqScans.length > 0) {
+    failed = true;
+    log(`\nFAIL: Seq Scan on a big table in a hot query:\n${loadedPlans.seqScans.map((s) => `  ${s}`).join('\n')}`);
+  } else {
+    log('\nno hot query does a Seq Scan on a big table (loaded database).');
+  }
+  if (emptyPlans.seqScans.length > 0) log(`(on the empty database the planner chose Seq Scans where tables were tiny: ${emptyPlans.seqScans.length})`);
+  log(`total ${((performance.now() - started) / 1000).toFixed(0)} s; ${failed ? 'FAILED' : 'passed'}`);
+  Object.assign(output, {
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), postgres: version, sharedBuffers: buffers, connections: CONNECTIONS },
+    load: { ...load, rolledUpCalls: rollup.value[0]!.n, tables: sizes },
+    results,
+    seqScans,
+    ok: !failed,
+  });
+  await db.close();
+} finally {
+  if (!values['keep-database']) await admin(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  await server?.stop();
+}
+if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
+if (failed) process.exitCode = 1;
