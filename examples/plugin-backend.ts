@@ -1,0 +1,70 @@
+// An end-to-end plugin backend: Figma login hand-over, token verification, metered resizes and the
+// Stripe webhook, as one web-standard handler (Request -> Response) that fits Next.js route
+// handlers, Hono, Bun, Deno or Node (see README). In your app, import from 'figma-plugin-auth-db'.
+import Stripe from 'stripe';
+import { AuthError, DatabaseError, PluginAuthError, SetupError, type PluginAuth } from '../src/index.ts';
+import { createStripeWebhookHandler } from './stripe-webhook.ts';
+
+export interface BackendOptions {
+  /** Who is signed in on your website (your session cookie); null when nobody is. */
+  webUserId(request: Request): Promise<string | null>;
+  stripe: Stripe;
+  stripeWebhookSecret: string;
+  /** Where the system browser finishes the login, e.g. https://app.example.com/plugin-login */
+  loginPageUrl: string;
+}
+
+export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
+  const stripeWebhook = createStripeWebhookHandler(auth, { stripe: options.stripe, webhookSecret: options.stripeWebhookSecret });
+  const json = (body: unknown, status = 200) => Response.json(body, { status });
+
+  const routes: Record<string, (request: Request) => Promise<Response>> = {
+    // 1. The plugin starts a login and opens the system browser on loginUrl.
+    'POST /plugin/login': async () => {
+      const { readKey, writeKey, expiresAt } = await auth.tokens.beginLogin({ deviceName: 'Figma' });
+      // The write key travels in the URL fragment, which browsers never send to a server.
+      return json({ readKey, loginUrl: `${options.loginPageUrl}#${writeKey}`, expiresAt });
+    },
+    // 2. The login page, signed in to your website, confirms with the write key from the fragment.
+    'POST /plugin/login/complete': async (request) => {
+      const userId = await options.webUserId(request);
+      if (!userId) return json({ error: 'not_signed_in' }, 401);
+      const { writeKey } = (await request.json()) as { writeKey: string };
+      await auth.tokens.completeLogin(writeKey, userId);
+      return json({ ok: true });
+    },
+    // 3. The plugin polls with the read key; the token is minted once, on the first poll after 2.
+    'POST /plugin/login/poll': async (request) => {
+      const { readKey } = (await request.json()) as { readKey: string };
+      const session = await auth.tokens.pollLogin(readKey);
+      return json(session ? { status: 'done', ...session } : { status: 'pending' });
+    },
+    // 4. Every plugin call: verify the token, then ask the meter, in one round trip each.
+    'POST /plugin/resize': async (request) => {
+      const { userId } = await auth.tokens.verify((request.headers.get('authorization') ?? '').replace(/^Bearer /, ''));
+      const { layers } = (await request.json()) as { layers: number };
+      const answer = await auth.usage.consume(userId, 'resize', {
+        items: layers,
+        idempotencyKey: request.headers.get('idempotency-key') ?? undefined, // a retried request counts once
+      });
+      // 402: the plugin shows the upgrade screen, with answer.reason, answer.remaining, answer.resetsAt.
+      return json(answer, answer.allowed ? 200 : 402);
+    },
+    // 5. Stripe tells us what the user pays for.
+    'POST /stripe/webhook': (request) => stripeWebhook(request),
+  };
+
+  return async function handle(request: Request): Promise<Response> {
+    const route = routes[`${request.method} ${new URL(request.url).pathname}`];
+    if (!route) return json({ error: 'not_found' }, 404);
+    try {
+      return await route(request);
+    } catch (error) {
+      // Server-side trouble (database down, misconfiguration): let the framework answer 500.
+      if (!(error instanceof PluginAuthError) || error instanceof DatabaseError || error instanceof SetupError) throw error;
+      if (error.code.startsWith('login_')) return json({ error: error.code }, 410); // start the login again
+      if (error instanceof AuthError) return json({ error: error.code }, 401); // sign in again
+      return json({ error: error.code }, 400);
+    }
+  };
+}
