@@ -46,6 +46,10 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
   });
   const host = ['users', 'api_keys'].filter((name) => tables.has(name));
   if (host.length) lines.push(`   on top of the host tables: ${host.join(', ')}`);
+  const others = catalog.tables.filter(
+    (t) => !host.includes(t.name) && !(PLUGIN_TABLES as readonly string[]).includes(t.name),
+  );
+  if (others.length) lines.push(`   and: ${others.map((t) => `${t.name} (${t.comment ?? 'no comment'})`).join(', ')}`);
   lines.push('', `Function${pluginFunctions.length === 1 ? '' : 's'} Created:`);
   // Scalar results in capitals as the seed writes them (→ INTEGER); composite ones as they are.
   for (const f of pluginFunctions) lines.push(`- ${f.name}(${f.arguments}) → ${/^[a-z ]+$/.test(f.result) ? f.result.toUpperCase() : f.result}`);

@@ -3,7 +3,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { EXPECTED_SCHEMA_PATH } from '../src/catalog.ts';
-import { buildExpectedSchema, buildFreshCatalog, renderSchemaDiagram, SCHEMA_DIAGRAM_PATH, serializeExpectedSchema } from '../src/generate.ts';
+import {
+  buildExpectedSchema,
+  buildFreshCatalog,
+  embedInReadme,
+  README_PATH,
+  renderReadmeSchema,
+  renderSchemaDiagram,
+  SCHEMA_DIAGRAM_PATH,
+  serializeExpectedSchema,
+} from '../src/generate.ts';
 
 const fresh = buildFreshCatalog();
 const stale = (file: string) => `${file} is stale: run \`npm run generate\` and commit the result`;
@@ -17,4 +26,9 @@ test('docs/schema-diagram.md is the diagram of what sql/ builds, marked generate
   const committed = readFileSync(SCHEMA_DIAGRAM_PATH, 'utf8');
   assert.match(committed.split('\n')[0]!, /generated .* do not edit/);
   assert.equal(committed, renderSchemaDiagram(await fresh), stale('docs/schema-diagram.md'));
+});
+
+test('the README embeds the current schema section (diagram and tables)', async () => {
+  const readme = readFileSync(README_PATH, 'utf8');
+  assert.equal(readme, embedInReadme(readme, renderReadmeSchema(await fresh)), stale('README.md (schema section)'));
 });
