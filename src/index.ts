@@ -36,3 +36,5 @@ export {
 } from './subscriptions.ts';
 export { createPlans, type Plans, type Plan, type PlanLimits, type StripeLink } from './plans.ts';
 export { createUsage, type Usage, type UsageAnswer, type UsageReason, type UsageSummaryDay, type ConsumeOptions, type CheckOptions, type SummaryOptions, type RefundResult } from './usage.ts';
+export { findUser, type UserRef } from './users.ts';
+export { createUsageReport, type UsageReport, type UsageDenial, type UsageTotal } from './usage-report.ts';
