@@ -1,6 +1,23 @@
 // Text output of the CLI's data commands. --json prints the same objects as they are.
 import type { CatalogPlan } from './catalog.ts';
 import type { Status } from './status.ts';
+import type { PlanLimits } from './plans.ts';
+import type { SubscriptionStatus } from './subscriptions.ts';
+import type { TokenInfo } from './tokens.ts';
+import type { UsageAnswer, UsageSummaryDay } from './usage.ts';
+import type { UsageDenial, UsageTotal } from './usage-report.ts';
+import type { UserRef } from './users.ts';
+
+/** What `usage <user>` shows (and prints as JSON). */
+export interface UserUsage {
+  user: UserRef;
+  plan: { slug: string; source: 'stripe' | 'manual' | 'default'; status: SubscriptionStatus | null; limits: PlanLimits };
+  /** check_usage's answer now, per action used today (resize always). */
+  today: (Pick<UsageAnswer, 'used' | 'usageLimit' | 'remaining' | 'resetsAt' | 'reason'> & { action: string; nextAllowed: boolean })[];
+  lifetime: UsageTotal[];
+  recentDenials: UsageDenial[];
+  last30Days: UsageSummaryDay[];
+}
 
 /** Left-aligned columns, two spaces apart. */
 export function table(header: string[], rows: string[][]): string {
@@ -61,5 +78,52 @@ export function formatStatus(status: Status): string {
     ...Object.entries(status.lastActivity).map(
       ([key, at]) => `  ${ACTIVITY_LABELS[key as keyof Status['lastActivity']]}: ${at ?? 'never'}`,
     ),
+  ].join('\n');
+}
+
+const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : '-');
+const orUnlimited = (n: number | null) => (n === null ? 'unlimited' : String(n));
+
+export function formatUsage(report: UserUsage): string {
+  const { user, plan } = report;
+  const limits = plan.limits;
+  const resizes = limits.resizesPerDay < 0 ? 'unlimited resizes' : `${limits.resizesPerDay} resizes ${limits.isDaily ? 'per day' : 'in total'}`;
+  const batch = limits.batchSize < 0 ? 'any batch size' : `batch size ${limits.batchSize}`;
+  const none = (rows: unknown[], text: string) => (rows.length ? [] : [`  ${text}`]);
+  return [
+    `User:  ${user.email} (${user.id})`,
+    `Plan:  ${plan.slug} (${plan.source}${plan.status ? `, subscription ${plan.status}` : ''}): ${resizes}, ${batch}`,
+    '',
+    'Today (UTC; what check_usage answers now):',
+    table(['ACTION', 'USED', 'LIMIT', 'REMAINING', 'RESETS AT', 'NEXT CALL'],
+      report.today.map((t) => [t.action, String(t.used), orUnlimited(t.usageLimit), orUnlimited(t.remaining), t.resetsAt ? iso(t.resetsAt) : 'never', t.nextAllowed ? 'allowed' : `denied (${t.reason})`])),
+    '',
+    'Lifetime:',
+    ...(report.lifetime.length
+      ? [table(['ACTION', 'USED', 'ALLOWED', 'DENIED', 'REFUNDED'],
+          report.lifetime.map((t) => [t.action, String(t.used), String(t.allowed), String(t.denied), String(t.refunded)]))]
+      : none(report.lifetime, 'no usage yet')),
+    '',
+    'Last denials (newest first):',
+    ...(report.recentDenials.length
+      ? [table(['AT', 'ACTION', 'ITEMS', 'REASON', 'PLAN', 'USED', 'LIMIT', 'BATCH LIMIT'],
+          report.recentDenials.map((d) => [iso(d.at), d.action, String(d.items), d.reason, d.planSlug ?? '-', String(d.used ?? '-'), orUnlimited(d.usageLimit), orUnlimited(d.batchLimit)]))]
+      : none(report.recentDenials, 'none')),
+    '',
+    'Last 30 days (usage.summary):',
+    ...(report.last30Days.length
+      ? [table(['DATE', 'ACTION', 'USED', 'ALLOWED', 'DENIED', 'REFUNDED'],
+          report.last30Days.map((d) => [d.date, d.action, String(d.used), String(d.allowed), String(d.denied), String(d.refunded)]))]
+      : none(report.last30Days, 'no usage')),
+  ].join('\n');
+}
+
+export function formatTokens(view: { user: UserRef; tokens: TokenInfo[] }): string {
+  const head = `Tokens of ${view.user.email} (${view.user.id}), newest first:`;
+  if (view.tokens.length === 0) return `${head}\n  none`;
+  return [
+    head,
+    table(['TOKEN ID', 'DEVICE', 'STATUS', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED', 'REASON'],
+      view.tokens.map((t) => [t.tokenId, t.deviceName ?? '-', t.status, iso(t.createdAt), iso(t.expiresAt), iso(t.lastUsedAt), iso(t.revokedAt), t.revokedReason ?? '-'])),
   ].join('\n');
 }

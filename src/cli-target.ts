@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import { readCatalog, type Catalog, type CatalogPlan } from './catalog.ts';
+import { readCatalog, type Catalog } from './catalog.ts';
 import { openDatabase, type Database } from './db.ts';
-import { NotFoundError, SetupError, ValidationError } from './errors.ts';
-import { linkPlanToStripe, planFromRow, validateLink, type PlanRow, type StripeLink } from './plans-admin.ts';
+import { fromDatabaseError, SetupError, ValidationError } from './errors.ts';
+import { createPlans, toPlan, type PlanRow, type Plans } from './plans.ts';
 import { describeTarget, resolveTarget, type SetupMode, type SetupTarget } from './setup.ts';
 import { quoteIdent, sqlStatusSource, type StatusSource } from './status.ts';
 import type { Env } from './env.ts';
@@ -37,7 +37,8 @@ export interface Connection extends StatusSource {
   description: string;
   /** SQL access; commands that need more than the REST API offers ask for it. */
   database(): Database;
-  linkPlan(slug: string, link: StripeLink): Promise<CatalogPlan>;
+  /** The library's plans API: over SQL, or over the REST API (the same SQL function, by rpc). */
+  plans(): Pick<Plans, 'list' | 'linkStripe'>;
   close(): Promise<void>;
 }
 
@@ -60,7 +61,7 @@ export async function connect(target: SetupTarget): Promise<Connection> {
     description: describeTarget(target),
     ...sqlStatusSource(db, read),
     database: () => db,
-    linkPlan: (slug, link) => linkPlanToStripe(db, slug, link),
+    plans: () => createPlans(db),
     close: () => db.close(),
   };
 }
@@ -107,19 +108,23 @@ function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase' }>):
     database() {
       throw new ValidationError('needs_database_url', 'this command needs a direct connection: set DATABASE_URL (Supabase: Project Settings → Database → connection string)');
     },
-    async linkPlan(slug, link) {
-      validateLink(slug, link);
-      const changes: Record<string, string> = { updated_at: new Date().toISOString() };
-      if (link.productId !== undefined) changes.stripe_product_id = link.productId;
-      if (link.priceId !== undefined) changes.stripe_price_id = link.priceId;
-      const { data, error } = await client.from('subscription_plans').update(changes).eq('plan_slug', slug)
-        .select('plan_slug, name, price_monthly, limits, features, is_active, stripe_product_id, stripe_price_id');
-      if (error?.code === '23505') throw new ValidationError('stripe_price_in_use', `Stripe price ${link.priceId} is already linked to another plan: unlink it there first`);
-      if (error) throw fail('linking the plan', error);
-      const row = (data as PlanRow[] | null)?.[0];
-      if (!row) throw new NotFoundError('unknown_plan', `no plan with slug "${slug}": see \`figma-plugin-auth-db plans\``);
-      return planFromRow(row);
-    },
+    plans: () => ({
+      async list(options = {}) {
+        let query = client.from('subscription_plans').select('*');
+        if (!options.includeInactive) query = query.or('is_active.is.null,is_active.eq.true');
+        const { data, error } = await query.order('price_monthly', { ascending: true, nullsFirst: true }).order('plan_slug');
+        if (error) throw fail('reading the plans', error);
+        return (data as PlanRow[]).map(toPlan);
+      },
+      // link_stripe_plan (sql/008) by rpc: PostgREST reports its SQLSTATE as `code`, so the
+      // library's error mapping applies unchanged.
+      async linkStripe(planSlug, link) {
+        const { data, error } = await client.rpc('link_stripe_plan', { p_plan_slug: planSlug, p_product_id: link.productId, p_price_id: link.priceId });
+        if (error?.code === '23505') throw new ValidationError('price_already_linked', 'price_already_linked: this Stripe price belongs to another plan');
+        if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
+        return toPlan((data as PlanRow[])[0]!);
+      },
+    }),
     async close() {},
   };
 }

@@ -2,9 +2,13 @@
 // an exit code (0 ok, 1 failed or differences found, 2 usage error). Only the entry points
 // (bin/figma-plugin-auth-db.js, src/cli-main.ts) touch process.exitCode.
 import { parseArgs } from 'node:util';
-import { diffSchema, formatDifferences, loadExpectedSchema } from './catalog.ts';
+import { diffSchema, formatDifferences, loadExpectedSchema, type Difference } from './catalog.ts';
+import { createPluginAuth } from './auth.ts';
+import { lintCatalog, type Finding } from './lint.ts';
+import { createUsageReport } from './usage-report.ts';
+import { findUser } from './users.ts';
 import { connect, envForTarget, resolveCliTarget, type Connection } from './cli-target.ts';
-import { formatPlans, formatStatus } from './cli-format.ts';
+import { formatPlans, formatStatus, formatTokens, formatUsage, type UserUsage } from './cli-format.ts';
 import { buildMermaidDiagram } from './diagram.ts';
 import { loadDevelopmentEnv, type Env } from './env.ts';
 import { PluginAuthError } from './errors.ts';
@@ -36,6 +40,8 @@ const OPTIONS = {
   price: { type: 'string', text: 'Stripe price id, price_…' },
   'older-than': { type: 'string', text: 'an age: 90d (days) or 36h (hours); at least 1 day' },
   'batch-size': { type: 'string', text: 'rows per batch, each its own short transaction (default 1000)' },
+  denials: { type: 'string', text: 'how many recent denials to show, 1 to 1000 (default 10)' },
+  reason: { type: 'string', text: 'why, kept with the revoked token (default: revoked_by_operator)' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -113,6 +119,42 @@ export const COMMANDS: Command[] = [
     run: plansLinkCommand,
   },
   {
+    name: 'usage',
+    args: ['<user>'],
+    summary: "a user's usage (by id or email): plan, today per action, lifetime, last denials, last 30 days",
+    options: ['denials', 'json'],
+    connects: true,
+    examples: [`${BIN} usage ada@example.com`, `${BIN} usage 0b6c…-uuid --json | jq .today`, `${BIN} usage ada@example.com --denials 50`],
+    run: usageCommand,
+  },
+  {
+    name: 'tokens list',
+    args: ['<user>'],
+    summary: "a user's plugin tokens (by id or email): device, status, dates; never the token or its digest",
+    options: ['json'],
+    connects: true,
+    examples: [`${BIN} tokens list ada@example.com`, `${BIN} tokens list ada@example.com --json | jq '.tokens[] | select(.status == "active")'`],
+    run: tokensListCommand,
+  },
+  {
+    name: 'tokens revoke',
+    args: ['<token-id>'],
+    summary: 'revoke one plugin token by its id (from `tokens list`); the plugin must sign in again',
+    options: ['reason', 'json'],
+    connects: true,
+    examples: [`${BIN} tokens revoke 6f1c…-uuid --reason "lost laptop"`],
+    run: tokensRevokeCommand,
+  },
+  {
+    name: 'tokens revoke-all',
+    args: ['<user>'],
+    summary: "revoke every active token of a user (by id or email): signed out everywhere",
+    options: ['reason', 'json'],
+    connects: true,
+    examples: [`${BIN} tokens revoke-all ada@example.com`, `${BIN} tokens revoke-all ada@example.com --reason compromised --json`],
+    run: tokensRevokeAllCommand,
+  },
+  {
     name: 'diagram',
     summary: 'a Mermaid erDiagram of the live schema (tables, columns, keys, foreign keys)',
     connects: true,
@@ -170,19 +212,45 @@ async function setupCommand(ctx: Context): Promise<number> {
 
 async function verifyCommand(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
-  const differences = diffSchema(loadExpectedSchema(), await connection.readCatalog());
+  const expected = loadExpectedSchema();
+  const catalog = await connection.readCatalog();
+  // The security lint (Supabase's advisor checks) on our own objects: a finding is a difference too.
+  const ours = { tables: expected.tables.map((t) => t.name), functions: [...new Set(expected.functions.map((f) => f.name))] };
+  const differences = [...diffSchema(expected, catalog), ...lintCatalog(catalog, ours).map(findingAsDifference)];
   const result = { ok: differences.length === 0, target: connection.description, schemaVersion: schemaVersion(), differences };
   ctx.print(result, (r) =>
     r.ok
-      ? `✅ ${r.target} matches the expected schema (version ${r.schemaVersion}).`
+      ? `✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`
       : [
           `❌ ${r.target} differs from the expected schema (version ${r.schemaVersion}) in ${r.differences.length} place${r.differences.length === 1 ? '' : 's'}:`,
           ...formatDifferences(r.differences).map((line) => `  ${line}`),
           '',
-          `Missing objects: run \`${BIN} setup\`. A different or unexpected one existed before setup or was changed since: migrate it by hand.`,
+          `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand.`,
         ].join('\n'),
   );
   return result.ok ? 0 : 1;
+}
+
+const LINT_EXPECTED: Record<Finding['rule'], string> = {
+  rls_disabled: 'row level security enabled',
+  table_granted_to_public_role: 'no privilege for PUBLIC, anon or authenticated',
+  function_search_path_mutable: "SET search_path = ''",
+  function_executable_by_public_role: 'EXECUTE not granted to PUBLIC, anon or authenticated',
+  unindexed_foreign_key: 'an index leading with the foreign key columns',
+  duplicate_index: 'no two indexes alike',
+};
+const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
+  rls_disabled: () => 'row level security disabled',
+  table_granted_to_public_role: (f) => `granted to ${f.detail}`,
+  function_search_path_mutable: () => 'search_path not set (mutable)',
+  function_executable_by_public_role: (f) => `executable by ${f.detail}`,
+  unindexed_foreign_key: (f) => `no index on (${f.detail})`,
+  duplicate_index: (f) => f.detail ?? 'duplicate',
+};
+
+/** A lint finding in verify's shape: `different: <object> (security: <rule>)`, expected vs actual. */
+function findingAsDifference(f: Finding): Difference {
+  return { object: `${f.object} (security: ${f.rule})`, problem: 'different', expected: LINT_EXPECTED[f.rule], actual: LINT_ACTUAL[f.rule](f) };
 }
 
 async function statusCommand(ctx: Context): Promise<number> {
@@ -200,9 +268,79 @@ async function plansCommand(ctx: Context): Promise<number> {
 async function plansLinkCommand(ctx: Context): Promise<number> {
   const { product, price } = ctx.values;
   if (product === undefined && price === undefined) throw new UsageError('plans link needs --product, --price, or both');
-  const connection = await ctx.connect();
-  const plan = await connection.linkPlan(ctx.args[0]!, { productId: product, priceId: price });
+  const slug = ctx.args[0]!;
+  const plans = (await ctx.connect()).plans();
+  // plans.linkStripe sets both ids (null unlinks): an option left out keeps the plan's current id.
+  // An unknown slug finds no current plan, and linkStripe names it (unknown_plan).
+  const current = (await plans.list({ includeInactive: true })).find((p) => p.slug === slug);
+  const plan = await plans.linkStripe(slug, {
+    productId: product ?? current?.stripeProductId ?? null,
+    priceId: price ?? current?.stripePriceId ?? null,
+  });
   ctx.print(plan, (p) => `Linked plan ${p.slug} to Stripe product ${p.stripeProductId ?? '-'}, price ${p.stripePriceId ?? '-'}.\n\n${formatPlans([p])}`);
+  return 0;
+}
+
+async function usageCommand(ctx: Context): Promise<number> {
+  const denials = ctx.values.denials === undefined ? 10 : Number(ctx.values.denials);
+  if (!Number.isInteger(denials) || denials < 1 || denials > 1000) throw new UsageError('usage: --denials is a whole number from 1 to 1000');
+  const db = (await ctx.connect()).database();
+  const auth = createPluginAuth(db);
+  const report = createUsageReport(db);
+  const user = await findUser(db, ctx.args[0]!);
+  const effective = await auth.subscriptions.effectivePlan(user.id);
+  const last30Days = await auth.usage.summary(user.id);
+  // Today's answer for resize (the limited action) and for every other action used today.
+  const today = new Date().toISOString().slice(0, 10);
+  const actions = [...new Set(['resize', ...last30Days.filter((d) => d.date === today).map((d) => d.action)])];
+  const answers: UserUsage['today'] = [];
+  for (const action of actions) {
+    // check answers as consume would, i.e. counting the call it previews when allowed: the
+    // operator wants the count now, so take that call back out.
+    const a = await auth.usage.check(user.id, action);
+    const counted = a.allowed ? 1 : 0;
+    answers.push({
+      action,
+      used: a.used - counted,
+      usageLimit: a.usageLimit,
+      remaining: a.remaining === null ? null : a.remaining + counted,
+      resetsAt: a.resetsAt,
+      nextAllowed: a.allowed,
+      reason: a.reason,
+    });
+  }
+  const result: UserUsage = {
+    user,
+    plan: { slug: effective.planSlug, source: effective.source, status: effective.status, limits: effective.limits },
+    today: answers,
+    lifetime: await report.lifetime(user.id),
+    recentDenials: await report.recentDenials(user.id, { limit: denials }),
+    last30Days,
+  };
+  ctx.print(result, formatUsage);
+  return 0;
+}
+
+async function tokensListCommand(ctx: Context): Promise<number> {
+  const db = (await ctx.connect()).database();
+  const user = await findUser(db, ctx.args[0]!);
+  ctx.print({ user, tokens: await createPluginAuth(db).tokens.list(user.id) }, formatTokens);
+  return 0;
+}
+
+async function tokensRevokeCommand(ctx: Context): Promise<number> {
+  const db = (await ctx.connect()).database();
+  const tokenId = ctx.args[0]!;
+  const revoked = await createPluginAuth(db).tokens.revoke(tokenId, ctx.values.reason ?? 'revoked_by_operator');
+  ctx.print({ tokenId, revoked }, (r) => (r.revoked ? `Revoked token ${r.tokenId}.` : `Token ${r.tokenId} was already revoked: nothing changed.`));
+  return 0;
+}
+
+async function tokensRevokeAllCommand(ctx: Context): Promise<number> {
+  const db = (await ctx.connect()).database();
+  const user = await findUser(db, ctx.args[0]!);
+  const revoked = await createPluginAuth(db).tokens.revokeAll(user.id, ctx.values.reason ?? 'revoked_by_operator');
+  ctx.print({ user, revoked }, (r) => `Revoked ${r.revoked} active token${r.revoked === 1 ? '' : 's'} of ${r.user.email} (${r.user.id}).`);
   return 0;
 }
 
@@ -373,6 +511,8 @@ function mainHelp(): string {
     `  ${BIN} setup && ${BIN} verify`,
     `  ${BIN} status --json`,
     `  ${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
+    `  ${BIN} usage ada@example.com`,
+    `  ${BIN} tokens revoke-all ada@example.com`,
     '',
     `Run \`${BIN} <command> --help\` for a command's options and examples.`,
   ].join('\n');

@@ -38,3 +38,5 @@ export { createPlans, type Plans, type Plan, type PlanLimits, type StripeLink } 
 export { createUsage, type Usage, type UsageAnswer, type UsageReason, type UsageSummaryDay, type ConsumeOptions, type CheckOptions, type SummaryOptions, type RefundResult } from './usage.ts';
 export { usageReport, type ReportOptions, type UsageReportDay } from './usage-report.ts';
 export { purgeUsage, parseAge, type PurgeOptions, type PurgeResult } from './retention.ts';
+export { findUser, type UserRef } from './users.ts';
+export { createUsageReport, type UsageReport, type UsageDenial, type UsageTotal } from './usage-report.ts';

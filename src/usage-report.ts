@@ -1,8 +1,96 @@
-// usage report: calls per UTC day and action across all users, what an admin dashboard charts.
-// Reads public.usage_report (sql/011_growth.sql): a rollup table plus the last few minutes of
-// calls, so its cost does not grow with plugin_usage.
+// Read-only views of metering for operators and dashboards: a user's recent denials and all-time
+// totals (the CLI's `usage` command), and calls per UTC day and action across all users
+// (usageReport, from the rollup in sql/011_growth.sql, so its cost does not grow with plugin_usage).
+// Metering itself lives in usage.ts / sql/006.
 import type { Queryable } from './db.ts';
-import { ValidationError, fromDatabaseError } from './errors.ts';
+import { fromDatabaseError, ValidationError } from './errors.ts';
+import type { UsageReason } from './usage.ts';
+import * as input from './usage-input.ts';
+
+/** One denied call, as plugin_usage logged it. */
+export interface UsageDenial {
+  at: Date;
+  action: string;
+  /** Batch size asked for. */
+  items: number;
+  reason: Exclude<UsageReason, 'ok'>;
+  planSlug: string | null;
+  used: number | null;
+  usageLimit: number | null;
+  batchLimit: number | null;
+}
+
+/** All-time totals of one action: the counter, and the calls in the log. */
+export interface UsageTotal {
+  action: string;
+  /** Sum of the daily counters: allowed minus refunded. */
+  used: number;
+  allowed: number;
+  denied: number;
+  refunded: number;
+}
+
+async function run<R>(db: Pick<Queryable, 'query'>, text: string, params: unknown[]): Promise<R[]> {
+  try {
+    return await db.query<R>(text, params);
+  } catch (error) {
+    throw fromDatabaseError(error);
+  }
+}
+
+export function createUsageReport(db: Pick<Queryable, 'query'>) {
+  return {
+    /** The user's latest denied calls, newest first (default 10, at most 1000). */
+    async recentDenials(userId: string, { limit = 10 }: { limit?: number } = {}): Promise<UsageDenial[]> {
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw new ValidationError('invalid_limit', 'invalid_limit: limit must be a whole number from 1 to 1000');
+      }
+      // idx_plugin_usage_user_id (user_id, created_at) serves this, read backwards.
+      const rows = await run<{
+        created_at: Date; action: string; items: number; reason: UsageDenial['reason']; plan_slug: string | null;
+        used: number | null; usage_limit: number | null; batch_limit: number | null;
+      }>(
+        db,
+        `SELECT created_at, action, items, reason, plan_slug, used, usage_limit, batch_limit
+           FROM public.plugin_usage
+          WHERE user_id = $1 AND NOT allowed
+          ORDER BY created_at DESC, id DESC
+          LIMIT $2`,
+        [input.userId(userId), limit],
+      );
+      return rows.map((r) => ({
+        at: r.created_at,
+        action: r.action,
+        items: r.items,
+        reason: r.reason,
+        planSlug: r.plan_slug,
+        used: r.used,
+        usageLimit: r.usage_limit,
+        batchLimit: r.batch_limit,
+      }));
+    },
+
+    /** Per action, over all time: the counters' sum and the allowed / denied / refunded calls. */
+    async lifetime(userId: string): Promise<UsageTotal[]> {
+      const rows = await run<UsageTotal>(
+        db,
+        `SELECT action, sum(used)::int AS used, sum(allowed)::int AS allowed,
+                sum(denied)::int AS denied, sum(refunded)::int AS refunded
+           FROM (SELECT action, count AS used, 0 AS allowed, 0 AS denied, 0 AS refunded
+                   FROM public.daily_usage_summary WHERE user_id = $1
+                 UNION ALL
+                 SELECT action, 0, allowed::int, (NOT allowed)::int, (refunded_at IS NOT NULL)::int
+                   FROM public.plugin_usage WHERE user_id = $1) t
+          GROUP BY action
+          ORDER BY action`,
+        [input.userId(userId)],
+      );
+      return rows.map((r) => ({ action: r.action, used: r.used, allowed: r.allowed, denied: r.denied, refunded: r.refunded }));
+    },
+  };
+}
+
+export type UsageReport = ReturnType<typeof createUsageReport>;
 
 export interface ReportOptions {
   /** How many UTC days up to today (included); 1 to 366, default 30. */

@@ -12,6 +12,8 @@ import { openDatabase, type Database } from '../src/db.ts';
 import { readCatalog } from '../src/catalog.ts';
 import { foreignKeys } from '../src/diagram.ts';
 import { buildSetupScript, schemaVersion } from '../src/migrations.ts';
+import { createPluginAuth } from '../src/auth.ts';
+import { sha256Hex } from '../src/token-signer.ts';
 
 const BIN = fileURLToPath(new URL('../bin/figma-plugin-auth-db.js', import.meta.url));
 const SETUP_SCRIPT = fileURLToPath(new URL('../setup-database.ts', import.meta.url));
@@ -139,15 +141,22 @@ for (const dialect of DIALECTS) {
         assert.equal(cli.stdout, npm.stdout);
       }));
 
-    test('verify exits 1 and names a column whose type drifted', () =>
+    test('verify exits 1 naming a column whose type drifted and, from the security lint, a grant to PUBLIC', () =>
       withTarget(dialect, async (t) => {
-        await inDb(t, (db) => db.exec('ALTER TABLE public.plugin_tokens ALTER COLUMN device_name TYPE text'));
+        await inDb(t, (db) => db.exec(`
+          ALTER TABLE public.plugin_tokens ALTER COLUMN device_name TYPE text;
+          GRANT SELECT ON public.plugin_usage TO PUBLIC;`));
         const verify = await run(['verify', '--database-url', t.url]);
         assert.equal(verify.code, 1);
+        assert.match(verify.stdout, /in 2 places:\n/);
         assert.match(verify.stdout, /different: column plugin_tokens\.device_name\n\s+expected: character varying\(255\)\n\s+actual:\s+text/);
+        assert.match(verify.stdout, /different: table plugin_usage \(security: table_granted_to_public_role\)\n\s+expected: no privilege for PUBLIC, anon or authenticated\n\s+actual:\s+granted to PUBLIC\n/);
         const asJson = JSON.parse((await run(['verify', '--json', '--database-url', t.url])).stdout);
         assert.equal(asJson.ok, false);
-        assert.deepEqual(asJson.differences.map((d: { object: string }) => d.object), ['column plugin_tokens.device_name']);
+        assert.deepEqual(asJson.differences.map((d: { object: string }) => d.object), [
+          'column plugin_tokens.device_name',
+          'table plugin_usage (security: table_granted_to_public_role)',
+        ]);
       }));
 
     test('verify exits 1 on a database newer than the package, naming the migration', () =>
@@ -217,7 +226,7 @@ for (const dialect of DIALECTS) {
         assert.match(text.stdout, /\npro\s+Pro\s+\$12\.99\s+6 per day\s+20 layers\s+yes/);
       }));
 
-    test('plans link sets the Stripe ids with one UPDATE; bad input changes nothing', () =>
+    test('plans link sets the Stripe ids through plans.linkStripe, keeping an omitted one; bad input changes nothing', () =>
       withTarget(dialect, async (t) => {
         const linked = json(await run(['plans', 'link', 'pro', '--product', 'prod_Pro123', '--price', 'price_Pro123', '--json', '--database-url', t.url]));
         assert.equal(linked.slug, 'pro');
@@ -229,13 +238,13 @@ for (const dialect of DIALECTS) {
 
         const taken = await run(['plans', 'link', 'basic', '--price', 'price_Pro456', '--database-url', t.url]);
         assert.equal(taken.code, 1);
-        assert.match(taken.stderr, /\[stripe_price_in_use\]/);
+        assert.match(taken.stderr, /\[price_already_linked\]/);
         const unknown = await run(['plans', 'link', 'platinum', '--price', 'price_X1', '--database-url', t.url]);
         assert.equal(unknown.code, 1);
         assert.match(unknown.stderr, /\[unknown_plan\]/);
-        const malformed = await run(['plans', 'link', 'basic', '--product', 'price_oops', '--database-url', t.url]);
+        const malformed = await run(['plans', 'link', 'basic', '--product', 'prod with spaces', '--database-url', t.url]);
         assert.equal(malformed.code, 1);
-        assert.match(malformed.stderr, /\[invalid_stripe_product_id\]/);
+        assert.match(malformed.stderr, /\[invalid_stripe_id\]/);
         const nothing = await run(['plans', 'link', 'basic', '--database-url', t.url]);
         assert.equal(nothing.code, 2);
 
@@ -245,6 +254,95 @@ for (const dialect of DIALECTS) {
           ),
         );
         assert.deepEqual(rows, [{ plan_slug: 'pro', stripe_product_id: 'prod_Pro123', stripe_price_id: 'price_Pro456' }]);
+      }));
+
+    test('usage <email|id>: plan, today as check_usage answers it, lifetime, last denials, 30 days; unknown user exits 1', () =>
+      withTarget(dialect, async (t) => {
+        const userId = await inDb(t, async (db) => {
+          const user = await createUser(db, 'Ada@Example.com');
+          const auth = createPluginAuth(db);
+          await auth.subscriptions.assignPlan(user, 'basic'); // 4 resizes a day, 5 layers a batch
+          assert.equal((await auth.usage.consume(user, 'resize', { items: 3, idempotencyKey: 'k1' })).allowed, true);
+          assert.equal((await auth.usage.consume(user, 'resize', { items: 8 })).reason, 'batch_too_large');
+          for (let i = 0; i < 3; i++) assert.equal((await auth.usage.consume(user, 'resize')).allowed, true);
+          assert.equal((await auth.usage.consume(user, 'resize')).reason, 'limit_reached');
+          assert.equal((await auth.usage.refund(user, 'k1')).refunded, true);
+          await auth.usage.consume(user, 'export');
+          return user;
+        });
+        const today = new Date().toISOString().slice(0, 10);
+        const report = json(await run(['usage', 'ada@EXAMPLE.com', '--json', '--database-url', t.url]));
+        assert.deepEqual(report.user.id, userId);
+        assert.deepEqual(report.plan, { slug: 'basic', source: 'manual', status: 'manual', limits: { resizesPerDay: 4, batchSize: 5, isDaily: true } });
+        assert.deepEqual(report.today.map(({ resetsAt, ...rest }: { resetsAt: string }) => ({ ...rest, resets: resetsAt !== null })), [
+          { action: 'resize', used: 3, usageLimit: 4, remaining: 1, nextAllowed: true, reason: 'ok', resets: true },
+          { action: 'export', used: 1, usageLimit: null, remaining: null, nextAllowed: true, reason: 'ok', resets: true },
+        ]);
+        assert.deepEqual(report.lifetime, [
+          { action: 'export', used: 1, allowed: 1, denied: 0, refunded: 0 },
+          { action: 'resize', used: 3, allowed: 4, denied: 2, refunded: 1 },
+        ]);
+        assert.deepEqual(report.recentDenials.map((d: { reason: string; items: number; planSlug: string; used: number }) => [d.reason, d.items, d.planSlug, d.used]), [
+          ['limit_reached', 1, 'basic', 4],
+          ['batch_too_large', 8, 'basic', 1],
+        ]);
+        assert.deepEqual(report.last30Days, [
+          { date: today, action: 'export', used: 1, allowed: 1, denied: 0, refunded: 0 },
+          { date: today, action: 'resize', used: 3, allowed: 4, denied: 2, refunded: 1 },
+        ]);
+
+        const text = await run(['usage', userId, '--denials', '1', '--database-url', t.url]);
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(text.stdout, /^User:  Ada@Example\.com \(/);
+        assert.match(text.stdout, /\nPlan:  basic \(manual, subscription manual\): 4 resizes per day, batch size 5\n/);
+        assert.match(text.stdout, /\nresize\s+3\s+4\s+1\s+20\d\d-\S+\s+allowed\n/);
+        assert.match(text.stdout, /limit_reached/);
+        assert.doesNotMatch(text.stdout, /batch_too_large/, '--denials 1 shows only the newest');
+
+        const unknown = await run(['usage', 'nobody@example.com', '--database-url', t.url]);
+        assert.equal(unknown.code, 1);
+        assert.match(unknown.stderr, /^figma-plugin-auth-db usage: error \[unknown_user\]: .*nobody@example\.com/);
+      }));
+
+    test('tokens list / revoke / revoke-all by id or email, never printing a token or its digest', () =>
+      withTarget(dialect, async (t) => {
+        const { userId, issued } = await inDb(t, async (db) => {
+          const user = await createUser(db, 'grace@example.com');
+          const tokens = createPluginAuth(db, { tokenSecret: 'a-test-secret-of-at-least-32-bytes!!' }).tokens;
+          const laptop = await tokens.issue(user, { deviceName: 'laptop' });
+          const phone = await tokens.issue(user, { deviceName: 'phone' });
+          return { userId: user, issued: [laptop, phone] };
+        });
+        const secrets = issued.flatMap((i) => [i.token, sha256Hex(i.token), ...i.token.split('.').filter((part) => part.length > 20)]);
+        const noSecrets = (r: Run) => {
+          for (const s of secrets) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), `token material printed:\n${r.stdout}${r.stderr}`);
+        };
+
+        const listed = await run(['tokens', 'list', 'grace@example.com', '--json', '--database-url', t.url]);
+        noSecrets(listed);
+        const list = json(listed);
+        assert.equal(list.user.id, userId);
+        assert.deepEqual(list.tokens.map((k: { tokenId: string; deviceName: string; status: string }) => [k.tokenId, k.deviceName, k.status]).sort(),
+          issued.map((i, n) => [i.tokenId, n === 0 ? 'laptop' : 'phone', 'active']).sort());
+        assert.deepEqual(Object.keys(list.tokens[0]).sort(), ['createdAt', 'deviceName', 'expiresAt', 'lastUsedAt', 'revokedAt', 'revokedReason', 'status', 'tokenId']);
+
+        const revoked = await run(['tokens', 'revoke', issued[0]!.tokenId, '--reason', 'lost laptop', '--json', '--database-url', t.url]);
+        noSecrets(revoked);
+        assert.deepEqual(json(revoked), { tokenId: issued[0]!.tokenId, revoked: true });
+        const all = await run(['tokens', 'revoke-all', userId, '--database-url', t.url]);
+        noSecrets(all);
+        assert.equal(all.code, 0, all.stderr);
+        assert.match(all.stdout, /^Revoked 1 active token of grace@example\.com /);
+
+        const after = await run(['tokens', 'list', 'grace@example.com', '--database-url', t.url]);
+        noSecrets(after);
+        assert.equal(after.code, 0, after.stderr);
+        assert.match(after.stdout, new RegExp(`\\n${issued[0]!.tokenId}\\s+laptop\\s+revoked\\s.*lost laptop\\n`));
+        assert.match(after.stdout, new RegExp(`\\n${issued[1]!.tokenId}\\s+phone\\s+revoked\\s.*revoked_by_operator`));
+        const rows = await inDb(t, (db) =>
+          db.query<{ id: string; revoked_reason: string }>('SELECT id, revoked_reason FROM public.plugin_tokens WHERE revoked_at IS NOT NULL ORDER BY created_at'),
+        );
+        assert.deepEqual(rows.map((r) => r.revoked_reason).sort(), ['lost laptop', 'revoked_by_operator']);
       }));
 
     test('diagram: a Mermaid erDiagram with every live table, column type, key and foreign key', () =>
@@ -324,6 +422,8 @@ describe('cli (no database)', () => {
       [['plans', 'link'], /missing <slug>/],
       [['plans', 'extra'], /unexpected argument "extra"/],
       [['export'], /"export" needs a subcommand: export supabase/],
+      [['tokens'], /"tokens" needs a subcommand: tokens list, tokens revoke, tokens revoke-all/],
+      [['usage'], /missing <user>/],
       [['status', '--database-url'], /argument missing/],
     ];
     for (const [args, message] of cases) {
@@ -338,7 +438,7 @@ describe('cli (no database)', () => {
   test('--help everywhere: the command list, and each command with options and examples', async () => {
     const main = await run(['--help']);
     assert.equal(main.code, 0);
-    for (const name of ['setup', 'verify', 'status', 'plans', 'plans link <slug>', 'diagram', 'export supabase [dir]']) {
+    for (const name of ['setup', 'verify', 'status', 'plans', 'plans link <slug>', 'usage <user>', 'tokens list <user>', 'tokens revoke <token-id>', 'tokens revoke-all <user>', 'diagram', 'export supabase [dir]']) {
       assert.match(main.stdout, new RegExp(`\\n  ${name.replace(/[[\]]/g, '\\$&')} `), name);
     }
     assert.match(main.stdout, /Exit codes: 0 ok, 1 failed.*2 usage error/);
