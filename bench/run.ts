@@ -10,6 +10,7 @@ import { createPluginAuth } from '../src/auth.ts';
 import { applySchema } from '../src/setup.ts';
 import { sha256Hex } from '../src/token-signer.ts';
 import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { adminQuery, databaseUrl } from './server.ts';
 import { compare, formatLine, timeRuns, type Line } from './harness.ts';
 
 const { values } = parseArgs({
@@ -28,21 +29,7 @@ const USERS = Number(values.users);
 const SECRET = 'bench-only-secret-0123456789abcdef0123456789';
 const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
 
-async function adminQuery(url: string, sql: string) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
-function databaseUrl(serverUrl: string, name: string) {
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 /** Users in sets: `count` users on `plan`, with `used` resizes already counted today. */
 async function seedUsers(db: Database, tag: string, count: number, plan: string, used = 0): Promise<string[]> {

@@ -11,6 +11,7 @@ import { createPluginAuth } from '../src/auth.ts';
 import { applySchema } from '../src/setup.ts';
 import { usageReport } from '../src/usage-report.ts';
 import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { adminQuery, databaseUrl } from './server.ts';
 import { measure, percentile, type Op } from './harness.ts';
 
 const { values } = parseArgs({
@@ -47,21 +48,7 @@ interface PhaseResult {
   opsPerSec: number;
 }
 
-async function admin(url: string, sql: string) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
-function databaseUrl(serverUrl: string, name: string) {
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 async function timed<T>(what: string, fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
   const t0 = performance.now();
@@ -226,7 +213,7 @@ let failed = false;
 const output: Record<string, unknown> = {};
 try {
   const started = performance.now();
-  await admin(serverUrl, `CREATE DATABASE ${name}`);
+  await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
   const url = databaseUrl(serverUrl, name);
   const db = await openDatabase(url, { max: CONNECTIONS + 1 });
   const version = (await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
@@ -310,7 +297,7 @@ try {
   });
   await db.close();
 } finally {
-  if (!values['keep-database']) await admin(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  if (!values['keep-database']) await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
   await server?.stop();
 }
 if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
