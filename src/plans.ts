@@ -75,6 +75,9 @@ export function createPlans(db: Queryable) {
 
     /** Links a plan to its Stripe product and price (null unlinks). Errors: unknown_plan, price_already_linked, invalid_stripe_id. */
     async linkStripe(planSlug: string, link: StripeLink): Promise<Plan> {
+      if (typeof link !== 'object' || link === null) {
+        throw new ValidationError('invalid_stripe_id', 'invalid_stripe_id: pass { productId, priceId } (null unlinks)');
+      }
       try {
         const rows = await db.query<PlanRow>('SELECT * FROM public.link_stripe_plan($1, $2, $3)', [
           planSlug,
