@@ -91,6 +91,9 @@ export function fromDatabaseError(error: unknown): PluginAuthError {
   }
   if (state === '23503') return new NotFoundError('foreign_key_violation', message, { cause: error });
   if (state === '23514') return new ValidationError('check_violation', message, { cause: error });
-  if (state === '22P02') return new ValidationError('invalid_input', message, { cause: error });
+  // Class 22 (data exception: malformed uuid/date/number/json text, NUL in text, values out of
+  // range) is always the caller's input, never the database's fault.
+  if (state?.startsWith('22')) return new ValidationError('invalid_input', message, { cause: error });
+  if (state === '23505') return new ValidationError('unique_violation', message, { cause: error });
   return new DatabaseError('database_error', message, { cause: error });
 }

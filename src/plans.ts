@@ -75,6 +75,11 @@ export function createPlans(db: Queryable) {
 
     /** Links a plan to its Stripe product and price (null unlinks). Errors: unknown_plan, price_already_linked, invalid_stripe_id. */
     async linkStripe(planSlug: string, link: StripeLink): Promise<Plan> {
+      const id = (v: unknown) => v === undefined || v === null || typeof v === 'string';
+      // Not a string: the driver would store String(v) or its JSON ("42", "{}") as a Stripe id.
+      if (typeof link !== 'object' || link === null || !id(link.productId) || !id(link.priceId)) {
+        throw new ValidationError('invalid_stripe_id', 'invalid_stripe_id: pass { productId, priceId } (null unlinks)');
+      }
       try {
         const rows = await db.query<PlanRow>('SELECT * FROM public.link_stripe_plan($1, $2, $3)', [
           planSlug,

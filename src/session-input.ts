@@ -4,6 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { ValidationError, fromDatabaseError } from './errors.ts';
 import { isUuid, sha256Hex, type Signer } from './token-signer.ts';
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 export const DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 /** Shorter than a minute risks the token expiring on its way to the plugin. */
 export const MIN_TOKEN_TTL_SECONDS = 60;
@@ -34,16 +37,18 @@ export function checkTtl(ttl: unknown, name: string): number {
 
 export function checkDeviceName(deviceName: unknown): string | null {
   if (deviceName === undefined || deviceName === null) return null;
-  if (typeof deviceName !== 'string' || deviceName.length > 255) {
-    throw new ValidationError('invalid_device_name', 'invalid_device_name: deviceName must be a string of at most 255 characters');
+  // Control characters (NUL, newlines, escapes) are refused: PostgreSQL cannot store NUL, and the
+  // rest would reach logs and terminals (sql/010 has the same CHECK).
+  if (typeof deviceName !== 'string' || deviceName.length > 255 || CONTROL.test(deviceName)) {
+    throw new ValidationError('invalid_device_name', 'invalid_device_name: deviceName must be a string of at most 255 characters without control characters');
   }
   return deviceName;
 }
 
 export function checkReason(reason: unknown): string | null {
   if (reason === undefined || reason === null) return null;
-  if (typeof reason !== 'string' || reason.length > 255) {
-    throw new ValidationError('invalid_reason', 'invalid_reason: reason must be a string of at most 255 characters');
+  if (typeof reason !== 'string' || reason.length > 255 || CONTROL.test(reason)) {
+    throw new ValidationError('invalid_reason', 'invalid_reason: reason must be a string of at most 255 characters without control characters');
   }
   return reason;
 }

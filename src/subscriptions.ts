@@ -179,10 +179,16 @@ export function createSubscriptions(db: Queryable) {
         throw new ValidationError('invalid_subscription', 'invalid_subscription: pass a Stripe subscription object (event.data.object)');
       }
       const created = eventDate(options?.eventCreated);
+      let json: string;
+      try {
+        json = JSON.stringify(essentials(subscription));
+      } catch {
+        throw new ValidationError('invalid_subscription', 'invalid_subscription: the subscription is not JSON (a BigInt or a cycle)');
+      }
       const rows = await db
         .query<{ applied: boolean; reason: string; user_id: string; plan_slug: string; status: SubscriptionStatus }>(
           'SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2)',
-          [JSON.stringify(essentials(subscription)), created],
+          [json, created],
         )
         .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
       const row = rows[0]!;
@@ -213,6 +219,9 @@ export function createSubscriptions(db: Queryable) {
 
     /** The user's plan now (or at `at`): the same rule consume_usage applies in SQL. Error: unknown_user. */
     async effectivePlan(userId: string, options: { at?: Date } = {}): Promise<EffectivePlan> {
+      if (options.at !== undefined && !(options.at instanceof Date && !Number.isNaN(options.at.getTime()))) {
+        throw new ValidationError('invalid_date', 'invalid_date: at must be a valid Date');
+      }
       const rows = await db
         .query<EffectiveRow>(EFFECTIVE_PLAN_SQL, [userId, options.at ?? null])
         .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));

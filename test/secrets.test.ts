@@ -1,0 +1,139 @@
+// No secret in any output: setup subprocesses that fail in various ways, the CLI, and in-process
+// errors of tokens and logins in every form a developer might print them (message, String,
+// JSON.stringify, util.inspect with the whole cause chain), plus anything written to the console.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
+import { runScript } from './helpers/run.ts';
+import { passwordServer } from './helpers/password-server.ts';
+import { startSupabaseStandIn } from './helpers/supabase-standin.ts';
+import { createPluginAuth } from '../src/auth.ts';
+
+const SECRET = randomBytes(48).toString('base64url');
+
+function assertClean(text: string, secrets: string[], where: string) {
+  for (const secret of secrets) {
+    assert.ok(secret.length >= 8, 'a meaningful secret');
+    assert.ok(!text.includes(secret), `a secret (${secret.slice(0, 4)}…) appears in ${where}:\n${text.slice(0, 2000)}`);
+    for (const part of secret.split('.')) if (part.length >= 16) assert.ok(!text.includes(part), `part of a secret appears in ${where}`);
+  }
+}
+
+/** Every way an error tends to get printed, the cause chain included. */
+const renderings = (error: unknown) =>
+  [String(error), (error as Error)?.message ?? '', JSON.stringify(error) ?? '', inspect(error, { depth: 10, showHidden: true })].join('\n');
+
+/** Captures console output while fn runs. */
+async function captureConsole(fn: () => Promise<void>): Promise<string> {
+  const methods = ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const;
+  const saved = methods.map((m) => console[m]);
+  let out = '';
+  for (const m of methods) console[m] = (...args: unknown[]) => { out += `${args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 10 }))).join(' ')}\n`; };
+  try {
+    await fn();
+  } finally {
+    methods.forEach((m, i) => (console[m] = saved[i]!));
+  }
+  return out;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`secrets stay out of errors and logs [${dialect}]`, () => {
+    test('token and login errors, in every rendering and with their causes, hold no token, key or secret', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const auth = createPluginAuth(db, { tokenSecret: SECRET });
+        const user = await createUser(db);
+        const secrets: string[] = [SECRET];
+        const errors: unknown[] = [];
+        const logs = await captureConsole(async () => {
+          const catching = async (fn: () => Promise<unknown>) => { try { await fn(); } catch (e) { errors.push(e); } };
+          const issued = await auth.tokens.issue(user, { deviceName: 'laptop' });
+          secrets.push(issued.token);
+          const login = await auth.tokens.beginLogin();
+          secrets.push(login.readKey, login.writeKey);
+          // Refused tokens: tampered, revoked, expired-by-deletion of the user, wrong secret.
+          await catching(() => auth.tokens.verify(`${issued.token}x`));
+          await catching(() => auth.tokens.verify(issued.token.slice(0, -3)));
+          await catching(() => createPluginAuth(db, { tokenSecret: 'z'.repeat(48) }).tokens.verify(issued.token));
+          await auth.tokens.revoke(issued.tokenId, 'test');
+          await catching(() => auth.tokens.verify(issued.token));
+          // Login errors: wrong key, key with a typo, completing for a missing user, polling twice.
+          await catching(() => auth.tokens.completeLogin(login.readKey, user));
+          await catching(() => auth.tokens.pollLogin(`${login.readKey.slice(0, -1)}A`));
+          await catching(() => auth.tokens.completeLogin(login.writeKey, '00000000-0000-0000-0000-000000000000'));
+          await auth.tokens.completeLogin(login.writeKey, user);
+          const polled = await auth.tokens.pollLogin(login.readKey);
+          secrets.push(polled!.token);
+          await catching(() => auth.tokens.pollLogin(login.readKey));
+          // A database-level failure carrying parameters: a duplicate token id, straight from the driver.
+          await catching(() => auth.tokens.issue(user, { deviceName: 'x'.repeat(300) }));
+          // A short secret is refused without being echoed.
+          const short = 'short-secret-123';
+          secrets.push(short);
+          await catching(async () => createPluginAuth(db, { tokenSecret: short }));
+        });
+        assert.ok(errors.length >= 9, `errors collected: ${errors.length}`);
+        for (const error of errors) assertClean(renderings(error), secrets, `error ${String(error).slice(0, 60)}`);
+        assertClean(logs, secrets, 'console output');
+      }));
+
+    test('a failed parameterized call: the driver error (also as cause) does not carry raw values we never send', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const auth = createPluginAuth(db, { tokenSecret: SECRET });
+        const user = await createUser(db);
+        const login = await auth.tokens.beginLogin();
+        await db.exec(`ALTER TABLE public.plugin_tokens ADD CONSTRAINT hostile_refuse_all CHECK (false) NOT VALID`);
+        await auth.tokens.completeLogin(login.writeKey, user);
+        // The poll mints a token, then the claim fails in the database: the error's cause is the
+        // driver's error, with (on PGlite) the query and its parameters: digests only, never the token or key.
+        const error = await auth.tokens.pollLogin(login.readKey).then(() => undefined, (e: unknown) => e);
+        assert.equal((error as { code?: string }).code, 'check_violation');
+        assertClean(renderings(error), [SECRET, login.readKey, login.writeKey], 'a failed claim');
+      }));
+  });
+}
+
+if (DIALECTS.includes('postgres')) {
+  describe('secrets stay out of setup and CLI output [postgres]', () => {
+    test('failing setups and CLI runs: no password or service-role key in stdout or stderr', async () => {
+      const password = `pw-${randomBytes(12).toString('hex')}`;
+      const key = `eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.${randomBytes(24).toString('base64url')}`;
+      const server = await passwordServer(password);
+      const t = await freshDatabase('postgres', { setup: false });
+      const standIn = await startSupabaseStandIn(t.url!, key);
+      try {
+        const runs = [
+          // wrong password
+          await runScript('setup-database.ts', [], { env: { DATABASE_URL: server.wrongPasswordUrl } }),
+          await runScript('setup-production-db.ts', [], { env: { DATABASE_URL: server.wrongPasswordUrl } }),
+          // unreachable host
+          await runScript('setup-production-db.ts', [], { env: { DATABASE_URL: `postgres://app:${password}@127.0.0.1:1/app` } }),
+          // password with URL-special characters, percent-encoded
+          await runScript('setup-production-db.ts', [], { env: { DATABASE_URL: `postgres://app:${encodeURIComponent(`${password}@:/?#`)}@127.0.0.1:1/app` } }),
+          // malformed URL around the password
+          await runScript('setup-production-db.ts', [], { env: { DATABASE_URL: `postgres://app:${password}@[bad/app` } }),
+          // bad Supabase key, and missing exec_sql with the right key
+          await runScript('setup-production-db.ts', [], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: `${key}-wrong` } }),
+          await runScript('setup-production-db.ts', [], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: key } }),
+          await runScript('setup-production-db.ts', [], { env: { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_SERVICE_ROLE_KEY: key } }),
+          // the CLI
+          await runScript('src/cli-main.ts', ['status', '--database-url', server.wrongPasswordUrl]),
+          await runScript('src/cli-main.ts', ['verify', '--database-url', `postgres://app:${password}@127.0.0.1:1/app`]),
+          await runScript('src/cli-main.ts', ['status'], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: key } }),
+          await runScript('src/cli-main.ts', ['setup', '--database-url', server.wrongPasswordUrl]),
+        ];
+        for (const [i, r] of runs.entries()) {
+          assert.notEqual(r.code, 0, `run ${i} should fail:\n${r.all}`);
+          assertClean(r.all, [password, key, `${key}-wrong`, encodeURIComponent(`${password}@:/?#`)], `run ${i}`);
+        }
+      } finally {
+        await standIn.close();
+        await server.stop();
+        await t.db.close();
+        await dropDatabase(t.name!);
+      }
+    });
+  });
+}
