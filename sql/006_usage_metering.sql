@@ -30,6 +30,53 @@
 -- Under READ COMMITTED (the default, and what rpc uses) each statement after a lock sees what the
 -- previous holder committed.
 
+-- The limits that apply to this user and action now: the effective plan's (by the rule of
+-- subscription_grants_access, sql/003) for 'resize', none for any other action. -1 = no limit.
+-- Shared by consume_usage and check_usage, so both always read the same plan. One statement for
+-- "does the user exist" and "which plan": the error path tells them apart. PL/pgSQL keeps its
+-- plan for the session (written as a join rather than a call of effective_plan: one lookup less).
+CREATE OR REPLACE FUNCTION public.plugin_auth_usage_limits(
+  p_user_id UUID,
+  p_action VARCHAR,
+  OUT plan_slug TEXT,
+  OUT usage_limit INTEGER,
+  OUT batch_limit INTEGER,
+  OUT is_daily BOOLEAN
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = ''
+AS $$
+DECLARE
+  v_limits JSONB;
+BEGIN
+  SELECT p.plan_slug, p.limits INTO plan_slug, v_limits
+    FROM public.users AS w
+    LEFT JOIN public.user_subscriptions AS s ON s.user_id = w.id
+    LEFT JOIN public.subscription_plans AS sp
+      ON sp.id = s.plan_id AND public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now())
+    JOIN public.subscription_plans AS p ON p.plan_slug = COALESCE(sp.plan_slug, 'free')
+   WHERE w.id = p_user_id;
+  IF NOT FOUND THEN
+    IF p_user_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id) THEN
+      RAISE EXCEPTION 'unknown_user: no user with id %', p_user_id USING ERRCODE = 'PA001';
+    END IF;
+    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
+      USING ERRCODE = 'PA007';
+  END IF;
+  IF p_action = 'resize' THEN
+    usage_limit := (v_limits ->> 'resizesPerDay')::integer;
+    batch_limit := (v_limits ->> 'batchSize')::integer;
+    is_daily := (v_limits ->> 'isDaily')::boolean;
+  ELSE
+    usage_limit := -1;
+    batch_limit := -1;
+    is_daily := true;
+  END IF;
+END;
+$$;
+
 -- Consumes one operation if the user's plan allows it, and logs the call either way.
 CREATE OR REPLACE FUNCTION public.consume_usage(
   p_user_id UUID,
@@ -58,7 +105,6 @@ DECLARE
   v_today DATE := (pg_catalog.now() AT TIME ZONE 'UTC')::date;
   v_first public.plugin_usage%ROWTYPE;
   v_plan_slug TEXT;
-  v_limits JSONB;
   v_limit INTEGER;   -- -1 = unlimited
   v_batch INTEGER;   -- -1 = unlimited
   v_daily BOOLEAN;
@@ -106,31 +152,8 @@ BEGIN
     END IF;
   END IF;
 
-  -- One statement for "does the user exist" and "which plan": the error path tells them apart.
-  SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.users AS w
-    LEFT JOIN public.user_subscriptions AS s ON s.user_id = w.id
-    LEFT JOIN public.subscription_plans AS sp
-      ON sp.id = s.plan_id AND public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now())
-    JOIN public.subscription_plans AS p ON p.plan_slug = COALESCE(sp.plan_slug, 'free')
-   WHERE w.id = p_user_id;
-  IF NOT FOUND THEN
-    IF p_user_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id) THEN
-      RAISE EXCEPTION 'unknown_user: no user with id %', p_user_id USING ERRCODE = 'PA001';
-    END IF;
-    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
-      USING ERRCODE = 'PA007';
-  END IF;
-
-  IF p_action = 'resize' THEN
-    v_limit := (v_limits ->> 'resizesPerDay')::integer;
-    v_batch := (v_limits ->> 'batchSize')::integer;
-    v_daily := (v_limits ->> 'isDaily')::boolean;
-  ELSE
-    v_limit := -1;
-    v_batch := -1;
-    v_daily := true;
-  END IF;
+  SELECT l.plan_slug, l.usage_limit, l.batch_limit, l.is_daily INTO v_plan_slug, v_limit, v_batch, v_daily
+    FROM public.plugin_auth_usage_limits(p_user_id, p_action) AS l;
 
   -- v_past: what other days used (lifetime plans; 0 for daily ones). Both kinds then go through
   -- the same conditional upsert of today's row, so calls in flight while the plan switches between
@@ -227,7 +250,6 @@ AS $$
 DECLARE
   v_today DATE := (pg_catalog.now() AT TIME ZONE 'UTC')::date;
   v_plan_slug TEXT;
-  v_limits JSONB;
   v_limit INTEGER;
   v_batch INTEGER;
   v_daily BOOLEAN;
@@ -242,30 +264,8 @@ BEGIN
     RAISE EXCEPTION 'invalid_items: items must be an integer from 1 to 10000' USING ERRCODE = 'PA002';
   END IF;
 
-  SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.users AS w
-    LEFT JOIN public.user_subscriptions AS s ON s.user_id = w.id
-    LEFT JOIN public.subscription_plans AS sp
-      ON sp.id = s.plan_id AND public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now())
-    JOIN public.subscription_plans AS p ON p.plan_slug = COALESCE(sp.plan_slug, 'free')
-   WHERE w.id = p_user_id;
-  IF NOT FOUND THEN
-    IF p_user_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id) THEN
-      RAISE EXCEPTION 'unknown_user: no user with id %', p_user_id USING ERRCODE = 'PA001';
-    END IF;
-    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
-      USING ERRCODE = 'PA007';
-  END IF;
-
-  IF p_action = 'resize' THEN
-    v_limit := (v_limits ->> 'resizesPerDay')::integer;
-    v_batch := (v_limits ->> 'batchSize')::integer;
-    v_daily := (v_limits ->> 'isDaily')::boolean;
-  ELSE
-    v_limit := -1;
-    v_batch := -1;
-    v_daily := true;
-  END IF;
+  SELECT l.plan_slug, l.usage_limit, l.batch_limit, l.is_daily INTO v_plan_slug, v_limit, v_batch, v_daily
+    FROM public.plugin_auth_usage_limits(p_user_id, p_action) AS l;
 
   SELECT COALESCE(sum(d.count), 0)::integer INTO v_used FROM public.daily_usage_summary AS d
    WHERE d.user_id = p_user_id AND d.action = p_action AND (NOT v_daily OR d.usage_date = v_today);
