@@ -27,13 +27,12 @@ export interface PluginAuthOptions {
  * Every part is a thin, typed layer over the SQL functions installed by setup.
  */
 export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) {
-  void options;
   return {
     db,
+    usage: createUsage(db),
     tokens: createTokens(db, options),
     subscriptions: createSubscriptions(db),
     plans: createPlans(db),
-    usage: createUsage(db),
   };
 }
 
