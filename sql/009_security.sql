@@ -16,21 +16,35 @@
 --   (ALTER TABLE would take an ACCESS EXCLUSIVE lock on a table that serves traffic).
 --
 -- SECURITY INVOKER: it runs with the rights of whoever runs setup (the owner of these objects).
--- Does this ACL give anything to PUBLIC or to one of p_roles? p_null_is_public: how to count a NULL
--- ACL (the object's default privileges; for functions those include EXECUTE for PUBLIC).
-CREATE OR REPLACE FUNCTION public.plugin_auth_acl_grants_public(p_acl ACLITEM[], p_roles TEXT[], p_null_is_public BOOLEAN)
-RETURNS BOOLEAN
-LANGUAGE sql
-STABLE
+-- Takes every privilege on one object away from PUBLIC and p_roles, when its ACL gives them any.
+-- A NULL ACL counts as open: for a function it means the default, EXECUTE for PUBLIC; for a table it
+-- means never granted, and revoking makes the ACL explicit, so that taking back a hand-made grant
+-- later returns it to exactly the same state. p_object is a regclass / regprocedure as text
+-- (quoted by PostgreSQL); p_kind one of three keywords.
+CREATE OR REPLACE FUNCTION public.plugin_auth_revoke_public(p_kind TEXT, p_object TEXT, p_acl ACLITEM[], p_roles TEXT[])
+RETURNS VOID
+LANGUAGE plpgsql
+VOLATILE
 SET search_path = ''
 AS $$
-  SELECT CASE
-    WHEN p_acl IS NULL THEN p_null_is_public
-    ELSE EXISTS (
-      SELECT 1 FROM pg_catalog.aclexplode(p_acl) a
-       WHERE a.grantee = 0
-          OR a.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(p_roles, ARRAY[]::TEXT[]))))
-  END;
+DECLARE
+  v_role TEXT;
+BEGIN
+  IF p_kind NOT IN ('TABLE', 'SEQUENCE', 'FUNCTION') THEN
+    RAISE EXCEPTION 'plugin_auth_revoke_public: p_kind must be TABLE, SEQUENCE or FUNCTION';
+  END IF;
+  IF p_acl IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM pg_catalog.aclexplode(p_acl) a
+        WHERE a.grantee = 0
+           OR a.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r
+                             WHERE r.rolname = ANY (COALESCE(p_roles, ARRAY[]::TEXT[])))) THEN
+    RETURN;
+  END IF;
+  EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM PUBLIC', p_kind, p_object);
+  FOREACH v_role IN ARRAY COALESCE(p_roles, ARRAY[]::TEXT[]) LOOP
+    EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %I', p_kind, p_object, v_role);
+  END LOOP;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION public.plugin_auth_secure(p_tables TEXT[], p_functions TEXT[])
@@ -43,7 +57,6 @@ DECLARE
   v_table REGCLASS;
   v_sequence REGCLASS;
   v_function REGPROCEDURE;
-  v_role TEXT;
   v_public_roles TEXT[];
   v_has_service_role BOOLEAN;
 BEGIN
@@ -58,15 +71,8 @@ BEGIN
     IF NOT (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = v_table) THEN
       EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
     END IF;
-    -- NULL (never granted) counts as open: the first run makes the ACL explicit, so that a later
-    -- REVOKE of a hand-made grant returns it to exactly the same state.
-    IF public.plugin_auth_acl_grants_public(
-         (SELECT c.relacl FROM pg_catalog.pg_class c WHERE c.oid = v_table), v_public_roles, true) THEN
-      EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', v_table);
-      FOREACH v_role IN ARRAY COALESCE(v_public_roles, ARRAY[]::TEXT[]) LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %I', v_table, v_role);
-      END LOOP;
-    END IF;
+    PERFORM public.plugin_auth_revoke_public('TABLE', v_table::TEXT,
+      (SELECT c.relacl FROM pg_catalog.pg_class c WHERE c.oid = v_table), v_public_roles);
     IF v_has_service_role
        AND NOT pg_catalog.has_table_privilege('service_role', v_table, 'SELECT, INSERT, UPDATE, DELETE') THEN
       EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO service_role', v_table);
@@ -77,13 +83,8 @@ BEGIN
         JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
        WHERE d.refobjid = v_table AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')
     LOOP
-      IF public.plugin_auth_acl_grants_public(
-           (SELECT s.relacl FROM pg_catalog.pg_class s WHERE s.oid = v_sequence), v_public_roles, true) THEN
-        EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', v_sequence);
-        FOREACH v_role IN ARRAY COALESCE(v_public_roles, ARRAY[]::TEXT[]) LOOP
-          EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM %I', v_sequence, v_role);
-        END LOOP;
-      END IF;
+      PERFORM public.plugin_auth_revoke_public('SEQUENCE', v_sequence::TEXT,
+        (SELECT s.relacl FROM pg_catalog.pg_class s WHERE s.oid = v_sequence), v_public_roles);
     END LOOP;
   END LOOP;
 
@@ -91,14 +92,8 @@ BEGIN
     SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY (p_functions)
   LOOP
-    -- A NULL proacl means the default: EXECUTE for PUBLIC.
-    IF public.plugin_auth_acl_grants_public(
-         (SELECT p.proacl FROM pg_catalog.pg_proc p WHERE p.oid = v_function), v_public_roles, true) THEN
-      EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
-      FOREACH v_role IN ARRAY COALESCE(v_public_roles, ARRAY[]::TEXT[]) LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
-      END LOOP;
-    END IF;
+    PERFORM public.plugin_auth_revoke_public('FUNCTION', v_function::TEXT,
+      (SELECT p.proacl FROM pg_catalog.pg_proc p WHERE p.oid = v_function), v_public_roles);
     IF v_has_service_role AND NOT pg_catalog.has_function_privilege('service_role', v_function, 'EXECUTE') THEN
       EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
     END IF;
