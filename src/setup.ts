@@ -144,12 +144,19 @@ interface PostgrestErrorLike {
   hint?: string | null;
 }
 
-function supabaseError(error: PostgrestErrorLike): SetupError {
+function supabaseError(error: PostgrestErrorLike, fn = 'exec_sql'): SetupError {
   // PGRST202: PostgREST found no such function (or it is not exposed / not executable).
-  if (error.code === 'PGRST202' || /exec_sql/.test(error.message) && /not find|does not exist/.test(error.message)) {
+  const missing = error.code === 'PGRST202' || (error.message.includes(fn) && /not find|does not exist/.test(error.message));
+  if (missing && fn === 'exec_sql') {
     return new SetupError(
       'exec_sql_missing',
       'the exec_sql function does not exist (or service_role may not execute it). Create it once in the Supabase SQL editor: see README, "Supabase: the exec_sql function".',
+    );
+  }
+  if (missing) {
+    return new SetupError(
+      'setup_failed',
+      `the REST API does not see ${fn}() yet (PostgREST's schema cache: ${error.message}); run setup again in a few seconds`,
     );
   }
   const known = error.code ? fromDatabaseError({ code: error.code, message: error.message }) : undefined;
@@ -162,7 +169,7 @@ async function fetchCatalog(client: SupabaseClient, retries: number): Promise<Ca
   for (let attempt = 0; ; attempt++) {
     const { data, error } = await client.rpc('plugin_auth_catalog');
     if (!error) return (typeof data === 'string' ? JSON.parse(data) : data) as Catalog;
-    if (attempt >= retries || error.code !== 'PGRST202') throw supabaseError(error);
+    if (attempt >= retries || error.code !== 'PGRST202') throw supabaseError(error, 'plugin_auth_catalog');
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
