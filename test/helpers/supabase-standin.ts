@@ -13,6 +13,9 @@ export interface StandIn {
 
 export async function startSupabaseStandIn(databaseUrl: string, serviceRoleKey: string): Promise<StandIn> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  // An idle connection ended by the server (the test dropping its database WITH (FORCE)) must not
+  // crash the test process; a request in flight still gets its error.
+  pool.on('error', () => {});
   const calls: string[] = [];
   const server: Server = createServer(async (req, res) => {
     const send = (status: number, body: unknown) => {
