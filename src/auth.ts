@@ -1,8 +1,10 @@
 import type { Database } from './db.ts';
+import { SetupError } from './errors.ts';
 import { createTokens, type TokenOptions } from './tokens.ts';
 import { createSubscriptions } from './subscriptions.ts';
 import { createPlans } from './plans.ts';
 import { createUsage } from './usage.ts';
+import { createFigma, type FigmaOptions } from './billing/figma.ts';
 
 /** Options of createPluginAuth. Each part documents its own. */
 export interface PluginAuthOptions {
@@ -20,6 +22,11 @@ export interface PluginAuthOptions {
   tokenTtlSeconds?: number;
   maxTokensPerUser?: number;
   loginTtlSeconds?: number;
+  /**
+   * Figma's Payments API as a plan source and sign-in (docs/figma-payments.md). Without it,
+   * `auth.figma` refuses every call with figma_not_configured.
+   */
+  figma?: FigmaOptions;
 }
 
 /**
@@ -27,13 +34,29 @@ export interface PluginAuthOptions {
  * Every part is a thin, typed layer over the SQL functions installed by setup.
  */
 export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) {
+  const tokens = createTokens(db, options);
+  const subscriptions = createSubscriptions(db);
   return {
     db,
     usage: createUsage(db),
-    tokens: createTokens(db, options),
-    subscriptions: createSubscriptions(db),
+    tokens,
+    subscriptions,
     plans: createPlans(db),
+    figma: options.figma
+      ? createFigma(db, options.figma, {
+          issueToken: (userId, o) => tokens.issue(userId, o),
+          planSlug: async (userId) => (await subscriptions.effectivePlan(userId)).planSlug,
+        })
+      : figmaNotConfigured(),
   };
+}
+
+/** auth.figma without options.figma: every call says what to configure. */
+function figmaNotConfigured(): ReturnType<typeof createFigma> {
+  const refuse = async (): Promise<never> => {
+    throw new SetupError('figma_not_configured', 'figma_not_configured: pass createPluginAuth(db, { figma: { personalAccessToken } })');
+  };
+  return { verifyPaymentToken: refuse, signIn: refuse, link: refuse };
 }
 
 export type PluginAuth = ReturnType<typeof createPluginAuth>;

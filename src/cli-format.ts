@@ -7,11 +7,12 @@ import type { TokenInfo } from './tokens.ts';
 import type { UsageAnswer, UsageSummaryDay } from './usage.ts';
 import type { UsageDenial, UsageTotal } from './usage-report.ts';
 import type { UserRef } from './users.ts';
+import type { PlanSource } from './billing/sources.ts';
 
 /** What `usage <user>` shows (and prints as JSON). */
 export interface UserUsage {
   user: UserRef;
-  plan: { slug: string; source: 'stripe' | 'manual' | 'default'; status: SubscriptionStatus | null; limits: PlanLimits };
+  plan: { slug: string; source: PlanSource; status: SubscriptionStatus | null; limits: PlanLimits };
   /** check_usage's answer now, per action used today (resize always). */
   today: (Pick<UsageAnswer, 'used' | 'usageLimit' | 'remaining' | 'resetsAt' | 'reason'> & { action: string; nextAllowed: boolean })[];
   lifetime: UsageTotal[];
@@ -78,6 +79,7 @@ export function formatStatus(status: Status): string {
     ...Object.entries(status.lastActivity).map(
       ([key, at]) => `  ${ACTIVITY_LABELS[key as keyof Status['lastActivity']]}: ${at ?? 'never'}`,
     ),
+    ...(status.warnings.length ? ['', 'Warnings:', ...status.warnings.map((w) => `  ⚠ ${w}`)] : []),
   ].join('\n');
 }
 

@@ -38,7 +38,7 @@ export interface Connection extends StatusSource {
   /** SQL access; commands that need more than the REST API offers ask for it. */
   database(): Database;
   /** The library's plans API: over SQL, or over the REST API (the same SQL function, by rpc). */
-  plans(): Pick<Plans, 'list' | 'linkStripe'>;
+  plans(): Pick<Plans, 'list' | 'linkStripe' | 'linkFigma'>;
   close(): Promise<void>;
 }
 
@@ -123,6 +123,13 @@ function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase' }>):
         if (error?.code === '23505') throw new ValidationError('price_already_linked', 'price_already_linked: this Stripe price belongs to another plan');
         if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
         return toPlan((data as PlanRow[])[0]!);
+      },
+      // link_figma_plan (sql/015) by rpc, after the same argument checks as over SQL.
+      async linkFigma(planSlug, status, options = {}) {
+        const { data, error } = await client.rpc('link_figma_plan', { p_plan_slug: planSlug, p_link: status, p_trial_days: options.trialDays ?? null });
+        if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
+        const rows = data as PlanRow[];
+        return rows[0] ? toPlan(rows[0]) : null;
       },
     }),
     async close() {},

@@ -16,6 +16,7 @@ import { buildSetupScript, schemaVersion } from './migrations.ts';
 import { redact, secretsOf } from './redact.ts';
 import { runSetupCommand } from './setup-command.ts';
 import { readStatus } from './status.ts';
+import { figmaWarnings } from './billing/figma-health.ts';
 import { purgeUsage } from './retention.ts';
 import { exportSupabaseMigration } from './supabase-export.ts';
 
@@ -38,6 +39,8 @@ const OPTIONS = {
   'dry-run': { type: 'boolean', text: 'setup: print the exact SQL it would run, connect to nothing; retention: count, delete nothing' },
   product: { type: 'string', text: 'Stripe product id, prod_…' },
   price: { type: 'string', text: 'Stripe price id, price_…' },
+  figma: { type: 'string', text: 'plans link: the Figma payment status the plan is granted for, PAID, TRIAL or FIRST_USE (a server-side trial)' },
+  'trial-days': { type: 'string', text: 'plans link --figma FIRST_USE: how many days from a Figma user\'s first sign-in (1 to 3650)' },
   'older-than': { type: 'string', text: 'an age: 90d (days) or 36h (hours); at least 1 day' },
   'batch-size': { type: 'string', text: 'rows per batch, each its own short transaction (default 1000)' },
   denials: { type: 'string', text: 'how many recent denials to show, 1 to 1000 (default 10)' },
@@ -112,10 +115,15 @@ export const COMMANDS: Command[] = [
   {
     name: 'plans link',
     args: ['<slug>'],
-    summary: 'link a plan to its Stripe product and/or price (what the webhook sync matches)',
-    options: ['product', 'price', 'json'],
+    summary: 'link a plan to its Stripe product and/or price (what the webhook sync matches), or to a Figma payment status',
+    options: ['product', 'price', 'figma', 'trial-days', 'json'],
     connects: true,
-    examples: [`${BIN} plans link pro --product prod_Pro123 --price price_Pro123`, `${BIN} plans link basic --price price_NewBasic`],
+    examples: [
+      `${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
+      `${BIN} plans link basic --price price_NewBasic`,
+      `${BIN} plans link pro --figma PAID`,
+      `${BIN} plans link pro --figma FIRST_USE --trial-days 7`,
+    ],
     run: plansLinkCommand,
   },
   {
@@ -217,8 +225,10 @@ async function verifyCommand(ctx: Context): Promise<number> {
   // The security lint (Supabase's advisor checks) on our own objects: a finding is a difference too.
   const ours = { tables: expected.tables.map((t) => t.name), functions: [...new Set(expected.functions.map((f) => f.name))] };
   const differences = [...diffSchema(expected, catalog), ...lintCatalog(catalog, ours).map(findingAsDifference)];
-  const result = { ok: differences.length === 0, target: connection.description, schemaVersion: schemaVersion(), differences };
-  ctx.print(result, (r) =>
+  const warnings = catalog.tables.some((t) => t.name === 'figma_api_state') ? await figmaWarnings(connection) : [];
+  const result = { ok: differences.length === 0, target: connection.description, schemaVersion: schemaVersion(), differences, warnings };
+  const warned = (text: string) => [text, ...warnings.map((w) => `⚠ ${w}`)].join('\n');
+  ctx.print(result, (r) => warned(
     r.ok
       ? `✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`
       : [
@@ -226,7 +236,7 @@ async function verifyCommand(ctx: Context): Promise<number> {
           ...formatDifferences(r.differences).map((line) => `  ${line}`),
           '',
           `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand.`,
-        ].join('\n'),
+        ].join('\n')),
   );
   return result.ok ? 0 : 1;
 }
@@ -266,8 +276,10 @@ async function plansCommand(ctx: Context): Promise<number> {
 }
 
 async function plansLinkCommand(ctx: Context): Promise<number> {
-  const { product, price } = ctx.values;
-  if (product === undefined && price === undefined) throw new UsageError('plans link needs --product, --price, or both');
+  const { product, price, figma, 'trial-days': trialDays } = ctx.values;
+  if (figma !== undefined) return plansLinkFigmaCommand(ctx, figma, trialDays);
+  if (trialDays !== undefined) throw new UsageError('plans link: --trial-days goes with --figma FIRST_USE');
+  if (product === undefined && price === undefined) throw new UsageError('plans link needs --product, --price, or both (or --figma PAID|TRIAL|FIRST_USE)');
   const slug = ctx.args[0]!;
   const plans = (await ctx.connect()).plans();
   // plans.linkStripe sets both ids (null unlinks): an option left out keeps the plan's current id.
@@ -278,6 +290,21 @@ async function plansLinkCommand(ctx: Context): Promise<number> {
     priceId: price ?? current?.stripePriceId ?? null,
   });
   ctx.print(plan, (p) => `Linked plan ${p.slug} to Stripe product ${p.stripeProductId ?? '-'}, price ${p.stripePriceId ?? '-'}.\n\n${formatPlans([p])}`);
+  return 0;
+}
+
+async function plansLinkFigmaCommand(ctx: Context, figma: string, trialDays: string | undefined): Promise<number> {
+  if (ctx.values.product !== undefined || ctx.values.price !== undefined) {
+    throw new UsageError('plans link: --figma links a Figma status; link Stripe ids in a separate call');
+  }
+  const status = figma.toUpperCase();
+  if (status !== 'PAID' && status !== 'TRIAL' && status !== 'FIRST_USE') throw new UsageError('plans link: --figma is PAID, TRIAL or FIRST_USE');
+  if ((status === 'FIRST_USE') !== (trialDays !== undefined)) throw new UsageError('plans link: --figma FIRST_USE needs --trial-days N (and only it)');
+  if (trialDays !== undefined && !/^\d{1,4}$/.test(trialDays)) throw new UsageError('plans link: --trial-days must be a whole number');
+  const slug = ctx.args[0]!;
+  const plan = await (await ctx.connect()).plans().linkFigma(slug, status, { trialDays: trialDays === undefined ? undefined : Number(trialDays) });
+  ctx.print({ plan, figma: status, trialDays: trialDays === undefined ? null : Number(trialDays) }, (r) =>
+    `Linked plan ${r.plan!.slug} to Figma ${r.figma}${r.trialDays ? ` (${r.trialDays} days from a Figma user's first sign-in)` : ''}.\n\n${formatPlans([r.plan!])}`);
   return 0;
 }
 

@@ -23,6 +23,8 @@ export class AuthError extends PluginAuthError {}
 export class SetupError extends PluginAuthError {}
 /** The database refused or failed in a way this library does not model. */
 export class DatabaseError extends PluginAuthError {}
+/** An outside service (Figma's Payments API) refused our credentials or did not answer usefully. */
+export class ServiceError extends PluginAuthError {}
 
 /**
  * SQLSTATEs raised by our own SQL functions (class "PA"), mapped to the TypeScript error classes.
@@ -59,6 +61,12 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA035: ValidationError, // invalid_until
   PA036: ValidationError, // price_already_linked
   PA037: ValidationError, // invalid_stripe_id
+  PA060: ValidationError, // invalid_figma_user_id
+  PA061: ValidationError, // invalid_figma_link
+  PA062: ValidationError, // invalid_trial_days
+  PA063: ValidationError, // figma_user_linked
+  PA064: ValidationError, // invalid_grace
+  PA065: ValidationError, // invalid_figma_answer
   PA070: ValidationError, // invalid_days
   PA071: ValidationError, // invalid_cutoff
   PA072: ValidationError, // invalid_batch_size

@@ -40,3 +40,7 @@ export { usageReport, type ReportOptions, type UsageReportDay } from './usage-re
 export { purgeUsage, parseAge, type PurgeOptions, type PurgeResult } from './retention.ts';
 export { findUser, type UserRef } from './users.ts';
 export { createUsageReport, type UsageReport, type UsageDenial, type UsageTotal } from './usage-report.ts';
+export { ServiceError } from './errors.ts';
+export { type FigmaLink } from './plans.ts';
+export { type Figma, type FigmaOptions, type FigmaPayment, type FigmaSignIn } from './billing/figma.ts';
+export { SOURCE_PRECEDENCE, listGrants, type PlanSource, type PlanGrant } from './billing/sources.ts';

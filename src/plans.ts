@@ -57,7 +57,13 @@ export interface StripeLink {
   priceId: string | null;
 }
 
-/** The plans table: what is sold, at which limits, under which Stripe price. */
+/**
+ * A Figma status a plan can be linked to: PAID and TRIAL as the Payments API reports them, and
+ * FIRST_USE, a server-side trial counted from a verified Figma user's first sign-in (needs days).
+ */
+export type FigmaLink = 'PAID' | 'TRIAL' | 'FIRST_USE';
+
+/** The plans table: what is sold, at which limits, under which Stripe price or Figma status. */
 export function createPlans(db: Queryable) {
   return {
     /** Plans by price, cheapest first. Inactive plans (no longer sold) only with includeInactive. */
@@ -95,7 +101,40 @@ export function createPlans(db: Queryable) {
         throw fromDatabaseError(error);
       }
     },
+
+    /**
+     * Links a plan to a Figma payment status: `linkFigma('pro', 'PAID')`, `linkFigma('pro', 'TRIAL')`,
+     * or a server-side trial, `linkFigma('pro', 'FIRST_USE', { trialDays: 7 })`. One plan per status;
+     * linking again moves it. `linkFigma(null, status)` unlinks (returns null).
+     * Errors: unknown_plan, invalid_figma_link, invalid_trial_days (docs/figma-payments.md).
+     */
+    async linkFigma(planSlug: string | null, status: FigmaLink, options: { trialDays?: number } = {}): Promise<Plan | null> {
+      return linkFigmaPlan(db, planSlug, status, options);
+    },
   };
+}
+
+/** link_figma_plan (sql/015), also used by the CLI over a direct connection. */
+export async function linkFigmaPlan(
+  db: Pick<Queryable, 'query'>,
+  planSlug: unknown,
+  status: unknown,
+  options: { trialDays?: unknown } = {},
+): Promise<Plan | null> {
+  if (planSlug !== null && typeof planSlug !== 'string') {
+    throw new ValidationError('unknown_plan', 'unknown_plan: planSlug must be a plan slug (or null to unlink)');
+  }
+  if (status !== 'PAID' && status !== 'TRIAL' && status !== 'FIRST_USE') {
+    throw new ValidationError('invalid_figma_link', "invalid_figma_link: link a plan to 'PAID', 'TRIAL' or 'FIRST_USE'");
+  }
+  const days = options?.trialDays;
+  if (days !== undefined && (!Number.isInteger(days) || (days as number) < 1 || (days as number) > 3650)) {
+    throw new ValidationError('invalid_trial_days', 'invalid_trial_days: trialDays must be a whole number from 1 to 3650');
+  }
+  const rows = await db
+    .query<PlanRow>('SELECT * FROM public.link_figma_plan($1::varchar, $2::varchar, $3::integer)', [planSlug, status, days ?? null])
+    .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+  return rows[0] ? toPlan(rows[0]) : null;
 }
 
 export type Plans = ReturnType<typeof createPlans>;

@@ -2,6 +2,7 @@ import type { Catalog, CatalogPlan } from './catalog.ts';
 import type { Queryable } from './db.ts';
 import { loadExpectedSchema } from './catalog.ts';
 import { schemaVersion } from './migrations.ts';
+import { figmaWarnings } from './billing/figma-health.ts';
 
 /** What `status` needs from a database; implemented over SQL here and over Supabase's REST API in cli-target.ts. */
 export interface StatusSource {
@@ -27,6 +28,8 @@ export interface Status {
   /** Row count of every table the schema owns (host tables included), by name. */
   rowCounts: Record<string, number>;
   lastActivity: Record<keyof typeof ACTIVITY, string | null>;
+  /** Problems that are not schema differences, code first (e.g. "figma_token_invalid: …"). */
+  warnings: string[];
 }
 
 /** "Last activity": which timestamp answers which question. Missing tables/columns report null. */
@@ -59,6 +62,7 @@ export async function readStatus(source: StatusSource, target: string): Promise<
     plans: catalog.plans,
     rowCounts,
     lastActivity,
+    warnings: live.has('figma_api_state') ? await figmaWarnings(source) : [],
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Queryable } from './db.ts';
 import { fromDatabaseError, NotFoundError, ValidationError } from './errors.ts';
 import { toPlan, type Plan, type PlanLimits, type PlanRow } from './plans.ts';
+import { toGrant, type PlanGrant, type PlanSource } from './billing/sources.ts';
 
 /** Stripe's subscription statuses, plus 'manual' for plans assigned outside Stripe. */
 export type SubscriptionStatus =
@@ -65,8 +66,15 @@ export interface EffectivePlan {
   planSlug: string;
   limits: PlanLimits;
   plan: Plan;
-  /** 'stripe' or 'manual': the user's subscription grants the plan; 'default': it does not (or none), so free. */
-  source: 'stripe' | 'manual' | 'default';
+  /**
+   * Which source grants the plan: the best grant in force (public.plugin_auth_grants, the rule
+   * consume_usage applies); 'free' when none is.
+   */
+  source: PlanSource;
+  /** When that grant ends unless renewed (see PlanGrant.until); null for free or no end. */
+  until: Date | null;
+  /** Every grant in force, best first (the first is the one above); empty on free. */
+  grants: PlanGrant[];
   /** The status of the user's subscription row (null: no row). */
   status: SubscriptionStatus | null;
   /** The user's subscription row, whether or not it grants access; null when the user has none. */
@@ -145,11 +153,11 @@ interface EffectiveRow extends PlanRow {
   s_stripe_customer_id: string | null;
   s_stripe_subscription_id: string | null;
   s_stripe_price_id: string | null;
-  grants: boolean;
+  grants: Array<{ source: PlanGrant['source']; plan_slug: string; until: string | null; detail: string }> | string | null;
 }
 
-// effective_plan and subscription_grants_access (sql/003) are the one definition of the rule; this
-// only reads their answers, joined to the user so an unknown user is an error, not "free".
+// plugin_auth_grants (sql/015) is the one definition of the rule, and effective_plan takes its first
+// row; this only reads their answers, joined to the user so an unknown user is an error, not "free".
 const EFFECTIVE_PLAN_SQL = `
   SELECT u.id AS user_id, e.*,
          sp.plan_slug AS s_plan_slug, s.status AS s_status,
@@ -157,13 +165,15 @@ const EFFECTIVE_PLAN_SQL = `
          s.cancel_at_period_end AS s_cancel_at_period_end, s.canceled_at AS s_canceled_at,
          s.trial_end AS s_trial_end, s.stripe_customer_id AS s_stripe_customer_id,
          s.stripe_subscription_id AS s_stripe_subscription_id, s.stripe_price_id AS s_stripe_price_id,
-         COALESCE(public.subscription_grants_access(s.status, s.current_period_end, v.at), false) AS grants
+         (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('source', g.source, 'plan_slug', g.plan_slug,
+                                                                    'until', g.until, 'detail', g.detail) ORDER BY g.rank)
+            FROM public.plugin_auth_grants(u.id, v.at) g) AS grants
     FROM public.users u
    CROSS JOIN (SELECT COALESCE($2::timestamptz, NOW()) AS at) v
     LEFT JOIN public.user_subscriptions s ON s.user_id = u.id
     LEFT JOIN public.subscription_plans sp ON sp.id = s.plan_id
     LEFT JOIN LATERAL public.effective_plan(u.id, v.at) e ON true
-   WHERE u.id = $1`;
+   WHERE u.id = $1::uuid`;
 
 /** Subscription state: Stripe webhook sync, manual plans, and the plan a user has right now. */
 export function createSubscriptions(db: Queryable) {
@@ -229,12 +239,18 @@ export function createSubscriptions(db: Queryable) {
       if (!row) throw new NotFoundError('unknown_user', `unknown_user: no user with id ${userId}`);
       if (!row.plan_slug) throw new NotFoundError('no_plan', 'no_plan: the free plan is missing from subscription_plans');
       const plan = toPlan(row);
+      const raw = typeof row.grants === 'string' ? JSON.parse(row.grants) : row.grants;
+      const grants = ((raw ?? []) as Array<{ source: PlanGrant['source']; plan_slug: string; until: string | null; detail: string }>)
+        .map((g) => toGrant({ ...g, until: g.until === null ? null : new Date(g.until) }));
+      const best = grants[0];
       return {
         userId: row.user_id,
         planSlug: plan.slug,
         limits: plan.limits,
         plan,
-        source: row.grants ? (row.s_status === 'manual' ? 'manual' : 'stripe') : 'default',
+        source: best?.source ?? 'free',
+        until: best?.until ?? null,
+        grants,
         status: row.s_status,
         subscription: row.s_status
           ? {
