@@ -1,8 +1,8 @@
-// An end-to-end plugin backend: Figma login hand-over, token verification, metered resizes and the
-// Stripe webhook, as one web-standard handler (Request -> Response) that fits Next.js route
+// An end-to-end plugin backend: Figma login hand-over, token verification, metered resizes, the
+// Stripe webhook and sign-in with Figma's own checkout, as one web-standard handler (Request -> Response) that fits Next.js route
 // handlers, Hono, Bun, Deno or Node (see README). In your app, import from 'figma-plugin-auth-db'.
 import Stripe from 'stripe';
-import { AuthError, DatabaseError, PluginAuthError, SetupError, type PluginAuth } from '../src/index.ts';
+import { AuthError, DatabaseError, PluginAuthError, ServiceError, SetupError, type PluginAuth } from '../src/index.ts';
 import { createStripeWebhookHandler } from './stripe-webhook.ts';
 
 export interface BackendOptions {
@@ -52,6 +52,15 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
     },
     // 5. Stripe tells us what the user pays for.
     'POST /stripe/webhook': (request) => stripeWebhook(request),
+    // 6. Sign in with Figma alone (needs createPluginAuth(db, { figma: { personalAccessToken } })):
+    // the plugin sends `await figma.payments.getPluginPaymentTokenAsync()`; Figma says who the user
+    // is and what they bought. Figma checkout: on a 402 from /plugin/resize the plugin calls
+    // figma.payments.initiateCheckoutAsync(), then signs in here again to re-check the purchase.
+    'POST /plugin/figma/sign-in': async (request) => {
+      const { paymentToken } = (await request.json()) as { paymentToken: string };
+      const { token, tokenId, expiresAt, userId, figmaUserId, planSlug } = await auth.figma.signIn(paymentToken, { deviceName: 'Figma' });
+      return json({ token, tokenId, expiresAt, userId, figmaUserId, planSlug });
+    },
   };
 
   return async function handle(request: Request): Promise<Response> {
@@ -62,6 +71,7 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
     } catch (error) {
       // Server-side trouble (database down, misconfiguration): let the framework answer 500.
       if (!(error instanceof PluginAuthError) || error instanceof DatabaseError || error instanceof SetupError) throw error;
+      if (error instanceof ServiceError) return json({ error: error.code }, 503); // Figma down or our access token bad
       if (error.code.startsWith('login_')) return json({ error: error.code }, 410); // start the login again
       if (error instanceof AuthError) return json({ error: error.code }, 401); // sign in again
       return json({ error: error.code }, 400);

@@ -11,7 +11,7 @@ import { DIALECTS, createUser, dropDatabase, freshDatabase, type Dialect } from 
 import { openDatabase, type Database } from '../src/db.ts';
 import { readCatalog } from '../src/catalog.ts';
 import { foreignKeys } from '../src/diagram.ts';
-import { buildSetupScript, schemaVersion } from '../src/migrations.ts';
+import { buildSetupScript, loadMigrations, schemaVersion } from '../src/migrations.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { sha256Hex } from '../src/token-signer.ts';
 
@@ -189,9 +189,9 @@ for (const dialect of DIALECTS) {
     test('status --json: schema version, migrations, plans, row counts, last activity', () =>
       withTarget(dialect, async (t) => {
         const before = json(await run(['status', '--json', '--database-url', t.url]));
-        assert.deepEqual(Object.keys(before).sort(), ['database', 'lastActivity', 'migrations', 'plans', 'rowCounts', 'schema', 'serverVersion', 'target']);
+        assert.deepEqual(Object.keys(before).sort(), ['database', 'lastActivity', 'migrations', 'plans', 'rowCounts', 'schema', 'serverVersion', 'target', 'warnings']);
         assert.deepEqual(before.schema, { installed: schemaVersion(), package: schemaVersion(), upToDate: true });
-        assert.equal(before.migrations.length, schemaVersion());
+        assert.equal(before.migrations.length, loadMigrations().length);
         assert.deepEqual(before.plans.map((p: { slug: string }) => p.slug), ['free', 'basic', 'pro', 'enterprise']);
         assert.equal(before.rowCounts.subscription_plans, 4);
         assert.equal(before.rowCounts.plugin_usage, 0);
@@ -257,6 +257,39 @@ for (const dialect of DIALECTS) {
           ),
         );
         assert.deepEqual(rows, [{ plan_slug: 'pro', stripe_product_id: 'prod_Pro123', stripe_price_id: 'price_Pro456' }]);
+      }));
+
+    test('plans link --figma PAID|TRIAL|FIRST_USE links a Figma status; status and verify warn after Figma refused the access token', () =>
+      withTarget(dialect, async (t) => {
+        const paid = json(await run(['plans', 'link', 'pro', '--figma', 'PAID', '--json', '--database-url', t.url]));
+        assert.deepEqual([paid.plan.slug, paid.figma, paid.trialDays], ['pro', 'PAID', null]);
+        const trial = await run(['plans', 'link', 'basic', '--figma', 'FIRST_USE', '--trial-days', '7', '--database-url', t.url]);
+        assert.equal(trial.code, 0, trial.stderr);
+        assert.match(trial.stdout, /Linked plan basic to Figma FIRST_USE \(7 days from a Figma user's first sign-in\)/);
+        assert.equal((await run(['plans', 'link', 'pro', '--figma', 'BOUGHT', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--figma', 'FIRST_USE', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--figma', 'PAID', '--price', 'price_X', '--database-url', t.url])).code, 2);
+        const unknown = await run(['plans', 'link', 'platinum', '--figma', 'TRIAL', '--database-url', t.url]);
+        assert.equal(unknown.code, 1);
+        assert.match(unknown.stderr, /\[unknown_plan\]/);
+        const links = await inDb(t, (db) =>
+          db.query<{ link: string; plan_slug: string; trial_seconds: number | null }>(
+            'SELECT l.link, p.plan_slug, l.trial_seconds FROM public.figma_plan_links l JOIN public.subscription_plans p ON p.id = l.plan_id ORDER BY l.link',
+          ),
+        );
+        assert.deepEqual(links, [{ link: 'FIRST_USE', plan_slug: 'basic', trial_seconds: 7 * 86400 }, { link: 'PAID', plan_slug: 'pro', trial_seconds: null }]);
+
+        assert.deepEqual(json(await run(['status', '--json', '--database-url', t.url])).warnings, []);
+        await inDb(t, (db) => db.query('SELECT public.figma_record_api_result(401)'));
+        const status = await run(['status', '--database-url', t.url]);
+        assert.equal(status.code, 0, status.stderr);
+        assert.match(status.stdout, /Warnings:\n  ⚠ figma_token_invalid: Figma refused the personal access token/);
+        const verify = await run(['verify', '--database-url', t.url]);
+        assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+        assert.match(verify.stdout, /⚠ figma_token_invalid: /);
+        assert.equal(json(await run(['verify', '--json', '--database-url', t.url])).warnings.length, 1);
+        await inDb(t, (db) => db.query('SELECT public.figma_record_api_result(200)'));
+        assert.deepEqual(json(await run(['status', '--json', '--database-url', t.url])).warnings, []);
       }));
 
     test('usage <email|id>: plan, today as check_usage answers it, lifetime, last denials, 30 days; unknown user exits 1', () =>

@@ -8,6 +8,7 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
 import { createPluginAuth } from '../src/auth.ts';
+import { startFigmaStandIn } from './helpers/figma-standin.ts';
 
 const stripe = new Stripe('sk_test_example_only');
 const stripeWebhookSecret = 'whsec_example_only';
@@ -75,5 +76,43 @@ for (const dialect of DIALECTS) {
         const answer = (await r.json()) as { planSlug: string; usageLimit: number; batchLimit: number };
         assert.deepEqual([answer.planSlug, answer.usageLimit, answer.batchLimit], ['pro', 6, 20]);
       }));
+
+    test('Figma checkout: sign in with a payment token, 402 on free, checkout, sign in again, resize on pro', async () => {
+      const pat = 'figd_example-personal-access-token';
+      const figma = await startFigmaStandIn(pat);
+      try {
+        await withDatabase(dialect, async ({ db }) => {
+          const auth = createPluginAuth(db, {
+            tokenSecret: 'example-secret-that-is-long-enough-0123456789',
+            figma: { personalAccessToken: pat, apiBaseUrl: figma.url },
+          });
+          await auth.plans.linkFigma('pro', 'PAID');
+          const handle = createPluginBackend(auth, { webUserId: async () => null, stripe, stripeWebhookSecret, loginPageUrl: 'https://app.example.com/plugin-login' });
+          const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+            handle(new Request(`http://api.example.com${path}`, {
+              method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body),
+            }));
+          figma.tokens.set('payment-token-1', { figmaUserId: '777', status: 'UNPAID' });
+          const first = (await (await post('/plugin/figma/sign-in', { paymentToken: 'payment-token-1' })).json()) as { token: string; userId: string; figmaUserId: string; planSlug: string };
+          assert.deepEqual([first.figmaUserId, first.planSlug], ['777', 'free']);
+          const resize = (token: string, layers: number) => post('/plugin/resize', { layers }, { authorization: `Bearer ${token}` });
+          assert.equal((await resize(first.token, 1)).status, 200);
+          assert.equal((await resize(first.token, 1)).status, 200);
+          assert.equal((await resize(first.token, 1)).status, 402, 'free used up: the plugin opens Figma checkout');
+          // figma.payments.initiateCheckoutAsync() succeeded; the plugin sends a fresh payment token.
+          figma.tokens.set('payment-token-2', { figmaUserId: '777', status: 'PAID', dateOfPurchase: new Date().toISOString() });
+          const second = (await (await post('/plugin/figma/sign-in', { paymentToken: 'payment-token-2' })).json()) as { token: string; userId: string; planSlug: string };
+          assert.deepEqual([second.userId, second.planSlug], [first.userId, 'pro']);
+          const r = await resize(second.token, 20);
+          assert.equal(r.status, 200);
+          assert.equal(((await r.json()) as { planSlug: string }).planSlug, 'pro');
+          assert.equal((await post('/plugin/figma/sign-in', { paymentToken: 'unknown-token' })).status, 401, 'payment_token_rejected');
+          figma.failure = { kind: 'http', status: 503 };
+          assert.equal((await post('/plugin/figma/sign-in', { paymentToken: 'payment-token-3' })).status, 503, 'figma_unavailable');
+        });
+      } finally {
+        await figma.close();
+      }
+    });
   });
 }

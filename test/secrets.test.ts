@@ -10,6 +10,8 @@ import { runScript } from './helpers/run.ts';
 import { passwordServer } from './helpers/password-server.ts';
 import { startSupabaseStandIn } from './helpers/supabase-standin.ts';
 import { createPluginAuth } from '../src/auth.ts';
+import { dumpDatabase } from './helpers/dump.ts';
+import { startFigmaStandIn } from './helpers/figma-standin.ts';
 
 const SECRET = randomBytes(48).toString('base64url');
 
@@ -77,6 +79,43 @@ for (const dialect of DIALECTS) {
         assert.ok(errors.length >= 9, `errors collected: ${errors.length}`);
         for (const error of errors) assertClean(renderings(error), secrets, `error ${String(error).slice(0, 60)}`);
         assertClean(logs, secrets, 'console output');
+      }));
+
+    test('Figma: the personal access token and payment tokens appear in no error, log line or database row', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const pat = `figd_${randomBytes(24).toString('base64url')}`;
+        const figma = await startFigmaStandIn(pat);
+        try {
+          const options = { personalAccessToken: pat, apiBaseUrl: figma.url, cacheSeconds: 0 };
+          const auth = createPluginAuth(db, { tokenSecret: SECRET, figma: options });
+          const paid = `pt_${randomBytes(24).toString('base64url')}`;
+          const unknown = `pt_${randomBytes(24).toString('base64url')}`;
+          figma.tokens.set(paid, { figmaUserId: '4242', status: 'PAID' });
+          const secrets = [pat, paid, unknown];
+          const errors: unknown[] = [];
+          const logs = await captureConsole(async () => {
+            const catching = async (fn: () => Promise<unknown>) => { try { await fn(); } catch (e) { errors.push(e); } };
+            const session = await auth.figma.signIn(paid, { deviceName: 'Figma' });
+            secrets.push(session.token);
+            await catching(() => auth.figma.verifyPaymentToken(unknown)); // 400
+            await catching(() => createPluginAuth(db, { figma: { ...options, personalAccessToken: `${pat}x` } }).figma.verifyPaymentToken(paid)); // 401
+            figma.failure = { kind: 'http', status: 500 };
+            await catching(() => auth.figma.verifyPaymentToken(unknown));
+            figma.failure = { kind: 'slow', ms: 500 };
+            await catching(() => createPluginAuth(db, { figma: { ...options, timeoutMs: 50 } }).figma.verifyPaymentToken(unknown));
+            figma.failure = null;
+            await catching(() => createPluginAuth(db, { figma: { ...options, apiBaseUrl: 'http://127.0.0.1:1' } }).figma.verifyPaymentToken(paid));
+            await catching(() => auth.figma.signIn(`${paid} `));
+            const other = await createUser(db);
+            await catching(() => auth.figma.link(other, paid)); // figma_user_linked
+          });
+          assert.ok(errors.length >= 6, `errors collected: ${errors.length}`);
+          for (const error of errors) assertClean(renderings(error), secrets, `error ${String(error).slice(0, 60)}`);
+          assertClean(logs, secrets, 'console output');
+          assertClean(JSON.stringify(await dumpDatabase(db)), secrets, 'the database dump');
+        } finally {
+          await figma.close();
+        }
       }));
 
     test('a failed parameterized call: the driver error (also as cause) does not carry raw values we never send', () =>

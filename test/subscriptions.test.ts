@@ -183,7 +183,7 @@ for (const dialect of DIALECTS) {
         await subs.syncFromStripe(asSub(deleted.data.object), { eventCreated: deleted.created });
         const plan = await subs.effectivePlan(userId);
         assert.equal(plan.planSlug, 'free');
-        assert.equal(plan.source, 'default');
+        assert.equal(plan.source, 'free');
         assert.equal(plan.status, 'canceled');
         assert.equal(plan.subscription!.status, 'canceled');
         assert.equal(plan.subscription!.planSlug, 'pro');
@@ -283,7 +283,7 @@ for (const dialect of DIALECTS) {
             const expected = grants[status] || (status === 'past_due' && periodEnd > now) ? 'pro' : 'free';
             const plan = await subs.effectivePlan(userId);
             assert.equal(plan.planSlug, expected, `${status}, period end ${periodEnd > now ? 'ahead' : 'passed'}`);
-            assert.equal(plan.source, expected === 'pro' ? 'stripe' : 'default');
+            assert.equal(plan.source, expected === 'pro' ? 'stripe' : 'free');
             const sql = await db.query<{ plan_slug: string; grants: boolean }>(
               `SELECT (SELECT plan_slug FROM public.effective_plan($1)) AS plan_slug,
                       public.subscription_grants_access($2, to_timestamp($3)) AS grants`,
@@ -304,7 +304,7 @@ for (const dialect of DIALECTS) {
         }
         // No row: free.
         const plain = await subs.effectivePlan(await createUser(db));
-        assert.deepEqual([plain.planSlug, plain.source, plain.status, plain.subscription], ['free', 'default', null, null]);
+        assert.deepEqual([plain.planSlug, plain.source, plain.status, plain.subscription], ['free', 'free', null, null]);
         assert.deepEqual(plain.limits, { resizesPerDay: 2, batchSize: 1, isDaily: false });
         await rejectsWith(subs.effectivePlan('00000000-0000-4000-8000-000000000000'), NotFoundError, 'unknown_user');
       }));
