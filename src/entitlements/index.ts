@@ -56,15 +56,18 @@ export function createEntitlements(db: Queryable, options: EntitlementKeyOptions
     async snapshot(userId: string): Promise<EntitlementSnapshot> {
       const { signing, ttlSeconds } = keys();
       if (!isUuid(userId)) throw new ValidationError('invalid_user_id', 'invalid_user_id: userId must be a uuid');
+      // check_usage answers what one more consume would: count and remaining *after* it when allowed.
+      // The snapshot states now: `remaining` is how many more consumes the plan allows.
       const answer = await usage.check(userId, 'resize');
+      const used = answer.allowed ? answer.used - 1 : answer.used;
       const iat = Math.floor(Date.now() / 1000);
       const exp = iat + ttlSeconds;
       const claims: EntitlementClaims = {
         plan: answer.planSlug,
         action: 'resize',
-        used: answer.used,
+        used,
         usageLimit: answer.usageLimit,
-        remaining: answer.remaining,
+        remaining: answer.usageLimit === null ? null : Math.max(answer.usageLimit - used, 0),
         batchLimit: answer.batchLimit,
         resetsAt: answer.resetsAt ? answer.resetsAt.toISOString() : null,
       };

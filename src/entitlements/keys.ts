@@ -1,6 +1,6 @@
 // The entitlement signing key: a private JWK (Ed25519 -> EdDSA, or P-256 -> ES256), checked when
 // createPluginAuth runs. Messages name what is wrong, never any key material.
-import { KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { SetupError } from '../errors.ts';
 
 import { MAX_ENTITLEMENT_TTL_SECONDS } from '../plugin/constants.ts';
@@ -82,16 +82,23 @@ function resolveKey(value: unknown, what: string, kind: 'private' | 'any'): Reso
   }
   let key: KeyObject;
   let derived: Record<string, unknown>;
+  let matches = true;
   try {
     const { kty, crv, x, y, d } = jwk as Record<string, string>;
-    const material = alg === 'ES256' ? { kty, crv, x, y, ...(isPrivate ? { d } : {}) } : { kty, crv, x, ...(isPrivate ? { d } : {}) };
-    key = isPrivate ? createPrivateKey({ key: material, format: 'jwk' }) : createPublicKey({ key: material, format: 'jwk' });
-    derived = (isPrivate ? createPublicKey(key) : key).export({ format: 'jwk' }) as Record<string, unknown>;
+    const publicMaterial = alg === 'ES256' ? { kty, crv, x, y } : { kty, crv, x };
+    const publicKey = createPublicKey({ key: publicMaterial, format: 'jwk' });
+    key = isPrivate ? createPrivateKey({ key: { ...publicMaterial, d }, format: 'jwk' }) : publicKey;
+    derived = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    if (isPrivate) {
+      // Node takes "x"/"y" as given: a signature made with "d" must verify with them.
+      const probe = Buffer.from('figma-plugin-auth-db entitlement key check');
+      const digest = alg === 'ES256' ? 'sha256' : null;
+      matches = verify(digest, probe, publicKey, sign(digest, probe, key));
+    }
   } catch {
     throw invalid(what, 'is not a valid key');
   }
-  // Node derives the public point from "d": a JWK whose "x"/"y" do not belong to it is refused.
-  if (derived.x !== jwk.x || (alg === 'ES256' && derived.y !== jwk.y)) throw invalid(what, 'has "x"/"y" that do not match its "d"');
+  if (!matches) throw invalid(what, 'has "x"/"y" that do not match its "d"');
   const publicJwk: PublicJwk = {
     kty: jwk.kty as PublicJwk['kty'],
     crv: jwk.crv as PublicJwk['crv'],
