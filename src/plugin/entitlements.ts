@@ -30,7 +30,7 @@ export type EntitlementCheck =
 export interface VerifyEntitlementOptions {
   /** The time to check exp against (default now). */
   currentDate?: Date;
-  /** Allowed clock skew in seconds (default 30). */
+  /** Allowed clock skew in seconds (default 5). */
   clockToleranceSeconds?: number;
 }
 
@@ -50,7 +50,7 @@ export async function verifyEntitlementSnapshot(
       audience: ENTITLEMENT_AUDIENCE,
       typ: ENTITLEMENT_TYP,
       requiredClaims: ['sub', 'iat', 'exp', 'plan'],
-      clockTolerance: options.clockToleranceSeconds ?? 30,
+      clockTolerance: options.clockToleranceSeconds ?? 5,
       ...(options.currentDate ? { currentDate: options.currentDate } : {}),
     }));
   } catch (error) {
