@@ -3,9 +3,10 @@ import { createTokens, type TokenOptions } from './tokens.ts';
 import { createSubscriptions } from './subscriptions.ts';
 import { createPlans } from './plans.ts';
 import { createUsage } from './usage.ts';
+import { createEntitlements, type EntitlementKeyOptions } from './entitlements/index.ts';
 
-/** Options of createPluginAuth. Each part documents its own. */
-export interface PluginAuthOptions {
+/** Options of createPluginAuth. Each part documents its own (entitlement snapshots: docs/plugin.md). */
+export interface PluginAuthOptions extends EntitlementKeyOptions {
   /**
    * HS256 secret for plugin tokens (PLUGIN_TOKEN_SECRET): at least 32 bytes. Needed only by
    * `tokens`; the other parts work without it.
@@ -33,6 +34,7 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
     tokens: createTokens(db, options),
     subscriptions: createSubscriptions(db),
     plans: createPlans(db),
+    entitlements: createEntitlements(db, options),
   };
 }
 
