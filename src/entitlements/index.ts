@@ -5,8 +5,7 @@
 // without one, snapshot() and jwks() throw entitlement_key_missing.
 import { SignJWT } from 'jose';
 import type { Queryable } from '../db.ts';
-import { ValidationError } from '../errors.ts';
-import { isUuid } from '../token-signer.ts';
+import * as validate from '../validation.ts';
 import { createUsage } from '../usage.ts';
 import {
   ENTITLEMENT_AUDIENCE,
@@ -55,7 +54,7 @@ export function createEntitlements(db: Queryable, options: EntitlementKeyOptions
     /** A snapshot of the user's entitlements now, valid for entitlementTtlSeconds (<= 15 minutes). */
     async snapshot(userId: string): Promise<EntitlementSnapshot> {
       const { signing, ttlSeconds } = keys();
-      if (!isUuid(userId)) throw new ValidationError('invalid_user_id', 'invalid_user_id: userId must be a uuid');
+      validate.userId(userId);
       // check_usage answers what one more consume would: count and remaining *after* it when allowed.
       // The snapshot states now: `remaining` is how many more consumes the plan allows.
       const answer = await usage.check(userId, 'resize');
