@@ -40,3 +40,5 @@ export { usageReport, type ReportOptions, type UsageReportDay } from './usage-re
 export { purgeUsage, parseAge, type PurgeOptions, type PurgeResult } from './retention.ts';
 export { findUser, type UserRef } from './users.ts';
 export { createUsageReport, type UsageReport, type UsageDenial, type UsageTotal } from './usage-report.ts';
+export { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './dashboard/handler.ts';
+export { startDashboardServer, type DashboardServer, type DashboardServerOptions } from './dashboard/server.ts';
