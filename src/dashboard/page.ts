@@ -33,7 +33,7 @@ main { padding: 20px 24px 40px; max-width: 1400px; margin: 0 auto; }
 .kpi .label { color: var(--muted); font-size: 12px; }
 .kpi .value { font-size: 24px; font-weight: 650; margin-top: 2px; font-variant-numeric: tabular-nums; }
 .kpi .sub { color: var(--muted); font-size: 12px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 16px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 16px; align-items: start; }
 section.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px 12px; min-width: 0; }
 section.card.wide { grid-column: 1 / -1; }
 section.card h2 { font-size: 14px; margin: 0 0 2px; font-weight: 600; }
@@ -341,7 +341,7 @@ export function renderUser(ctx: PageContext, v: UserView, options: { notice?: st
 </section>
 ${card('user-usage', 'Usage by day', `Calls of this user per day and action, ${h(shortDate(range.from))} – ${h(shortDate(range.to))}.`, chart, usageTable, { open: true })}
 <section class="card" id="history" aria-labelledby="history-title"><h2 id="history-title">Plan history</h2><div class="scroll">${historyTable}</div></section>
-<section class="card" id="tokens" aria-labelledby="tokens-title"><h2 id="tokens-title">Tokens</h2><p class="def">Revoking signs that device out: the plugin must sign in again.</p><div class="scroll">${tokensTable}</div></section>
+<section class="card wide" id="tokens" aria-labelledby="tokens-title"><h2 id="tokens-title">Tokens</h2><p class="def">Revoking signs that device out: the plugin must sign in again.</p><div class="scroll">${tokensTable}</div></section>
 </div>`;
   return layout(ctx, `user ${v.user.email}`, body, rangeNav(ctx, `/users/${v.user.id}`, range.days));
 }

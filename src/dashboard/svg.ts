@@ -174,7 +174,7 @@ export function horizontalBarChart(chart: { id: string; label: string; items: Ba
   const top = 8;
   const height = top + chart.items.length * rowH + 30;
   const left = labelW;
-  const right = 120;
+  const right = Math.max(60, ...chart.items.map((i) => textWidth(i.text ?? format(i.value)) + 16));
   const plotW = W - left - right;
   const scale = niceScale(chart.max ?? Math.max(0, ...chart.items.map((i) => i.value)));
   const x = (v: number) => left + (v / scale.max) * plotW;
