@@ -1,6 +1,7 @@
 // figma-plugin-auth-db: the command line. Thin by design: parse, call the library, print, return
 // an exit code (0 ok, 1 failed or differences found, 2 usage error). Only the entry points
 // (bin/figma-plugin-auth-db.js, src/cli-main.ts) touch process.exitCode.
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { diffSchema, formatDifferences, loadExpectedSchema, type Difference } from './catalog.ts';
 import { createPluginAuth } from './auth.ts';
@@ -18,6 +19,7 @@ import { runSetupCommand } from './setup-command.ts';
 import { readStatus } from './status.ts';
 import { purgeUsage } from './retention.ts';
 import { exportSupabaseMigration } from './supabase-export.ts';
+import { startDashboardServer } from './dashboard/server.ts';
 
 export const BIN = 'figma-plugin-auth-db';
 
@@ -42,6 +44,9 @@ const OPTIONS = {
   'batch-size': { type: 'string', text: 'rows per batch, each its own short transaction (default 1000)' },
   denials: { type: 'string', text: 'how many recent denials to show, 1 to 1000 (default 10)' },
   reason: { type: 'string', text: 'why, kept with the revoked token (default: revoked_by_operator)' },
+  port: { type: 'string', text: 'dashboard: the port to listen on (default 7300; 0 = any free port)' },
+  host: { type: 'string', text: 'dashboard: the address to listen on (default 127.0.0.1: this machine only)' },
+  open: { type: 'boolean', text: 'dashboard: open the URL in the default browser' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -189,7 +194,42 @@ export const COMMANDS: Command[] = [
       return 0;
     },
   },
+  {
+    name: 'dashboard',
+    summary: 'a local web dashboard (usage, limits hit, conversions, plans, devices); prints its URL with an access key',
+    options: ['port', 'host', 'open'],
+    connects: true,
+    examples: [`${BIN} dashboard`, `${BIN} dashboard --port 8080 --open`, `DATABASE_URL=postgres://… ${BIN} dashboard --port 0`],
+    run: dashboardCommand,
+  },
 ];
+
+async function dashboardCommand(ctx: Context): Promise<number> {
+  const port = ctx.values.port === undefined ? 7300 : Number(ctx.values.port);
+  if (!/^\d{1,5}$/.test(ctx.values.port ?? '7300') || port > 65535) throw new UsageError('dashboard: --port must be a whole number from 0 to 65535');
+  const host = ctx.values.host ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) throw new UsageError('dashboard: --host must be a host name or an IP address');
+  const connection = await ctx.connect();
+  const server = await startDashboardServer(connection.database(), { port, host, label: connection.description });
+  ctx.out(`Dashboard on ${connection.description}:\n\n  ${server.url}\n\nThe key in the URL is the access key (a new one each start). Press Ctrl+C to stop.`);
+  if (ctx.values.open) openInBrowser(server.url);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+  return 0;
+}
+
+/** Best effort: the URL is printed either way. */
+function openInBrowser(url: string): void {
+  const [command, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '', url]] : ['xdg-open', [url]];
+  try {
+    spawn(command, args as string[], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+  } catch {
+    // no opener on this machine
+  }
+}
 
 async function setupCommand(ctx: Context): Promise<number> {
   if (ctx.values['dry-run']) {
@@ -513,6 +553,7 @@ function mainHelp(): string {
     `  ${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
     `  ${BIN} usage ada@example.com`,
     `  ${BIN} tokens revoke-all ada@example.com`,
+    `  ${BIN} dashboard --open`,
     '',
     `Run \`${BIN} <command> --help\` for a command's options and examples.`,
   ].join('\n');

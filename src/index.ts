@@ -42,3 +42,5 @@ export { findUser, type UserRef } from './users.ts';
 export { createUsageReport, type UsageReport, type UsageDenial, type UsageTotal } from './usage-report.ts';
 export { withPluginCors, defaultPluginRoute, PLUGIN_ALLOW_HEADERS, WEBSITE_ONLY_ROUTES, serve, toNodeListener, toRequest, writeResponse, type Handler, type PluginCorsOptions, type Served } from './http/index.ts';
 export { createEntitlements, generateEntitlementKey, type Entitlements, type EntitlementClaims, type EntitlementSnapshot, type EntitlementKeyOptions, type EntitlementJwk, type PublicJwks } from './entitlements/index.ts';
+export { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './dashboard/handler.ts';
+export { startDashboardServer, type DashboardServer, type DashboardServerOptions } from './dashboard/server.ts';
