@@ -115,7 +115,15 @@ export function buildSetupScript(
   checksum CHAR(64) NOT NULL,
   applied_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
 );`,
-    `COMMENT ON TABLE public.plugin_auth_migrations IS 'schema version: one row per applied sql/ file';`,
+    // Guarded: COMMENT takes a ShareUpdateExclusiveLock, and a normal re-run takes no lock beyond reads.
+    `DO $plugin_auth_comment$
+BEGIN
+  IF pg_catalog.obj_description('public.plugin_auth_migrations'::regclass, 'pg_class')
+     IS DISTINCT FROM 'schema version: one row per applied sql/ file' THEN
+    COMMENT ON TABLE public.plugin_auth_migrations IS 'schema version: one row per applied sql/ file';
+  END IF;
+END
+$plugin_auth_comment$;`,
   ];
   const corrected = migrations.flatMap((m) => (CORRECTED_FILES[m.version]?.checksums ?? []).map((old) => `(${m.version}, '${old}', '${m.checksum}')`));
   if (corrected.length) {

@@ -209,6 +209,20 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(result.restored, []);
       }));
 
+    test('item 9: a normal re-run takes no lock stronger than a read on any table (no file runs again)', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const locks = await db.transaction(async (tx) => {
+          await tx.exec(buildSetupScript());
+          return tx.query<{ relation: string; mode: string }>(`
+            SELECT l.relation::regclass::text AS relation, l.mode FROM pg_catalog.pg_locks l
+              JOIN pg_catalog.pg_class c ON c.oid = l.relation
+             WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid()
+               AND c.relnamespace = 'public'::regnamespace AND l.mode NOT IN ('AccessShareLock')
+             ORDER BY 1, 2`);
+        });
+        assert.deepEqual(locks, []);
+      }));
+
     const drops: [string, string, string[]][] = [
       ['an index', 'DROP INDEX public.idx_plugin_usage_created_at', ['index plugin_usage.idx_plugin_usage_created_at']],
       ['a CHECK declared in CREATE TABLE (002)', 'ALTER TABLE public.subscription_plans DROP CONSTRAINT subscription_plans_slug_check',
