@@ -3,7 +3,8 @@
 // (bin/figma-plugin-auth-db.js, src/cli-main.ts) touch process.exitCode.
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { diffSchema, formatDifferences, loadExpectedSchema, type Difference } from './catalog.ts';
+import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from './catalog.ts';
+import { trustProblems } from './trust.ts';
 import { createPluginAuth } from './auth.ts';
 import { lintCatalog, type Finding } from './lint.ts';
 import { createUsageReport } from './usage-report.ts';
@@ -13,7 +14,7 @@ import { formatPlans, formatStatus, formatTokens, formatUsage, type UserUsage } 
 import { buildMermaidDiagram } from './diagram.ts';
 import { loadDevelopmentEnv, type Env } from './env.ts';
 import { PluginAuthError } from './errors.ts';
-import { buildSetupScript, schemaVersion } from './migrations.ts';
+import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
 import { redact, secretsOf } from './redact.ts';
 import { runSetupCommand } from './setup-command.ts';
 import { readStatus } from './status.ts';
@@ -252,23 +253,54 @@ async function setupCommand(ctx: Context): Promise<number> {
 
 async function verifyCommand(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
-  const expected = loadExpectedSchema();
-  const catalog = await connection.readCatalog();
-  // The security lint (Supabase's advisor checks) on our own objects: a finding is a difference too.
-  const ours = { tables: expected.tables.map((t) => t.name), functions: [...new Set(expected.functions.map((f) => f.name))] };
-  const differences = [...diffSchema(expected, catalog), ...lintCatalog(catalog, ours).map(findingAsDifference)];
-  const result = { ok: differences.length === 0, target: connection.description, schemaVersion: schemaVersion(), differences };
+  const result = { target: connection.description, schemaVersion: schemaVersion(), ...verifyCatalog(await connection.readCatalog()) };
+  const notes = formatNotes(result.notes);
   ctx.print(result, (r) =>
     r.ok
-      ? `✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`
+      ? [`✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`, ...notes].join('\n')
       : [
           `❌ ${r.target} differs from the expected schema (version ${r.schemaVersion}) in ${r.differences.length} place${r.differences.length === 1 ? '' : 's'}:`,
           ...formatDifferences(r.differences).map((line) => `  ${line}`),
+          ...notes,
           '',
-          `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand.`,
+          `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand. An untrusted object: drop it (setup refuses to run while it exists).`,
         ].join('\n'),
   );
   return result.ok ? 0 : 1;
+}
+
+/**
+ * What `verify` concludes from a live catalog: differences from the expected schema, security lint
+ * findings on our objects, and objects setup refuses to run beside (src/trust.ts). Host tables are
+ * linted too, as information (notes): setup leaves their RLS and grants as the application set them.
+ */
+export function verifyCatalog(catalog: Catalog): { ok: boolean; differences: Difference[]; notes: Difference[] } {
+  const expected = loadExpectedSchema();
+  const host = HOST_TABLES as readonly string[];
+  const scope = {
+    tables: expected.tables.map((t) => t.name).filter((name) => !host.includes(name)),
+    host: [...host],
+    functions: [...new Set(expected.functions.map((f) => f.name))],
+    ownerOnly: [...OWNER_ONLY_FUNCTIONS],
+  };
+  // Functions by our exact signatures: another overload of one of our names is a trust problem.
+  const signatures = new Set(expected.functions.map((f) => `${f.name}(${f.arguments})`));
+  const findings = lintCatalog({ ...catalog, functions: catalog.functions.filter((f) => signatures.has(`${f.name}(${f.arguments})`)) }, scope);
+  const differences = [
+    ...diffSchema(expected, catalog),
+    ...findings.filter((f) => f.severity !== 'info').map(findingAsDifference),
+    ...trustProblems(catalog, expected).map((p): Difference => ({ object: p.object, problem: 'unexpected', actual: `${p.code}: ${p.detail}` })),
+  ];
+  const notes = findings.filter((f) => f.severity === 'info').map(findingAsDifference);
+  return { ok: differences.length === 0, differences, notes };
+}
+
+function formatNotes(notes: Difference[]): string[] {
+  if (!notes.length) return [];
+  return [
+    'Notes on host tables (your application\'s; setup leaves their RLS and grants as they are):',
+    ...notes.map((n) => `  note: ${n.object}: ${n.actual} (the lint expects ${n.expected})`),
+  ];
 }
 
 const LINT_EXPECTED: Record<Finding['rule'], string> = {
@@ -278,6 +310,8 @@ const LINT_EXPECTED: Record<Finding['rule'], string> = {
   function_executable_by_public_role: 'EXECUTE not granted to PUBLIC, anon or authenticated',
   unindexed_foreign_key: 'an index leading with the foreign key columns',
   duplicate_index: 'no two indexes alike',
+  service_role_privileges: 'service_role: exactly SELECT, INSERT, UPDATE, DELETE on a table; EXECUTE on a function',
+  helper_not_owner_only: 'executable by its owner only',
 };
 const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
   rls_disabled: () => 'row level security disabled',
@@ -286,6 +320,8 @@ const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
   function_executable_by_public_role: (f) => `executable by ${f.detail}`,
   unindexed_foreign_key: (f) => `no index on (${f.detail})`,
   duplicate_index: (f) => f.detail ?? 'duplicate',
+  service_role_privileges: (f) => `service_role ${f.detail}`,
+  helper_not_owner_only: (f) => `executable by ${f.detail}`,
 };
 
 /** A lint finding in verify's shape: `different: <object> (security: <rule>)`, expected vs actual. */
