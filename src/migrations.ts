@@ -293,7 +293,7 @@ BEGIN
   -- Seed plans (004): read dynamically, the table may not exist yet.
   IF pg_catalog.to_regclass('public.subscription_plans') IS NOT NULL THEN
     EXECUTE 'SELECT pg_catalog.string_agg(''plan '' || s.slug, ''; '' ORDER BY s.slug)
-               FROM pg_catalog.unnest($1) AS s(slug)
+               FROM pg_catalog.unnest($1::TEXT[]) AS s(slug)
               WHERE NOT EXISTS (SELECT 1 FROM public.subscription_plans sp WHERE sp.plan_slug = s.slug)'
       INTO v_plans USING ${`ARRAY[${expected.plans.map(literal).join(', ')}]::TEXT[]`};
     v_missing := NULLIF(pg_catalog.concat_ws('; ', v_missing, v_plans), '');
