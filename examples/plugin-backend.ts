@@ -1,8 +1,10 @@
 // An end-to-end plugin backend: Figma login hand-over, token verification, metered resizes, the
 // Stripe webhook and sign-in with Figma's own checkout, as one web-standard handler (Request -> Response) that fits Next.js route
 // handlers, Hono, Bun, Deno or Node (see README). In your app, import from 'figma-plugin-auth-db'.
+// withPluginCors opens the /plugin/ routes to the plugin UI's "null" origin (the login page's
+// /plugin/login/complete and the webhook stay closed); `npm run example:backend` serves it locally.
 import Stripe from 'stripe';
-import { AuthError, DatabaseError, PluginAuthError, ServiceError, SetupError, type PluginAuth } from '../src/index.ts';
+import { AuthError, DatabaseError, PluginAuthError, ServiceError, SetupError, withPluginCors, type PluginAuth } from '../src/index.ts';
 import { createStripeWebhookHandler } from './stripe-webhook.ts';
 
 export interface BackendOptions {
@@ -17,6 +19,7 @@ export interface BackendOptions {
 export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
   const stripeWebhook = createStripeWebhookHandler(auth, { stripe: options.stripe, webhookSecret: options.stripeWebhookSecret });
   const json = (body: unknown, status = 200) => Response.json(body, { status });
+  const bearer = (request: Request) => (request.headers.get('authorization') ?? '').replace(/^Bearer /, '');
 
   const routes: Record<string, (request: Request) => Promise<Response>> = {
     // 1. The plugin starts a login and opens the system browser on loginUrl.
@@ -41,7 +44,7 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
     },
     // 4. Every plugin call: verify the token, then ask the meter, in one round trip each.
     'POST /plugin/resize': async (request) => {
-      const { userId } = await auth.tokens.verify((request.headers.get('authorization') ?? '').replace(/^Bearer /, ''));
+      const { userId } = await auth.tokens.verify(bearer(request));
       const { layers } = (await request.json()) as { layers: number };
       const answer = await auth.usage.consume(userId, 'resize', {
         items: layers,
@@ -50,7 +53,14 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
       // 402: the plugin shows the upgrade screen, with answer.reason, answer.remaining, answer.resetsAt.
       return json(answer, answer.allowed ? 200 : 402);
     },
-    // 5. Stripe tells us what the user pays for.
+    // 5. A signed snapshot of the plan for the UI to verify offline (needs entitlementSigningKey),
+    //    and the public keys it verifies with.
+    'GET /plugin/entitlements': async (request) => {
+      const { userId } = await auth.tokens.verify(bearer(request));
+      return json(await auth.entitlements.snapshot(userId));
+    },
+    'GET /plugin/jwks': async () => json(await auth.entitlements.jwks()),
+    // 6. Stripe tells us what the user pays for.
     'POST /stripe/webhook': (request) => stripeWebhook(request),
     // 6. Sign in with Figma alone (needs createPluginAuth(db, { figma: { personalAccessToken } })):
     // the plugin sends `await figma.payments.getPluginPaymentTokenAsync()`; Figma says who the user
@@ -63,7 +73,7 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
     },
   };
 
-  return async function handle(request: Request): Promise<Response> {
+  return withPluginCors(async function handle(request: Request): Promise<Response> {
     const route = routes[`${request.method} ${new URL(request.url).pathname}`];
     if (!route) return json({ error: 'not_found' }, 404);
     try {
@@ -76,5 +86,5 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
       if (error instanceof AuthError) return json({ error: error.code }, 401); // sign in again
       return json({ error: error.code }, 400);
     }
-  };
+  });
 }

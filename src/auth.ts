@@ -5,9 +5,10 @@ import { createSubscriptions } from './subscriptions.ts';
 import { createPlans } from './plans.ts';
 import { createUsage } from './usage.ts';
 import { createFigma, type FigmaOptions } from './billing/figma.ts';
+import { createEntitlements, type EntitlementKeyOptions } from './entitlements/index.ts';
 
-/** Options of createPluginAuth. Each part documents its own. */
-export interface PluginAuthOptions {
+/** Options of createPluginAuth. Each part documents its own (entitlement snapshots: docs/plugin.md). */
+export interface PluginAuthOptions extends EntitlementKeyOptions {
   /**
    * HS256 secret for plugin tokens (PLUGIN_TOKEN_SECRET): at least 32 bytes. Needed only by
    * `tokens`; the other parts work without it.
@@ -48,6 +49,7 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
           planSlug: async (userId) => (await subscriptions.effectivePlan(userId)).planSlug,
         })
       : figmaNotConfigured(),
+    entitlements: createEntitlements(db, options),
   };
 }
 

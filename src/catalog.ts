@@ -10,12 +10,25 @@ export interface Catalog {
   functions: CatalogFunction[];
   plans: CatalogPlan[];
   migrations: { version: number; name: string; checksum: string; appliedAt: string }[];
+  /** sql/012 on: facts for the trust check (src/trust.ts). Absent on a database set up before. */
+  security?: CatalogSecurity;
+}
+export interface CatalogSecurity {
+  /** Does Supabase's service_role exist here? */
+  serviceRole: boolean;
+  /** Roles besides the trusted ones (src/trust.ts) that may CREATE in public; 'PUBLIC' = everyone. */
+  schemaCreate: string[];
+  /** Operators outside pg_catalog that shadow a pg_catalog operator, as regoperator text. */
+  operators: string[];
 }
 export interface CatalogTable {
   name: string;
   comment: string | null;
   rls: boolean;
   acl: string[];
+  /** sql/012 on: the owning role, and whether it is trusted (src/trust.ts). */
+  owner?: string;
+  ownerTrusted?: boolean;
   columns: { name: string; type: string; notNull: boolean; default: string | null; identity: string }[];
   constraints: { name: string; type: string; definition: string }[];
   indexes: { name: string; definition: string }[];
@@ -30,6 +43,9 @@ export interface CatalogFunction {
   config: string[];
   acl: string[];
   sourceMd5: string;
+  /** sql/012 on: the owning role, and whether it is trusted (src/trust.ts). */
+  owner?: string;
+  ownerTrusted?: boolean;
 }
 export interface CatalogPlan {
   slug: string;
@@ -54,8 +70,8 @@ export const HOST_TABLES = ['users', 'api_keys'] as const;
 
 /** The part of a catalog that must be the same on every database after setup. */
 export interface ExpectedSchema {
-  tables: CatalogTable[];
-  functions: Omit<CatalogFunction, 'acl'>[];
+  tables: Omit<CatalogTable, 'owner' | 'ownerTrusted'>[];
+  functions: Omit<CatalogFunction, 'acl' | 'owner' | 'ownerTrusted'>[];
   plans: string[];
   migrations: { version: number; name: string; checksum: string }[];
 }
@@ -72,8 +88,9 @@ export function loadExpectedSchema(): ExpectedSchema {
 /** What must hold anywhere, taken from a catalog freshly built from sql/. */
 export function expectedFromCatalog(catalog: Catalog): ExpectedSchema {
   return {
-    tables: catalog.tables.map((t) => ({ ...t, acl: [], rls: t.rls })),
-    functions: catalog.functions.map(({ acl: _acl, ...f }) => f),
+    // Owners and grants depend on who set the database up, not on sql/.
+    tables: catalog.tables.map(({ owner: _owner, ownerTrusted: _trusted, ...t }) => ({ ...t, acl: [], rls: t.rls })),
+    functions: catalog.functions.map(({ acl: _acl, owner: _owner, ownerTrusted: _trusted, ...f }) => f),
     plans: catalog.plans.map((p) => p.slug),
     migrations: catalog.migrations.map(({ version, name, checksum }) => ({ version, name, checksum })),
   };
@@ -130,7 +147,7 @@ export function diffSchema(expected: ExpectedSchema, live: Catalog): Difference[
       out.push({ object: `function ${key(fn)}`, problem: 'missing' });
       continue;
     }
-    const describe = (f: Omit<CatalogFunction, 'acl'>) =>
+    const describe = (f: Omit<CatalogFunction, 'acl' | 'owner' | 'ownerTrusted'>) =>
       `returns ${f.result} language ${f.language} ${f.securityDefiner ? 'SECURITY DEFINER' : 'SECURITY INVOKER'} volatility ${f.volatility} config [${f.config.join(', ')}] source md5 ${f.sourceMd5}`;
     if (describe(fn) !== describe(actual)) {
       out.push({ object: `function ${key(fn)}`, problem: 'different', expected: describe(fn), actual: describe(actual) });

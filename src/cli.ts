@@ -1,8 +1,10 @@
 // figma-plugin-auth-db: the command line. Thin by design: parse, call the library, print, return
 // an exit code (0 ok, 1 failed or differences found, 2 usage error). Only the entry points
 // (bin/figma-plugin-auth-db.js, src/cli-main.ts) touch process.exitCode.
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { diffSchema, formatDifferences, loadExpectedSchema, type Difference } from './catalog.ts';
+import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from './catalog.ts';
+import { trustProblems } from './trust.ts';
 import { createPluginAuth } from './auth.ts';
 import { lintCatalog, type Finding } from './lint.ts';
 import { createUsageReport } from './usage-report.ts';
@@ -12,13 +14,14 @@ import { formatPlans, formatStatus, formatTokens, formatUsage, type UserUsage } 
 import { buildMermaidDiagram } from './diagram.ts';
 import { loadDevelopmentEnv, type Env } from './env.ts';
 import { PluginAuthError } from './errors.ts';
-import { buildSetupScript, schemaVersion } from './migrations.ts';
+import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
 import { redact, secretsOf } from './redact.ts';
 import { runSetupCommand } from './setup-command.ts';
 import { readStatus } from './status.ts';
 import { figmaWarnings } from './billing/figma-health.ts';
 import { purgeUsage } from './retention.ts';
 import { exportSupabaseMigration } from './supabase-export.ts';
+import { startDashboardServer } from './dashboard/server.ts';
 
 export const BIN = 'figma-plugin-auth-db';
 
@@ -45,6 +48,9 @@ const OPTIONS = {
   'batch-size': { type: 'string', text: 'rows per batch, each its own short transaction (default 1000)' },
   denials: { type: 'string', text: 'how many recent denials to show, 1 to 1000 (default 10)' },
   reason: { type: 'string', text: 'why, kept with the revoked token (default: revoked_by_operator)' },
+  port: { type: 'string', text: 'dashboard: the port to listen on (default 7300; 0 = any free port)' },
+  host: { type: 'string', text: 'dashboard: the address to listen on (default 127.0.0.1: this machine only)' },
+  open: { type: 'boolean', text: 'dashboard: open the URL in the default browser' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -197,7 +203,42 @@ export const COMMANDS: Command[] = [
       return 0;
     },
   },
+  {
+    name: 'dashboard',
+    summary: 'a local web dashboard (usage, limits hit, conversions, plans, devices); prints its URL with an access key',
+    options: ['port', 'host', 'open'],
+    connects: true,
+    examples: [`${BIN} dashboard`, `${BIN} dashboard --port 8080 --open`, `DATABASE_URL=postgres://… ${BIN} dashboard --port 0`],
+    run: dashboardCommand,
+  },
 ];
+
+async function dashboardCommand(ctx: Context): Promise<number> {
+  const port = ctx.values.port === undefined ? 7300 : Number(ctx.values.port);
+  if (!/^\d{1,5}$/.test(ctx.values.port ?? '7300') || port > 65535) throw new UsageError('dashboard: --port must be a whole number from 0 to 65535');
+  const host = ctx.values.host ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) throw new UsageError('dashboard: --host must be a host name or an IP address');
+  const connection = await ctx.connect();
+  const server = await startDashboardServer(connection.database(), { port, host, label: connection.description });
+  ctx.out(`Dashboard on ${connection.description}:\n\n  ${server.url}\n\nThe key in the URL is the access key (a new one each start). Press Ctrl+C to stop.`);
+  if (ctx.values.open) openInBrowser(server.url);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+  return 0;
+}
+
+/** Best effort: the URL is printed either way. */
+function openInBrowser(url: string): void {
+  const [command, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '', url]] : ['xdg-open', [url]];
+  try {
+    spawn(command, args as string[], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+  } catch {
+    // no opener on this machine
+  }
+}
 
 async function setupCommand(ctx: Context): Promise<number> {
   if (ctx.values['dry-run']) {
@@ -220,25 +261,57 @@ async function setupCommand(ctx: Context): Promise<number> {
 
 async function verifyCommand(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
-  const expected = loadExpectedSchema();
   const catalog = await connection.readCatalog();
-  // The security lint (Supabase's advisor checks) on our own objects: a finding is a difference too.
-  const ours = { tables: expected.tables.map((t) => t.name), functions: [...new Set(expected.functions.map((f) => f.name))] };
-  const differences = [...diffSchema(expected, catalog), ...lintCatalog(catalog, ours).map(findingAsDifference)];
   const warnings = catalog.tables.some((t) => t.name === 'figma_api_state') ? await figmaWarnings(connection) : [];
-  const result = { ok: differences.length === 0, target: connection.description, schemaVersion: schemaVersion(), differences, warnings };
+  const result = { target: connection.description, schemaVersion: schemaVersion(), ...verifyCatalog(catalog), warnings };
+  const notes = formatNotes(result.notes);
   const warned = (text: string) => [text, ...warnings.map((w) => `⚠ ${w}`)].join('\n');
   ctx.print(result, (r) => warned(
     r.ok
-      ? `✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`
+      ? [`✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`, ...notes].join('\n')
       : [
           `❌ ${r.target} differs from the expected schema (version ${r.schemaVersion}) in ${r.differences.length} place${r.differences.length === 1 ? '' : 's'}:`,
           ...formatDifferences(r.differences).map((line) => `  ${line}`),
+          ...notes,
           '',
-          `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand.`,
+          `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand. An untrusted object: drop it (setup refuses to run while it exists).`,
         ].join('\n')),
   );
   return result.ok ? 0 : 1;
+}
+
+/**
+ * What `verify` concludes from a live catalog: differences from the expected schema, security lint
+ * findings on our objects, and objects setup refuses to run beside (src/trust.ts). Host tables are
+ * linted too, as information (notes): setup leaves their RLS and grants as the application set them.
+ */
+export function verifyCatalog(catalog: Catalog): { ok: boolean; differences: Difference[]; notes: Difference[] } {
+  const expected = loadExpectedSchema();
+  const host = HOST_TABLES as readonly string[];
+  const scope = {
+    tables: expected.tables.map((t) => t.name).filter((name) => !host.includes(name)),
+    host: [...host],
+    functions: [...new Set(expected.functions.map((f) => f.name))],
+    ownerOnly: [...OWNER_ONLY_FUNCTIONS],
+  };
+  // Functions by our exact signatures: another overload of one of our names is a trust problem.
+  const signatures = new Set(expected.functions.map((f) => `${f.name}(${f.arguments})`));
+  const findings = lintCatalog({ ...catalog, functions: catalog.functions.filter((f) => signatures.has(`${f.name}(${f.arguments})`)) }, scope);
+  const differences = [
+    ...diffSchema(expected, catalog),
+    ...findings.filter((f) => f.severity !== 'info').map(findingAsDifference),
+    ...trustProblems(catalog, expected).map((p): Difference => ({ object: p.object, problem: 'unexpected', actual: `${p.code}: ${p.detail}` })),
+  ];
+  const notes = findings.filter((f) => f.severity === 'info').map(findingAsDifference);
+  return { ok: differences.length === 0, differences, notes };
+}
+
+function formatNotes(notes: Difference[]): string[] {
+  if (!notes.length) return [];
+  return [
+    'Notes on host tables (your application\'s; setup leaves their RLS and grants as they are):',
+    ...notes.map((n) => `  note: ${n.object}: ${n.actual} (the lint expects ${n.expected})`),
+  ];
 }
 
 const LINT_EXPECTED: Record<Finding['rule'], string> = {
@@ -248,6 +321,8 @@ const LINT_EXPECTED: Record<Finding['rule'], string> = {
   function_executable_by_public_role: 'EXECUTE not granted to PUBLIC, anon or authenticated',
   unindexed_foreign_key: 'an index leading with the foreign key columns',
   duplicate_index: 'no two indexes alike',
+  service_role_privileges: 'service_role: exactly SELECT, INSERT, UPDATE, DELETE on a table; EXECUTE on a function',
+  helper_not_owner_only: 'executable by its owner only',
 };
 const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
   rls_disabled: () => 'row level security disabled',
@@ -256,6 +331,8 @@ const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
   function_executable_by_public_role: (f) => `executable by ${f.detail}`,
   unindexed_foreign_key: (f) => `no index on (${f.detail})`,
   duplicate_index: (f) => f.detail ?? 'duplicate',
+  service_role_privileges: (f) => `service_role ${f.detail}`,
+  helper_not_owner_only: (f) => `executable by ${f.detail}`,
 };
 
 /** A lint finding in verify's shape: `different: <object> (security: <rule>)`, expected vs actual. */
@@ -540,6 +617,7 @@ function mainHelp(): string {
     `  ${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
     `  ${BIN} usage ada@example.com`,
     `  ${BIN} tokens revoke-all ada@example.com`,
+    `  ${BIN} dashboard --open`,
     '',
     `Run \`${BIN} <command> --help\` for a command's options and examples.`,
   ].join('\n');

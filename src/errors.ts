@@ -43,6 +43,9 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA010: SetupError, // schema_modified
   PA011: SetupError, // schema_newer
   PA012: SetupError, // schema_drift
+  PA013: SetupError, // untrusted_object
+  PA014: SetupError, // schema_create_open
+  PA015: SetupError, // invalid_object
   PA020: ValidationError, // invalid_device_name
   PA021: ValidationError, // invalid_ttl
   PA022: NotFoundError, // token_not_found

@@ -44,3 +44,7 @@ export { ServiceError } from './errors.ts';
 export { type FigmaLink } from './plans.ts';
 export { type Figma, type FigmaOptions, type FigmaPayment, type FigmaSignIn } from './billing/figma.ts';
 export { SOURCE_PRECEDENCE, listGrants, type PlanSource, type PlanGrant } from './billing/sources.ts';
+export { withPluginCors, defaultPluginRoute, PLUGIN_ALLOW_HEADERS, WEBSITE_ONLY_ROUTES, serve, toNodeListener, toRequest, writeResponse, type Handler, type PluginCorsOptions, type Served } from './http/index.ts';
+export { createEntitlements, generateEntitlementKey, type Entitlements, type EntitlementClaims, type EntitlementSnapshot, type EntitlementKeyOptions, type EntitlementJwk, type PublicJwks } from './entitlements/index.ts';
+export { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './dashboard/handler.ts';
+export { startDashboardServer, type DashboardServer, type DashboardServerOptions } from './dashboard/server.ts';

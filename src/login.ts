@@ -6,9 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from './db.ts';
 import { NotFoundError, ValidationError } from './errors.ts';
-import { checkDeviceName, checkUserId, mintToken, run } from './session-input.ts';
+import { mintToken, run } from './session-input.ts';
 import { sha256Hex, type Signer } from './token-signer.ts';
 import type { IssuedToken } from './tokens.ts';
+import * as input from './validation.ts';
 
 export interface LoginOptions {
   /** How long a login request can wait for the browser (default 600 s, i.e. ten minutes). */
@@ -53,11 +54,11 @@ export function createLogin(
     /** Starts a login: `{ readKey, writeKey, expiresAt }`. Fails early when no signing key is configured. */
     async beginLogin({ deviceName }: { deviceName?: string | null } = {}): Promise<BegunLogin> {
       signer(); // a login that could never be collected is refused now, not ten minutes later
-      const device = checkDeviceName(deviceName);
+      const device = input.deviceName(deviceName);
       const readKey = newKey();
       const writeKey = newKey();
       const rows = await run(() =>
-        db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1, $2, $3, $4) AS expires_at', [
+        db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1::text, $2::text, $3::integer, $4::varchar) AS expires_at', [
           sha256Hex(readKey), sha256Hex(writeKey), loginTtl, device,
         ]),
       );
@@ -70,8 +71,8 @@ export function createLogin(
      */
     async completeLogin(writeKey: string, userId: string): Promise<void> {
       const digest = keyDigest(writeKey, 'write');
-      checkUserId(userId);
-      await run(() => db.query('SELECT public.complete_plugin_login($1, $2)', [digest, userId]));
+      input.userId(userId);
+      await run(() => db.query('SELECT public.complete_plugin_login($1::text, $2::uuid)', [digest, userId]));
     },
 
     /**
@@ -85,7 +86,7 @@ export function createLogin(
       const sign = signer();
       const rows = await run(() =>
         db.query<{ status: 'pending' | 'completed'; user_id: string | null }>(
-          'SELECT status, user_id FROM public.poll_plugin_login($1)',
+          'SELECT status, user_id FROM public.poll_plugin_login($1::text)',
           [digest],
         ),
       );
@@ -95,7 +96,7 @@ export function createLogin(
       // of racing pollers exactly one succeeds and the others get login_not_found.
       const minted = await mintToken(sign, row.user_id, token.ttlSeconds);
       await run(() =>
-        db.query('SELECT public.claim_plugin_login($1, $2, $3, $4, $5, $6)', [
+        db.query('SELECT public.claim_plugin_login($1::text, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::integer)', [
           digest, row.user_id, minted.tokenId, minted.tokenHash, minted.expiresAt, token.maxActive,
         ]),
       );

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { HOST_TABLES, loadExpectedSchema, type ExpectedSchema } from './catalog.ts';
+import { HOST_TABLES, loadExpectedSchema, type CatalogFunction, type ExpectedSchema } from './catalog.ts';
 
 /** One numbered file of sql/: the only place DDL is written. */
 export interface Migration {
@@ -49,6 +49,23 @@ const BODY_TAG = '$plugin_auth_sql$';
 const LOCK_KEY = 'figma-plugin-auth-db:setup';
 
 /**
+ * Corrected files. An applied file is immutable (its checksum is recorded), with one documented
+ * exception: a file whose text had a defect that the same migration, written correctly, fixes.
+ * A database that applied one of the earlier texts listed here is accepted as having applied this
+ * migration, and its recorded checksum is updated to the current one; any other difference is still
+ * `schema_modified`. A correction must create exactly the same objects as the text it replaces.
+ */
+export const CORRECTED_FILES: Record<number, { checksums: string[]; why: string }> = {
+  1: {
+    checksums: ['8bde70e106dd0587cffcbea2f1fcb08c9b40c9b6430d7c88a386ea5a5a7c9b1b'],
+    why: 'told a host users table from one created in the same run by age(xmin) = 0, which api_keys\' foreign key defeats: it locked down the host\'s users table',
+  },
+};
+
+/** The security helpers (sql/012): nobody but their owner may execute them. */
+export const OWNER_ONLY_FUNCTIONS = ['plugin_auth_secure', 'plugin_auth_revoke_public', 'plugin_auth_revoke_public_function'] as const;
+
+/**
  * The whole setup as one SQL script, identical for every target: run inside BEGIN/COMMIT over a
  * direct connection, or as the single argument of Supabase's exec_sql (one rpc call is one
  * transaction). `--dry-run` prints exactly this text.
@@ -56,9 +73,28 @@ const LOCK_KEY = 'figma-plugin-auth-db:setup';
  * 1. Timeouts: never wait forever behind another session's lock, never run away.
  * 2. A transaction-scoped advisory lock: concurrent setups queue here; it is released at
  *    COMMIT/ROLLBACK, so it is safe on pooled connections.
- * 3. The migrations table records each file with its checksum. Files already applied are skipped;
- *    a file that changed since it was applied, or a database newer than this package, stops setup.
- * 4. Each pending file runs, and is recorded, in the same transaction: all or nothing.
+ * 3. search_path = pg_catalog, pg_temp for the script's own statements: an object planted in
+ *    public (a function, an operator) is never picked up by our DDL, and pg_temp never wins.
+ * 4. The migrations table records each file with its checksum. Files already applied are skipped;
+ *    a file that changed since it was applied (unless listed in CORRECTED_FILES), or a database
+ *    newer than this package, stops setup.
+ * 5. Preflight: tables of ours that already exist must have the expected columns.
+ * 6. Restore check: when nothing is pending but an object of the snapshot is missing (a table,
+ *    index, constraint, function or seed plan), every applied file runs again, in order (each is
+ *    written to be re-runnable: IF NOT EXISTS, CREATE OR REPLACE, guarded DO blocks, ON CONFLICT
+ *    DO NOTHING), and constraints that only a CREATE TABLE declares are added from the snapshot.
+ *    A function that exists with another definition is refused first (schema_drift): restoring
+ *    would overwrite it. An upgrade (a file pending) re-runs every file in order too. A normal
+ *    re-run runs no DDL at all.
+ * 7. Each pending file runs, and is recorded, in the same transaction: all or nothing.
+ * 8. Trust check: no function with one of our names that is not ours, no object of ours owned by
+ *    an untrusted role, no operator shadowing pg_catalog's (untrusted_object), nobody else may
+ *    CREATE in public (schema_create_open). The rules: src/trust.ts.
+ * 9. Security: RLS and grants on exactly our tables and functions (sql/012, plugin_auth_secure).
+ *
+ * Rule for new sql/ files that follows from 6: every file must be re-runnable on top of the final
+ * schema. Never change a function's result type under the same signature (re-running the older
+ * file would fail): give the new one another name or signature and drop the old one.
  */
 export function buildSetupScript(
   migrations: Migration[] = loadMigrations(),
@@ -72,14 +108,39 @@ export function buildSetupScript(
     "SET LOCAL statement_timeout = '300s';",
     `SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('${LOCK_KEY}'));`,
     "SET LOCAL lock_timeout = '15s';",
+    'SET LOCAL search_path = pg_catalog, pg_temp;',
     `CREATE TABLE IF NOT EXISTS public.plugin_auth_migrations (
   version INTEGER PRIMARY KEY,
   name VARCHAR(255) NOT NULL,
   checksum CHAR(64) NOT NULL,
   applied_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
 );`,
-    `COMMENT ON TABLE public.plugin_auth_migrations IS 'schema version: one row per applied sql/ file';`,
-    `DO $plugin_auth_check$
+    // Guarded: COMMENT takes a ShareUpdateExclusiveLock, and a normal re-run takes no lock beyond reads.
+    `DO $plugin_auth_comment$
+BEGIN
+  IF pg_catalog.obj_description('public.plugin_auth_migrations'::regclass, 'pg_class')
+     IS DISTINCT FROM 'schema version: one row per applied sql/ file' THEN
+    COMMENT ON TABLE public.plugin_auth_migrations IS 'schema version: one row per applied sql/ file';
+  END IF;
+END
+$plugin_auth_comment$;`,
+  ];
+  const corrected = migrations.flatMap((m) => (CORRECTED_FILES[m.version]?.checksums ?? []).map((old) => `(${m.version}, '${old}', '${m.checksum}')`));
+  if (corrected.length) {
+    parts.push(`-- Corrected files (src/migrations.ts, CORRECTED_FILES): an earlier text of the same migration.
+DO $plugin_auth_corrected$
+BEGIN
+  IF EXISTS (SELECT 1 FROM public.plugin_auth_migrations m
+              JOIN (VALUES ${corrected.join(', ')}) AS c(version, earlier, current)
+                ON c.version = m.version AND c.earlier = m.checksum) THEN
+    UPDATE public.plugin_auth_migrations m SET checksum = c.current
+      FROM (VALUES ${corrected.join(', ')}) AS c(version, earlier, current)
+     WHERE c.version = m.version AND c.earlier = m.checksum;
+  END IF;
+END
+$plugin_auth_corrected$;`);
+  }
+  parts.push(`DO $plugin_auth_check$
 DECLARE
   v_row RECORD;
 BEGIN
@@ -98,9 +159,8 @@ BEGIN
       USING ERRCODE = 'PA010';
   END LOOP;
 END
-$plugin_auth_check$;`,
-  ];
-  if (expected) parts.push(buildPreflight(expected));
+$plugin_auth_check$;`);
+  if (expected) parts.push(buildPreflight(expected), buildRestoreCheck(expected, migrations));
   for (const m of migrations) {
     const tag = `$plugin_auth_${String(m.version).padStart(3, '0')}$`;
     if (m.sql.includes(BODY_TAG) || m.sql.includes(tag)) {
@@ -115,11 +175,15 @@ ${m.sql.trimEnd()}
 ${BODY_TAG};
     INSERT INTO public.plugin_auth_migrations (version, name, checksum)
     VALUES (${m.version}, '${m.name}', '${m.checksum}');
+  ELSIF pg_catalog.current_setting('plugin_auth.restore', true) = 'on' THEN
+    EXECUTE ${BODY_TAG}
+${m.sql.trimEnd()}
+${BODY_TAG};
   END IF;
 END
 ${tag};`);
   }
-  if (expected) parts.push(buildSecurityCall(expected));
+  if (expected) parts.push(buildConstraintRestore(expected), buildTrustCheck(expected), buildSecurityCall(expected));
   // Supabase's REST API (PostgREST) caches the schema; this makes new functions callable via rpc at
   // once. Anywhere else nobody listens, and a NOTIFY is delivered only if the transaction commits.
   parts.push("NOTIFY pgrst, 'reload schema';");
@@ -135,6 +199,8 @@ function loadExpectedSchemaIfPresent(): ExpectedSchema | null {
 }
 
 const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+const isHost = (table: string) => (HOST_TABLES as readonly string[]).includes(table);
+const values = (rows: string[][]) => rows.map((r) => `(${r.map(literal).join(', ')})`).join(',\n      ');
 
 /**
  * Before anything is created: every one of our tables that already exists must have the expected
@@ -144,7 +210,7 @@ const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
 function buildPreflight(expected: ExpectedSchema): string {
   const rows: string[] = [];
   for (const table of expected.tables) {
-    const host = (HOST_TABLES as readonly string[]).includes(table.name);
+    const host = isHost(table.name);
     for (const column of table.columns) {
       if (host && !(table.name === 'users' && column.name === 'id')) continue;
       rows.push(`(${literal(table.name)}, ${literal(column.name)}, ${literal(column.type)})`);
@@ -180,15 +246,206 @@ END
 $plugin_auth_preflight$;`;
 }
 
+/** How a function is compared with the snapshot (the same fields as catalog.ts's diffSchema). */
+const describeFunction = (f: Omit<CatalogFunction, 'acl' | 'owner' | 'ownerTrusted'>) =>
+  `${f.result}|${f.language}|${f.securityDefiner}|${f.volatility}|${f.config.join(',')}|${f.sourceMd5}`;
+
 /**
- * Every run ends by locking down this package's tables and functions (sql/009_security.sql):
- * RLS on, nothing for PUBLIC / anon / authenticated, everything for service_role where it exists.
- * The lists come from the generated schema snapshot, so objects added by later files are covered.
+ * Decides whether this run restores (sets plugin_auth.restore to 'on' for the file blocks), and
+ * records what is missing in plugin_auth.restored for setup's report. See buildSetupScript, 6.
+ */
+function buildRestoreCheck(expected: ExpectedSchema, migrations: Migration[]): string {
+  const objects: string[][] = [];
+  for (const t of expected.tables) {
+    objects.push(['table', t.name, '', `table ${t.name}`]);
+    if (isHost(t.name)) continue;
+    for (const k of t.constraints) objects.push(['constraint', t.name, k.name, `constraint ${t.name}.${k.name}`]);
+    for (const i of t.indexes) objects.push(['index', t.name, i.name, `index ${t.name}.${i.name}`]);
+  }
+  for (const f of expected.functions) objects.push(['function', f.name, f.arguments, `function ${f.name}(${f.arguments})`]);
+  const functions = expected.functions.map((f) => [f.name, f.arguments, describeFunction(f)]);
+  return `-- Restore check (src/migrations.ts, buildSetupScript step 6).
+DO $plugin_auth_restore_check$
+DECLARE
+  v_pending BOOLEAN;
+  v_missing TEXT;
+  v_plans TEXT;
+  v_different TEXT;
+BEGIN
+  v_pending := EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY[${migrations.map((m) => m.version).join(', ')}]::INTEGER[]) AS v(version)
+                        WHERE NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations m WHERE m.version = v.version));
+  SELECT pg_catalog.string_agg(e.label, '; ' ORDER BY e.kind, e.label) INTO v_missing
+    FROM (VALUES
+      ${values(objects)}
+    ) AS e(kind, a, b, label)
+   WHERE CASE e.kind
+     WHEN 'table' THEN pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(e.a)) IS NULL
+     WHEN 'constraint' THEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                                         WHERE k.conrelid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(e.a))
+                                           AND k.conname = e.b)
+     WHEN 'index' THEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                                    WHERE x.indrelid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(e.a))
+                                      AND i.relname = e.b)
+     WHEN 'function' THEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                                       WHERE p.pronamespace = 'public'::regnamespace AND p.proname = e.a
+                                         AND pg_catalog.pg_get_function_identity_arguments(p.oid) = e.b)
+   END;
+  -- Seed plans (004): read dynamically, the table may not exist yet.
+  IF pg_catalog.to_regclass('public.subscription_plans') IS NOT NULL THEN
+    EXECUTE 'SELECT pg_catalog.string_agg(''plan '' || s.slug, ''; '' ORDER BY s.slug)
+               FROM pg_catalog.unnest($1::TEXT[]) AS s(slug)
+              WHERE NOT EXISTS (SELECT 1 FROM public.subscription_plans sp WHERE sp.plan_slug = s.slug)'
+      INTO v_plans USING ${`ARRAY[${expected.plans.map(literal).join(', ')}]::TEXT[]`};
+    v_missing := NULLIF(pg_catalog.concat_ws('; ', v_missing, v_plans), '');
+  END IF;
+  IF v_missing IS NOT NULL AND NOT v_pending THEN
+    -- Restoring runs every file again, and CREATE OR REPLACE would overwrite a function changed
+    -- by hand: refuse those first.
+    SELECT pg_catalog.string_agg(pg_catalog.format('function %s(%s)', e.name, e.args), '; ' ORDER BY e.name, e.args)
+      INTO v_different
+      FROM (VALUES
+        ${values(functions)}
+      ) AS e(name, args, description)
+      JOIN pg_catalog.pg_proc p
+        ON p.pronamespace = 'public'::regnamespace AND p.proname = e.name
+       AND pg_catalog.pg_get_function_identity_arguments(p.oid) = e.args
+      JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+     WHERE pg_catalog.concat_ws('|', pg_catalog.pg_get_function_result(p.oid), l.lanname,
+             CASE WHEN p.prosecdef THEN 'true' ELSE 'false' END, p.provolatile,
+             pg_catalog.array_to_string(COALESCE(p.proconfig, ARRAY[]::TEXT[]), ','), pg_catalog.md5(p.prosrc))
+           IS DISTINCT FROM e.description;
+    IF v_different IS NOT NULL THEN
+      RAISE EXCEPTION 'schema_drift: objects are missing (%), but restoring them would overwrite functions that were changed since setup: %', v_missing, v_different
+        USING ERRCODE = 'PA012',
+              HINT = 'Put those functions back as sql/ defines them (or drop them), then run setup again. Nothing was changed.';
+    END IF;
+  END IF;
+  PERFORM pg_catalog.set_config('plugin_auth.restore', CASE WHEN v_pending OR v_missing IS NOT NULL THEN 'on' ELSE 'off' END, true);
+  PERFORM pg_catalog.set_config('plugin_auth.restored', CASE WHEN v_pending THEN '' ELSE COALESCE(v_missing, '') END, true);
+END
+$plugin_auth_restore_check$;`;
+}
+
+/**
+ * Constraints that only a CREATE TABLE declares (002, 007, 011) do not come back when the file
+ * runs again on an existing table: when restoring, each missing one is added from the snapshot's
+ * definition (pg_get_constraintdef's text, which is valid DDL), keys first, foreign keys last.
+ */
+function buildConstraintRestore(expected: ExpectedSchema): string {
+  const order = { p: 0, u: 1, x: 2, c: 3, f: 4 } as Record<string, number>;
+  const rows = expected.tables
+    .filter((t) => !isHost(t.name))
+    .flatMap((t) => t.constraints.map((k) => ({ table: t.name, ...k })))
+    .sort((a, b) => (order[a.type] ?? 9) - (order[b.type] ?? 9) || a.table.localeCompare(b.table) || a.name.localeCompare(b.name))
+    .map((k, i) => [String(i + 1).padStart(4, '0'), k.table, k.name, k.definition]);
+  return `DO $plugin_auth_restore_constraints$
+DECLARE
+  v_row RECORD;
+BEGIN
+  IF pg_catalog.current_setting('plugin_auth.restore', true) IS DISTINCT FROM 'on' THEN
+    RETURN;
+  END IF;
+  FOR v_row IN
+    SELECT e.table_name, e.constraint_name, e.definition
+      FROM (VALUES
+        ${values(rows)}
+      ) AS e(ord, table_name, constraint_name, definition)
+     ORDER BY e.ord
+  LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                    WHERE k.conrelid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(v_row.table_name))
+                      AND k.conname = v_row.constraint_name) THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.%I ADD CONSTRAINT %I %s',
+                                v_row.table_name, v_row.constraint_name, v_row.definition);
+    END IF;
+  END LOOP;
+END
+$plugin_auth_restore_constraints$;`;
+}
+
+/**
+ * After every file has run (so plugin_auth_catalog() is this version's): refuses a database where
+ * code that is not ours could run as the backend. The same rules as src/trust.ts (verify).
+ */
+function buildTrustCheck(expected: ExpectedSchema): string {
+  const names = [...new Set(expected.functions.map((f) => f.name))];
+  const signatures = expected.functions.map((f) => [f.name, f.arguments]);
+  const tables = expected.tables.map((t) => t.name);
+  const array = (items: string[]) => `ARRAY[${items.map(literal).join(', ')}]::TEXT[]`;
+  return `-- Trust check (src/trust.ts has the same rules for verify).
+DO $plugin_auth_trust$
+DECLARE
+  v_catalog JSONB := public.plugin_auth_catalog();
+  v_untrusted TEXT;
+  v_open TEXT;
+BEGIN
+  SELECT pg_catalog.string_agg(p.problem, '; ' ORDER BY p.problem) INTO v_untrusted FROM (
+    SELECT pg_catalog.format('function public.%s(%s) (owner %s): %s', f ->> 'name', f ->> 'arguments', f ->> 'owner',
+             CASE WHEN e.name IS NULL THEN 'has the name of one of ours but is not one of ours'
+                  ELSE 'owned by a role that is not trusted' END)
+      FROM pg_catalog.jsonb_array_elements(v_catalog -> 'functions') AS f
+      LEFT JOIN (VALUES
+        ${values(signatures)}
+      ) AS e(name, args) ON e.name = f ->> 'name' AND e.args = f ->> 'arguments'
+     WHERE f ->> 'name' = ANY (${array(names)})
+       AND (e.name IS NULL OR NOT (f ->> 'ownerTrusted')::BOOLEAN)
+    UNION ALL
+    SELECT pg_catalog.format('table public.%s (owner %s): owned by a role that is not trusted', t ->> 'name', t ->> 'owner')
+      FROM pg_catalog.jsonb_array_elements(v_catalog -> 'tables') AS t
+     WHERE t ->> 'name' = ANY (${array(tables)}) AND NOT (t ->> 'ownerTrusted')::BOOLEAN
+    UNION ALL
+    SELECT pg_catalog.format('operator %s: shadows a pg_catalog operator', o)
+      FROM pg_catalog.jsonb_array_elements_text(v_catalog -> 'security' -> 'operators') AS o
+  ) AS p(problem);
+  IF v_untrusted IS NOT NULL THEN
+    RAISE EXCEPTION 'untrusted_object: code that is not ours could run as the backend: %', v_untrusted
+      USING ERRCODE = 'PA013',
+            HINT = 'Drop those objects (or give them to a trusted role), then run setup again. Nothing was changed.';
+  END IF;
+  SELECT pg_catalog.string_agg(r, ', ' ORDER BY r) INTO v_open
+    FROM pg_catalog.jsonb_array_elements_text(v_catalog -> 'security' -> 'schemaCreate') AS r;
+  IF v_open IS NOT NULL THEN
+    RAISE EXCEPTION 'schema_create_open: roles other than the owner may CREATE in schema public: %', v_open
+      USING ERRCODE = 'PA014',
+            HINT = 'REVOKE CREATE ON SCHEMA public FROM those roles, then run setup again. Nothing was changed.';
+  END IF;
+END
+$plugin_auth_trust$;`;
+}
+
+/**
+ * Every run ends by locking down this package's tables and functions (sql/012, plugin_auth_secure):
+ * RLS on, nothing for PUBLIC / anon / authenticated, exactly what service_role needs where it
+ * exists, the security helpers for their owner only. Functions are passed by exact signature (from
+ * the generated snapshot), so an overload someone else created is never granted anything. On a run
+ * that applied no file, what it changed is added to plugin_auth.restored for setup's report.
  */
 function buildSecurityCall(expected: ExpectedSchema): string {
-  const tables = expected.tables.map((t) => t.name).filter((name) => !(HOST_TABLES as readonly string[]).includes(name));
-  const functions = [...new Set(expected.functions.map((f) => f.name))];
-  if (!functions.includes('plugin_auth_secure')) return '-- (no security step: sql/009 not in the snapshot yet)';
-  const array = (items: string[]) => `ARRAY[${items.map(literal).join(', ')}]::TEXT[]`;
-  return `SELECT public.plugin_auth_secure(\n  ${array(tables)},\n  ${array(functions)}\n);`;
+  const tables = expected.tables.map((t) => t.name).filter((name) => !isHost(name));
+  if (!expected.functions.some((f) => f.name === 'plugin_auth_secure')) return '-- (no security step: sql/012 not in the snapshot yet)';
+  const ownerOnly = (name: string) => (OWNER_ONLY_FUNCTIONS as readonly string[]).includes(name);
+  const signatures = expected.functions.map((f) => [f.name, f.arguments, ownerOnly(f.name) ? 'owner' : 'service']);
+  const select = (kind: string) => `(SELECT pg_catalog.array_agg(p.oid::REGPROCEDURE ORDER BY p.oid)
+       FROM pg_catalog.pg_proc p
+       JOIN (VALUES
+        ${values(signatures)}
+       ) AS e(name, args, kind)
+         ON p.proname = e.name AND pg_catalog.pg_get_function_identity_arguments(p.oid) = e.args
+      WHERE p.pronamespace = 'public'::regnamespace AND e.kind = '${kind}')`;
+  return `DO $plugin_auth_security$
+DECLARE
+  v_changes TEXT;
+BEGIN
+  SELECT pg_catalog.string_agg(c, '; ') INTO v_changes FROM public.plugin_auth_secure(
+    ARRAY[${tables.map((t) => literal(`public.${t}`)).join(', ')}]::REGCLASS[],
+    ${select('service')},
+    ${select('owner')}
+  ) AS c;
+  IF v_changes IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations m WHERE m.applied_at = pg_catalog.now()) THEN
+    PERFORM pg_catalog.set_config('plugin_auth.restored',
+      pg_catalog.concat_ws('; ', NULLIF(pg_catalog.current_setting('plugin_auth.restored', true), ''), v_changes), true);
+  END IF;
+END
+$plugin_auth_security$;`;
 }

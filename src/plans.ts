@@ -71,7 +71,7 @@ export function createPlans(db: Queryable) {
       const rows = await db
         .query<PlanRow>(
           `SELECT * FROM public.subscription_plans
-            WHERE $1 OR is_active IS NOT false
+            WHERE $1::boolean OR is_active IS NOT false
             ORDER BY price_monthly NULLS FIRST, plan_slug`,
           [options.includeInactive === true],
         )
@@ -87,7 +87,7 @@ export function createPlans(db: Queryable) {
         throw new ValidationError('invalid_stripe_id', 'invalid_stripe_id: pass { productId, priceId } (null unlinks)');
       }
       try {
-        const rows = await db.query<PlanRow>('SELECT * FROM public.link_stripe_plan($1, $2, $3)', [
+        const rows = await db.query<PlanRow>('SELECT * FROM public.link_stripe_plan($1::varchar, $2::varchar, $3::varchar)', [
           planSlug,
           link.productId,
           link.priceId,

@@ -37,6 +37,10 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
   lines.push(
     `Schema version: ${result.schemaVersion} (${result.applied.length ? `applied now: ${result.applied.join(', ')}` : 'already up to date: nothing changed'})`,
   );
+  if (result.restored.length) {
+    lines.push('', `Restored (missing or loosened since setup, put back in this run):`);
+    for (const item of result.restored) lines.push(`- ${item}`);
+  }
   lines.push('', 'Tables Created:');
   ours.forEach((t, i) => {
     const fks = t.constraints.filter((c) => c.type === 'f').length;

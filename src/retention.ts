@@ -92,7 +92,7 @@ export async function purgeUsage(db: Queryable, options: PurgeOptions): Promise<
   while (batches < maxBatches) {
     const rows: { deleted: number; last_created_at: Date | null }[] = await run(
       db,
-      'SELECT deleted, last_created_at FROM public.purge_usage_batch($1, $2, $3)',
+      'SELECT deleted, last_created_at FROM public.purge_usage_batch($1::timestamptz, $2::integer, $3::timestamptz)',
       [cutoff, batchSize, after],
     );
     const batch = rows[0]!;

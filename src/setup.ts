@@ -1,8 +1,9 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from './db.ts';
-import { diffSchema, formatDifferences, loadExpectedSchema, readCatalog, type Catalog } from './catalog.ts';
+import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, readCatalog, type Catalog } from './catalog.ts';
+import { lintCatalog } from './lint.ts';
 import { SetupError, fromDatabaseError } from './errors.ts';
-import { buildSetupScript, loadMigrations, schemaVersion } from './migrations.ts';
+import { buildSetupScript, loadMigrations, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
 import { redactUrl } from './redact.ts';
 import type { Env } from './env.ts';
 
@@ -20,6 +21,12 @@ export interface SetupResult {
   schemaVersion: number;
   /** Migrations applied by this run; empty when the database was already up to date. */
   applied: string[];
+  /**
+   * On a database that was up to date: what this run put back because it was missing or had been
+   * loosened (an index, a constraint, a function, a seed plan, RLS, a grant), one line each. Empty
+   * on a normal re-run and on a run that applied files.
+   */
+  restored: string[];
   /** The live catalog, read back after applying. */
   catalog: Catalog;
 }
@@ -79,6 +86,10 @@ export async function applySchema(db: Database): Promise<SetupResult> {
       const applied = await tx.query<{ name: string }>(
         'SELECT name FROM public.plugin_auth_migrations WHERE applied_at = pg_catalog.now() ORDER BY version',
       );
+      // Set by the script's restore check and security step (src/migrations.ts).
+      const [restored] = await tx.query<{ restored: string | null }>(
+        "SELECT pg_catalog.current_setting('plugin_auth.restored', true) AS restored",
+      );
       const catalog = await readCatalog(tx);
       assertNoDrift(diffSchema(expected, catalog));
       return {
@@ -86,6 +97,7 @@ export async function applySchema(db: Database): Promise<SetupResult> {
         targetKind: db.kind,
         schemaVersion: schemaVersion(),
         applied: applied.map((row) => row.name),
+        restored: applied.length ? [] : (restored?.restored ?? '').split('; ').filter(Boolean),
         catalog,
       };
     });
@@ -115,13 +127,39 @@ export async function applySchemaViaSupabase(client: SupabaseClient, description
   const catalog = await fetchCatalog(client, 20);
   assertNoDrift(diffSchema(loadExpectedSchema(), catalog));
   const had = new Set(before?.migrations.map((m) => m.version));
+  const applied = catalog.migrations.filter((m) => !had.has(m.version)).map((m) => m.name);
   return {
     target: description,
     targetKind: 'supabase',
     schemaVersion: schemaVersion(),
-    applied: catalog.migrations.filter((m) => !had.has(m.version)).map((m) => m.name),
+    applied,
+    // The script's own record of it ends with its transaction: compare the catalogs instead.
+    restored: before && !applied.length ? restoredBetween(before, catalog) : [],
     catalog,
   };
+}
+
+/** Objects missing, and lint findings on our objects, before a run that are gone after it. */
+function restoredBetween(before: Catalog, after: Catalog): string[] {
+  const expected = loadExpectedSchema();
+  const missing = (c: Catalog) => new Set(diffSchema(expected, c).filter((d) => d.problem === 'missing').map((d) => d.object));
+  const findings = (c: Catalog) => new Set(lintLines(c));
+  const nowMissing = missing(after);
+  const nowFound = findings(after);
+  return [
+    ...[...missing(before)].filter((o) => !nowMissing.has(o)),
+    ...[...findings(before)].filter((f) => !nowFound.has(f)),
+  ];
+}
+
+function lintLines(c: Catalog): string[] {
+  const host = HOST_TABLES as readonly string[];
+  const expected = loadExpectedSchema();
+  return lintCatalog(c, {
+    tables: expected.tables.map((t) => t.name).filter((name) => !host.includes(name)),
+    functions: [...new Set(expected.functions.map((f) => f.name))],
+    ownerOnly: [...OWNER_ONLY_FUNCTIONS],
+  }).map((f) => `${f.rule}: ${f.object}`);
 }
 
 /**

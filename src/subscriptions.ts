@@ -2,6 +2,7 @@ import type { Queryable } from './db.ts';
 import { fromDatabaseError, NotFoundError, ValidationError } from './errors.ts';
 import { toPlan, type Plan, type PlanLimits, type PlanRow } from './plans.ts';
 import { toGrant, type PlanGrant, type PlanSource } from './billing/sources.ts';
+import * as input from './validation.ts';
 
 /** Stripe's subscription statuses, plus 'manual' for plans assigned outside Stripe. */
 export type SubscriptionStatus =
@@ -43,7 +44,11 @@ export interface StripeSubscriptionLike {
 }
 
 export interface SyncOptions {
-  /** The Stripe event's `created` (epoch seconds, as in `event.created`) or a Date. */
+  /**
+   * The Stripe event's `created` (epoch seconds, as in `event.created`) or a Date. Refused
+   * (invalid_event_created) when more than 5 minutes ahead of the clock: milliseconds
+   * (`Date.now()`) read as seconds would freeze the row.
+   */
   eventCreated: number | Date;
 }
 
@@ -101,19 +106,6 @@ export interface AssignedPlan {
 }
 
 const idOf = (value: StripeId): string | undefined => (typeof value === 'string' ? value : value?.id);
-
-function eventDate(eventCreated: unknown): Date {
-  const date =
-    typeof eventCreated === 'number' && Number.isFinite(eventCreated) && eventCreated > 0
-      ? new Date(eventCreated * 1000)
-      : eventCreated instanceof Date
-        ? eventCreated
-        : undefined;
-  if (!date || Number.isNaN(date.getTime())) {
-    throw new ValidationError('invalid_event_created', 'invalid_event_created: pass { eventCreated: event.created } (epoch seconds) or a Date');
-  }
-  return date;
-}
 
 /**
  * Only the fields the SQL function reads, in Stripe's own shape: a webhook's subscription object is
@@ -188,7 +180,7 @@ export function createSubscriptions(db: Queryable) {
       if (typeof subscription !== 'object' || subscription === null || Array.isArray(subscription)) {
         throw new ValidationError('invalid_subscription', 'invalid_subscription: pass a Stripe subscription object (event.data.object)');
       }
-      const created = eventDate(options?.eventCreated);
+      const created = input.eventCreated(options?.eventCreated);
       let json: string;
       try {
         json = JSON.stringify(essentials(subscription));
@@ -197,7 +189,7 @@ export function createSubscriptions(db: Queryable) {
       }
       const rows = await db
         .query<{ applied: boolean; reason: string; user_id: string; plan_slug: string; status: SubscriptionStatus }>(
-          'SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2)',
+          'SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2::timestamptz)',
           [json, created],
         )
         .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
@@ -210,16 +202,17 @@ export function createSubscriptions(db: Queryable) {
 
     /**
      * Gives the user a plan sold outside Stripe, from now until `until` (omitted: no end).
-     * Replaces the user's row (see docs/subscriptions.md). Errors: unknown_user, unknown_plan, invalid_until.
+     * Replaces the user's row (see docs/subscriptions.md). Errors: invalid_user_id, unknown_user, unknown_plan, invalid_until.
      */
     async assignPlan(userId: string, planSlug: string, options: { until?: Date | null } = {}): Promise<AssignedPlan> {
+      input.userId(userId);
       const until = options.until ?? null;
       if (until !== null && (!(until instanceof Date) || Number.isNaN(until.getTime()))) {
         throw new ValidationError('invalid_until', 'invalid_until: until must be a Date (or omitted for no end)');
       }
       const rows = await db
         .query<{ user_id: string; plan_slug: string; current_period_end: Date | null }>(
-          'SELECT * FROM public.assign_plan($1, $2, $3)',
+          'SELECT * FROM public.assign_plan($1::uuid, $2::varchar, $3::timestamptz)',
           [userId, planSlug, until],
         )
         .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
@@ -227,13 +220,12 @@ export function createSubscriptions(db: Queryable) {
       return { userId: row.user_id, planSlug: row.plan_slug, status: 'manual', until: row.current_period_end };
     },
 
-    /** The user's plan now (or at `at`): the same rule consume_usage applies in SQL. Error: unknown_user. */
+    /** The user's plan now (or at `at`): the same rule consume_usage applies in SQL. Errors: invalid_user_id, unknown_user. */
     async effectivePlan(userId: string, options: { at?: Date } = {}): Promise<EffectivePlan> {
-      if (options.at !== undefined && !(options.at instanceof Date && !Number.isNaN(options.at.getTime()))) {
-        throw new ValidationError('invalid_date', 'invalid_date: at must be a valid Date');
-      }
+      input.userId(userId);
+      const at = input.optionalDate(options.at, 'invalid_date', 'at must be a valid Date');
       const rows = await db
-        .query<EffectiveRow>(EFFECTIVE_PLAN_SQL, [userId, options.at ?? null])
+        .query<EffectiveRow>(EFFECTIVE_PLAN_SQL, [userId, at ?? null])
         .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
       const row = rows[0];
       if (!row) throw new NotFoundError('unknown_user', `unknown_user: no user with id ${userId}`);

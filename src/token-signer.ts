@@ -4,6 +4,7 @@
 import { KeyObject, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { AuthError, SetupError } from './errors.ts';
+import { isUuid } from './validation.ts';
 
 /** A key as jose takes it, or a PEM string (PKCS#8 private, SPKI public). */
 export type TokenKey = KeyObject | CryptoKey | string;
@@ -25,10 +26,7 @@ export const MIN_SECRET_BYTES = 32;
 /** Our tokens are about 400 characters; anything far longer is refused before it is parsed. */
 export const MAX_TOKEN_LENGTH = 4096;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
 
 /** Lowercase hex SHA-256: what plugin_tokens and plugin_login_requests store instead of the value. */
 export const sha256Hex = (value: string): string => createHash('sha256').update(value, 'utf8').digest('hex');

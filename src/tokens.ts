@@ -4,8 +4,9 @@
 import type { Database } from './db.ts';
 import { AuthError, ValidationError } from './errors.ts';
 import { createLogin, type LoginOptions } from './login.ts';
-import { DEFAULT_TOKEN_TTL_SECONDS, checkDeviceName, checkReason, checkTtl, checkUserId, mintToken, run } from './session-input.ts';
-import { createSigner, isUuid, sha256Hex, type TokenSigningOptions } from './token-signer.ts';
+import { mintToken, run } from './session-input.ts';
+import { createSigner, sha256Hex, type TokenSigningOptions } from './token-signer.ts';
+import * as input from './validation.ts';
 
 export interface TokenOptions extends TokenSigningOptions, LoginOptions {
   /** Lifetime of an issued token when issue() is not given one (default 7 days). */
@@ -47,7 +48,7 @@ const VERIFY_ERRORS: Record<string, () => AuthError> = {
 
 export function createTokens(db: Database, options: TokenOptions = {}) {
   const signer = createSigner(options);
-  const defaultTtl = checkTtl(options.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds');
+  const defaultTtl = input.ttlSeconds(options.tokenTtlSeconds ?? input.DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds');
   const maxActive = options.maxTokensPerUser ?? null;
   if (maxActive !== null && (!Number.isInteger(maxActive) || maxActive < 1)) {
     throw new ValidationError('invalid_max_tokens', 'invalid_max_tokens: maxTokensPerUser must be a whole number of at least 1');
@@ -56,12 +57,12 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
   return {
     /** Issues a token for the user: `{ token, tokenId, expiresAt }`. The token is returned once and only its digest is stored. */
     async issue(userId: string, { deviceName, ttlSeconds }: { deviceName?: string | null; ttlSeconds?: number } = {}): Promise<IssuedToken> {
-      checkUserId(userId);
-      const device = checkDeviceName(deviceName);
-      const ttl = ttlSeconds === undefined ? defaultTtl : checkTtl(ttlSeconds, 'ttlSeconds');
+      input.userId(userId);
+      const device = input.deviceName(deviceName);
+      const ttl = ttlSeconds === undefined ? defaultTtl : input.ttlSeconds(ttlSeconds, 'ttlSeconds');
       const minted = await mintToken(signer(), userId, ttl);
       await run(() =>
-        db.query('SELECT public.issue_plugin_token($1, $2, $3, $4, $5, $6)', [
+        db.query('SELECT public.issue_plugin_token($1::uuid, $2::uuid, $3::text, $4::varchar, $5::timestamptz, $6::integer)', [
           minted.tokenId, userId, minted.tokenHash, device, minted.expiresAt, maxActive,
         ]),
       );
@@ -77,7 +78,7 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
       const claims = await signer().verify(token);
       const rows = await run(() =>
         db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
-          'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1, $2)',
+          'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
           [claims.tokenId, sha256Hex(token)],
         ),
       );
@@ -90,32 +91,32 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
 
     /** Revokes one token. True when this call revoked it, false when it already was revoked. */
     async revoke(tokenId: string, reason?: string): Promise<boolean> {
-      if (!isUuid(tokenId)) throw new ValidationError('invalid_token_id', 'invalid_token_id: tokenId must be a uuid');
-      const why = checkReason(reason);
+      input.tokenId(tokenId);
+      const why = input.reason(reason);
       const rows = await run(() =>
-        db.query<{ revoked: boolean }>('SELECT public.revoke_plugin_token($1, $2) AS revoked', [tokenId, why]),
+        db.query<{ revoked: boolean }>('SELECT public.revoke_plugin_token($1::uuid, $2::varchar) AS revoked', [tokenId, why]),
       );
       return rows[0]!.revoked;
     },
 
     /** Sign out everywhere: revokes every active token of the user. Returns how many. */
     async revokeAll(userId: string, reason = 'revoke_all'): Promise<number> {
-      checkUserId(userId);
-      const why = checkReason(reason);
+      input.userId(userId);
+      const why = input.reason(reason);
       const rows = await run(() =>
-        db.query<{ n: number }>('SELECT public.revoke_all_plugin_tokens($1, $2) AS n', [userId, why]),
+        db.query<{ n: number }>('SELECT public.revoke_all_plugin_tokens($1::uuid, $2::varchar) AS n', [userId, why]),
       );
       return rows[0]!.n;
     },
 
     /** The user's tokens, newest first, including revoked and expired ones not yet purged. No digests. */
     async list(userId: string): Promise<TokenInfo[]> {
-      checkUserId(userId);
+      input.userId(userId);
       const rows = await run(() =>
         db.query<{
           id: string; device_name: string | null; status: TokenInfo['status']; created_at: Date; expires_at: Date;
           last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null;
-        }>('SELECT * FROM public.list_plugin_tokens($1)', [userId]),
+        }>('SELECT * FROM public.list_plugin_tokens($1::uuid)', [userId]),
       );
       return rows.map((r) => ({
         tokenId: r.id,
@@ -134,13 +135,11 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
      * (default: now). Revoked tokens stay until they expire, so `list` keeps showing them.
      */
     async purgeExpired({ olderThan }: { olderThan?: Date } = {}): Promise<{ tokens: number; loginRequests: number }> {
-      if (olderThan !== undefined && !(olderThan instanceof Date && !Number.isNaN(olderThan.getTime()))) {
-        throw new ValidationError('invalid_cutoff', 'invalid_cutoff: olderThan must be a valid Date');
-      }
+      const cutoff = input.optionalDate(olderThan, 'invalid_cutoff', 'olderThan must be a valid Date');
       const rows = await run(() =>
         db.query<{ tokens: number; login_requests: number }>(
           'SELECT tokens, login_requests FROM public.purge_plugin_sessions(COALESCE($1::timestamptz, now()))',
-          [olderThan ?? null],
+          [cutoff ?? null],
         ),
       );
       return { tokens: rows[0]!.tokens, loginRequests: rows[0]!.login_requests };

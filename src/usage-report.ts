@@ -3,9 +3,9 @@
 // (usageReport, from the rollup in sql/011_growth.sql, so its cost does not grow with plugin_usage).
 // Metering itself lives in usage.ts / sql/006.
 import type { Queryable } from './db.ts';
-import { fromDatabaseError, ValidationError } from './errors.ts';
+import { fromDatabaseError, NotFoundError, ValidationError } from './errors.ts';
 import type { UsageReason } from './usage.ts';
-import * as input from './usage-input.ts';
+import * as input from './validation.ts';
 
 /** One denied call, as plugin_usage logged it. */
 export interface UsageDenial {
@@ -38,13 +38,22 @@ async function run<R>(db: Pick<Queryable, 'query'>, text: string, params: unknow
   }
 }
 
+/** A malformed id is invalid_user_id (before the database); a well-formed one nobody has, unknown_user. */
+async function knownUser(db: Pick<Queryable, 'query'>, userId: unknown): Promise<string> {
+  const id = input.userId(userId);
+  const rows = await run<{ id: string }>(db, 'SELECT id FROM public.users WHERE id = $1::uuid', [id]);
+  if (rows.length === 0) throw new NotFoundError('unknown_user', `unknown_user: no user with id ${id}`);
+  return id;
+}
+
 export function createUsageReport(db: Pick<Queryable, 'query'>) {
   return {
-    /** The user's latest denied calls, newest first (default 10, at most 1000). */
+    /** The user's latest denied calls, newest first (default 10, at most 1000). Errors: invalid_user_id, unknown_user, invalid_limit. */
     async recentDenials(userId: string, { limit = 10 }: { limit?: number } = {}): Promise<UsageDenial[]> {
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
         throw new ValidationError('invalid_limit', 'invalid_limit: limit must be a whole number from 1 to 1000');
       }
+      const id = await knownUser(db, userId);
       // idx_plugin_usage_user_id (user_id, created_at) serves this, read backwards.
       const rows = await run<{
         created_at: Date; action: string; items: number; reason: UsageDenial['reason']; plan_slug: string | null;
@@ -53,10 +62,10 @@ export function createUsageReport(db: Pick<Queryable, 'query'>) {
         db,
         `SELECT created_at, action, items, reason, plan_slug, used, usage_limit, batch_limit
            FROM public.plugin_usage
-          WHERE user_id = $1 AND NOT allowed
+          WHERE user_id = $1::uuid AND NOT allowed
           ORDER BY created_at DESC, id DESC
-          LIMIT $2`,
-        [input.userId(userId), limit],
+          LIMIT $2::integer`,
+        [id, limit],
       );
       return rows.map((r) => ({
         at: r.created_at,
@@ -70,20 +79,21 @@ export function createUsageReport(db: Pick<Queryable, 'query'>) {
       }));
     },
 
-    /** Per action, over all time: the counters' sum and the allowed / denied / refunded calls. */
+    /** Per action, over all time: the counters' sum and the allowed / denied / refunded calls. Errors: invalid_user_id, unknown_user. */
     async lifetime(userId: string): Promise<UsageTotal[]> {
+      const id = await knownUser(db, userId);
       const rows = await run<UsageTotal>(
         db,
         `SELECT action, sum(used)::int AS used, sum(allowed)::int AS allowed,
                 sum(denied)::int AS denied, sum(refunded)::int AS refunded
            FROM (SELECT action, count AS used, 0 AS allowed, 0 AS denied, 0 AS refunded
-                   FROM public.daily_usage_summary WHERE user_id = $1
+                   FROM public.daily_usage_summary WHERE user_id = $1::uuid
                  UNION ALL
                  SELECT action, 0, allowed::int, (NOT allowed)::int, (refunded_at IS NOT NULL)::int
-                   FROM public.plugin_usage WHERE user_id = $1) t
+                   FROM public.plugin_usage WHERE user_id = $1::uuid) t
           GROUP BY action
           ORDER BY action`,
-        [input.userId(userId)],
+        [id],
       );
       return rows.map((r) => ({ action: r.action, used: r.used, allowed: r.allowed, denied: r.denied, refunded: r.refunded }));
     },
@@ -115,7 +125,7 @@ export async function usageReport(db: Queryable, options: ReportOptions = {}): P
   }
   try {
     const rows = await db.query<{ usage_date: string; action: string; allowed: number; denied: number }>(
-      'SELECT * FROM public.usage_report($1)',
+      'SELECT * FROM public.usage_report($1::integer)',
       [days],
     );
     return rows.map((r) => ({ date: r.usage_date, action: r.action, allowed: r.allowed, denied: r.denied }));

@@ -3,7 +3,7 @@
 // One call is one statement, so one round trip and one transaction.
 import type { Queryable } from './db.ts';
 import { fromDatabaseError } from './errors.ts';
-import * as input from './usage-input.ts';
+import * as input from './validation.ts';
 
 export type UsageReason = 'ok' | 'limit_reached' | 'batch_too_large';
 
@@ -110,28 +110,28 @@ export function createUsage(db: Queryable) {
         input.idempotencyKey(options.idempotencyKey, false),
         input.metadata(options.metadata),
       ];
-      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.consume_usage($1, $2, $3, $4, $5::jsonb)', params);
+      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params);
       return toAnswer(rows[0]!);
     },
 
     /** What consume would answer now, writing nothing. Only consume's answer is binding. */
     async check(userId: string, action: string, options: CheckOptions = {}): Promise<UsageAnswer> {
       const params = [input.userId(userId), input.action(action), input.items(options.items)];
-      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.check_usage($1, $2, $3)', params);
+      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params);
       return toAnswer(rows[0]!);
     },
 
     /** Gives back the operation counted by the consume with this key, at most once. */
     async refund(userId: string, idempotencyKey: string): Promise<RefundResult> {
       const params = [input.userId(userId), input.idempotencyKey(idempotencyKey, true)];
-      const rows = await run<{ refunded: boolean }>(db, 'SELECT public.refund_usage($1, $2) AS refunded', params);
+      const rows = await run<{ refunded: boolean }>(db, 'SELECT public.refund_usage($1::uuid, $2::text) AS refunded', params);
       return { refunded: rows[0]!.refunded };
     },
 
     /** Per UTC day and action: the counter, and allowed / denied / refunded calls from the log. */
     async summary(userId: string, options: SummaryOptions = {}): Promise<UsageSummaryDay[]> {
       const params = [input.userId(userId), input.day(options.from, 'from'), input.day(options.to, 'to')];
-      const rows = await run<SummaryRow>(db, 'SELECT * FROM public.usage_summary($1, $2::date, $3::date)', params);
+      const rows = await run<SummaryRow>(db, 'SELECT * FROM public.usage_summary($1::uuid, $2::date, $3::date)', params);
       return rows.map((r) => ({
         date: r.usage_date,
         action: r.action,

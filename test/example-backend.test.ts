@@ -58,7 +58,14 @@ for (const dialect of DIALECTS) {
         assert.equal((await resize(1)).status, 200);
         r = await resize(1);
         assert.equal(r.status, 402);
+        assert.equal(r.headers.get('access-control-allow-origin'), '*', 'the plugin can read the 402');
         assert.equal(((await r.json()) as { reason: string }).reason, 'limit_reached');
+        const preflight = (path: string) => handle(new Request(`http://api.example.com${path}`, { method: 'OPTIONS', headers: { origin: 'null' } }));
+        assert.equal((await preflight('/plugin/resize')).status, 204);
+        assert.equal((await preflight('/plugin/login/complete')).headers.get('access-control-allow-origin'), null, 'website-only');
+        assert.equal((await preflight('/stripe/webhook')).headers.get('access-control-allow-origin'), null, 'webhook closed');
+        assert.equal((await handle(new Request('http://api.example.com/plugin/entitlements', { headers: bearer }))).status, 500,
+          'no entitlementSigningKey configured: a server error, readable by the plugin');
         assert.equal((await post('/plugin/resize', { layers: 1 }, { authorization: 'Bearer nope' })).status, 401);
 
         // Stripe: the user subscribes to pro; the next resize is allowed at once.

@@ -12,8 +12,9 @@ import { dumpDatabase } from './helpers/dump.ts';
 import { runScript } from './helpers/run.ts';
 import { subscription, linkPrices, PRICES, T0 } from './helpers/stripe.ts';
 import {
-  HOSTILE_NUMBERS, HOSTILE_STRINGS, HOSTILE_UUIDS, WRONG_TYPES, digestOf, isWellFormed, runCases, type Case,
+  HOSTILE_NUMBERS, HOSTILE_STRINGS, HOSTILE_UUIDS, WRONG_TYPES, digestOf, isWellFormed, runCases, userIdCodes, type Case,
 } from './helpers/hostile.ts';
+import { MAX_EVENT_SKEW_MS } from '../src/validation.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import type { Database } from '../src/db.ts';
 import { PluginAuthError } from '../src/errors.ts';
@@ -97,8 +98,8 @@ for (const dialect of DIALECTS) {
         const user = await createUser(db);
         await auth.usage.consume(user, 'export', { idempotencyKey: 'known-key' });
         const cases: Case[] = [];
-        const userCodes = ['unknown_user'];
         for (const [k, v] of entries(HOSTILE_UUIDS)) {
+          const userCodes = userIdCodes(v);
           cases.push({ name: `consume userId ${k}`, run: () => auth.usage.consume(v as string, 'resize'), codes: userCodes });
           cases.push({ name: `check userId ${k}`, run: () => auth.usage.check(v as string, 'resize'), codes: userCodes });
           cases.push({ name: `refund userId ${k}`, run: () => auth.usage.refund(v as string, 'known-key'), codes: userCodes });
@@ -125,8 +126,10 @@ for (const dialect of DIALECTS) {
             ok: keyOk ? (r) => assert.equal((r as { refunded: boolean }).refunded, true) : undefined,
           });
           cases.push({ name: `summary from ${k}`, run: () => auth.usage.summary(user, { from: v as string }), codes: ['invalid_date'], ok: v === null ? (r) => assert.ok(Array.isArray(r)) : undefined });
-          // Text inside metadata is data: stored and returned verbatim (except NUL, which jsonb cannot hold).
-          const metaOk = typeof v === 'string' && !v.includes('\u0000') && Buffer.byteLength(JSON.stringify({ v })) <= 16384;
+          // Text inside metadata is data: stored and returned verbatim, except NUL and lone surrogates,
+          // which jsonb cannot hold. The limit is 16 kB of jsonb text: compact JSON plus a space after
+          // each of the two ':' and the ','.
+          const metaOk = typeof v === 'string' && !v.includes('\u0000') && isWellFormed(v) && Buffer.byteLength(JSON.stringify({ v, [v]: 1 })) + 3 <= 16384;
           cases.push({
             name: `consume metadata value ${k}`,
             run: async () => {
@@ -135,10 +138,10 @@ for (const dialect of DIALECTS) {
               const [row] = await db.query<{ metadata: { v: unknown } }>('SELECT metadata FROM public.plugin_usage WHERE idempotency_key = $1', [key]);
               return row!.metadata;
             },
-            // A lone surrogate is not valid JSON text for PostgreSQL: refused as invalid_input.
-            codes: ['invalid_metadata', 'invalid_input'],
+            // A lone surrogate is refused by TypeScript as invalid_metadata (PostgreSQL would say invalid_input).
+            codes: ['invalid_metadata'],
             ok: metaOk
-              ? (m) => { if (isWellFormed(v as string)) assert.deepEqual((m as { v: unknown }).v, v); }
+              ? (m) => assert.deepEqual((m as { v: unknown }).v, v)
               : typeof v !== 'string' ? () => {} : undefined,
           });
         }
@@ -163,6 +166,10 @@ for (const dialect of DIALECTS) {
           'toJSON giving an array': { toJSON: () => [1] },
           'deeply nested': JSON.parse('['.repeat(5000) + ']'.repeat(5000)),
           'deep object': JSON.parse('{"a":'.repeat(3000) + '1' + '}'.repeat(3000)),
+          'lone surrogate in a key': { 'k\ud800': 1 },
+          'lone surrogate deep inside': { a: { b: ['ok', '\udfff'] } },
+          '16,384 bytes compact, 16,385 as jsonb text': { blob: 'z'.repeat(16_373) },
+          '1,700 keys: under 16 kB compact, over it as jsonb text': Object.fromEntries(Array.from({ length: 1700 }, (_, i) => [`k${i}`, 1])),
         };
         for (const [k, v] of entries(metadata)) {
           cases.push({ name: `consume metadata ${k}`, run: () => auth.usage.consume(user, 'export', { metadata: v as Record<string, unknown> }), codes: ['invalid_metadata'] });
@@ -180,8 +187,8 @@ for (const dialect of DIALECTS) {
         const good = await auth.tokens.issue(user, { deviceName: 'Figma desktop' });
         const pool = await Promise.all(Array.from({ length: 40 }, () => auth.tokens.issue(user)));
         const cases: Case[] = [];
-        const userCodes = ['invalid_user_id', 'unknown_user'];
         for (const [k, v] of entries(HOSTILE_UUIDS)) {
+          const userCodes = userIdCodes(v);
           cases.push({ name: `issue userId ${k}`, run: () => auth.tokens.issue(v as string), codes: userCodes });
           cases.push({ name: `revokeAll userId ${k}`, run: () => auth.tokens.revokeAll(v as string), codes: userCodes });
           cases.push({ name: `list userId ${k}`, run: () => auth.tokens.list(v as string), codes: userCodes });
@@ -246,7 +253,7 @@ for (const dialect of DIALECTS) {
           cases.push({ name: `pollLogin readKey ${k}`, run: () => auth.tokens.pollLogin(v as string), codes: ['login_not_found'], ok: v === begun.readKey ? (r) => assert.equal(r, null) : undefined });
         }
         for (const [k, v] of entries(HOSTILE_UUIDS)) {
-          cases.push({ name: `completeLogin userId ${k}`, run: () => auth.tokens.completeLogin(begun.writeKey, v as string), codes: ['invalid_user_id', 'unknown_user'] });
+          cases.push({ name: `completeLogin userId ${k}`, run: () => auth.tokens.completeLogin(begun.writeKey, v as string), codes: userIdCodes(v) });
         }
         for (const [k, v] of entries(ALL_TEXT)) {
           const textOk = (typeof v === 'string' && v.length <= 255 && !hasControl(v)) || v === null;
@@ -310,12 +317,12 @@ for (const dialect of DIALECTS) {
           }
         }
         for (const [k, v] of entries(HOSTILE_UUIDS)) {
-          cases.push({ name: `assignPlan userId ${k}`, run: () => auth.subscriptions.assignPlan(v as string, 'pro'), codes: ['unknown_user', 'invalid_input'] });
-          cases.push({ name: `effectivePlan userId ${k}`, run: () => auth.subscriptions.effectivePlan(v as string), codes: ['unknown_user', 'invalid_input'] });
+          cases.push({ name: `assignPlan userId ${k}`, run: () => auth.subscriptions.assignPlan(v as string, 'pro'), codes: userIdCodes(v) });
+          cases.push({ name: `effectivePlan userId ${k}`, run: () => auth.subscriptions.effectivePlan(v as string), codes: userIdCodes(v) });
         }
         for (const [k, v] of entries(HOSTILE_NUMBERS)) {
-          // Any finite positive number of seconds within Date's range is a time (fractions too): an answer.
-          const time = typeof v === 'number' && v > 0 && Number.isFinite(new Date(v * 1000).getTime());
+          // Any finite positive number of seconds up to 5 minutes ahead is a time (fractions too): an answer.
+          const time = typeof v === 'number' && v > 0 && v * 1000 <= Date.now() + MAX_EVENT_SKEW_MS;
           cases.push({ name: `syncFromStripe eventCreated ${k}`, run: () => auth.subscriptions.syncFromStripe(base() as never, { eventCreated: v as number }), codes: ['invalid_event_created'], ok: time ? (r) => assert.equal((r as { planSlug: string }).planSlug, 'pro') : undefined });
           cases.push({ name: `assignPlan until ${k}`, run: () => auth.subscriptions.assignPlan(user, 'pro', { until: v as unknown as Date }), codes: ['invalid_until'], ok: v === null ? (r) => assert.equal((r as { until: unknown }).until, null) : undefined });
           cases.push({ name: `syncFromStripe current_period_end ${k}`, run: () => auth.subscriptions.syncFromStripe({ ...base(), status: 'bogus', current_period_end: v } as never, { eventCreated: T0 }), codes: ['invalid_subscription'] });
@@ -327,6 +334,15 @@ for (const dialect of DIALECTS) {
         };
         for (const [k, v] of entries(wholes)) {
           cases.push({ name: `syncFromStripe subscription ${k}`, run: () => auth.subscriptions.syncFromStripe(v as never, { eventCreated: T0 }), codes: syncCodes });
+        }
+        // Event times that would freeze the row: milliseconds for seconds, far-future Dates.
+        for (const [k, v] of entries({ 'Date.now() (milliseconds)': Date.now(), 'a Date an hour ahead': new Date(Date.now() + 3_600_000), 'the last Date': new Date(8.64e15), 'a string': '2026-01-01' })) {
+          cases.push({ name: `syncFromStripe eventCreated ${k}`, run: () => auth.subscriptions.syncFromStripe(base() as never, { eventCreated: v as number }), codes: ['invalid_event_created'] });
+        }
+        {
+          const s = base();
+          delete s.cancel_at_period_end;
+          cases.push({ name: 'syncFromStripe without cancel_at_period_end', run: () => auth.subscriptions.syncFromStripe(s as never, { eventCreated: T0 }), codes: [], ok: (r) => assert.equal((r as { planSlug: string }).planSlug, 'pro') });
         }
         for (const [k, v] of entries({ 'Invalid Date': new Date(Number.NaN), past: new Date(Date.now() - 1000), string: '2099-01-01' })) {
           cases.push({ name: `assignPlan until ${k}`, run: () => auth.subscriptions.assignPlan(user, 'pro', { until: v as Date }), codes: ['invalid_until'] });
@@ -365,7 +381,8 @@ for (const dialect of DIALECTS) {
           { name: 'usage_summary', kinds: ['uuid', 'date', 'date'], valid: () => [user, null, null], codes: ['unknown_user', 'invalid_date', 'invalid_input'], free: [1, 2] },
           { name: 'increment_daily_usage', kinds: ['uuid', 'text', 'date'], valid: () => [user, 'export', '2026-01-01'], codes: ['unknown_user', 'invalid_action', 'invalid_date', 'invalid_input'] },
           { name: 'issue_plugin_token', kinds: ['uuid', 'uuid', 'text', 'text', 'ts', 'int'], valid: () => [randomUUID(), user, d(), 'dev', future, null], codes: ['unknown_user', 'invalid_digest', 'invalid_device_name', 'invalid_ttl', 'invalid_max_tokens', 'invalid_input', 'check_violation', 'unique_violation'], free: [0, 3] },
-          { name: 'verify_plugin_token', kinds: ['uuid', 'text'], valid: () => [randomUUID(), d()], codes: ['invalid_input'], free: [0, 1] },
+          // Anything but a digest (NULL included) is refused: invalid_digest, never compared.
+          { name: 'verify_plugin_token', kinds: ['uuid', 'text'], valid: () => [randomUUID(), d()], codes: ['invalid_input', 'invalid_digest'], free: [0] },
           { name: 'revoke_plugin_token', kinds: ['uuid', 'text'], valid: () => [randomUUID(), null], codes: ['token_not_found', 'invalid_reason', 'invalid_input'], free: [0] },
           { name: 'revoke_all_plugin_tokens', kinds: ['uuid', 'text'], valid: () => [user, 'r'], codes: ['unknown_user', 'invalid_reason', 'invalid_input', 'check_violation'], free: [1] },
           { name: 'list_plugin_tokens', kinds: ['uuid'], valid: () => [user], codes: ['unknown_user', 'invalid_input'] },
@@ -410,6 +427,9 @@ for (const dialect of DIALECTS) {
             }
           }
         }
+        // NULL where a value is required: the digest of verify, the event time of the Stripe sync.
+        cases.push({ name: 'verify_plugin_token digest NULL', run: () => db.query('SELECT * FROM public.verify_plugin_token($1::uuid, NULL::text)', [randomUUID()]), codes: ['invalid_digest'] });
+        cases.push({ name: 'sync_stripe_subscription event time NULL', run: () => db.query('SELECT * FROM public.sync_stripe_subscription($1::jsonb, NULL::timestamptz)', [fns.find((f) => f.name === 'sync_stripe_subscription')!.valid()[0]]), codes: ['invalid_event_created'] });
         await run(db, cases);
         // And nothing was dropped: every table still there, the user intact.
         assert.equal((await db.query('SELECT 1 FROM public.users WHERE id = $1', [user])).length, 1);

@@ -5,11 +5,16 @@ import { dumpDatabase } from './helpers/dump.ts';
 import { loadExpectedSchema, readCatalog } from '../src/catalog.ts';
 import { lintCatalog } from '../src/lint.ts';
 import { applySchema } from '../src/setup.ts';
+import { OWNER_ONLY_FUNCTIONS } from '../src/migrations.ts';
 
 const expected = loadExpectedSchema();
 // Ours: every table and function the schema creates (on a fresh database setup creates the host
 // tables too, and locks them down like its own).
-const OURS = { tables: expected.tables.map((t) => t.name), functions: [...new Set(expected.functions.map((f) => f.name))] };
+const OURS = {
+  tables: expected.tables.map((t) => t.name),
+  functions: [...new Set(expected.functions.map((f) => f.name))],
+  ownerOnly: [...OWNER_ONLY_FUNCTIONS],
+};
 
 const SUPABASE_ROLES = `DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;

@@ -5,6 +5,7 @@ import { dumpDatabase, type Dump } from './helpers/dump.ts';
 import { EXEC_SQL_DDL, startSupabaseStandIn } from './helpers/supabase-standin.ts';
 import { applySchema, setup } from '../src/setup.ts';
 import { loadMigrations } from '../src/migrations.ts';
+import { verifyCatalog } from '../src/cli.ts';
 
 const KEY = 'test-service-role-key-0123456789abcdef';
 
@@ -79,6 +80,42 @@ describe('setup through supabase-js and exec_sql [postgres only]', () => {
       await assert.rejects(setup({ mode: 'production', env: s.env }), /return type/);
       const tables = await s.db.query("SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = 'public'");
       assert.equal(tables.length, 0);
+    } finally {
+      await s.done();
+    }
+  });
+
+  test('restores a dropped index and a deleted seed plan through exec_sql, in one call; verify then passes', async () => {
+    const s = await supabaseDatabase();
+    try {
+      await setup({ mode: 'production', env: s.env });
+      const before = await dumpDatabase(s.db, { normalize: true });
+      await s.db.exec("DROP INDEX public.idx_plugin_usage_created_at; DELETE FROM public.subscription_plans WHERE plan_slug = 'pro'");
+      const calls = s.standIn.calls.length;
+      const result = await setup({ mode: 'production', env: s.env });
+      assert.deepEqual(result.applied, []);
+      assert.deepEqual(result.restored.sort(), ['index plugin_usage.idx_plugin_usage_created_at', 'plan pro']);
+      assert.equal(s.standIn.calls.slice(calls).filter((c) => c === 'exec_sql').length, 1);
+      assert.deepEqual(await dumpDatabase(s.db, { normalize: true }), before, 'back to what setup built');
+      assert.deepEqual(verifyCatalog(result.catalog).differences, []);
+    } finally {
+      await s.done();
+    }
+  });
+
+  test('an overload of one of our functions is refused through exec_sql (untrusted_object), and nothing changes', async () => {
+    const s = await supabaseDatabase();
+    try {
+      await setup({ mode: 'production', env: s.env });
+      await s.db.exec("CREATE FUNCTION public.verify_plugin_token(text, text) RETURNS text LANGUAGE sql AS $$ SELECT 'ok' $$");
+      await s.db.exec('DROP INDEX public.idx_plugin_usage_created_at');
+      const before = await dumpDatabase(s.db);
+      await assert.rejects(setup({ mode: 'production', env: s.env }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'untrusted_object');
+        assert.match(e.message, /function public\.verify_plugin_token\(text, text\)/);
+        return true;
+      });
+      assert.deepEqual(await dumpDatabase(s.db), before, 'the index was not restored either: one transaction');
     } finally {
       await s.done();
     }

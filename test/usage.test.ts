@@ -334,7 +334,7 @@ for (const dialect of DIALECTS) {
           ...['', 'x'.repeat(65), 'x'.repeat(10_240), 're size', 'résize', null as unknown as string].map(
             (action) => [() => usage.consume(user, action), ValidationError, 'invalid_action'] as Case),
           [() => usage.consume('00000000-0000-4000-8000-000000000000', 'resize'), NotFoundError, 'unknown_user'],
-          [() => usage.consume('not-a-uuid', 'resize'), NotFoundError, 'unknown_user'],
+          [() => usage.consume('not-a-uuid', 'resize'), ValidationError, 'invalid_user_id'],
           [() => usage.check('00000000-0000-4000-8000-000000000000', 'resize'), NotFoundError, 'unknown_user'],
           [() => usage.refund('00000000-0000-4000-8000-000000000000', 'seen'), NotFoundError, 'unknown_user'],
           [() => usage.summary('00000000-0000-4000-8000-000000000000'), NotFoundError, 'unknown_user'],

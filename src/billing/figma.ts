@@ -11,8 +11,9 @@
 // answer, the others find it fresh and make no call. The connection is held for at most timeoutMs.
 import type { Database, Queryable } from '../db.ts';
 import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../errors.ts';
-import { checkDeviceName, run } from '../session-input.ts';
-import { isUuid, sha256Hex } from '../token-signer.ts';
+import { run } from '../session-input.ts';
+import { sha256Hex } from '../token-signer.ts';
+import * as validate from '../validation.ts';
 import type { IssuedToken } from '../tokens.ts';
 
 export const DEFAULT_FIGMA_API_BASE_URL = 'https://api.figma.com';
@@ -301,7 +302,7 @@ export function createFigma(
      * figma_create_user_failed (pass figma.createUser), and the token configuration's.
      */
     async signIn(paymentToken: string, { deviceName }: { deviceName?: string | null } = {}): Promise<FigmaSignIn> {
-      const device = checkDeviceName(deviceName);
+      const device = validate.deviceName(deviceName);
       checkPaymentToken(paymentToken);
       const payment = await verify(paymentToken);
       const figmaUserId = payment.figmaUserId;
@@ -322,7 +323,7 @@ export function createFigma(
               { cause: error },
             );
           }
-          if (!isUuid(created)) {
+          if (!validate.isUuid(created)) {
             throw new SetupError('figma_create_user_failed', 'figma_create_user_failed: figma.createUser must return the new users.id (a uuid)');
           }
           await tx.query('SELECT public.figma_link_user($1::varchar, $2::uuid)', [figmaUserId, created]);
@@ -340,7 +341,7 @@ export function createFigma(
      * the user, is already linked elsewhere).
      */
     async link(userId: string, paymentToken: string): Promise<FigmaPayment> {
-      if (!isUuid(userId)) throw new ValidationError('invalid_user_id', 'invalid_user_id: userId must be a uuid');
+      validate.userId(userId);
       checkPaymentToken(paymentToken);
       const payment = await verify(paymentToken);
       await run(() =>

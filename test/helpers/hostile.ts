@@ -26,6 +26,8 @@ export const HOSTILE_STRINGS: Record<string, string> = {
   'carriage return, tab': 'a\r\tb',
   'ANSI escape': '\u001b[2J\u001b[31mred',
   DEL: 'a\u007fb',
+  'C1 NEXT LINE (U+0085)': 'Figma\u0085desktop',
+  'C1 CSI (U+009B)': '\u009b2Jred',
   'right-to-left override': 'abc\u202edef',
   'zero-width joiner': 'a\u200db',
   'BOM': '\ufeffa',
@@ -84,8 +86,15 @@ export const HOSTILE_UUIDS: Record<string, unknown> = {
   '10 kB': 'a'.repeat(10 * KB),
   'nil uuid (valid, nobody)': '00000000-0000-0000-0000-000000000000',
   'random unknown': 'f47ac10b-58cc-4372-a567-0e02b2c3d479',
+  'uppercase (valid, nobody)': 'F47AC10B-58CC-4372-A567-0E02B2C3D479',
+  'a JWT in the wrong place': 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ',
+  'uuid OR 1=1': "f47ac10b-58cc-4372-a567-0e02b2c3d479' OR '1'='1",
   ...WRONG_TYPES,
 };
+
+/** The one rule for user ids: a canonical uuid is looked up (unknown_user when absent); anything else is invalid_user_id. */
+export const userIdCodes = (value: unknown): string[] =>
+  typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value) ? ['unknown_user'] : ['invalid_user_id'];
 
 export const isWellFormed = (s: string) => !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
 

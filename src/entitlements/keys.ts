@@ -1,0 +1,163 @@
+// The entitlement signing key: a private JWK (Ed25519 -> EdDSA, or P-256 -> ES256), checked when
+// createPluginAuth runs. Messages name what is wrong, never any key material.
+import { KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { SetupError } from '../errors.ts';
+
+import { MAX_ENTITLEMENT_TTL_SECONDS } from '../plugin/constants.ts';
+
+export { ENTITLEMENT_AUDIENCE, ENTITLEMENT_ISSUER, ENTITLEMENT_TYP, MAX_ENTITLEMENT_TTL_SECONDS } from '../plugin/constants.ts';
+
+/** A JWK as JSON.parse gives it. */
+export type EntitlementJwk = Record<string, unknown>;
+
+export interface EntitlementKeyOptions {
+  /**
+   * Private JWK that signs snapshots (ENTITLEMENT_SIGNING_KEY): a JSON string or the parsed object,
+   * `{"kty":"EC","crv":"P-256",...}` (ES256) or `{"kty":"OKP","crv":"Ed25519",...}` (EdDSA). Bad: a
+   * SetupError entitlement_key_invalid at createPluginAuth. Absent (or ''): snapshot() and jwks()
+   * throw entitlement_key_missing.
+   */
+  entitlementSigningKey?: string | EntitlementJwk;
+  /** Keys retired by a rotation (public or private JWKs): still listed in jwks(), never used to sign. */
+  entitlementPreviousKeys?: Array<string | EntitlementJwk>;
+  /** Validity of a snapshot in seconds, 1 to 900 (default 900). */
+  entitlementTtlSeconds?: number;
+}
+
+export interface PublicJwk {
+  kty: 'OKP' | 'EC';
+  crv: 'Ed25519' | 'P-256';
+  x: string;
+  y?: string;
+  kid: string;
+  alg: 'EdDSA' | 'ES256';
+  use: 'sig';
+}
+
+export interface PublicJwks {
+  keys: PublicJwk[];
+}
+
+interface ResolvedKey {
+  key: KeyObject;
+  alg: 'EdDSA' | 'ES256';
+  kid: string;
+  publicJwk: PublicJwk;
+}
+
+const invalid = (what: string, why: string) =>
+  new SetupError('entitlement_key_invalid', `entitlement_key_invalid: ${what} ${why} (generate one with \`npm run entitlements:keygen\`)`);
+
+function parse(value: unknown, what: string): EntitlementJwk {
+  let jwk = value;
+  if (typeof value === 'string') {
+    try {
+      jwk = JSON.parse(value);
+    } catch {
+      // JSON.parse's message quotes the input: never pass it on.
+      throw invalid(what, 'is not JSON');
+    }
+  }
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalid(what, 'must be a JWK object');
+  return jwk as EntitlementJwk;
+}
+
+/** RFC 7638 thumbprint: the default kid. */
+function thumbprint(jwk: PublicJwk): string {
+  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+}
+
+function resolveKey(value: unknown, what: string, kind: 'private' | 'any'): ResolvedKey {
+  const jwk = parse(value, what);
+  const isPrivate = typeof jwk.d === 'string';
+  if (kind === 'private' && !isPrivate) throw invalid(what, 'must be a private key (the JWK has no "d")');
+  let alg: ResolvedKey['alg'];
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') alg = 'EdDSA';
+  else if (jwk.kty === 'EC' && jwk.crv === 'P-256') alg = 'ES256';
+  else throw invalid(what, 'must be an Ed25519 (kty OKP) or P-256 (kty EC) key');
+  if (jwk.alg !== undefined && jwk.alg !== alg) throw invalid(what, `has "alg" ${JSON.stringify(String(jwk.alg))}, expected ${alg}`);
+  if (jwk.kid !== undefined && (typeof jwk.kid !== 'string' || jwk.kid === '' || jwk.kid.length > 200)) {
+    throw invalid(what, 'has a "kid" that is not a non-empty string');
+  }
+  let key: KeyObject;
+  let derived: Record<string, unknown>;
+  let matches = true;
+  try {
+    const { kty, crv, x, y, d } = jwk as Record<string, string>;
+    const publicMaterial = alg === 'ES256' ? { kty, crv, x, y } : { kty, crv, x };
+    const publicKey = createPublicKey({ key: publicMaterial, format: 'jwk' });
+    key = isPrivate ? createPrivateKey({ key: { ...publicMaterial, d }, format: 'jwk' }) : publicKey;
+    derived = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    if (isPrivate) {
+      // Node takes "x"/"y" as given: a signature made with "d" must verify with them.
+      const probe = Buffer.from('figma-plugin-auth-db entitlement key check');
+      const digest = alg === 'ES256' ? 'sha256' : null;
+      matches = verify(digest, probe, publicKey, sign(digest, probe, key));
+    }
+  } catch {
+    throw invalid(what, 'is not a valid key');
+  }
+  if (!matches) throw invalid(what, 'has "x"/"y" that do not match its "d"');
+  const publicJwk: PublicJwk = {
+    kty: jwk.kty as PublicJwk['kty'],
+    crv: jwk.crv as PublicJwk['crv'],
+    x: derived.x as string,
+    ...(alg === 'ES256' ? { y: derived.y as string } : {}),
+    kid: '',
+    alg,
+    use: 'sig',
+  };
+  publicJwk.kid = (jwk.kid as string | undefined) ?? thumbprint(publicJwk);
+  return { key, alg, kid: publicJwk.kid, publicJwk };
+}
+
+export interface ResolvedEntitlementKeys {
+  signing: ResolvedKey;
+  ttlSeconds: number;
+  jwks: PublicJwks;
+}
+
+/** Checks everything now; the returned function throws entitlement_key_missing when no key was given. */
+export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => ResolvedEntitlementKeys {
+  const ttl = options.entitlementTtlSeconds ?? MAX_ENTITLEMENT_TTL_SECONDS;
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_ENTITLEMENT_TTL_SECONDS) {
+    throw new SetupError(
+      'invalid_entitlement_ttl',
+      `invalid_entitlement_ttl: entitlementTtlSeconds must be a whole number from 1 to ${MAX_ENTITLEMENT_TTL_SECONDS}`,
+    );
+  }
+  const given = options.entitlementSigningKey;
+  const previous = options.entitlementPreviousKeys ?? [];
+  if (!Array.isArray(previous)) throw invalid('entitlementPreviousKeys', 'must be an array of JWKs');
+  const retired = previous.map((k, i) => resolveKey(k, `entitlementPreviousKeys[${i}]`, 'any'));
+  if (given === undefined || given === '') {
+    if (retired.length) throw invalid('entitlementSigningKey', 'is missing, but entitlementPreviousKeys are given');
+    return () => {
+      throw new SetupError(
+        'entitlement_key_missing',
+        'entitlement_key_missing: entitlement snapshots need entitlementSigningKey (a private JWK, e.g. ENTITLEMENT_SIGNING_KEY; `npm run entitlements:keygen` makes one) in createPluginAuth options',
+      );
+    };
+  }
+  const signing = resolveKey(given, 'entitlementSigningKey', 'private');
+  const kids = new Set<string>();
+  for (const k of [signing, ...retired]) {
+    if (kids.has(k.kid)) throw invalid('entitlementPreviousKeys', `repeat the kid ${JSON.stringify(k.kid)}`);
+    kids.add(k.kid);
+  }
+  const resolved: ResolvedEntitlementKeys = {
+    signing,
+    ttlSeconds: ttl,
+    jwks: { keys: [signing, ...retired].map((k) => k.publicJwk) },
+  };
+  return () => resolved;
+}
+
+/** A new private JWK for entitlementSigningKey, with its thumbprint as kid. ES256 by default. */
+export function generateEntitlementKey(alg: 'ES256' | 'EdDSA' = 'ES256'): EntitlementJwk {
+  const { privateKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' }) as Record<string, string>;
+  const publicJwk = { ...jwk, alg, use: 'sig', kid: '' } as unknown as PublicJwk;
+  return { ...jwk, alg, use: 'sig', kid: thumbprint(publicJwk) };
+}

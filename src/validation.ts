@@ -1,0 +1,190 @@
+// Every input check of the TypeScript API, in one place, run before any round trip. The SQL
+// functions keep their own checks (they are authoritative for supabase.rpc callers); these mirror
+// them and add what only JavaScript can get wrong: NaN, Infinity, 2.5, 2**53, strings where numbers
+// belong, objects with toString, lone surrogates. No message ever contains the value refused.
+import { ValidationError } from './errors.ts';
+
+/** A canonical uuid: 8-4-4-4-12 hex digits (PostgreSQL also reads braces and undashed forms; we do not). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** C0 controls (NUL to U+001F), DEL and C1 controls (U+0080 to U+009F, e.g. U+0085 NEXT LINE). */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** A UTF-16 surrogate without its other half: not text, PostgreSQL cannot store it. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const ACTION = /^[A-Za-z0-9_.:-]{1,64}$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+export const MAX_ITEMS = 10_000;
+export const MAX_TEXT_LENGTH = 255;
+/**
+ * Usage metadata: at most this many bytes, measured by consume_usage (sql/006) as the UTF-8 length
+ * of its jsonb text form, i.e. exactly what is stored and read back. TypeScript checks the
+ * structure only; see metadata() below.
+ */
+export const MAX_METADATA_BYTES = 16_384;
+/** Stripe event times may run ahead of our clock by this much (clock skew); sql/013 uses the same. */
+export const MAX_EVENT_SKEW_MS = 5 * 60_000;
+
+export const DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+/** Shorter than a minute risks the token expiring on its way to the plugin. */
+export const MIN_TOKEN_TTL_SECONDS = 60;
+export const MAX_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
+
+export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
+export const hasControl = (value: string): boolean => CONTROL.test(value);
+export const hasLoneSurrogate = (value: string): boolean => LONE_SURROGATE.test(value);
+const isValidDate = (value: unknown): value is Date => value instanceof Date && !Number.isNaN(value.getTime());
+
+/**
+ * A user id must be a uuid: anything else is `invalid_user_id`, before the database, and is never
+ * echoed (a caller who mixes up arguments may pass a token or an email). A well-formed id that
+ * names nobody is the database's answer: `unknown_user`.
+ */
+export function userId(value: unknown, name = 'userId'): string {
+  if (!isUuid(value)) throw new ValidationError('invalid_user_id', `invalid_user_id: ${name} must be a uuid`);
+  return value;
+}
+
+export function tokenId(value: unknown): string {
+  if (!isUuid(value)) throw new ValidationError('invalid_token_id', 'invalid_token_id: tokenId must be a uuid');
+  return value;
+}
+
+export function action(value: unknown): string {
+  if (typeof value !== 'string' || !ACTION.test(value)) {
+    throw new ValidationError('invalid_action', 'invalid_action: action must be 1 to 64 characters of A-Z a-z 0-9 _ . : -');
+  }
+  return value;
+}
+
+export function items(value: unknown): number {
+  if (value === undefined) return 1;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_ITEMS) {
+    throw new ValidationError('invalid_items', `invalid_items: items must be an integer from 1 to ${MAX_ITEMS}`);
+  }
+  return value;
+}
+
+/** 1 to 255 characters (code points, as PostgreSQL's length() counts them), no control character. */
+export function idempotencyKey(value: unknown, required: boolean): string | null {
+  if (value === undefined || value === null) {
+    if (!required) return null;
+  } else if (typeof value === 'string' && [...value].length >= 1 && [...value].length <= MAX_TEXT_LENGTH && !hasControl(value)) {
+    return value;
+  }
+  throw new ValidationError(
+    'invalid_idempotency_key',
+    'invalid_idempotency_key: the key must be a string of 1 to 255 characters without control characters',
+  );
+}
+
+/**
+ * Free text that ends up in logs, dashboards and terminals (device names, revocation reasons): at
+ * most 255 characters, no control character (C0, DEL or C1). null/undefined = none.
+ */
+function label(value: unknown, code: string, name: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH || hasControl(value)) {
+    throw new ValidationError(code, `${code}: ${name} must be a string of at most ${MAX_TEXT_LENGTH} characters without control characters`);
+  }
+  return value;
+}
+
+export const deviceName = (value: unknown): string | null => label(value, 'invalid_device_name', 'deviceName');
+export const reason = (value: unknown): string | null => label(value, 'invalid_reason', 'reason');
+
+/**
+ * Usage metadata: a plain JSON object. Returns the JSON text to send (cast to jsonb in SQL), or null.
+ *
+ * One measure, one code: the 16 kB limit is measured only by consume_usage, on the jsonb text
+ * (what is stored and what a reader gets back), and refused there with invalid_metadata (PA005)
+ * before anything is written. A second measure here (on compact JSON) would be another limit:
+ * jsonb's text has a space after every ':' and ',' and writes 1e21 in full, so the two disagree.
+ * What only JavaScript can get wrong is refused here with the same code: not an object, not
+ * serializable (cycles, BigInt), and strings PostgreSQL's jsonb cannot hold (NUL, a lone surrogate),
+ * in keys or values, at any depth.
+ */
+export function metadata(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  const fail = () =>
+    new ValidationError(
+      'invalid_metadata',
+      `invalid_metadata: metadata must be a plain JSON object of at most ${MAX_METADATA_BYTES / 1024} kB (as jsonb text), without NUL or unpaired surrogates`,
+    );
+  if (typeof value !== 'object' || Array.isArray(value)) throw fail();
+  let bad = false;
+  const check = (s: string) => {
+    if (s.includes('\u0000') || hasLoneSurrogate(s)) bad = true;
+  };
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value, (key, v: unknown) => {
+      check(key);
+      if (typeof v === 'string') check(v);
+      return v;
+    });
+  } catch {
+    throw fail(); // cycles, BigInt, a throwing toJSON
+  }
+  // toJSON may turn the object into something else: what is sent must still be an object.
+  if (bad || text === undefined || !text.startsWith('{')) throw fail();
+  return text;
+}
+
+/** 'YYYY-MM-DD' (a UTC day) or a Date (its UTC day); undefined/null lets SQL pick the default. */
+export function day(value: unknown, name: string): string | null {
+  if (value === undefined || value === null) return null;
+  let text: string | undefined;
+  if (isValidDate(value)) text = value.toISOString().slice(0, 10);
+  else if (typeof value === 'string' && DATE.test(value)) {
+    const parsed = new Date(`${value}T00:00:00Z`);
+    if (!Number.isNaN(parsed.getTime()) && parsed.toISOString().startsWith(value)) text = value;
+  }
+  if (!text || !/^\d{4}-/.test(text)) {
+    throw new ValidationError('invalid_date', `invalid_date: ${name} must be a 'YYYY-MM-DD' string or a valid Date`);
+  }
+  return text;
+}
+
+/** A valid Date, or undefined when not given; anything else is refused with `code`. */
+export function optionalDate(value: unknown, code: string, message: string): Date | undefined {
+  if (value === undefined) return undefined;
+  if (!isValidDate(value)) throw new ValidationError(code, `${code}: ${message}`);
+  return value;
+}
+
+export function ttlSeconds(value: unknown, name: string): number {
+  if (!Number.isInteger(value) || (value as number) < MIN_TOKEN_TTL_SECONDS || (value as number) > MAX_TOKEN_TTL_SECONDS) {
+    throw new ValidationError(
+      'invalid_ttl',
+      `invalid_ttl: ${name} must be a whole number of seconds from ${MIN_TOKEN_TTL_SECONDS} to ${MAX_TOKEN_TTL_SECONDS}`,
+    );
+  }
+  return value as number;
+}
+
+/**
+ * A Stripe event's `created`: epoch seconds (event.created) or a Date. Refused: not a finite
+ * positive time, or more than MAX_EVENT_SKEW_MS ahead of this clock (sync_stripe_subscription
+ * applies the same window to the database's clock). A far-future time would be stored as the
+ * row's ordering mark and make every later event 'stale' forever.
+ */
+export function eventCreated(value: unknown, now = Date.now()): Date {
+  const date = typeof value === 'number' && Number.isFinite(value) && value > 0
+    ? new Date(value * 1000)
+    : value instanceof Date ? value : undefined;
+  if (!date || Number.isNaN(date.getTime())) {
+    throw new ValidationError('invalid_event_created', 'invalid_event_created: pass { eventCreated: event.created } (epoch seconds) or a Date');
+  }
+  if (date.getTime() > now + MAX_EVENT_SKEW_MS) {
+    // Date.now() is milliseconds: read as seconds it lands tens of thousands of years ahead.
+    const hint = typeof value === 'number' && value > now / 100
+      ? ' It looks like milliseconds (Date.now()); Stripe\'s event.created is in seconds.'
+      : '';
+    throw new ValidationError(
+      'invalid_event_created',
+      `invalid_event_created: the event time is more than ${MAX_EVENT_SKEW_MS / 60_000} minutes in the future; pass event.created (epoch seconds) or a Date.${hint}`,
+    );
+  }
+  return date;
+}

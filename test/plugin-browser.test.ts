@@ -1,0 +1,230 @@
+// The plugin client in a real browser, loaded the way Figma loads a plugin UI: inside
+// <iframe sandbox="allow-scripts" srcdoc="..."> (origin "null", so Chromium enforces CORS) on a
+// page served from 127.0.0.1, whose own script stands in for the main thread (clientStorage,
+// openExternal) behind the real installPluginBridge. The backend is the example backend
+// (withPluginCors) on another 127.0.0.1 port, on both databases. No browser, no test: it fails.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import Stripe from 'stripe';
+import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { ROOT } from './helpers/run.ts';
+import { createPluginBackend } from '../examples/plugin-backend.ts';
+import { createPluginAuth } from '../src/auth.ts';
+import { generateEntitlementKey } from '../src/entitlements/index.ts';
+import { serve, withPluginCors, type Served } from '../src/http/index.ts';
+import type { CallResult, SignInResult, EntitlementCheck, PluginClient } from '../src/plugin/index.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+declare global {
+  interface Window {
+    client: PluginClient;
+    verify: typeof import('../src/plugin/index.ts').verifyEntitlementSnapshot;
+    signInResult: SignInResult | null;
+    stand: { storage: Map<string, unknown>; opened: string[] };
+  }
+}
+
+async function bundle(contents: string, define: Record<string, string> = {}): Promise<string> {
+  const result = await build({
+    stdin: { contents, resolveDir: ROOT, loader: 'ts' }, bundle: true, write: false, platform: 'browser', format: 'iife',
+    target: 'es2020', logLevel: 'silent', define,
+  });
+  return result.outputFiles[0]!.text.replace(/<\/(script)/gi, '<\\/$1');
+}
+
+const attr = (html: string) => html.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
+
+/** The host page: the stand-in main thread, and the plugin UI in a sandboxed srcdoc iframe. */
+async function hostPage(apiBaseUrl: string): Promise<string> {
+  const ui = await bundle(`
+    import { createPluginClient, verifyEntitlementSnapshot } from './src/plugin/index.ts';
+    window.client = createPluginClient({ apiBaseUrl: API, retry: { baseDelayMs: 20, maxDelayMs: 60 }, poll: { initialDelayMs: 50, maxDelayMs: 200 } });
+    window.verify = verifyEntitlementSnapshot;`, { API: JSON.stringify(apiBaseUrl) });
+  const main = await bundle(`
+    import { installPluginBridge } from './src/plugin/main.ts';
+    const storage = new Map();
+    const opened = [];
+    const listeners = new Set();
+    const iframe = document.getElementById('ui');
+    const figma = {
+      clientStorage: {
+        getAsync: async (k) => (storage.has(k) ? structuredClone(storage.get(k)) : undefined),
+        setAsync: async (k, v) => void storage.set(k, structuredClone(v)),
+        deleteAsync: async (k) => void storage.delete(k),
+      },
+      ui: {
+        postMessage: (m) => iframe.contentWindow.postMessage({ pluginMessage: m }, '*'),
+        on: (_t, cb) => void listeners.add(cb),
+        off: (_t, cb) => void listeners.delete(cb),
+      },
+      openExternal: (url) => void opened.push(url),
+    };
+    window.addEventListener('message', (e) => {
+      if (e.source !== iframe.contentWindow || !e.data || !('pluginMessage' in e.data)) return;
+      for (const cb of listeners) cb(e.data.pluginMessage, { origin: e.origin });
+    });
+    installPluginBridge(figma);
+    window.stand = { storage, opened };`);
+  const srcdoc = `<!doctype html><meta charset="utf-8"><script>${ui}</script>`;
+  return `<!doctype html><meta charset="utf-8"><title>host</title>
+<iframe id="ui" sandbox="allow-scripts" srcdoc="${attr(srcdoc)}"></iframe>
+<script>${main}</script>`;
+}
+
+let browser: Browser;
+before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium); they never skip`);
+  }
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+after(() => browser?.close());
+
+for (const dialect of DIALECTS) {
+  describe(`plugin client in Chromium [${dialect}]`, () => {
+    test('sign in, metered calls to the 402, a retried call counted once, snapshots, sign-out', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const key = generateEntitlementKey();
+        const tokenSecret = 'browser-test-secret-that-is-long-enough-0123456789';
+        const auth = createPluginAuth(db, { tokenSecret, entitlementSigningKey: key });
+        const shortLived = createPluginAuth(db, { tokenSecret, entitlementSigningKey: key, entitlementTtlSeconds: 1 });
+        const userId = await createUser(db);
+        let signedIn: string | null = null;
+        const backend = createPluginBackend(auth, {
+          webUserId: async () => signedIn,
+          stripe: new Stripe('sk_test_example_only'),
+          stripeWebhookSecret: 'whsec_example_only',
+          loginPageUrl: 'https://app.example.com/plugin-login',
+        });
+        // Fault injection: the next N resizes are processed (and counted), then answered 503, as
+        // when a response is lost after the database committed.
+        let failAfterProcessing = 0;
+        const log: Array<{ method: string; path: string; key: string | null; origin: string | null }> = [];
+        const api: Served = await serve(withPluginCors(async (request) => {
+          const path = new URL(request.url).pathname;
+          log.push({ method: request.method, path, key: request.headers.get('idempotency-key'), origin: request.headers.get('origin') });
+          const response = await backend(request);
+          if (path === '/plugin/resize' && request.method === 'POST' && failAfterProcessing > 0) {
+            failAfterProcessing--;
+            return Response.json({ error: 'unavailable' }, { status: 503 });
+          }
+          return response;
+        }));
+        const html = await hostPage(api.url);
+        const site: Served = await serve(() => new Response(html, { headers: { 'content-type': 'text/html; charset=utf-8' } }));
+        let page: Page | undefined;
+        try {
+          page = await browser.newPage();
+          await page.goto(site.url);
+          const frame: Frame = page.frames().find((f) => f !== page!.mainFrame())!;
+          await frame.waitForFunction(() => typeof window.client === 'object');
+          assert.equal(await frame.evaluate(() => self.origin), 'null', 'the UI runs at the opaque origin, as in Figma');
+
+          // Without withPluginCors a route is unreachable from the plugin: Chromium refuses it.
+          const blocked = await frame.evaluate((u) =>
+            fetch(`${u}/plugin/login/complete`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+              .then(() => 'reached', (e: Error) => e.name), api.url);
+          assert.equal(blocked, 'TypeError');
+          assert.ok(!log.some((r) => r.method === 'POST' && r.path === '/plugin/login/complete'), 'only the preflight was sent');
+
+          // Sign in: window.open cannot open a popup from this sandbox, so the bridge's openExternal does.
+          await frame.evaluate(() => {
+            window.signInResult = null;
+            void window.client.signIn().then((r) => (window.signInResult = r));
+          });
+          await page.waitForFunction(() => window.stand.opened.length === 1);
+          const loginUrl = await page.evaluate(() => window.stand.opened[0]!);
+          assert.ok(loginUrl.startsWith('https://app.example.com/plugin-login#'));
+          await new Promise((r) => setTimeout(r, 150)); // a few pending polls first
+          signedIn = userId; // the website: the user is signed in there and confirms
+          const confirmed = await backend(new Request('http://api.test/plugin/login/complete', {
+            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ writeKey: new URL(loginUrl).hash.slice(1) }),
+          }));
+          assert.equal(confirmed.status, 200);
+          await frame.waitForFunction(() => window.signInResult !== null);
+          const signIn = (await frame.evaluate(() => window.signInResult))!;
+          assert.equal(signIn.kind, 'ok');
+          assert.ok(log.filter((r) => r.path === '/plugin/login/poll' && r.method === 'POST').length >= 2, 'it polled');
+          assert.ok(log.filter((r) => r.method === 'POST').every((r) => r.origin === 'null'));
+          const stored = await page.evaluate(() => [...window.stand.storage.values()][0] as { token: string; expiresAt: string });
+          assert.equal((await auth.tokens.verify(stored.token)).userId, userId, 'the main thread holds the token');
+          assert.equal(await frame.evaluate(() => window.client.signedIn), true);
+
+          // Metered calls, until the free plan (2 in total) says no.
+          type Resize = CallResult<{ used: number; replayed: boolean }>;
+          const resize = (layers = 1) => frame.evaluate((n) => window.client.call('/plugin/resize', { layers: n }), layers) as Promise<Resize>;
+          let r = await resize();
+          assert.deepEqual(r.kind === 'ok' && [r.data.used, r.data.replayed], [1, false]);
+
+          failAfterProcessing = 1;
+          const before = log.length;
+          r = await resize();
+          assert.deepEqual(r.kind === 'ok' && [r.data.used, r.data.replayed], [2, true], 'the retry got the first answer back');
+          const attempts = log.slice(before).filter((x) => x.method === 'POST' && x.path === '/plugin/resize');
+          assert.equal(attempts.length, 2);
+          assert.ok(attempts[0]!.key && attempts[0]!.key === attempts[1]!.key, 'one Idempotency-Key across the retry');
+          const [counted] = await db.query<{ total: number; rows: number }>(
+            `SELECT (SELECT COALESCE(sum(count), 0)::integer FROM public.daily_usage_summary WHERE user_id = $1::uuid) AS total,
+                    (SELECT count(*)::integer FROM public.plugin_usage WHERE user_id = $1::uuid AND idempotency_key = $2::text) AS rows`,
+            [userId, attempts[0]!.key]);
+          assert.deepEqual(counted, { total: 2, rows: 1 }, 'counted once');
+
+          r = await resize();
+          assert.equal(r.kind, 'upgrade');
+          if (r.kind === 'upgrade') {
+            assert.deepEqual([r.usage.allowed, r.usage.reason, r.usage.planSlug, r.usage.remaining, r.usage.usageLimit], [false, 'limit_reached', 'free', 0, 2]);
+          }
+
+          // 5xx on every attempt: unavailable, after 4 attempts with one key; 4xx: never retried.
+          failAfterProcessing = 10;
+          let mark = log.length;
+          r = await resize();
+          assert.deepEqual(r, { kind: 'unavailable', status: 503, attempts: 4 });
+          failAfterProcessing = 0;
+          assert.equal(new Set(log.slice(mark).filter((x) => x.method === 'POST').map((x) => x.key)).size, 1);
+          mark = log.length;
+          r = await resize(0);
+          assert.deepEqual(r, { kind: 'refused', status: 400, code: 'invalid_items' });
+          assert.equal(log.slice(mark).filter((x) => x.method === 'POST').length, 1, 'a 4xx is not retried');
+          const poll = await frame.evaluate(() => window.client.call('/plugin/login/poll', { readKey: 'k'.repeat(43) }));
+          assert.deepEqual(poll, { kind: 'start_over', code: 'login_not_found' });
+          assert.equal(await frame.evaluate(() => window.client.checkout()), 'unavailable', 'payments are off in this bridge');
+
+          // The snapshot, verified in the browser against the JWKS; an expired one refused.
+          const jwks = await auth.entitlements.jwks();
+          const snap = await frame.evaluate(() => window.client.call('/plugin/entitlements')) as CallResult<{ jwt: string }>;
+          assert.equal(snap.kind, 'ok');
+          const checked = await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never), [snap.kind === 'ok' ? snap.data.jwt : '', jwks] as const) as EntitlementCheck;
+          assert.equal(checked.kind, 'ok');
+          if (checked.kind === 'ok') assert.deepEqual([checked.entitlement.plan, checked.entitlement.remaining, checked.entitlement.usageLimit], ['free', 0, 2]);
+          const soon = await shortLived.entitlements.snapshot(userId);
+          await new Promise((resolve) => setTimeout(resolve, soon.expiresAt.getTime() - Date.now() + 1100));
+          const expired = await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never, { clockToleranceSeconds: 0 }), [soon.jwt, jwks] as const);
+          assert.deepEqual(expired, { kind: 'expired' });
+          const foreign = await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never), [soon.jwt, { keys: [] }] as const);
+          assert.equal(foreign.kind, 'invalid');
+
+          // Sign-out: gone from the main thread's storage; the next call asks for a sign-in without a request.
+          await frame.evaluate(() => window.client.signOut());
+          assert.equal(await page.evaluate(() => window.stand.storage.size), 0);
+          mark = log.length;
+          assert.deepEqual(await frame.evaluate(() => window.client.call('/plugin/resize', { layers: 1 })), { kind: 'sign_in_again', code: 'not_signed_in' });
+          assert.equal(log.length, mark);
+
+          // A stored token the server refuses: 401 -> sign in again, and the stored session is cleared.
+          await page.evaluate(() => window.stand.storage.set('figma-plugin-auth-db.session', { token: 'x.y.z', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }));
+          assert.deepEqual(await frame.evaluate(() => window.client.call('/plugin/resize', { layers: 1 })), { kind: 'sign_in_again', code: 'token_invalid' });
+          assert.equal(await page.evaluate(() => window.stand.storage.size), 0);
+        } finally {
+          await page?.close();
+          await site.close();
+          await api.close();
+        }
+      }));
+  });
+}
