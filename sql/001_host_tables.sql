@@ -23,6 +23,9 @@ BEGIN
       updated_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
     );
     v_created := v_created || 'public.users'::regclass;
+    -- New users per day (the dashboard). Only on a users table created here: a host's own table
+    -- is never altered, not even by an index.
+    CREATE INDEX IF NOT EXISTS idx_users_created_at ON public.users (created_at);
   END IF;
 
   IF pg_catalog.to_regclass('public.api_keys') IS NULL THEN

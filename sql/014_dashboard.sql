@@ -110,5 +110,5 @@ CREATE INDEX IF NOT EXISTS idx_daily_usage_summary_usage_date
 CREATE INDEX IF NOT EXISTS idx_plugin_tokens_live
   ON public.plugin_tokens (expires_at) INCLUDE (user_id, device_name) WHERE revoked_at IS NULL;
 
--- New users per day. On the host's users table: an index only, the table itself is not altered.
-CREATE INDEX IF NOT EXISTS idx_users_created_at ON public.users (created_at);
+-- New users per day: idx_users_created_at, created by sql/001 with a users table it creates (a
+-- host's own users table is never altered; there the dashboard's new-users figure scans it).
