@@ -1,5 +1,8 @@
-// The command line, run as a subprocess (the package bin) against real databases: a PGlite data
-// directory and a PostgreSQL database of its own per test.
+// The command line against real databases: a PGlite data directory and a PostgreSQL database of
+// its own per test. Commands run through the CLI's entry, main(argv, io), in this process, with a
+// clean environment and an empty working directory of their own; where the process itself is the
+// point (the package bin, exit codes, nothing printed outside the CLI's own output) they run as a
+// subprocess of the package bin.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DIALECTS, createUser, dropDatabase, freshDatabase, type Dialect } from './helpers/databases.ts';
+import { copyDataDir } from './helpers/pglite.ts';
+import { main } from '../src/cli.ts';
 import { openDatabase, type Database } from '../src/db.ts';
 import { readCatalog } from '../src/catalog.ts';
 import { foreignKeys } from '../src/diagram.ts';
@@ -31,12 +36,25 @@ interface Run {
   stderr: string;
 }
 
+interface RunOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Run as a subprocess: the package bin, or these node arguments (a script). */
+  subprocess?: boolean;
+  script?: string[];
+}
+
 /** Runs a command with a clean environment: only PATH/HOME and what the test gives. */
-function run(args: string[], options: { env?: Record<string, string>; cwd?: string; script?: string[] } = {}): Promise<Run> {
-  const child = spawn(process.execPath, [...(options.script ?? [BIN]), ...args], {
-    cwd: options.cwd ?? tempDir(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
-  });
+function run(args: string[], options: RunOptions = {}): Promise<Run> {
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env };
+  const cwd = options.cwd ?? tempDir();
+  if (!options.subprocess && !options.script) {
+    let stdout = '';
+    let stderr = '';
+    const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), env, cwd };
+    return main(args, io).then((code) => ({ code, stdout, stderr }));
+  }
+  const child = spawn(process.execPath, [...(options.script ?? [BIN]), ...args], { cwd, env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -52,6 +70,8 @@ interface Target {
   url: string;
   /** The same target for setup through the environment. */
   env: Record<string, string>;
+  /** PGlite only: the data directory. */
+  dataDir?: string;
   /** Opens it in this process (close before the CLI uses a PGlite directory). */
   open(): Promise<Database>;
   /** Is there anything at all (PGlite: a data directory; PostgreSQL: a table in public)? */
@@ -59,17 +79,14 @@ interface Target {
   drop(): Promise<void>;
 }
 
-/** A database of its own: set up (by this process, from the SQL files) unless setup is false. */
+/** A database of its own: set up (a copy of one set up from the SQL files) unless setup is false. */
 async function target(dialect: Dialect, setup = true): Promise<Target> {
   if (dialect === 'pglite') {
     const dir = join(tempDir(), 'pglite');
-    if (setup) {
-      const db = await openDatabase(`pglite:${dir}`);
-      await db.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
-      await db.close();
-    }
+    if (setup) await copyDataDir('setup', dir);
     return {
       url: `pglite:${dir}`,
+      dataDir: dir,
       env: { PGLITE_DATA_DIR: dir },
       open: () => openDatabase(`pglite:${dir}`),
       isEmpty: async () => !existsSync(dir),
@@ -110,6 +127,9 @@ async function inDb<T>(t: Target, fn: (db: Database) => Promise<T>): Promise<T> 
     await db.close();
   }
 }
+
+/** The package bin as a subprocess. */
+const bin = (args: string[], options: RunOptions = {}) => run(args, { ...options, subprocess: true });
 
 const json = <T = any>(r: Run): T => {
   assert.equal(r.code, 0, r.stderr);
@@ -172,7 +192,7 @@ for (const dialect of DIALECTS) {
 
     test('verify exits 1 on a database never set up, saying to run setup', () =>
       withTarget(dialect, async (t) => {
-        if (dialect === 'pglite') await inDb(t, async () => {}); // an empty, existing data directory
+        if (dialect === 'pglite') await copyDataDir('empty', t.dataDir!); // an empty, existing data directory
         const verify = await run(['verify', '--database-url', t.url]);
         assert.equal(verify.code, 1);
         assert.match(verify.stderr, /\[not_set_up\].*figma-plugin-auth-db setup/);
@@ -403,6 +423,7 @@ for (const dialect of DIALECTS) {
 
     test('no password from DATABASE_URL or --database-url ever appears, success or failure', () =>
       withTarget(dialect, async (t) => {
+        // As subprocesses of the package bin: nothing the process prints may hold it, not only main's output.
         // The real server may use trust auth (any password is accepted) or a real password.
         const real = dialect === 'postgres' ? new URL(t.url) : undefined;
         if (real && !real.password) real.password = 'Sup3r-Secret-Pa55';
@@ -410,17 +431,17 @@ for (const dialect of DIALECTS) {
         const good = real?.toString();
         const refused = `postgres://postgres:${secret}@127.0.0.1:1/nowhere`;
         const runs: Run[] = [
-          await run(['status'], { env: { DATABASE_URL: refused } }),
-          await run(['verify', '--database-url', refused]),
-          await run(['setup'], { env: { DATABASE_URL: refused } }),
-          await run(['setup', '--production', '--database-url', refused]),
-          await run(['status', '--database-url', `mysql://root:${secret}@host/db`]),
-          await run(['plans', 'link', 'pro', '--price', 'price_x', `--database-url=postgres://u:${secret}@127.0.0.1:1/x`]),
+          await bin(['status'], { env: { DATABASE_URL: refused } }),
+          await bin(['verify', '--database-url', refused]),
+          await bin(['setup'], { env: { DATABASE_URL: refused } }),
+          await bin(['setup', '--production', '--database-url', refused]),
+          await bin(['status', '--database-url', `mysql://root:${secret}@host/db`]),
+          await bin(['plans', 'link', 'pro', '--price', 'price_x', `--database-url=postgres://u:${secret}@127.0.0.1:1/x`]),
         ];
         for (const r of runs) assert.equal(r.code, 1, r.stderr);
         assert.match(runs[0]!.stderr, /\[connection_failed\].*postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/nowhere/);
         if (good) {
-          runs.push(await run(['status'], { env: { DATABASE_URL: good } }), await run(['setup', '--database-url', good]));
+          runs.push(await bin(['status'], { env: { DATABASE_URL: good } }), await bin(['setup', '--database-url', good]));
           assert.equal(runs.at(-1)!.code, 0, runs.at(-1)!.stderr);
           assert.match(runs.at(-2)!.stdout, /Target:\s+PostgreSQL at postgres:\/\/postgres:\*\*\*@/);
         }
@@ -432,6 +453,21 @@ for (const dialect of DIALECTS) {
 }
 
 describe('cli (no database)', () => {
+  test('the package bin, as a subprocess: exit codes 0, 1 and 2, each on its stream', async () => {
+    const help = await bin(['--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: figma-plugin-auth-db /m);
+    assert.equal(help.stderr, '');
+    const failed = await bin(['status', '--database-url', 'postgres://u:Sup3r-Secret@127.0.0.1:1/db']);
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.equal(failed.stdout, '');
+    assert.match(failed.stderr, /^figma-plugin-auth-db status: error \[connection_failed\]: .*postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db/);
+    const usage = await bin(['frobnicate']);
+    assert.equal(usage.code, 2);
+    assert.equal(usage.stdout, '');
+    assert.match(usage.stderr, /unknown command "frobnicate"/);
+  });
+
   test('export supabase writes supabase/migrations/<UTC timestamp>_figma_plugin_auth.sql equal to the setup script', async () => {
     const dir = tempDir();
     const first = await run(['export', 'supabase', dir, '--json']);

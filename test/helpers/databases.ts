@@ -1,13 +1,15 @@
 // Each test gets a database of its own, on PGlite and on a real PostgreSQL server.
-// - PGlite: a fresh in-memory instance, loaded from a per-process dump of an already set-up one.
+// - PGlite: a fresh in-memory instance, loaded from a snapshot of a set-up (or a freshly initialised)
+//   cluster, kept on disk for all test processes (helpers/pglite.ts).
 // - PostgreSQL: CREATE DATABASE ... TEMPLATE a set-up template, shared by all test processes and
 //   named after the schema's checksum (so a changed sql/ file gets a new template).
 // A database whose test failed is left in place and its name printed, for inspection.
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { openDatabase, PGLITE_PARSERS, type Database } from '../../src/db.ts';
+import { openDatabase, type Database } from '../../src/db.ts';
 import { buildSetupScript, loadMigrations } from '../../src/migrations.ts';
+import { pgliteOptions, pgliteSnapshot } from './pglite.ts';
 
 export type Dialect = 'pglite' | 'postgres';
 
@@ -62,7 +64,8 @@ export async function createSupabaseRoles(client: Pick<pg.Client, 'query'>): Pro
 
 let rolesReady: Promise<void> | undefined;
 let templateReady: Promise<void> | undefined;
-function ensureTemplate(): Promise<void> {
+/** Builds the real server's set-up template unless it exists (npm test does, before the test processes start). */
+export function ensureTemplate(): Promise<void> {
   templateReady ??= admin(async (client) => {
     // A session lock on the admin connection: one process builds the template, the others wait.
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [TEMPLATE]);
@@ -88,18 +91,6 @@ function ensureTemplate(): Promise<void> {
   return templateReady;
 }
 
-let pgliteDump: Promise<File | Blob> | undefined;
-function pgliteTemplate(): Promise<File | Blob> {
-  pgliteDump ??= (async () => {
-    const db = await PGlite.create({ parsers: PGLITE_PARSERS });
-    await db.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
-    const dump = await db.dumpDataDir('none');
-    await db.close();
-    return dump;
-  })();
-  return pgliteDump;
-}
-
 export interface TestDatabase {
   dialect: Dialect;
   db: Database;
@@ -120,9 +111,7 @@ export interface FreshOptions {
 export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}): Promise<TestDatabase> {
   const setup = options.setup ?? true;
   if (dialect === 'pglite') {
-    const instance = setup
-      ? await PGlite.create({ loadDataDir: await pgliteTemplate(), parsers: PGLITE_PARSERS })
-      : await PGlite.create({ parsers: PGLITE_PARSERS });
+    const instance = await PGlite.create({ ...(await pgliteOptions()), loadDataDir: await pgliteSnapshot(setup ? 'setup' : 'empty') });
     const db = await openDatabase(instance);
     return { dialect, db: { ...db, close: () => instance.close() } };
   }

@@ -1,10 +1,19 @@
 // Runs a repository script as a subprocess, the way a developer would, and captures everything.
+// The script runs as JavaScript compiled ahead of time: each script is bundled once (esbuild, the
+// compiler tsx runs on every start) into node_modules/.cache, keyed by the contents of the script,
+// src/ and package-lock.json, so a subprocess costs a Node start instead of a TypeScript loader's.
+// The bundle sits in a mirror of the repository (src/<name>.mjs, every other top-level entry linked
+// back), so paths the code finds from import.meta.url (../sql/, ../schema/, ...) are the real ones.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const CACHE = join(ROOT, 'node_modules', '.cache', 'figma-plugin-auth-db-test');
 
 export interface RunResult {
   code: number;
@@ -17,7 +26,57 @@ export interface RunResult {
 /** Variables the suite may have that a subprocess must not inherit unless a test sets them. */
 const CONFIG = ['DATABASE_URL', 'SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY', 'PGLITE_DATA_DIR', 'PLUGIN_TOKEN_SECRET'];
 
-export function runScript(
+let mirror: string | undefined;
+/** The mirror directory for the current sources (made once per source version). */
+function mirrorDir(): string {
+  if (mirror) return mirror;
+  const hash = createHash('sha256');
+  for (const name of readdirSync(join(ROOT, 'src')).sort()) hash.update(name).update(readFileSync(join(ROOT, 'src', name)));
+  hash.update(readFileSync(join(ROOT, 'package-lock.json')));
+  const dir = join(CACHE, `scripts-${hash.digest('hex').slice(0, 12)}`);
+  if (!existsSync(dir)) {
+    mkdirSync(CACHE, { recursive: true });
+    for (const name of readdirSync(CACHE)) if (name.startsWith('scripts-')) rmSync(join(CACHE, name), { recursive: true, force: true });
+    const tmp = `${dir}.${process.pid}.tmp`;
+    mkdirSync(join(tmp, 'src'), { recursive: true });
+    for (const name of readdirSync(ROOT)) {
+      if (name !== 'src' && name !== 'node_modules' && name !== '.git') symlinkSync(join(ROOT, name), join(tmp, name));
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another process made it first
+    }
+  }
+  mirror = dir;
+  return dir;
+}
+
+const built = new Map<string, Promise<string>>();
+/** The compiled script, or the TypeScript source itself when it cannot be compiled this way. */
+function compiled(script: string): Promise<string | undefined> {
+  const source = fileURLToPath(new URL(script, pathToFileURL(ROOT)));
+  // Code outside src/ that finds files from its own location would look in the wrong place.
+  if (!script.startsWith('src/') && readFileSync(source, 'utf8').includes('import.meta')) return Promise.resolve(undefined);
+  const key = `${script}:${createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12)}`;
+  if (!built.has(key)) {
+    built.set(key, (async () => {
+      const out = join(mirrorDir(), 'src', `${basename(script, '.ts')}-${key.split(':')[1]}.mjs`);
+      if (existsSync(out)) return out;
+      const esbuild = createRequire(fileURLToPath(TSX))('esbuild') as typeof import('esbuild');
+      const tmp = `${out}.${process.pid}.tmp`;
+      await esbuild.build({
+        entryPoints: [source], outfile: tmp, bundle: true, packages: 'external', platform: 'node', format: 'esm',
+        target: `node${process.versions.node}`, logLevel: 'silent', sourcemap: false,
+      });
+      renameSync(tmp, out);
+      return out;
+    })());
+  }
+  return built.get(key)!;
+}
+
+export async function runScript(
   script: string,
   args: string[] = [],
   options: { env?: Record<string, string>; cwd?: string } = {},
@@ -25,7 +84,9 @@ export function runScript(
   const env: Record<string, string | undefined> = { ...process.env };
   for (const name of CONFIG) delete env[name];
   Object.assign(env, options.env);
-  const child = spawn(process.execPath, ['--import', TSX, fileURLToPath(new URL(script, pathToFileURL(ROOT))), ...args], {
+  const js = await compiled(script);
+  const entry = js ? [js] : ['--import', TSX, fileURLToPath(new URL(script, pathToFileURL(ROOT)))];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: options.cwd ?? ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
