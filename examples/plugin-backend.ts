@@ -1,8 +1,8 @@
 // An end-to-end plugin backend: Figma login hand-over, token verification, metered resizes, the
-// Stripe webhook and sign-in with Figma's own checkout, as one web-standard handler (Request -> Response) that fits Next.js route
+// Stripe webhook, sign-in with Figma's own checkout, Lemon Squeezy and Gumroad license keys and their webhooks, as one web-standard handler (Request -> Response) that fits Next.js route
 // handlers, Hono, Bun, Deno or Node (see README). In your app, import from 'figma-plugin-auth-db'.
 // withPluginCors opens the /plugin/ routes to the plugin UI's "null" origin (the login page's
-// /plugin/login/complete and the webhook stay closed); `npm run example:backend` serves it locally.
+// /plugin/login/complete and the webhooks stay closed); `npm run example:backend` serves it locally.
 import Stripe from 'stripe';
 import { AuthError, DatabaseError, PluginAuthError, ServiceError, SetupError, withPluginCors, type PluginAuth } from '../src/index.ts';
 import { createStripeWebhookHandler } from './stripe-webhook.ts';
@@ -71,6 +71,20 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
       const { token, tokenId, expiresAt, userId, figmaUserId, planSlug } = await auth.figma.signIn(paymentToken, { deviceName: 'Figma' });
       return json({ token, tokenId, expiresAt, userId, figmaUserId, planSlug });
     },
+    // 7. License keys bought on Lemon Squeezy or Gumroad (needs createPluginAuth(db, { lemonSqueezy,
+    // gumroad })): the signed-in plugin sends the key its user pasted; the device is the plugin
+    // token's. 401 license_in_use (another user's key), device_limit_reached (names the devices).
+    'POST /plugin/license/activate': async (request) => {
+      const { userId, deviceName } = await auth.tokens.verify(bearer(request));
+      const { provider, licenseKey } = (await request.json()) as { provider: 'lemonsqueezy' | 'gumroad'; licenseKey: string };
+      return json(await auth.licenses.activate(userId, { provider, licenseKey, deviceName: deviceName ?? 'Figma' }));
+    },
+    // 8. The stores' webhooks: the raw body, exactly as received (the signature covers its bytes).
+    //    Not under /plugin/: withPluginCors keeps them closed to browsers.
+    'POST /webhooks/lemonsqueezy': async (request) =>
+      json(await auth.licenses.handleWebhook('lemonsqueezy', new Uint8Array(await request.arrayBuffer()), request.headers)),
+    'POST /webhooks/gumroad': async (request) =>
+      json(await auth.licenses.handleWebhook('gumroad', new Uint8Array(await request.arrayBuffer()), request.headers)),
   };
 
   return withPluginCors(async function handle(request: Request): Promise<Response> {
@@ -81,7 +95,7 @@ export function createPluginBackend(auth: PluginAuth, options: BackendOptions) {
     } catch (error) {
       // Server-side trouble (database down, misconfiguration): let the framework answer 500.
       if (!(error instanceof PluginAuthError) || error instanceof DatabaseError || error instanceof SetupError) throw error;
-      if (error instanceof ServiceError) return json({ error: error.code }, 503); // Figma down or our access token bad
+      if (error instanceof ServiceError) return json({ error: error.code }, 503); // Figma or a store down (Gumroad retries its ping), or our access token bad
       if (error.code.startsWith('login_')) return json({ error: error.code }, 410); // start the login again
       if (error instanceof AuthError) return json({ error: error.code }, 401); // sign in again
       return json({ error: error.code }, 400);

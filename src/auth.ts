@@ -5,6 +5,10 @@ import { createSubscriptions } from './subscriptions.ts';
 import { createPlans } from './plans.ts';
 import { createUsage } from './usage.ts';
 import { createFigma, type FigmaOptions } from './billing/figma.ts';
+import { createLicenses, type LicenseOptions } from './billing/licenses.ts';
+import type { LemonSqueezyOptions } from './billing/lemonsqueezy.ts';
+import type { GumroadOptions } from './billing/gumroad.ts';
+import { createSeats } from './billing/seats.ts';
 import { createEntitlements, type EntitlementKeyOptions } from './entitlements/index.ts';
 
 /** Options of createPluginAuth. Each part documents its own (entitlement snapshots: docs/plugin.md). */
@@ -28,6 +32,12 @@ export interface PluginAuthOptions extends EntitlementKeyOptions {
    * `auth.figma` refuses every call with figma_not_configured.
    */
   figma?: FigmaOptions;
+  /** Lemon Squeezy license keys and signed webhooks (docs/licenses.md). Without it, Lemon Squeezy calls are license_not_configured. */
+  lemonSqueezy?: LemonSqueezyOptions;
+  /** Gumroad license keys and pings (docs/licenses.md). Without it, Gumroad calls are license_not_configured. */
+  gumroad?: GumroadOptions;
+  /** License checks: cacheSeconds (300), graceSeconds (24 h), timeoutMs (5000). */
+  licenses?: LicenseOptions;
 }
 
 /**
@@ -50,6 +60,8 @@ export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) 
         })
       : figmaNotConfigured(),
     entitlements: createEntitlements(db, options),
+    licenses: createLicenses(db, options),
+    seats: createSeats(db),
   };
 }
 

@@ -38,7 +38,7 @@ export interface Connection extends StatusSource {
   /** SQL access; commands that need more than the REST API offers ask for it. */
   database(): Database;
   /** The library's plans API: over SQL, or over the REST API (the same SQL function, by rpc). */
-  plans(): Pick<Plans, 'list' | 'linkStripe' | 'linkFigma'>;
+  plans(): Pick<Plans, 'list' | 'linkStripe' | 'linkFigma' | 'linkLicense'>;
   close(): Promise<void>;
 }
 
@@ -127,6 +127,16 @@ function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase' }>):
       // link_figma_plan (sql/015) by rpc, after the same argument checks as over SQL.
       async linkFigma(planSlug, status, options = {}) {
         const { data, error } = await client.rpc('link_figma_plan', { p_plan_slug: planSlug, p_link: status, p_trial_days: options.trialDays ?? null });
+        if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
+        const rows = data as PlanRow[];
+        return rows[0] ? toPlan(rows[0]) : null;
+      },
+      // link_license_plan (sql/016) by rpc.
+      async linkLicense(planSlug, link) {
+        const { data, error } = await client.rpc('link_license_plan', {
+          p_plan_slug: planSlug, p_provider: link.provider, p_product_id: link.productId, p_variant_id: link.variantId ?? null,
+          p_device_limit: link.deviceLimit ?? null, p_seats: link.seats ?? null,
+        });
         if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
         const rows = data as PlanRow[];
         return rows[0] ? toPlan(rows[0]) : null;

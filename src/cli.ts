@@ -40,7 +40,11 @@ const OPTIONS = {
   'database-url': { type: 'string', text: 'postgres://… or pglite:<dir> (default: the environment, as setup)' },
   production: { type: 'boolean', text: 'read only the environment (no .env files) and never the embedded database' },
   'dry-run': { type: 'boolean', text: 'setup: print the exact SQL it would run, connect to nothing; retention: count, delete nothing' },
-  product: { type: 'string', text: 'Stripe product id, prod_…' },
+  product: { type: 'string', text: 'Stripe product id, prod_… (with --license: the store\'s product id)' },
+  license: { type: 'string', text: 'plans link: the store whose license keys grant the plan, lemonsqueezy or gumroad (with --product)' },
+  variant: { type: 'string', text: 'plans link --license: only this variant of the product (Lemon Squeezy variant id)' },
+  devices: { type: 'string', text: 'plans link --license: at most this many devices per license (1 to 1000)' },
+  seats: { type: 'string', text: 'plans link --license: each license is a team license of this many seats (1 to 100000)' },
   price: { type: 'string', text: 'Stripe price id, price_…' },
   figma: { type: 'string', text: 'plans link: the Figma payment status the plan is granted for, PAID, TRIAL or FIRST_USE (a server-side trial)' },
   'trial-days': { type: 'string', text: 'plans link --figma FIRST_USE: how many days from a Figma user\'s first sign-in (1 to 3650)' },
@@ -122,13 +126,15 @@ export const COMMANDS: Command[] = [
     name: 'plans link',
     args: ['<slug>'],
     summary: 'link a plan to its Stripe product and/or price (what the webhook sync matches), or to a Figma payment status',
-    options: ['product', 'price', 'figma', 'trial-days', 'json'],
+    options: ['product', 'price', 'figma', 'trial-days', 'license', 'variant', 'devices', 'seats', 'json'],
     connects: true,
     examples: [
       `${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
       `${BIN} plans link basic --price price_NewBasic`,
       `${BIN} plans link pro --figma PAID`,
       `${BIN} plans link pro --figma FIRST_USE --trial-days 7`,
+      `${BIN} plans link pro --license lemonsqueezy --product 12345 --devices 3`,
+      `${BIN} plans link team --license gumroad --product plug-pro_Wsw== --seats 10`,
     ],
     run: plansLinkCommand,
   },
@@ -355,8 +361,12 @@ async function plansCommand(ctx: Context): Promise<number> {
 async function plansLinkCommand(ctx: Context): Promise<number> {
   const { product, price, figma, 'trial-days': trialDays } = ctx.values;
   if (figma !== undefined) return plansLinkFigmaCommand(ctx, figma, trialDays);
+  if (ctx.values.license !== undefined) return plansLinkLicenseCommand(ctx, ctx.values.license);
+  for (const o of ['variant', 'devices', 'seats'] as const) {
+    if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad`);
+  }
   if (trialDays !== undefined) throw new UsageError('plans link: --trial-days goes with --figma FIRST_USE');
-  if (product === undefined && price === undefined) throw new UsageError('plans link needs --product, --price, or both (or --figma PAID|TRIAL|FIRST_USE)');
+  if (product === undefined && price === undefined) throw new UsageError('plans link needs --product, --price, or both (or --figma PAID|TRIAL|FIRST_USE, or --license lemonsqueezy|gumroad --product ID)');
   const slug = ctx.args[0]!;
   const plans = (await ctx.connect()).plans();
   // plans.linkStripe sets both ids (null unlinks): an option left out keeps the plan's current id.
@@ -367,6 +377,24 @@ async function plansLinkCommand(ctx: Context): Promise<number> {
     priceId: price ?? current?.stripePriceId ?? null,
   });
   ctx.print(plan, (p) => `Linked plan ${p.slug} to Stripe product ${p.stripeProductId ?? '-'}, price ${p.stripePriceId ?? '-'}.\n\n${formatPlans([p])}`);
+  return 0;
+}
+
+async function plansLinkLicenseCommand(ctx: Context, license: string): Promise<number> {
+  const { product, price, variant, devices, seats } = ctx.values;
+  if (license !== 'lemonsqueezy' && license !== 'gumroad') throw new UsageError('plans link: --license is lemonsqueezy or gumroad');
+  if (price !== undefined || ctx.values['trial-days'] !== undefined) throw new UsageError('plans link: --license takes --product [--variant] [--devices] [--seats] only');
+  if (product === undefined) throw new UsageError('plans link --license needs --product ID');
+  const count = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    if (!/^\d{1,6}$/.test(v)) throw new UsageError(`plans link: --${name} must be a whole number`);
+    return Number(v);
+  };
+  const link = { provider: license, productId: product, variantId: variant ?? null, deviceLimit: count(devices, 'devices'), seats: count(seats, 'seats') } as const;
+  const plan = await (await ctx.connect()).plans().linkLicense(ctx.args[0]!, link);
+  ctx.print({ plan, license: link }, (r) =>
+    `Linked plan ${r.plan!.slug} to ${license} product ${product}${variant ? ` variant ${variant}` : ''}` +
+    `${link.deviceLimit ? `, at most ${link.deviceLimit} devices per license` : ''}${link.seats ? `, ${link.seats} seats per license` : ''}.\n\n${formatPlans([r.plan!])}`);
   return 0;
 }
 

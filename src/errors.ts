@@ -70,6 +70,16 @@ const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: {
   PA063: ValidationError, // figma_user_linked
   PA064: ValidationError, // invalid_grace
   PA065: ValidationError, // invalid_figma_answer
+  PA080: ValidationError, // invalid_license_provider
+  PA081: ValidationError, // invalid_license_product
+  PA082: ValidationError, // invalid_license_link
+  PA083: ValidationError, // invalid_license_answer
+  PA084: AuthError, // license_in_use
+  PA085: AuthError, // device_limit_reached
+  PA086: NotFoundError, // license_not_found
+  PA087: AuthError, // no_seats_left
+  PA088: ValidationError, // seat_taken
+  PA089: ValidationError, // invalid_event_id
   PA070: ValidationError, // invalid_days
   PA071: ValidationError, // invalid_cutoff
   PA072: ValidationError, // invalid_batch_size

@@ -48,3 +48,9 @@ export { withPluginCors, defaultPluginRoute, PLUGIN_ALLOW_HEADERS, WEBSITE_ONLY_
 export { createEntitlements, generateEntitlementKey, type Entitlements, type EntitlementClaims, type EntitlementSnapshot, type EntitlementKeyOptions, type EntitlementJwk, type PublicJwks } from './entitlements/index.ts';
 export { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './dashboard/handler.ts';
 export { startDashboardServer, type DashboardServer, type DashboardServerOptions } from './dashboard/server.ts';
+export { createLicenses, type Licenses, type LicenseOptions, type ActivateInput, type Activation, type LicenseInfo, type Validation, type WebhookResult } from './billing/licenses.ts';
+export { type LemonSqueezyOptions } from './billing/lemonsqueezy.ts';
+export { type GumroadOptions } from './billing/gumroad.ts';
+export { createSeats, type Seats, type SeatList } from './billing/seats.ts';
+export { type LicenseLink } from './plans.ts';
+export { type LicenseProvider } from './validation.ts';

@@ -1,5 +1,7 @@
 import type { Queryable } from './db.ts';
 import { fromDatabaseError, sqlState, ValidationError } from './errors.ts';
+import * as validate from './validation.ts';
+import type { LicenseProvider } from './validation.ts';
 
 /** A plan's limits; -1 means no limit. */
 export interface PlanLimits {
@@ -111,7 +113,47 @@ export function createPlans(db: Queryable) {
     async linkFigma(planSlug: string | null, status: FigmaLink, options: { trialDays?: number } = {}): Promise<Plan | null> {
       return linkFigmaPlan(db, planSlug, status, options);
     },
+
+    /**
+     * Links a plan to a store's product (or one variant of it): a license of it grants the plan
+     * while valid. `deviceLimit` caps devices per license; `seats` > 1 makes each license a team
+     * license of that many seats (null: the purchase's quantity). `linkLicense(null, …)` unlinks.
+     * Errors: unknown_plan, invalid_license_provider, invalid_license_product, invalid_license_link.
+     */
+    async linkLicense(planSlug: string | null, link: LicenseLink): Promise<Plan | null> {
+      return linkLicensePlan(db, planSlug, link);
+    },
   };
+}
+
+/** A store product (variant) a plan is sold as (docs/licenses.md). */
+export interface LicenseLink {
+  provider: LicenseProvider;
+  productId: string;
+  variantId?: string | null;
+  deviceLimit?: number | null;
+  seats?: number | null;
+}
+
+/** link_license_plan (sql/016), also used by the CLI over a direct connection. */
+export async function linkLicensePlan(db: Pick<Queryable, 'query'>, planSlug: unknown, link: LicenseLink): Promise<Plan | null> {
+  if (planSlug !== null && typeof planSlug !== 'string') {
+    throw new ValidationError('unknown_plan', 'unknown_plan: planSlug must be a plan slug (or null to unlink)');
+  }
+  if (typeof link !== 'object' || link === null) {
+    throw new ValidationError('invalid_license_product', 'invalid_license_product: pass { provider, productId, variantId? }');
+  }
+  const provider = validate.licenseProvider(link.provider);
+  const productId = validate.storeId(link.productId, 'productId', false);
+  const variantId = validate.storeId(link.variantId, 'variantId', true);
+  const deviceLimit = validate.optionalCount(link.deviceLimit, 'invalid_license_link', 'deviceLimit must be a whole number from 1 to 1000', 1, 1000);
+  const seats = validate.optionalCount(link.seats, 'invalid_license_link', 'seats must be a whole number from 1 to 100000', 1, 100000);
+  const rows = await db
+    .query<PlanRow>('SELECT * FROM public.link_license_plan($1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::integer, $6::integer)', [
+      planSlug, provider, productId, variantId, deviceLimit, seats,
+    ])
+    .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+  return rows[0] ? toPlan(rows[0]) : null;
 }
 
 /** link_figma_plan (sql/015), also used by the CLI over a direct connection. */

@@ -188,3 +188,50 @@ export function eventCreated(value: unknown, now = Date.now()): Date {
   }
   return date;
 }
+
+/** The stores whose license keys are a plan source (sql/016). */
+export type LicenseProvider = 'lemonsqueezy' | 'gumroad';
+export const MAX_LICENSE_KEY_LENGTH = 255;
+const LICENSE_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Store product and variant ids as sql/016 accepts them (Gumroad's look like 32-nPAicqbLj8B_WswVlMw==). */
+const STORE_ID = /^[A-Za-z0-9_=+/.:-]{1,128}$/;
+
+export function licenseProvider(value: unknown): LicenseProvider {
+  if (value !== 'lemonsqueezy' && value !== 'gumroad') {
+    throw new ValidationError('invalid_license_provider', "invalid_license_provider: provider must be 'lemonsqueezy' or 'gumroad'");
+  }
+  return value;
+}
+
+/** A license key as the buyer pasted it: printable ASCII, no spaces, at most 255. Never echoed. */
+export function licenseKey(value: unknown): string {
+  if (typeof value !== 'string' || !LICENSE_KEY.test(value)) {
+    throw new ValidationError('invalid_license_key', `invalid_license_key: licenseKey must be 1 to ${MAX_LICENSE_KEY_LENGTH} printable characters without spaces`);
+  }
+  return value;
+}
+
+/** A store's product or variant id; null/undefined only when optional. */
+export function storeId(value: unknown, name: string, optional: boolean): string | null {
+  if ((value === undefined || value === null) && optional) return null;
+  if (typeof value !== 'string' || !STORE_ID.test(value)) {
+    throw new ValidationError('invalid_license_product', `invalid_license_product: ${name} must be 1 to 128 characters of A-Z a-z 0-9 _ = + / . : -`);
+  }
+  return value;
+}
+
+/** A device name that must be given (license activations are per device). */
+export function requiredDeviceName(value: unknown): string {
+  const name = deviceName(value);
+  if (name === null || name.length === 0) {
+    throw new ValidationError('invalid_device_name', 'invalid_device_name: deviceName is required (1 to 255 characters without control characters)');
+  }
+  return name;
+}
+
+/** A whole number in [min, max], or undefined/null for none. */
+export function optionalCount(value: unknown, code: string, message: string, min: number, max: number): number | null {
+  if (value === undefined || value === null) return null;
+  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) throw new ValidationError(code, `${code}: ${message}`);
+  return value as number;
+}

@@ -312,6 +312,33 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(json(await run(['status', '--json', '--database-url', t.url])).warnings, []);
       }));
 
+    test('plans link --license lemonsqueezy|gumroad --product ID [--variant ID] [--devices N] [--seats N] links a store product', () =>
+      withTarget(dialect, async (t) => {
+        const ls = json(await run(['plans', 'link', 'pro', '--license', 'lemonsqueezy', '--product', '12345', '--variant', '678', '--devices', '3', '--json', '--database-url', t.url]));
+        assert.deepEqual([ls.plan.slug, ls.license.provider, ls.license.productId, ls.license.variantId, ls.license.deviceLimit], ['pro', 'lemonsqueezy', '12345', '678', 3]);
+        const gr = await run(['plans', 'link', 'enterprise', '--license', 'gumroad', '--product', 'plug-pro_Wsw==', '--seats', '10', '--database-url', t.url]);
+        assert.equal(gr.code, 0, gr.stderr);
+        assert.match(gr.stdout, /Linked plan enterprise to gumroad product plug-pro_Wsw==, 10 seats per license\./);
+        assert.equal((await run(['plans', 'link', 'pro', '--license', 'paddle', '--product', '1', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--license', 'gumroad', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--license', 'gumroad', '--product', '1', '--devices', 'many', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--product', 'prod_1', '--seats', '3', '--database-url', t.url])).code, 2);
+        const bad = await run(['plans', 'link', 'pro', '--license', 'gumroad', '--product', '1', '--devices', '0', '--database-url', t.url]);
+        assert.equal(bad.code, 1);
+        assert.match(bad.stderr, /\[invalid_license_link\]/);
+        const unknown = await run(['plans', 'link', 'platinum', '--license', 'gumroad', '--product', '1', '--database-url', t.url]);
+        assert.match(unknown.stderr, /\[unknown_plan\]/);
+        const rows = await inDb(t, (db) =>
+          db.query<{ provider: string; product_id: string; variant_id: string; plan_slug: string; device_limit: number | null; seats: number | null }>(
+            'SELECT m.provider, m.product_id, m.variant_id, p.plan_slug, m.device_limit, m.seats FROM public.license_products m JOIN public.subscription_plans p ON p.id = m.plan_id ORDER BY m.provider',
+          ),
+        );
+        assert.deepEqual(rows, [
+          { provider: 'gumroad', product_id: 'plug-pro_Wsw==', variant_id: '', plan_slug: 'enterprise', device_limit: null, seats: 10 },
+          { provider: 'lemonsqueezy', product_id: '12345', variant_id: '678', plan_slug: 'pro', device_limit: 3, seats: null },
+        ]);
+      }));
+
     test('usage <email|id>: plan, today as check_usage answers it, lifetime, last denials, 30 days; unknown user exits 1', () =>
       withTarget(dialect, async (t) => {
         const userId = await inDb(t, async (db) => {

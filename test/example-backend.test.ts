@@ -9,6 +9,8 @@ import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { startFigmaStandIn } from './helpers/figma-standin.ts';
+import { createHmac } from 'node:crypto';
+import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
 
 const stripe = new Stripe('sk_test_example_only');
 const stripeWebhookSecret = 'whsec_example_only';
@@ -119,6 +121,65 @@ for (const dialect of DIALECTS) {
         });
       } finally {
         await figma.close();
+      }
+    });
+
+    test('license keys: activate from the plugin, 402 gone; a signed Lemon Squeezy refund and a Gumroad ping through the webhook routes; the webhooks stay closed to CORS', async () => {
+      const lemon = await startLemonSqueezyStandIn();
+      const gumroad = await startGumroadStandIn();
+      const webhookSecret = 'ls_webhook_secret_example';
+      try {
+        await withDatabase(dialect, async ({ db }) => {
+          const auth = createPluginAuth(db, {
+            tokenSecret: 'example-secret-that-is-long-enough-0123456789',
+            lemonSqueezy: { apiBaseUrl: lemon.url, webhookSecret },
+            gumroad: { apiBaseUrl: gumroad.url },
+          });
+          await auth.plans.linkLicense('pro', { provider: 'lemonsqueezy', productId: '111' });
+          await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'plug-pro_Wsw==' });
+          const handle = createPluginBackend(auth, { webUserId: async () => null, stripe, stripeWebhookSecret, loginPageUrl: 'https://app.example.com/plugin-login' });
+          const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+            handle(new Request(`http://api.example.com${path}`, { method: 'POST', headers, body }));
+          const user = await createUser(db);
+          const { token } = await auth.tokens.issue(user, { deviceName: 'Figma desktop' });
+          const resize = () => post('/plugin/resize', JSON.stringify({ layers: 20 }), { authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+          assert.equal((await resize()).status, 402, 'free: a batch of 20 is too large');
+          const { key, license } = lemon.sell();
+          const activated = await post('/plugin/license/activate', JSON.stringify({ provider: 'lemonsqueezy', licenseKey: key }), { authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+          assert.equal(activated.status, 200);
+          assert.equal(activated.headers.get('access-control-allow-origin'), '*', 'the plugin UI can read it');
+          const body = (await activated.json()) as { planSlug: string; activationsUsed: number };
+          assert.deepEqual([body.planSlug, body.activationsUsed], ['pro', 1]);
+          assert.deepEqual([...license.instances.values()], ['Figma desktop'], 'the device is the plugin token\'s');
+          assert.equal((await resize()).status, 200);
+          const other = await createUser(db);
+          const { token: otherToken } = await auth.tokens.issue(other, { deviceName: 'laptop' });
+          const stolen = await post('/plugin/license/activate', JSON.stringify({ provider: 'lemonsqueezy', licenseKey: key }), { authorization: `Bearer ${otherToken}` });
+          assert.deepEqual([stolen.status, await stolen.json()], [401, { error: 'license_in_use' }]);
+          const refund = JSON.stringify({ meta: { event_name: 'order_refunded' }, data: { type: 'orders', id: license.orderId, attributes: { refunded: true, updated_at: new Date().toISOString() } } });
+          assert.equal((await post('/webhooks/lemonsqueezy', refund, { 'x-signature': 'f'.repeat(64) })).status, 401, 'invalid_signature');
+          const signed = await post('/webhooks/lemonsqueezy', refund, { 'x-signature': createHmac('sha256', webhookSecret).update(refund).digest('hex') });
+          assert.deepEqual(await signed.json(), { applied: true, reason: 'applied', licenses: 1, event: 'order_refunded' });
+          assert.equal((await resize()).status, 402, 'revoked at once');
+          // Gumroad: the ping is re-verified; while Gumroad is down the route answers 503 so it retries.
+          const g = gumroad.sell();
+          await auth.licenses.activate(other, { provider: 'gumroad', licenseKey: g.key, deviceName: 'laptop' });
+          g.purchase.refunded = true;
+          const ping = new URLSearchParams({ resource_name: 'refund', license_key: g.key, product_id: 'plug-pro_Wsw==' }).toString();
+          gumroad.failure = { kind: 'http', status: 503 };
+          assert.equal((await post('/webhooks/gumroad', ping, { 'content-type': 'application/x-www-form-urlencoded' })).status, 503);
+          gumroad.failure = null;
+          const pinged = await post('/webhooks/gumroad', ping, { 'content-type': 'application/x-www-form-urlencoded' });
+          assert.equal(((await pinged.json()) as { reason: string }).reason, 'applied');
+          assert.equal((await auth.subscriptions.effectivePlan(other)).source, 'free');
+          const preflight = (path: string) => handle(new Request(`http://api.example.com${path}`, { method: 'OPTIONS', headers: { origin: 'null' } }));
+          assert.equal((await preflight('/plugin/license/activate')).headers.get('access-control-allow-origin'), '*');
+          assert.equal((await preflight('/webhooks/lemonsqueezy')).headers.get('access-control-allow-origin'), null, 'webhook closed');
+          assert.equal((await preflight('/webhooks/gumroad')).headers.get('access-control-allow-origin'), null, 'webhook closed');
+        });
+      } finally {
+        await lemon.close();
+        await gumroad.close();
       }
     });
   });

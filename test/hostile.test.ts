@@ -12,12 +12,13 @@ import { dumpDatabase } from './helpers/dump.ts';
 import { runScript } from './helpers/run.ts';
 import { subscription, linkPrices, PRICES, T0 } from './helpers/stripe.ts';
 import {
-  HOSTILE_NUMBERS, HOSTILE_STRINGS, HOSTILE_UUIDS, WRONG_TYPES, digestOf, isWellFormed, runCases, userIdCodes, type Case,
+  HOSTILE_NUMBERS, HOSTILE_STRINGS, HOSTILE_UUIDS, HOSTILE_WEBHOOK_BODIES, WRONG_TYPES, digestOf, isWellFormed, runCases, userIdCodes, type Case,
 } from './helpers/hostile.ts';
 import { MAX_EVENT_SKEW_MS } from '../src/validation.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import type { Database } from '../src/db.ts';
 import { PluginAuthError } from '../src/errors.ts';
+import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
 import { resolveTarget } from '../src/setup.ts';
 import { runSetupCommand } from '../src/setup-command.ts';
 
@@ -27,6 +28,7 @@ after(() => process.stdout.write(`# hostile cases tried: ${total}\n`));
 
 const entries = <T>(o: Record<string, T>) => Object.entries(o);
 const ALL_TEXT: Record<string, unknown> = { ...HOSTILE_STRINGS, ...WRONG_TYPES };
+const validUuid = (v: unknown) => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v);
 const hasControl = (s: string) => /[\u0000-\u001f\u007f-\u009f]/.test(s);
 
 /** Runs the cases and checks that the whole database (catalog and rows) is as before when nothing may have changed. */
@@ -363,6 +365,70 @@ for (const dialect of DIALECTS) {
         }
         await run(db, cases);
       }));
+
+    test('licenses and seats: activate, validate, deactivate, handleWebhook, linkLicense, seats.assign/remove/list', async () => {
+      const lemon = await startLemonSqueezyStandIn();
+      const gumroad = await startGumroadStandIn();
+      try {
+        await withDatabase(dialect, async ({ db }) => {
+          const auth = createPluginAuth(db, { lemonSqueezy: { apiBaseUrl: lemon.url, webhookSecret: 'hostile-secret' }, gumroad: { apiBaseUrl: gumroad.url } });
+          await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'plug-pro_Wsw==' });
+          const user = await createUser(db);
+          const { key } = lemon.sell();
+          lemon.ratePerMinute = 1e9;
+          const keyShaped = (v: unknown) => typeof v === 'string' && /^[\x21-\x7e]{1,255}$/.test(v);
+          const deviceOk = (v: unknown) => typeof v === 'string' && v.length >= 1 && v.length <= 255 && !hasControl(v);
+          const cases: Case[] = [];
+          for (const [k, v] of entries(ALL_TEXT)) {
+            for (const provider of ['lemonsqueezy', 'gumroad'] as const) {
+              cases.push({
+                name: `activate ${provider} licenseKey ${k}`,
+                run: () => auth.licenses.activate(user, { provider, licenseKey: v as string, deviceName: 'd' }),
+                codes: keyShaped(v) ? ['license_key_rejected'] : ['invalid_license_key'],
+              });
+              cases.push({ name: `validate ${provider} licenseKey ${k}`, run: () => auth.licenses.validate(user, { provider, licenseKey: v as string }), codes: keyShaped(v) ? ['license_not_found'] : ['invalid_license_key'] });
+            }
+            cases.push({
+              name: `activate deviceName ${k}`,
+              run: () => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: 'NOPE-1', deviceName: v as string }),
+              codes: deviceOk(v) ? ['license_key_rejected'] : ['invalid_device_name'],
+            });
+            cases.push({ name: `activate provider ${k}`, run: () => auth.licenses.activate(user, { provider: v as never, licenseKey: key, deviceName: 'd' }), codes: ['invalid_license_provider'] });
+            cases.push({ name: `activate productId ${k}`, run: () => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: 'NOPE-1', deviceName: 'd', productId: v as string }),
+              codes: v === null ? ['license_key_rejected'] : typeof v === 'string' && /^[A-Za-z0-9_=+/.:-]{1,128}$/.test(v) ? ['license_key_rejected'] : ['invalid_license_product'] });
+            cases.push({ name: `deactivate deviceName ${k}`, run: () => auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: v as string }), codes: deviceOk(v) ? ['license_not_found'] : ['invalid_device_name'] });
+            cases.push({ name: `linkLicense productId ${k}`, run: () => auth.plans.linkLicense('pro', { provider: 'lemonsqueezy', productId: v as string }),
+              codes: ['invalid_license_product'], ok: typeof v === 'string' && /^[A-Za-z0-9_=+/.:-]{1,128}$/.test(v) ? () => {} : undefined });
+            cases.push({ name: `linkLicense plan ${k}`, run: () => auth.plans.linkLicense(v as string, { provider: 'gumroad', productId: 'x' }), codes: ['unknown_plan', 'invalid_input'], ok: v === null ? (r) => assert.equal(r, null) : undefined });
+            cases.push({ name: `handleWebhook provider ${k}`, run: () => auth.licenses.handleWebhook(v as never, '{}', {}), codes: ['invalid_license_provider'] });
+            cases.push({ name: `handleWebhook lemonsqueezy signature ${k}`, run: () => auth.licenses.handleWebhook('lemonsqueezy', '{}', { 'x-signature': v as string }), codes: ['invalid_signature'] });
+          }
+          for (const [k, v] of entries(HOSTILE_NUMBERS)) {
+            cases.push({ name: `linkLicense deviceLimit ${k}`, run: () => auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'x', deviceLimit: v as number }), codes: ['invalid_license_link'],
+              ok: Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000 ? () => {} : undefined });
+            cases.push({ name: `linkLicense seats ${k}`, run: () => auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'x', seats: v as number }), codes: ['invalid_license_link'],
+              ok: Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100000 ? () => {} : undefined });
+          }
+          for (const [k, v] of entries(HOSTILE_WEBHOOK_BODIES)) {
+            cases.push({ name: `handleWebhook lemonsqueezy body ${k}`, run: () => auth.licenses.handleWebhook('lemonsqueezy', v as string, {}), codes: ['invalid_signature', 'invalid_webhook'] });
+            cases.push({ name: `handleWebhook gumroad body ${k}`, run: () => auth.licenses.handleWebhook('gumroad', v as string, {}), codes: ['invalid_webhook'],
+              ok: typeof v === 'string' && v.length <= 1024 * 1024 ? (r) => assert.ok(['unknown_license', 'duplicate'].includes((r as { reason: string }).reason)) : undefined });
+          }
+          for (const [k, v] of entries(HOSTILE_UUIDS)) {
+            cases.push({ name: `activate userId ${k}`, run: () => auth.licenses.activate(v as string, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' }), codes: userIdCodes(v) });
+            cases.push({ name: `seats.assign owner ${k}`, run: () => auth.seats.assign(v as string, user), codes: [...userIdCodes(v), 'no_seats_left'] });
+            cases.push({ name: `seats.assign member ${k}`, run: () => auth.seats.assign(user, v as string), codes: [...userIdCodes(v), 'no_seats_left'] });
+            cases.push({ name: `seats.remove ${k}`, run: () => auth.seats.remove(user, v as string), codes: [...userIdCodes(v), 'seat_not_found'] });
+            cases.push({ name: `seats.list ${k}`, run: () => auth.seats.list(v as string), codes: userIdCodes(v), ok: validUuid(v) ? (r) => assert.equal((r as { seats: number }).seats, 0) : undefined });
+          }
+          await run(db, cases);
+          assert.equal(await db.query('SELECT 1 FROM public.licenses').then((r) => r.length), 0, 'no license was stored');
+        });
+      } finally {
+        await lemon.close();
+        await gumroad.close();
+      }
+    });
 
     test('SQL functions called directly with hostile parameters (as supabase.rpc would)', () =>
       withDatabase(dialect, async ({ db }) => {

@@ -12,6 +12,8 @@ import { startSupabaseStandIn } from './helpers/supabase-standin.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { startFigmaStandIn } from './helpers/figma-standin.ts';
+import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
+import { createHmac } from 'node:crypto';
 
 const SECRET = randomBytes(48).toString('base64url');
 
@@ -115,6 +117,56 @@ for (const dialect of DIALECTS) {
           assertClean(JSON.stringify(await dumpDatabase(db)), secrets, 'the database dump');
         } finally {
           await figma.close();
+        }
+      }));
+
+    test('license keys and the webhook secret appear in no error, log line or database row (only a digest and a 4-character prefix)', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const lemon = await startLemonSqueezyStandIn();
+        const gumroad = await startGumroadStandIn();
+        const webhookSecret = `whsec_${randomBytes(16).toString('hex')}`;
+        const accessToken = `gat_${randomBytes(16).toString('hex')}`;
+        try {
+          const options = { lemonSqueezy: { apiBaseUrl: lemon.url, webhookSecret }, gumroad: { apiBaseUrl: gumroad.url, accessToken }, licenses: { cacheSeconds: 0 } };
+          const auth = createPluginAuth(db, options);
+          await auth.plans.linkLicense('pro', { provider: 'lemonsqueezy', productId: '111' });
+          await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'plug-pro_Wsw==', deviceLimit: 1 });
+          const ls = lemon.sell({ activationLimit: 1 });
+          const gr = gumroad.sell();
+          const unknown = `UNKNOWN-${randomBytes(12).toString('hex')}`;
+          // The prefix (4 characters) is kept on purpose; everything longer must not be.
+          const secrets = [ls.key.slice(4), gr.key.slice(4), unknown, webhookSecret, accessToken];
+          const [alice, bob] = [await createUser(db), await createUser(db)];
+          const errors: unknown[] = [];
+          const logs = await captureConsole(async () => {
+            const catching = async (fn: () => Promise<unknown>) => { try { await fn(); } catch (e) { errors.push(e); } };
+            await auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'a' });
+            await auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'a' });
+            await catching(() => auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'b' })); // license_in_use
+            await catching(() => auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'b' })); // device_limit_reached
+            await catching(() => auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: unknown, deviceName: 'a' })); // 404
+            await catching(() => auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: unknown, deviceName: 'a' }));
+            await catching(() => auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: `${unknown} x`, deviceName: 'a' })); // invalid
+            lemon.failure = { kind: 'http', status: 503 };
+            await catching(() => auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: unknown, deviceName: 'a' }));
+            lemon.failure = { kind: 'slow', ms: 500 };
+            await catching(() => createPluginAuth(db, { ...options, licenses: { timeoutMs: 50 } }).licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: unknown, deviceName: 'a' }));
+            lemon.failure = null;
+            await catching(() => createPluginAuth(db, { ...options, gumroad: { apiBaseUrl: 'http://127.0.0.1:1', accessToken } }).licenses.validate(alice, { provider: 'gumroad', licenseKey: gr.key }));
+            const body = JSON.stringify({ meta: { event_name: 'order_refunded' }, data: { type: 'orders', id: ls.license.orderId, attributes: { updated_at: new Date().toISOString() } } });
+            await catching(() => auth.licenses.handleWebhook('lemonsqueezy', body, { 'x-signature': createHmac('sha256', 'wrong').update(body).digest('hex') }));
+            await auth.licenses.handleWebhook('lemonsqueezy', body, { 'x-signature': createHmac('sha256', webhookSecret).update(body).digest('hex') });
+            await auth.licenses.handleWebhook('gumroad', new URLSearchParams({ resource_name: 'refund', license_key: gr.key, product_id: 'plug-pro_Wsw==' }).toString());
+            for (const l of await auth.licenses.list(alice)) console.log(l);
+          });
+          assert.ok(errors.length >= 9, `errors collected: ${errors.length}`);
+          for (const error of errors) assertClean(renderings(error), secrets, `error ${String(error).slice(0, 60)}`);
+          assertClean(logs, secrets, 'console output');
+          assertClean(JSON.stringify(await dumpDatabase(db)), secrets, 'the database dump');
+          assert.ok(gumroad.calls.some((c) => c.authorization === `Bearer ${accessToken}`), 'the access token went only to Gumroad');
+        } finally {
+          await lemon.close();
+          await gumroad.close();
         }
       }));
 

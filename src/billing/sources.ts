@@ -4,8 +4,8 @@
 import type { Queryable } from '../db.ts';
 
 /**
- * A source of a plan. 'free' means no grant is in force. 'lemonsqueezy', 'gumroad' and 'seat' are
- * reserved for the license-key and team-seat sources; no branch grants them yet.
+ * A source of a plan. 'free' means no grant is in force. 'lemonsqueezy' and 'gumroad' are license
+ * keys, 'seat' a seat of a team license (sql/016, docs/licenses.md).
  */
 export type PlanSource = 'stripe' | 'figma' | 'lemonsqueezy' | 'gumroad' | 'seat' | 'manual' | 'free';
 
@@ -31,7 +31,10 @@ export interface PlanGrant {
    * Figma answer's grant_until (checked_at + graceSeconds) or the end of a first-use trial.
    */
   until: Date | null;
-  /** The source's own word: the Stripe status, 'manual', or the Figma link (PAID, TRIAL, FIRST_USE). */
+  /**
+   * The source's own word: the Stripe status, 'manual', the Figma link (PAID, TRIAL, FIRST_USE),
+   * a license's status (active, inactive), or for a seat the store of its team license.
+   */
   detail: string;
 }
 

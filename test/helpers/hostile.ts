@@ -194,3 +194,16 @@ function isDriverError(error: unknown): boolean {
 }
 
 export const digestOf = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/** Store webhook bodies and headers that must be refused or ignored without a change. */
+export const HOSTILE_WEBHOOK_BODIES: Record<string, unknown> = {
+  'empty string': '',
+  'not JSON': '<html>',
+  'JSON array': '[]',
+  'JSON null': 'null',
+  'NUL inside': '{"meta":{"event_name":"order_refunded"}}\u0000',
+  '1 MB + 1': 'z'.repeat(KB * KB + 1),
+  number: 42,
+  object: { meta: { event_name: 'order_refunded' } },
+  null: null,
+};

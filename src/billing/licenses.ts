@@ -1,0 +1,472 @@
+// License keys sold through Lemon Squeezy or Gumroad as a plan source (sql/016). The stores are
+// asked by this file only; consume_usage reads what they answered and never calls them.
+//
+// One key, one user: the key is stored as its SHA-256 digest (plus the store's key id and a
+// four-character prefix), bound to the first user who activates it. Every activation and check of
+// a key runs in one transaction that first takes a transaction-scoped advisory lock on that digest
+// (namespace 7320, taken by license_begin_activation or here): concurrent activations of one key
+// queue there, so the device limit is exact, and concurrent checks make one call (single flight).
+import { createHash } from 'node:crypto';
+import type { Database, Queryable } from '../db.ts';
+import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../errors.ts';
+import { sha256Hex } from '../token-signer.ts';
+import * as validate from '../validation.ts';
+import type { LicenseProvider } from '../validation.ts';
+import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
+import { gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
+import { NAMES, dateOrNull, idText, type StoreConfig, type StoreLicense } from './store-http.ts';
+
+export const DEFAULT_LICENSE_CACHE_SECONDS = 300;
+export const DEFAULT_LICENSE_GRACE_SECONDS = 24 * 3600;
+export const DEFAULT_LICENSE_TIMEOUT_MS = 5000;
+/** At most this many linked Gumroad products are tried for a key given without productId. */
+export const MAX_GUMROAD_PRODUCTS_TRIED = 10;
+const MAX_WEBHOOK_BYTES = 1024 * 1024;
+
+export interface LicenseOptions {
+  /** A stored answer younger than this is used by validate without calling the store (default 300 s). */
+  cacheSeconds?: number;
+  /** On 429, 5xx or a timeout, validate falls back to a stored answer this young (default 24 h). */
+  graceSeconds?: number;
+  /** Per call to a store (default 5000 ms). */
+  timeoutMs?: number;
+}
+
+export interface ActivateInput {
+  provider: LicenseProvider;
+  licenseKey: string;
+  /** The device: the same name as the plugin token's deviceName. */
+  deviceName: string;
+  /** Gumroad only: the product the key is for (default: each linked Gumroad product in turn). */
+  productId?: string;
+}
+
+export interface Activation {
+  activated: true;
+  /** The user's effective plan right after activation. */
+  planSlug: string;
+  /** Devices this license is active on now. */
+  activationsUsed: number;
+  /** The device limit in force (the smaller of the product mapping's and the store's), or null: none. */
+  activationLimit: number | null;
+  expiresAt: Date | null;
+}
+
+export interface LicenseInfo {
+  id: string;
+  provider: LicenseProvider;
+  /** The first four characters of the key, for support. */
+  keyPrefix: string;
+  status: StoreLicense['status'];
+  productId: string;
+  variantId: string | null;
+  /** The plan the product mapping grants (null: not linked). */
+  planSlug: string | null;
+  devices: { deviceName: string; activatedAt: Date }[];
+  activationLimit: number | null;
+  /** > 1: a team license, whose plan goes to assigned members (auth.seats). */
+  seats: number;
+  expiresAt: Date | null;
+  checkedAt: Date;
+}
+
+export interface Validation {
+  valid: boolean;
+  status: StoreLicense['status'];
+  planSlug: string;
+  expiresAt: Date | null;
+  checkedAt: Date;
+  /** 'store': asked now; 'cache': within cacheSeconds; 'grace': the store failed and the stored answer was used. */
+  answeredBy: 'store' | 'cache' | 'grace';
+}
+
+export interface WebhookResult {
+  /** Whether a license changed. */
+  applied: boolean;
+  /** applied, duplicate (a replay), stale (older than what we know), revoked (a webhook never lifts a refund), ignored, unknown_license. */
+  reason: 'applied' | 'duplicate' | 'stale' | 'revoked' | 'ignored' | 'unknown_license';
+  event: string;
+  licenses: number;
+}
+
+interface LicenseRow {
+  id: string;
+  provider: LicenseProvider;
+  key_prefix: string;
+  user_id: string;
+  product_id: string;
+  variant_id: string;
+  status: StoreLicense['status'];
+  activation_limit: number | null;
+  quantity: number;
+  expires_at: Date | null;
+  checked_at: Date;
+  fresh: boolean;
+  in_grace: boolean;
+}
+
+const GRANTING = new Set(['active', 'inactive']);
+const keyPrefix = (key: string) => key.slice(0, 4);
+const digest = (key: string) => sha256Hex(key);
+
+function seconds(value: unknown, name: string, fallback: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max) {
+    throw new SetupError('license_config_invalid', `license_config_invalid: licenses.${name} must be a whole number from 0 to ${max}`);
+  }
+  return v as number;
+}
+
+type HeaderBag = Headers | Record<string, string | string[] | undefined>;
+function header(headers: HeaderBag, name: string): string | null {
+  if (headers instanceof Headers) return headers.get(name);
+  if (typeof headers !== 'object' || headers === null) return null;
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.toLowerCase() === name) return Array.isArray(v) ? (v[0] ?? null) : typeof v === 'string' ? v : null;
+  }
+  return null;
+}
+
+function rawBytes(rawBody: unknown): Uint8Array {
+  if (typeof rawBody === 'string') return Buffer.from(rawBody, 'utf8');
+  if (rawBody instanceof Uint8Array) return rawBody;
+  if (rawBody instanceof ArrayBuffer) return new Uint8Array(rawBody);
+  throw new ValidationError('invalid_webhook', 'invalid_webhook: pass the raw request body (string, Uint8Array or ArrayBuffer), exactly as received');
+}
+
+const notConfigured = (provider: LicenseProvider) =>
+  new SetupError(
+    'license_not_configured',
+    provider === 'lemonsqueezy'
+      ? 'license_not_configured: pass createPluginAuth(db, { lemonSqueezy: { webhookSecret } })'
+      : 'license_not_configured: pass createPluginAuth(db, { gumroad: {} })',
+  );
+
+export function createLicenses(
+  db: Database,
+  options: { lemonSqueezy?: LemonSqueezyOptions; gumroad?: GumroadOptions; licenses?: LicenseOptions },
+) {
+  const o = options.licenses ?? {};
+  const cacheSeconds = seconds(o.cacheSeconds, 'cacheSeconds', DEFAULT_LICENSE_CACHE_SECONDS, 7 * 24 * 3600);
+  const graceSeconds = seconds(o.graceSeconds, 'graceSeconds', DEFAULT_LICENSE_GRACE_SECONDS, 90 * 24 * 3600);
+  const timeoutMs = seconds(o.timeoutMs, 'timeoutMs', DEFAULT_LICENSE_TIMEOUT_MS, 120_000) || DEFAULT_LICENSE_TIMEOUT_MS;
+  const lemon = options.lemonSqueezy ? resolveLemonSqueezy(options.lemonSqueezy, timeoutMs) : null;
+  const gumroad = options.gumroad ? resolveGumroad(options.gumroad, timeoutMs) : null;
+
+  const store = (provider: LicenseProvider): StoreConfig => {
+    const config = provider === 'lemonsqueezy' ? lemon?.config : gumroad;
+    if (!config) throw notConfigured(provider);
+    return config;
+  };
+
+  /** Gumroad needs the product: the given one, else each linked Gumroad product in turn. */
+  async function gumroadFind(tx: Queryable, key: string, productId: string | null): Promise<StoreLicense> {
+    const config = store('gumroad');
+    if (productId) return gumroadVerify(config, productId, key);
+    const products = await tx.query<{ product_id: string }>(
+      "SELECT DISTINCT product_id FROM public.license_products WHERE provider = 'gumroad' ORDER BY product_id LIMIT $1::integer",
+      [MAX_GUMROAD_PRODUCTS_TRIED],
+    );
+    let last: unknown = new AuthError('license_key_rejected', 'license_key_rejected: no Gumroad product is linked to a plan (auth.plans.linkLicense) and no productId was given');
+    for (const { product_id } of products) {
+      try {
+        return await gumroadVerify(config, product_id, key);
+      } catch (error) {
+        if (!(error instanceof PluginAuthError && error.code === 'license_key_rejected')) throw error;
+        last = error;
+      }
+    }
+    throw last;
+  }
+
+  const planSlug = async (userId: string) =>
+    (await db.query<{ plan_slug: string }>('SELECT plan_slug FROM public.effective_plan($1::uuid)', [userId]))[0]?.plan_slug ?? 'free';
+
+  async function activate(userId: string, input: ActivateInput): Promise<Activation> {
+    validate.userId(userId);
+    if (typeof input !== 'object' || input === null) {
+      throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey, deviceName }');
+    }
+    const provider = validate.licenseProvider(input.provider);
+    const key = validate.licenseKey(input.licenseKey);
+    const device = validate.requiredDeviceName(input.deviceName);
+    const productId = provider === 'gumroad' ? validate.storeId(input.productId, 'productId', true) : null;
+    store(provider);
+    const hash = digest(key);
+    let createdInstance: string | null = null;
+    try {
+      const row = await db.transaction(async (tx) => {
+        const begun = (await tx.query<{ license_id: string | null; device_known: boolean }>(
+          'SELECT * FROM public.license_begin_activation($1::varchar, $2::text, $3::uuid, $4::varchar)',
+          [provider, hash, userId, device],
+        ))[0]!;
+        let answer: StoreLicense;
+        if (provider === 'lemonsqueezy') {
+          answer = begun.device_known ? await lemonValidate(store(provider), key) : await lemonActivate(store(provider), key, device);
+          if (!begun.device_known) createdInstance = answer.instanceId;
+        } else {
+          const known = begun.license_id
+            ? (await tx.query<{ product_id: string }>('SELECT product_id FROM public.licenses WHERE id = $1::uuid', [begun.license_id]))[0]?.product_id ?? null
+            : null;
+          answer = await gumroadFind(tx, key, productId ?? known);
+        }
+        if (!GRANTING.has(answer.status) && !begun.license_id) {
+          throw new AuthError('license_key_rejected', `license_key_rejected: ${NAMES[provider]} reports this license as ${answer.status}`);
+        }
+        return (await tx.query<{ license_id: string; activations_used: number; device_limit: number | null }>(
+          `SELECT * FROM public.license_record_activation($1::varchar, $2::text, $3::varchar, $4::uuid, $5::varchar,
+             $6::varchar, $7::varchar, $8::varchar, $9::varchar, $10::varchar, $11::integer, $12::integer,
+             $13::timestamptz, $14::varchar)`,
+          [provider, hash, keyPrefix(key), userId, device, answer.providerKeyId, answer.productId, answer.variantId,
+            answer.orderId, answer.status, answer.activationLimit, answer.quantity, answer.expiresAt, answer.instanceId],
+        ))[0]!;
+      });
+      const info = (await db.query<{ expires_at: Date | null }>('SELECT expires_at FROM public.licenses WHERE id = $1::uuid', [row.license_id]))[0];
+      return {
+        activated: true,
+        planSlug: await planSlug(userId),
+        activationsUsed: row.activations_used,
+        activationLimit: row.device_limit,
+        expiresAt: info?.expires_at ?? null,
+      };
+    } catch (error) {
+      // Lemon Squeezy counted an activation we did not keep: give it back (best effort).
+      if (createdInstance) await lemonDeactivate(store('lemonsqueezy'), key, createdInstance).catch(() => {});
+      throw fromDatabaseError(error);
+    }
+  }
+
+  async function deactivate(userId: string, input: { provider: LicenseProvider; licenseKey: string; deviceName: string }): Promise<{ activationsUsed: number }> {
+    validate.userId(userId);
+    if (typeof input !== 'object' || input === null) throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey, deviceName }');
+    const provider = validate.licenseProvider(input.provider);
+    const key = validate.licenseKey(input.licenseKey);
+    const device = validate.requiredDeviceName(input.deviceName);
+    const hash = digest(key);
+    try {
+      const left = await db.transaction(async (tx) => {
+        await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext($1::text))', [`${provider}:${hash}`]);
+        const found = await tx.query<{ instance_id: string | null }>(
+          `SELECT d.instance_id FROM public.licenses k JOIN public.license_devices d ON d.license_id = k.id
+            WHERE k.provider = $1::varchar AND k.key_hash = $2::text AND k.user_id = $3::uuid AND d.device_name = $4::varchar`,
+          [provider, hash, userId, device],
+        );
+        if (provider === 'lemonsqueezy' && found[0]?.instance_id) await lemonDeactivate(store(provider), key, found[0].instance_id);
+        return (await tx.query<{ n: number }>('SELECT public.license_remove_device($1::varchar, $2::text, $3::uuid, $4::varchar) AS n', [provider, hash, userId, device]))[0]!.n;
+      });
+      return { activationsUsed: left };
+    } catch (error) {
+      throw fromDatabaseError(error);
+    }
+  }
+
+  async function validateKey(userId: string, input: { provider: LicenseProvider; licenseKey: string }): Promise<Validation> {
+    validate.userId(userId);
+    if (typeof input !== 'object' || input === null) throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey }');
+    const provider = validate.licenseProvider(input.provider);
+    const key = validate.licenseKey(input.licenseKey);
+    store(provider);
+    const hash = digest(key);
+    try {
+      const result = await db.transaction(async (tx) => {
+        await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext($1::text))', [`${provider}:${hash}`]);
+        const row = (await tx.query<LicenseRow>(
+          `SELECT k.*, k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $3::integer) AS fresh,
+                  k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $4::integer) AS in_grace
+             FROM public.licenses k WHERE k.provider = $1::varchar AND k.key_hash = $2::text`,
+          [provider, hash, cacheSeconds, graceSeconds],
+        ))[0];
+        if (!row) throw new NotFoundError('license_not_found', 'license_not_found: this license key was never activated; activate it first');
+        if (row.user_id !== userId) throw new AuthError('license_in_use', 'license_in_use: this license key is activated by another user');
+        if (row.fresh && cacheSeconds > 0) return { row, answeredBy: 'cache' as const };
+        let answer: StoreLicense;
+        try {
+          answer = provider === 'lemonsqueezy' ? await lemonValidate(store(provider), key) : await gumroadVerify(store(provider), row.product_id, key);
+        } catch (error) {
+          if (error instanceof ServiceError && error.code === 'license_unavailable' && row.in_grace) return { row, answeredBy: 'grace' as const };
+          throw error;
+        }
+        await tx.query(
+          'SELECT public.license_apply_state($1::uuid, $2::varchar, $3::timestamptz, $4::integer, $5::integer, pg_catalog.clock_timestamp(), true)',
+          [row.id, answer.status, answer.expiresAt, answer.activationLimit, answer.quantity],
+        );
+        const fresh = (await tx.query<LicenseRow>('SELECT * FROM public.licenses WHERE id = $1::uuid', [row.id]))[0]!;
+        return { row: fresh, answeredBy: 'store' as const };
+      });
+      const { row } = result;
+      const valid = GRANTING.has(row.status) && (row.expires_at === null || row.expires_at.getTime() > Date.now());
+      return { valid, status: row.status, planSlug: await planSlug(userId), expiresAt: row.expires_at, checkedAt: row.checked_at, answeredBy: result.answeredBy };
+    } catch (error) {
+      throw fromDatabaseError(error);
+    }
+  }
+
+  async function list(userId: string): Promise<LicenseInfo[]> {
+    validate.userId(userId);
+    const rows = await db
+      .query<LicenseRow & { plan_slug: string | null; device_limit: number | null; seats: number | null; devices: unknown }>(
+        `SELECT k.*, p.plan_slug, t.device_limit, t.seats,
+                (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('deviceName', d.device_name, 'activatedAt', d.activated_at)
+                                             ORDER BY d.activated_at, d.device_name)
+                   FROM public.license_devices d WHERE d.license_id = k.id) AS devices
+           FROM public.licenses k
+          CROSS JOIN LATERAL public.license_terms(k.provider, k.product_id, k.variant_id) t
+           LEFT JOIN public.subscription_plans p ON p.id = t.plan_id
+          WHERE k.user_id = $1::uuid
+          ORDER BY k.created_at, k.id`,
+        [userId],
+      )
+      .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+    return rows.map((r) => {
+      const devices = (typeof r.devices === 'string' ? JSON.parse(r.devices) : r.devices ?? []) as { deviceName: string; activatedAt: string }[];
+      const limits = [r.device_limit, r.activation_limit].filter((n): n is number => n !== null);
+      return {
+        id: r.id,
+        provider: r.provider,
+        keyPrefix: r.key_prefix,
+        status: r.status,
+        productId: r.product_id,
+        variantId: r.variant_id || null,
+        planSlug: r.plan_slug,
+        devices: devices.map((d) => ({ deviceName: d.deviceName, activatedAt: new Date(d.activatedAt) })),
+        activationLimit: limits.length ? Math.min(...limits) : null,
+        seats: r.seats ?? r.quantity,
+        expiresAt: r.expires_at,
+        checkedAt: r.checked_at,
+      };
+    });
+  }
+
+  const applyWebhook = (
+    q: Pick<Queryable, 'query'>,
+    provider: LicenseProvider,
+    eventId: string,
+    event: string,
+    match: 'key_id' | 'order_id' | 'key_hash' | 'none',
+    value: string | null,
+    status: StoreLicense['status'] | null,
+    expiresAt: Date | null,
+    at: Date | null,
+    authoritative: boolean,
+  ) =>
+    q.query<{ applied: boolean; reason: WebhookResult['reason']; licenses: number }>(
+      `SELECT * FROM public.license_apply_webhook($1::varchar, $2::text, $3::varchar, $4::varchar, $5::text, $6::varchar,
+         $7::timestamptz, COALESCE($8::timestamptz, pg_catalog.clock_timestamp()), $9::boolean)`,
+      [provider, eventId, event, match, value, status, expiresAt, at, authoritative],
+    );
+
+  /** Lemon Squeezy: signed; the event says what changed. */
+  async function lemonWebhook(bytes: Uint8Array, headers: HeaderBag): Promise<WebhookResult> {
+    if (!lemon) throw notConfigured('lemonsqueezy');
+    if (!lemonSignatureValid(lemon.secret, bytes, header(headers, 'x-signature'))) {
+      throw new AuthError('invalid_signature', 'invalid_signature: the X-Signature header is missing or is not the HMAC-SHA256 of this body with lemonSqueezy.webhookSecret');
+    }
+    let body: { meta?: { event_name?: unknown }; data?: { id?: unknown; type?: unknown; attributes?: Record<string, unknown> } };
+    try {
+      body = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    } catch {
+      throw new ValidationError('invalid_webhook', 'invalid_webhook: the Lemon Squeezy webhook body is not JSON');
+    }
+    const event = typeof body?.meta?.event_name === 'string' && /^[a-z0-9_.:-]{1,64}$/.test(body.meta.event_name) ? body.meta.event_name : null;
+    if (!event) throw new ValidationError('invalid_webhook', 'invalid_webhook: meta.event_name is missing');
+    const attributes = body.data?.attributes ?? {};
+    const at = dateOrNull(attributes.updated_at);
+    let match: 'key_id' | 'order_id' | 'none' = 'none';
+    let value: string | null = null;
+    let status: StoreLicense['status'] | null = null;
+    let expiresAt: Date | null = null;
+    if (event === 'license_key_updated') {
+      match = 'key_id';
+      value = idText(body.data?.id);
+      const s = attributes.status;
+      status = s === 'inactive' || s === 'active' || s === 'expired' || s === 'disabled' ? s : null;
+      expiresAt = dateOrNull(attributes.expires_at);
+    } else if (event === 'order_refunded') {
+      match = 'order_id';
+      value = idText(body.data?.id);
+      status = 'refunded';
+    } else if (event === 'subscription_expired') {
+      match = 'order_id';
+      value = idText(attributes.order_id);
+      status = 'expired';
+    } else if (event === 'subscription_updated') {
+      match = 'order_id';
+      value = idText(attributes.order_id);
+      status = attributes.status === 'expired' ? 'expired' : attributes.status === 'active' || attributes.status === 'on_trial' ? 'active' : null;
+    }
+    if (match !== 'none' && (value === null || at === null)) {
+      throw new ValidationError('invalid_webhook', `invalid_webhook: ${event} without the id and updated_at it is matched and ordered by`);
+    }
+    const eventId = createHash('sha256').update(bytes).digest('hex');
+    const rows = await applyWebhook(db, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false);
+    return { ...rows[0]!, event };
+  }
+
+  /** Gumroad: unsigned, so a hint: the key is verified with the API before anything changes. */
+  async function gumroadWebhook(bytes: Uint8Array): Promise<WebhookResult> {
+    const config = store('gumroad');
+    const form = new URLSearchParams(Buffer.from(bytes).toString('utf8'));
+    const name = form.get('resource_name') ?? 'sale';
+    const event = /^[a-z0-9_.:-]{1,64}$/.test(name) ? name : 'unknown';
+    const eventId = createHash('sha256').update(bytes).digest('hex');
+    const key = form.get('license_key');
+    const hash = key !== null && /^[\x21-\x7e]{1,255}$/.test(key) ? digest(key) : null;
+    return db.transaction(async (tx) => {
+      const row = hash
+        ? (await tx.query<{ product_id: string }>(
+            "SELECT product_id FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
+        : undefined;
+      if (!row || !key || !hash) {
+        const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'none', null, null, null, null, true);
+        return { ...rows[0]!, reason: rows[0]!.reason === 'duplicate' ? 'duplicate' : 'unknown_license', event };
+      }
+      await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext($1::text))', [`gumroad:${hash}`]);
+      const answer = await gumroadVerify(config, row.product_id, key);
+      const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'key_hash', hash, answer.status, answer.expiresAt, null, true);
+      return { ...rows[0]!, event };
+    });
+  }
+
+  return {
+    /**
+     * Activates a license key for the user on a device (the plugin token's device name): asks the
+     * store, binds the key to this user (another user: license_in_use), and enforces the device
+     * limit (device_limit_reached names the devices to release). Activating a device already on
+     * the license is idempotent. Errors: invalid_user_id, invalid_license_provider,
+     * invalid_license_key, invalid_device_name, invalid_license_product, license_not_configured,
+     * license_key_rejected, license_in_use, device_limit_reached, license_unavailable, unknown_user.
+     */
+    activate,
+    /** Frees a device of the user's license (at Lemon Squeezy too). Errors: those of activate, license_not_found. */
+    deactivate,
+    /** The user's licenses, with devices, plan and limits; never the keys. */
+    list,
+    /**
+     * What the store says about the user's license now, cached for cacheSeconds (single flight:
+     * concurrent checks of one key make one call), falling back to the stored answer for
+     * graceSeconds on 429, 5xx or a timeout. Errors: those of activate, license_not_found.
+     */
+    validate: validateKey,
+    /**
+     * A store's webhook, with the raw body exactly as received and the request headers. Lemon
+     * Squeezy: X-Signature checked in constant time (invalid_signature, nothing changed).
+     * Gumroad: the ping is unsigned, so the key it names is verified with the API first.
+     * Deliveries are de-duplicated (the body's SHA-256, stored with the change) and ordered by the
+     * store's updated_at (an older one changes nothing). Errors: invalid_signature,
+     * invalid_webhook, license_not_configured, license_unavailable (Gumroad: answer non-2xx so it retries).
+     */
+    async handleWebhook(provider: LicenseProvider, rawBody: string | Uint8Array | ArrayBuffer, headers: HeaderBag = {}): Promise<WebhookResult> {
+      const p = validate.licenseProvider(provider);
+      const bytes = rawBytes(rawBody);
+      if (bytes.byteLength > MAX_WEBHOOK_BYTES) throw new ValidationError('invalid_webhook', 'invalid_webhook: the body is larger than 1 MB');
+      try {
+        return p === 'lemonsqueezy' ? await lemonWebhook(bytes, headers) : await gumroadWebhook(bytes);
+      } catch (error) {
+        throw fromDatabaseError(error);
+      }
+    },
+  };
+}
+
+export type Licenses = ReturnType<typeof createLicenses>;
+export type { LemonSqueezyOptions, GumroadOptions, LicenseProvider };

@@ -1,0 +1,95 @@
+// What both license stores' clients share: one form-encoded POST with a timeout, typed failures,
+// and the license state they answer, as sql/016 stores it. Nothing of a key reaches an error.
+import { AuthError, ServiceError, SetupError } from '../errors.ts';
+import type { LicenseProvider } from '../validation.ts';
+
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+/** A license as a store reported it. */
+export interface StoreLicense {
+  status: 'inactive' | 'active' | 'expired' | 'disabled' | 'refunded' | 'disputed' | 'chargebacked' | 'ended';
+  providerKeyId: string | null;
+  productId: string;
+  variantId: string | null;
+  orderId: string | null;
+  /** The store's own device limit (Lemon Squeezy), else null. */
+  activationLimit: number | null;
+  /** Seats bought (Gumroad multi-seat quantity), else 1. */
+  quantity: number;
+  expiresAt: Date | null;
+  /** Lemon Squeezy's activation instance, after activate. */
+  instanceId: string | null;
+}
+
+export interface StoreConfig {
+  base: URL;
+  timeoutMs: number;
+  headers: Record<string, string>;
+}
+
+export const NAMES: Record<LicenseProvider, string> = { lemonsqueezy: 'Lemon Squeezy', gumroad: 'Gumroad' };
+
+export const unavailable = (provider: LicenseProvider, why: string) =>
+  new ServiceError('license_unavailable', `license_unavailable: ${NAMES[provider]} ${why}; no stored answer for this license is recent enough to use instead`);
+
+export const rejected = (provider: LicenseProvider, why: string) =>
+  new AuthError('license_key_rejected', `license_key_rejected: ${NAMES[provider]} does not accept this license key (${why})`);
+
+const ID = /^[A-Za-z0-9_=+/.:-]{1,128}$/;
+/** A store id (number or string) as text, or null when absent or not id-shaped. */
+export const idText = (value: unknown): string | null => {
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : typeof value === 'string' ? value : null;
+  return text !== null && ID.test(text) ? text : null;
+};
+
+export const dateOrNull = (value: unknown): Date | null => {
+  if (typeof value !== 'string' || value === '') return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+};
+
+export function resolveBase(provider: LicenseProvider, value: unknown, fallback: string): URL {
+  try {
+    const base = new URL((value as string | undefined) ?? fallback);
+    if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new Error('protocol');
+    return base;
+  } catch {
+    throw new SetupError('license_config_invalid', `license_config_invalid: ${provider}.apiBaseUrl must be an http(s) URL`);
+  }
+}
+
+/** POSTs a form; returns the status and parsed JSON (null when not JSON). 429, 5xx and timeouts are license_unavailable. */
+export async function postForm(
+  provider: LicenseProvider,
+  config: StoreConfig,
+  path: string,
+  form: Record<string, string>,
+): Promise<{ status: number; body: Record<string, unknown> | null }> {
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(new URL(path, config.base), {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded', ...config.headers },
+      body: new URLSearchParams(form).toString(),
+      redirect: 'error',
+      signal: AbortSignal.timeout(config.timeoutMs),
+    });
+    text = await response.text();
+  } catch (error) {
+    // No cause attached: a fetch error may quote the request, and the request carries the key.
+    const name = (error as Error)?.name;
+    throw unavailable(provider, name === 'TimeoutError' || name === 'AbortError' ? `did not answer within ${config.timeoutMs} ms` : 'could not be reached');
+  }
+  if (response.status === 429 || response.status >= 500) throw unavailable(provider, `answered HTTP ${response.status}`);
+  if (text.length > MAX_ANSWER_BYTES) throw unavailable(provider, 'sent an answer that is too large');
+  let body: Record<string, unknown> | null = null;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+  } catch {
+    body = null;
+  }
+  if (body === null) throw unavailable(provider, `answered HTTP ${response.status} without JSON`);
+  return { status: response.status, body };
+}

@@ -1,0 +1,221 @@
+// Local stand-ins for the two license stores, on 127.0.0.1, shaped like their public docs.
+// Lemon Squeezy License API: POST /v1/licenses/{activate,validate,deactivate}, form-encoded,
+// answers { activated | valid | deactivated, error, license_key { id, status, key, activation_limit,
+// activation_usage, created_at, expires_at }, instance { id, name, created_at } | null, meta {
+// store_id, order_id, order_item_id, product_id, product_name, variant_id, variant_name,
+// customer_id, customer_name, customer_email } }; 404 for an unknown key, 422 for a missing field,
+// 400 at the activation limit, 429 past 60 requests a minute.
+// Gumroad: POST /v2/licenses/verify (product_id, license_key, increment_uses_count) answers
+// { success: true, uses, purchase { … } } or 404 { success: false, message }.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes, randomUUID } from 'node:crypto';
+
+export type Failure = { kind: 'http'; status: 429 | 500 | 502 | 503 } | { kind: 'slow'; ms: number } | { kind: 'garbage' };
+
+interface Base {
+  url: string;
+  failure: Failure | null;
+  delayMs: number;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const readBody = async (req: IncomingMessage) => {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+};
+const send = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => void handler(req, res).catch(() => { res.writeHead(500); res.end(); }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+// ---------------------------------------------------------------- Lemon Squeezy
+
+export interface LemonKey {
+  id: number;
+  status: 'inactive' | 'active' | 'expired' | 'disabled';
+  activationLimit: number | null;
+  expiresAt: string | null;
+  productId: number;
+  variantId: number;
+  orderId: number;
+  instances: Map<string, string>;
+}
+
+export interface LemonStandIn extends Base {
+  keys: Map<string, LemonKey>;
+  calls: { path: string; form: Record<string, string> }[];
+  /** Requests a minute before 429 (the documented 60). */
+  ratePerMinute: number;
+  /** A new key the stand-in knows (a purchase). */
+  sell(o?: Partial<Omit<LemonKey, 'instances'>>): { key: string; license: LemonKey };
+}
+
+export async function startLemonSqueezyStandIn(): Promise<LemonStandIn> {
+  let window = { start: Date.now(), count: 0 };
+  let nextId = 1000;
+  const state = {
+    keys: new Map<string, LemonKey>(),
+    calls: [] as LemonStandIn['calls'],
+    failure: null as Failure | null,
+    delayMs: 0,
+    ratePerMinute: 60,
+  };
+  const keyObject = (key: string, k: LemonKey) => ({
+    id: k.id, status: k.status, key, activation_limit: k.activationLimit, activation_usage: k.instances.size,
+    created_at: '2026-11-01T10:00:00.000000Z', expires_at: k.expiresAt,
+  });
+  const meta = (k: LemonKey) => ({
+    store_id: 1, order_id: k.orderId, order_item_id: k.orderId + 1, product_id: k.productId, product_name: 'Plugin Pro',
+    variant_id: k.variantId, variant_name: 'Default', customer_id: 42, customer_name: 'Buyer', customer_email: 'buyer@example.com',
+  });
+  const server = await listen(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const form = await readBody(req);
+    state.calls.push({ path: url.pathname, form: Object.fromEntries(form) });
+    if (Date.now() - window.start >= 60_000) window = { start: Date.now(), count: 0 };
+    window.count += 1;
+    if (window.count > state.ratePerMinute) return send(res, 429, { error: 'Too Many Attempts.' });
+    const failure = state.failure;
+    if (failure?.kind === 'http') return send(res, failure.status, { error: 'Server Error' });
+    if (failure?.kind === 'slow') await sleep(failure.ms);
+    if (failure?.kind === 'garbage') { res.writeHead(200, { 'content-type': 'text/html' }); return res.end('<html>maintenance</html>'); }
+    if (req.method !== 'POST' || req.headers.accept !== 'application/json') return send(res, 404, { error: 'Not found.' });
+    if (state.delayMs) await sleep(state.delayMs);
+    const licenseKey = form.get('license_key');
+    const verb = url.pathname.replace('/v1/licenses/', '');
+    const flag = verb === 'activate' ? 'activated' : verb === 'validate' ? 'valid' : 'deactivated';
+    if (!licenseKey) return send(res, 422, { [flag]: false, error: 'The license key field is required.' });
+    const k = state.keys.get(licenseKey);
+    if (!k) return send(res, 404, { [flag]: false, error: 'license_key not found.', license_key: null, meta: null });
+    if (verb === 'activate') {
+      const name = form.get('instance_name');
+      if (!name) return send(res, 422, { activated: false, error: 'The instance name field is required.' });
+      if (k.status === 'expired' || k.status === 'disabled') {
+        return send(res, 400, { activated: false, error: `This license key is ${k.status}.`, license_key: keyObject(licenseKey, k), instance: null, meta: meta(k) });
+      }
+      if (k.activationLimit !== null && k.instances.size >= k.activationLimit) {
+        return send(res, 400, { activated: false, error: 'This license key has reached the activation limit.', license_key: keyObject(licenseKey, k), instance: null, meta: meta(k) });
+      }
+      const id = randomUUID();
+      k.instances.set(id, name);
+      k.status = 'active';
+      return send(res, 200, { activated: true, error: null, license_key: keyObject(licenseKey, k), instance: { id, name, created_at: new Date().toISOString() }, meta: meta(k) });
+    }
+    if (verb === 'validate') {
+      const instanceId = form.get('instance_id');
+      const instance = instanceId ? k.instances.get(instanceId) : undefined;
+      if (instanceId && !instance) return send(res, 404, { valid: false, error: 'license_key instance not found.', license_key: keyObject(licenseKey, k), instance: null, meta: meta(k) });
+      const valid = k.status === 'active' || k.status === 'inactive';
+      return send(res, 200, { valid, error: valid ? null : `This license key is ${k.status}.`, license_key: keyObject(licenseKey, k), instance: instance ? { id: instanceId, name: instance } : null, meta: meta(k) });
+    }
+    if (verb === 'deactivate') {
+      const instanceId = form.get('instance_id');
+      if (!instanceId) return send(res, 422, { deactivated: false, error: 'The instance id field is required.' });
+      if (!k.instances.delete(instanceId)) return send(res, 404, { deactivated: false, error: 'license_key instance not found.' });
+      if (k.instances.size === 0) k.status = 'inactive';
+      return send(res, 200, { deactivated: true, error: null, license_key: keyObject(licenseKey, k), meta: meta(k) });
+    }
+    return send(res, 404, { error: 'Not found.' });
+  });
+  const standIn = state as unknown as LemonStandIn;
+  standIn.url = server.url;
+  standIn.close = server.close;
+  standIn.sell = (o = {}) => {
+    const key = randomUUID().toUpperCase();
+    const id = nextId++;
+    const license: LemonKey = {
+      id, status: 'inactive', activationLimit: 5, expiresAt: null, productId: 111, variantId: 222, orderId: 5000 + id, ...o, instances: new Map(),
+    };
+    state.keys.set(key, license);
+    return { key, license };
+  };
+  return standIn;
+}
+
+// ---------------------------------------------------------------- Gumroad
+
+export interface GumroadPurchase {
+  productId: string;
+  saleId: string;
+  refunded: boolean;
+  disputed: boolean;
+  chargebacked: boolean;
+  subscriptionEndedAt: string | null;
+  subscriptionCancelledAt: string | null;
+  subscriptionFailedAt: string | null;
+  isMultiseatLicense: boolean;
+  quantity: number;
+  uses: number;
+}
+
+export interface GumroadStandIn extends Base {
+  purchases: Map<string, GumroadPurchase>;
+  calls: { path: string; form: Record<string, string>; authorization: string | null }[];
+  sell(o?: Partial<GumroadPurchase>): { key: string; purchase: GumroadPurchase };
+}
+
+export async function startGumroadStandIn(): Promise<GumroadStandIn> {
+  const state = {
+    purchases: new Map<string, GumroadPurchase>(),
+    calls: [] as GumroadStandIn['calls'],
+    failure: null as Failure | null,
+    delayMs: 0,
+  };
+  const server = await listen(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const form = await readBody(req);
+    state.calls.push({ path: url.pathname, form: Object.fromEntries(form), authorization: req.headers.authorization ?? null });
+    const failure = state.failure;
+    if (failure?.kind === 'http') return send(res, failure.status, { success: false, message: 'Server error' });
+    if (failure?.kind === 'slow') await sleep(failure.ms);
+    if (failure?.kind === 'garbage') { res.writeHead(200, { 'content-type': 'text/html' }); return res.end('<html>maintenance</html>'); }
+    if (req.method !== 'POST' || url.pathname !== '/v2/licenses/verify') return send(res, 404, { success: false, message: 'Not found' });
+    if (state.delayMs) await sleep(state.delayMs);
+    const key = form.get('license_key') ?? '';
+    const p = state.purchases.get(key);
+    if (!p || p.productId !== form.get('product_id')) {
+      return send(res, 404, { success: false, message: 'That license does not exist for the provided product.' });
+    }
+    if (form.get('increment_uses_count') !== 'false') p.uses += 1;
+    send(res, 200, {
+      success: true,
+      uses: p.uses,
+      purchase: {
+        seller_id: 'seller', product_id: p.productId, product_name: 'Plugin Pro', permalink: 'plugin-pro', product_permalink: 'https://example.gumroad.com/l/plugin-pro',
+        email: 'buyer@example.com', price: 1500, gumroad_fee: 150, currency: 'usd', quantity: p.quantity, discover_fee_charged: false,
+        can_contact: true, referrer: 'direct', card: { visual: null, type: null }, order_number: 1234, sale_id: p.saleId,
+        sale_timestamp: '2026-11-01T10:00:00Z', purchaser_id: '999', subscription_id: null, variants: '', license_key: key,
+        is_multiseat_license: p.isMultiseatLicense, ip_country: 'India', recurrence: null, is_gift_receiver_purchase: false,
+        refunded: p.refunded, disputed: p.disputed, dispute_won: false, id: p.saleId, created_at: '2026-11-01T10:00:00Z',
+        custom_fields: [], chargebacked: p.chargebacked,
+        subscription_ended_at: p.subscriptionEndedAt, subscription_cancelled_at: p.subscriptionCancelledAt, subscription_failed_at: p.subscriptionFailedAt,
+      },
+    });
+  });
+  const standIn = state as unknown as GumroadStandIn;
+  standIn.url = server.url;
+  standIn.close = server.close;
+  standIn.sell = (o = {}) => {
+    const key = [0, 1, 2, 3].map(() => randomBytes(4).toString('hex').toUpperCase()).join('-');
+    const purchase: GumroadPurchase = {
+      productId: 'plug-pro_Wsw==', saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
+      subscriptionEndedAt: null, subscriptionCancelledAt: null, subscriptionFailedAt: null, isMultiseatLicense: false, quantity: 1, uses: 0, ...o,
+    };
+    state.purchases.set(key, purchase);
+    return { key, purchase };
+  };
+  return standIn;
+}

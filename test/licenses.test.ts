@@ -1,0 +1,417 @@
+// License keys from Lemon Squeezy and Gumroad, device limits and team seats as plan sources
+// (sql/016, src/billing/licenses.ts). Both stores are local stand-ins on 127.0.0.1.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { dumpDatabase } from './helpers/dump.ts';
+import { startGumroadStandIn, startLemonSqueezyStandIn, type GumroadStandIn, type LemonStandIn } from './helpers/license-standins.ts';
+import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
+import type { Database } from '../src/db.ts';
+import { PluginAuthError } from '../src/errors.ts';
+import type { LicenseOptions } from '../src/billing/licenses.ts';
+
+const WEBHOOK_SECRET = `whsec_${randomBytes(16).toString('hex')}`;
+const GUMROAD_PRODUCT = 'plug-pro_Wsw==';
+const code = (e: unknown) => (e as PluginAuthError).code;
+const count = async (db: Database, table: string) => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${table}`))[0]!.n;
+
+interface Ctx { db: Database; auth: PluginAuth; lemon: LemonStandIn; gumroad: GumroadStandIn; make: (o?: LicenseOptions) => PluginAuth }
+
+async function withStores(dialect: (typeof DIALECTS)[number], fn: (ctx: Ctx) => Promise<void>, max?: number) {
+  const lemon = await startLemonSqueezyStandIn();
+  const gumroad = await startGumroadStandIn();
+  try {
+    await withDatabase(dialect, async ({ db }) => {
+      const make = (licenses: LicenseOptions = {}) => createPluginAuth(db, {
+        lemonSqueezy: { apiBaseUrl: lemon.url, webhookSecret: WEBHOOK_SECRET },
+        gumroad: { apiBaseUrl: gumroad.url },
+        licenses,
+      });
+      const auth = make();
+      await auth.plans.linkLicense('pro', { provider: 'lemonsqueezy', productId: '111' });
+      await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT });
+      await fn({ db, auth, lemon, gumroad, make });
+    }, max ? { max } : {});
+  } finally {
+    await lemon.close();
+    await gumroad.close();
+  }
+}
+
+/** A Lemon Squeezy webhook delivery: body and headers, signed with the secret unless told otherwise. */
+function lemonEvent(event: string, data: { type: string; id: string | number; attributes: Record<string, unknown> }, secret = WEBHOOK_SECRET) {
+  const body = JSON.stringify({ meta: { event_name: event, webhook_id: 'wh_1' }, data });
+  const signature = createHmac('sha256', secret).update(body).digest('hex');
+  return { body, headers: { 'content-type': 'application/json', 'x-event-name': event, 'x-signature': signature } };
+}
+
+const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+
+for (const dialect of DIALECTS) {
+  describe(`licenses [${dialect}]`, () => {
+    test('Lemon Squeezy: activate grants the linked plan, validate is cached, deactivate frees the device at the store too', () =>
+      withStores(dialect, async ({ auth, lemon, db }) => {
+        const user = await createUser(db);
+        const { key, license } = lemon.sell({ activationLimit: 3, expiresAt: '2099-01-01T00:00:00.000000Z' });
+        const a = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'Figma desktop' });
+        assert.deepEqual([a.activated, a.planSlug, a.activationsUsed, a.activationLimit, a.expiresAt?.toISOString()], [true, 'pro', 1, 3, '2099-01-01T00:00:00.000Z']);
+        assert.deepEqual(lemon.calls.at(-1), { path: '/v1/licenses/activate', form: { license_key: key, instance_name: 'Figma desktop' } });
+        assert.equal(license.instances.size, 1);
+        assert.equal((await auth.usage.consume(user, 'resize')).planSlug, 'pro');
+        const plan = await auth.subscriptions.effectivePlan(user);
+        assert.deepEqual([plan.source, plan.grants[0]!.detail], ['lemonsqueezy', 'active']);
+        // The same device again: idempotent, no second instance at the store.
+        const again = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'Figma desktop' });
+        assert.equal(again.activationsUsed, 1);
+        assert.equal(license.instances.size, 1);
+        const calls = lemon.calls.length;
+        const v = await auth.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key });
+        assert.deepEqual([v.valid, v.status, v.answeredBy, v.planSlug], [true, 'active', 'cache', 'pro']);
+        assert.equal(lemon.calls.length, calls, 'cached: no call');
+        const listed = await auth.licenses.list(user);
+        assert.equal(listed.length, 1);
+        assert.deepEqual([listed[0]!.keyPrefix, listed[0]!.planSlug, listed[0]!.devices.map((d) => d.deviceName), listed[0]!.activationLimit],
+          [key.slice(0, 4), 'pro', ['Figma desktop'], 3]);
+        assert.ok(!JSON.stringify(listed).includes(key), 'list never holds the key');
+        const stored = await db.query<{ key_hash: string; provider_key_id: string }>('SELECT key_hash, provider_key_id FROM public.licenses');
+        assert.deepEqual(stored.map((r) => r.provider_key_id), [String(license.id)]);
+        assert.match(stored[0]!.key_hash, /^[0-9a-f]{64}$/);
+        const d = await auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'Figma desktop' });
+        assert.equal(d.activationsUsed, 0);
+        assert.equal(license.instances.size, 0, 'deactivated at Lemon Squeezy');
+        assert.equal(lemon.calls.at(-1)!.path, '/v1/licenses/deactivate');
+        // The license still grants (it is the user's, on no device now).
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'lemonsqueezy');
+        // History for the dashboard.
+        const history = await db.query<{ source: string; grants_access: boolean }>('SELECT source, grants_access FROM public.user_plan_history WHERE user_id = $1::uuid ORDER BY id', [user]);
+        assert.deepEqual(history, [{ source: 'lemonsqueezy', grants_access: true }]);
+      }));
+
+    test('a key activated by one user is refused to another (license_in_use) for both stores, writing nothing', () =>
+      withStores(dialect, async ({ auth, lemon, gumroad, db }) => {
+        const [alice, bob] = [await createUser(db), await createUser(db)];
+        const ls = lemon.sell();
+        const gr = gumroad.sell();
+        await auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'a' });
+        await auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'a' });
+        const before = await dumpDatabase(db);
+        const calls = lemon.calls.length + gumroad.calls.length;
+        for (const [provider, key] of [['lemonsqueezy', ls.key], ['gumroad', gr.key]] as const) {
+          await assert.rejects(auth.licenses.activate(bob, { provider, licenseKey: key, deviceName: 'b' }), (e) => code(e) === 'license_in_use');
+          await assert.rejects(auth.licenses.validate(bob, { provider, licenseKey: key }), (e) => code(e) === 'license_in_use');
+          await assert.rejects(auth.licenses.deactivate(bob, { provider, licenseKey: key, deviceName: 'a' }), (e) => code(e) === 'license_not_found');
+        }
+        assert.equal(lemon.calls.length + gumroad.calls.length, calls, 'refused before asking the store');
+        assert.deepEqual(await dumpDatabase(db), before);
+        assert.equal((await auth.subscriptions.effectivePlan(bob)).source, 'free');
+        // Unknown keys: the store refuses them.
+        await assert.rejects(auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: 'NOPE-0000', deviceName: 'b' }), (e) => code(e) === 'license_key_rejected');
+        await assert.rejects(auth.licenses.activate(bob, { provider: 'gumroad', licenseKey: 'NOPE-0000', deviceName: 'b' }), (e) => code(e) === 'license_key_rejected');
+        await assert.rejects(auth.licenses.validate(bob, { provider: 'gumroad', licenseKey: 'NOPE-0000' }), (e) => code(e) === 'license_not_found');
+        assert.deepEqual(await dumpDatabase(db), before);
+      }));
+
+    test('Gumroad: verify with increment_uses_count=false, the product found among linked ones; the mapping\'s device limit names the devices to release', () =>
+      withStores(dialect, async ({ auth, gumroad, db }) => {
+        await auth.plans.linkLicense('basic', { provider: 'gumroad', productId: 'other-product' });
+        await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 2 });
+        const user = await createUser(db);
+        const { key, purchase } = gumroad.sell();
+        const a = await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'laptop' });
+        assert.deepEqual([a.planSlug, a.activationsUsed, a.activationLimit], ['pro', 1, 2]);
+        assert.ok(gumroad.calls.every((c) => c.form.increment_uses_count === 'false'));
+        assert.equal(purchase.uses, 0);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'desktop' })).activationsUsed, 2);
+        const error = await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'tablet' }).then(() => null, (e: unknown) => e);
+        assert.equal(code(error), 'device_limit_reached');
+        assert.match((error as Error).message, /2 of 2 devices; deactivate one of: laptop, desktop/);
+        await auth.licenses.deactivate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'laptop' });
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'tablet' })).activationsUsed, 2);
+        assert.deepEqual((await auth.licenses.list(user))[0]!.devices.map((d) => d.deviceName).sort(), ['desktop', 'tablet']);
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'gumroad');
+        // Lemon Squeezy's own activation limit is honoured (its 400 answer).
+      }));
+
+    test('Lemon Squeezy activation_limit is honoured: its refusal and our count agree', () =>
+      withStores(dialect, async ({ auth, lemon, db }) => {
+        const user = await createUser(db);
+        const { key, license } = lemon.sell({ activationLimit: 1 });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'one' });
+        const calls = lemon.calls.length;
+        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'two' }),
+          (e) => code(e) === 'device_limit_reached' && /deactivate one of: one/.test((e as Error).message));
+        assert.equal(lemon.calls.length, calls, 'our stored limit refuses before the store is asked');
+        assert.equal(license.instances.size, 1);
+      }));
+
+    test('refund by a signed Lemon Squeezy webhook revokes the plan at once; forged, unsigned and replayed deliveries change nothing; out of order is safe', () =>
+      withStores(dialect, async ({ auth, lemon, db }) => {
+        const user = await createUser(db);
+        const { key, license } = lemon.sell();
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        assert.equal((await auth.usage.check(user, 'resize')).planSlug, 'pro');
+        const refund = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { refunded: true, status: 'refunded', updated_at: ago(1000) } });
+        const before = await dumpDatabase(db);
+        const forged = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { refunded: true, updated_at: ago(1000) } }, 'wrong-secret');
+        for (const headers of [forged.headers, { ...refund.headers, 'x-signature': undefined }, { ...refund.headers, 'x-signature': 'zz' }, { ...refund.headers, 'x-signature': refund.headers['x-signature'].replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) }]) {
+          await assert.rejects(auth.licenses.handleWebhook('lemonsqueezy', refund.body, headers), (e) => code(e) === 'invalid_signature');
+        }
+        // A body changed after signing.
+        await assert.rejects(auth.licenses.handleWebhook('lemonsqueezy', refund.body.replace('true', 'false'), refund.headers), (e) => code(e) === 'invalid_signature');
+        assert.deepEqual(await dumpDatabase(db), before, 'a refused delivery changes nothing');
+        const applied = await auth.licenses.handleWebhook('lemonsqueezy', refund.body, new Headers(refund.headers));
+        assert.deepEqual(applied, { applied: true, reason: 'applied', licenses: 1, event: 'order_refunded' });
+        assert.equal((await auth.usage.consume(user, 'resize')).planSlug, 'free', 'revoked at once');
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'free');
+        // Replay: de-duplicated.
+        assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', refund.body, refund.headers), { applied: false, reason: 'duplicate', licenses: 0, event: 'order_refunded' });
+        // Out of order: an older "active" update arrives after the refund.
+        const older = lemonEvent('license_key_updated', { type: 'license-keys', id: license.id, attributes: { status: 'active', updated_at: ago(60_000) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', older.body, older.headers)).reason, 'stale');
+        // Even a newer "active" webhook does not lift a refund.
+        const newer = lemonEvent('license_key_updated', { type: 'license-keys', id: license.id, attributes: { status: 'active', updated_at: ago(0) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', newer.body, newer.headers)).reason, 'revoked');
+        assert.equal((await auth.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key })).valid, false);
+        const history = await db.query<{ status: string; grants_access: boolean }>('SELECT status, grants_access FROM public.user_plan_history WHERE user_id = $1::uuid ORDER BY id', [user]);
+        assert.deepEqual(history.map((h) => [h.status, h.grants_access]), [['active', true], ['refunded', false]]);
+      }));
+
+    test('Lemon Squeezy expiry and disable: subscription_expired and license_key_updated, ordered by updated_at; events arriving out of order', () =>
+      withStores(dialect, async ({ auth, lemon, db }) => {
+        const user = await createUser(db);
+        const { key, license } = lemon.sell();
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        // The later event (expired, t-1s) arrives first; the earlier renewal (active, t-10s) second.
+        const expired = lemonEvent('subscription_expired', { type: 'subscriptions', id: 77, attributes: { order_id: license.orderId, status: 'expired', updated_at: ago(1000) } });
+        const renewed = lemonEvent('subscription_updated', { type: 'subscriptions', id: 77, attributes: { order_id: license.orderId, status: 'active', updated_at: ago(10_000) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', expired.body, expired.headers)).reason, 'applied');
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', renewed.body, renewed.headers)).reason, 'stale');
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'free');
+        // A real renewal, later than the expiry, restores it.
+        const later = lemonEvent('subscription_updated', { type: 'subscriptions', id: 77, attributes: { order_id: license.orderId, status: 'active', updated_at: ago(0) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', later.body, later.headers)).reason, 'applied');
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'lemonsqueezy');
+        const cancelled = lemonEvent('subscription_cancelled', { type: 'subscriptions', id: 77, attributes: { order_id: license.orderId, status: 'cancelled', updated_at: ago(0) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', cancelled.body, cancelled.headers)).reason, 'ignored', 'still in force until it expires');
+        const unknown = lemonEvent('order_refunded', { type: 'orders', id: 999999, attributes: { updated_at: ago(0) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', unknown.body, unknown.headers)).reason, 'unknown_license');
+        const disabled = lemonEvent('license_key_updated', { type: 'license-keys', id: license.id, attributes: { status: 'disabled', updated_at: new Date(Date.now() + 1000).toISOString() } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', disabled.body, disabled.headers)).reason, 'applied');
+        assert.equal((await auth.usage.check(user, 'resize')).planSlug, 'free');
+        const future = lemonEvent('license_key_updated', { type: 'license-keys', id: license.id, attributes: { status: 'active', updated_at: '2999-01-01T00:00:00Z' } });
+        const before = await dumpDatabase(db);
+        await assert.rejects(auth.licenses.handleWebhook('lemonsqueezy', future.body, future.headers), (e) => code(e) === 'invalid_license_answer');
+        assert.deepEqual(await dumpDatabase(db), before, 'a far-future event time is refused, the event id not stored');
+      }));
+
+    test('a Gumroad ping is a hint: the key is re-verified (increment_uses_count=false) before anything changes; a refund revokes at once', () =>
+      withStores(dialect, async ({ auth, gumroad, db }) => {
+        const user = await createUser(db);
+        const { key, purchase } = gumroad.sell();
+        await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'd' });
+        const ping = (fields: Record<string, string>) => new URLSearchParams({ seller_id: 'seller', product_id: GUMROAD_PRODUCT, sale_id: purchase.saleId, license_key: key, ...fields }).toString();
+        // Forged: claims a refund Gumroad knows nothing of.
+        const calls = gumroad.calls.length;
+        const forged = await auth.licenses.handleWebhook('gumroad', ping({ resource_name: 'refund', refunded: 'true' }), { 'content-type': 'application/x-www-form-urlencoded' });
+        assert.equal(gumroad.calls.length, calls + 1);
+        assert.deepEqual(gumroad.calls.at(-1)!.form, { product_id: GUMROAD_PRODUCT, license_key: key, increment_uses_count: 'false' });
+        assert.equal(forged.event, 'refund');
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'gumroad', 'the API says not refunded: still granted');
+        purchase.refunded = true;
+        const real = await auth.licenses.handleWebhook('gumroad', ping({ resource_name: 'refund', refunded: 'true', timestamp: '2' }));
+        assert.deepEqual([real.applied, real.reason], [true, 'applied']);
+        assert.equal((await auth.usage.consume(user, 'resize')).planSlug, 'free');
+        assert.equal((await auth.licenses.handleWebhook('gumroad', ping({ resource_name: 'refund', refunded: 'true', timestamp: '2' }))).reason, 'duplicate');
+        // Dispute and chargeback, and a subscription that ended.
+        purchase.refunded = false;
+        purchase.disputed = true;
+        assert.equal((await auth.licenses.validate(user, { provider: 'gumroad', licenseKey: key })).status, 'refunded', 'cached');
+        await db.query('UPDATE public.licenses SET checked_at = checked_at - interval \'10 minutes\'');
+        assert.equal((await auth.licenses.validate(user, { provider: 'gumroad', licenseKey: key })).status, 'disputed');
+        purchase.disputed = false;
+        purchase.subscriptionEndedAt = ago(1000);
+        await auth.licenses.handleWebhook('gumroad', ping({ resource_name: 'subscription_ended' }));
+        assert.equal((await auth.licenses.list(user))[0]!.status, 'ended');
+        // A ping for a key nobody activated: nothing asked, nothing changed.
+        const before = gumroad.calls.length;
+        assert.equal((await auth.licenses.handleWebhook('gumroad', ping({ license_key: 'UNKNOWN-KEY', resource_name: 'sale' }))).reason, 'unknown_license');
+        assert.equal(gumroad.calls.length, before);
+      }));
+
+    test('validate: cache, then 429 (Lemon Squeezy\'s 60 a minute) and 5xx fall back to the stored answer within grace, else license_unavailable', () =>
+      withStores(dialect, async ({ auth, lemon, db, make }) => {
+        const user = await createUser(db);
+        const { key } = lemon.sell();
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        const noCache = make({ cacheSeconds: 0 });
+        assert.equal((await noCache.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key })).answeredBy, 'store');
+        lemon.ratePerMinute = lemon.calls.length; // the minute's budget is spent
+        const limited = await noCache.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key });
+        assert.deepEqual([limited.answeredBy, limited.valid], ['grace', true]);
+        lemon.ratePerMinute = 60;
+        for (const status of [500, 503] as const) {
+          lemon.failure = { kind: 'http', status };
+          assert.equal((await noCache.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key })).answeredBy, 'grace');
+        }
+        lemon.failure = { kind: 'garbage' };
+        assert.equal((await noCache.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key })).answeredBy, 'grace');
+        await db.query("UPDATE public.licenses SET checked_at = checked_at - interval '25 hours'");
+        await assert.rejects(noCache.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key }), (e) => code(e) === 'license_unavailable');
+        lemon.failure = { kind: 'slow', ms: 1000 };
+        await assert.rejects(make({ cacheSeconds: 0, timeoutMs: 100 }).licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key }),
+          (e) => code(e) === 'license_unavailable' && /within 100 ms/.test((e as Error).message));
+        lemon.failure = null;
+        // A new activation while the store is rate limited: license_unavailable, nothing written.
+        const { key: other } = lemon.sell();
+        lemon.ratePerMinute = 0;
+        const before = await dumpDatabase(db);
+        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: other, deviceName: 'x' }), (e) => code(e) === 'license_unavailable');
+        assert.deepEqual(await dumpDatabase(db), before);
+      }));
+
+    test('seats: a Gumroad multi-seat purchase of 3 seats; members get the plan as source seat; the 4th is no_seats_left; remove frees one', () =>
+      withStores(dialect, async ({ auth, gumroad, lemon, db }) => {
+        const owner = await createUser(db);
+        const members = await Promise.all(Array.from({ length: 5 }, () => createUser(db)));
+        const { key, purchase } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        assert.equal((await auth.subscriptions.effectivePlan(owner)).source, 'free', 'a team license grants through seats');
+        for (const m of members.slice(0, 3)) await auth.seats.assign(owner, m);
+        assert.equal((await auth.seats.assign(owner, members[0]!)).seatsUsed, 3, 'idempotent');
+        await assert.rejects(auth.seats.assign(owner, members[3]!), (e) => code(e) === 'no_seats_left');
+        const plan = await auth.subscriptions.effectivePlan(members[0]!);
+        assert.deepEqual([plan.planSlug, plan.source, plan.grants[0]!.detail], ['pro', 'seat', 'gumroad']);
+        assert.equal((await auth.usage.consume(members[1]!, 'resize')).planSlug, 'pro');
+        const list = await auth.seats.list(owner);
+        assert.deepEqual([list.seats, list.used], [3, 3]);
+        await auth.seats.remove(owner, members[0]!);
+        await assert.rejects(auth.seats.remove(owner, members[0]!), (e) => code(e) === 'seat_not_found');
+        assert.equal((await auth.subscriptions.effectivePlan(members[0]!)).source, 'free');
+        await auth.seats.assign(owner, members[3]!);
+        // Another owner cannot take a seated member.
+        const other = await createUser(db);
+        const ls = lemon.sell({ variantId: 333 });
+        await auth.plans.linkLicense('enterprise', { provider: 'lemonsqueezy', productId: '111', variantId: '333', seats: 2 });
+        await auth.licenses.activate(other, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'o' });
+        await assert.rejects(auth.seats.assign(other, members[3]!), (e) => code(e) === 'seat_taken');
+        await auth.seats.assign(other, members[4]!);
+        assert.deepEqual([(await auth.subscriptions.effectivePlan(members[4]!)).planSlug, (await auth.seats.list(other)).seats], ['enterprise', 2]);
+        // The team license refunded: every member loses the plan at once.
+        purchase.refunded = true;
+        await auth.licenses.handleWebhook('gumroad', new URLSearchParams({ resource_name: 'refund', license_key: key, product_id: GUMROAD_PRODUCT }).toString());
+        assert.equal((await auth.usage.check(members[1]!, 'resize')).planSlug, 'free');
+        await assert.rejects(auth.seats.assign(owner, members[0]!), (e) => code(e) === 'no_seats_left');
+      }));
+
+    test('plans.linkLicense: variant over product, unlink, and bad links refused before any write', () =>
+      withStores(dialect, async ({ auth, db }) => {
+        await auth.plans.linkLicense('basic', { provider: 'lemonsqueezy', productId: '111', variantId: '222' });
+        assert.equal(await count(db, 'license_products'), 3);
+        const before = await dumpDatabase(db);
+        const bad: [unknown, string][] = [
+          [{ provider: 'stripe', productId: '1' }, 'invalid_license_provider'],
+          [{ provider: 'gumroad', productId: '' }, 'invalid_license_product'],
+          [{ provider: 'gumroad', productId: 'a b' }, 'invalid_license_product'],
+          [{ provider: 'gumroad', productId: 'x', variantId: 5 }, 'invalid_license_product'],
+          [{ provider: 'gumroad', productId: 'x', deviceLimit: 0 }, 'invalid_license_link'],
+          [{ provider: 'gumroad', productId: 'x', seats: 2.5 }, 'invalid_license_link'],
+          [null, 'invalid_license_product'],
+        ];
+        for (const [link, expected] of bad) {
+          await assert.rejects(auth.plans.linkLicense('pro', link as never), (e) => e instanceof PluginAuthError && code(e) === expected, JSON.stringify(link));
+        }
+        await assert.rejects(auth.plans.linkLicense('platinum', { provider: 'gumroad', productId: 'x' }), (e) => code(e) === 'unknown_plan');
+        assert.deepEqual(await dumpDatabase(db), before);
+        assert.equal(await auth.plans.linkLicense(null, { provider: 'lemonsqueezy', productId: '111', variantId: '222' }), null);
+        assert.equal(await count(db, 'license_products'), 2);
+      }));
+
+    test('bad input to licenses and seats: a typed error before any call or write', () =>
+      withStores(dialect, async ({ auth, lemon, gumroad, db }) => {
+        const user = await createUser(db);
+        const { key } = lemon.sell();
+        const before = await dumpDatabase(db);
+        const calls = () => lemon.calls.length + gumroad.calls.length;
+        const start = calls();
+        const cases: [() => Promise<unknown>, string][] = [
+          [() => auth.licenses.activate('nope', { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' }), 'invalid_user_id'],
+          [() => auth.licenses.activate(user, { provider: 'paddle' as never, licenseKey: key, deviceName: 'd' }), 'invalid_license_provider'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: '', deviceName: 'd' }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 'a b', deviceName: 'd' }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 'x'.repeat(256), deviceName: 'd' }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 42 as never, deviceName: 'd' }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: '' }), 'invalid_device_name'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'a\u0085b' }), 'invalid_device_name'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key } as never), 'invalid_device_name'],
+          [() => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'd', productId: '../x y' }), 'invalid_license_product'],
+          [() => auth.licenses.activate(user, null as never), 'invalid_license_key'],
+          [() => auth.licenses.activate('00000000-0000-4000-8000-000000000000', { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' }), 'unknown_user'],
+          [() => auth.licenses.validate(user, { provider: 'gumroad', licenseKey: '\u0000' }), 'invalid_license_key'],
+          [() => auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'never' }), 'license_not_found'],
+          [() => auth.licenses.handleWebhook('paddle' as never, '{}', {}), 'invalid_license_provider'],
+          [() => auth.licenses.handleWebhook('lemonsqueezy', 42 as never, {}), 'invalid_webhook'],
+          [() => auth.licenses.handleWebhook('lemonsqueezy', '{}', {}), 'invalid_signature'],
+          [() => auth.licenses.handleWebhook('lemonsqueezy', 'x'.repeat(1024 * 1024 + 1), {}), 'invalid_webhook'],
+          [() => auth.seats.assign('x', user), 'invalid_user_id'],
+          [() => auth.seats.assign(user, 'x'), 'invalid_user_id'],
+          [() => auth.seats.assign(user, user), 'no_seats_left'],
+          [() => auth.seats.remove(user, 'x'), 'invalid_user_id'],
+          [() => auth.seats.list('x'), 'invalid_user_id'],
+          [() => createPluginAuth(db).licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'd' }), 'license_not_configured'],
+          [() => createPluginAuth(db).licenses.handleWebhook('lemonsqueezy', '{}', {}), 'license_not_configured'],
+        ];
+        for (const [call, expected] of cases) {
+          const error = await call().then(() => undefined, (e: unknown) => e);
+          assert.ok(error instanceof PluginAuthError, `${expected}: ${String(error)}`);
+          assert.equal(error.code, expected);
+          assert.ok(!error.message.includes(key), 'the key is never in a message');
+        }
+        assert.equal(calls(), start, 'no store was asked');
+        assert.deepEqual(await dumpDatabase(db), before);
+        assert.throws(() => createPluginAuth(db, { lemonSqueezy: { webhookSecret: '' } }), (e) => code(e) === 'license_config_invalid');
+        assert.throws(() => createPluginAuth(db, { gumroad: { apiBaseUrl: 'ftp://x' } }), (e) => code(e) === 'license_config_invalid');
+        assert.throws(() => createPluginAuth(db, { gumroad: {}, licenses: { cacheSeconds: -1 } }), (e) => code(e) === 'license_config_invalid');
+      }));
+  });
+}
+
+if (DIALECTS.includes('postgres')) {
+  describe('licenses, concurrency [postgres, real parallel connections]', () => {
+    test('16 concurrent activations of one key on 16 devices with a device limit of 3: exactly 3 succeed [postgres]', () =>
+      withStores('postgres', async ({ auth, lemon, gumroad, db }) => {
+        await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 3 });
+        for (const provider of ['lemonsqueezy', 'gumroad'] as const) {
+          const user = await createUser(db);
+          const key = provider === 'lemonsqueezy' ? lemon.sell({ activationLimit: 3 }).key : gumroad.sell().key;
+          lemon.delayMs = gumroad.delayMs = 30;
+          const results = await Promise.allSettled(Array.from({ length: 16 }, (_, i) =>
+            auth.licenses.activate(user, { provider, licenseKey: key, deviceName: `device-${i}` })));
+          const ok = results.filter((r) => r.status === 'fulfilled');
+          const refused = results.filter((r) => r.status === 'rejected');
+          assert.equal(ok.length, 3, provider);
+          assert.ok(refused.every((r) => code((r as PromiseRejectedResult).reason) === 'device_limit_reached'), provider);
+          const devices = await db.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM public.license_devices d JOIN public.licenses k ON k.id = d.license_id WHERE k.user_id = $1::uuid', [user]);
+          assert.equal(devices[0]!.n, 3, provider);
+          if (provider === 'lemonsqueezy') assert.equal([...lemon.keys.get(key)!.instances.values()].length, 3, 'the store holds the same 3');
+        }
+        const backends = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()');
+        assert.ok(backends[0]!.n >= 8, `parallel connections were used (${backends[0]!.n})`);
+      }, 20));
+
+    test('16 parallel seat assigns for 5 seats: exactly 5 members seated [postgres]', () =>
+      withStores('postgres', async ({ auth, gumroad, db }) => {
+        const owner = await createUser(db);
+        const { key } = gumroad.sell({ isMultiseatLicense: true, quantity: 5 });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        const members = await Promise.all(Array.from({ length: 16 }, () => createUser(db)));
+        const results = await Promise.allSettled(members.map((m) => auth.seats.assign(owner, m)));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
+        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => code((r as PromiseRejectedResult).reason) === 'no_seats_left'));
+        assert.equal(await count(db, 'seat_assignments'), 5);
+        const seated = await Promise.all(members.map(async (m) => (await auth.subscriptions.effectivePlan(m)).source));
+        assert.equal(seated.filter((s) => s === 'seat').length, 5);
+      }, 20));
+  });
+}
