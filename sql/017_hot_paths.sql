@@ -11,7 +11,7 @@
 --   then (sql/016 adds license and seat sources), consume and check apply exactly them, in one
 --   statement, without a nested PL/pgSQL set-returning call per consume (measured: BENCHMARKS.md).
 --   A later file that redefines plugin_auth_grants must re-run the generator: it is the DO block at
---   the end of this file; the generated test (test/usage.test.ts) fails when the copy is stale.
+--   the end of this file; test/hot-paths.test.ts fails when the copy is stale.
 
 -- The one unknown_user check. Raises PA001 when p_user_id names no user; returns otherwise.
 CREATE OR REPLACE FUNCTION public.plugin_auth_require_user(p_user_id UUID)
