@@ -12,6 +12,7 @@ import { sha256Hex } from '../src/token-signer.ts';
 import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 import { adminQuery, databaseUrl } from './server.ts';
 import { compare, formatLine, timeRuns, type Line } from './harness.ts';
+import { findPgbench, seedServerSide, serverSide, type ServerLine } from './pgbench.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '8' },
     users: { type: 'string', default: '100000' },
     only: { type: 'string', default: '' },
+    'pgbench-seconds': { type: 'string', default: '3' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -149,6 +151,12 @@ async function overGrants(db: Database): Promise<number> {
 }
 
 const results: Line[] = [];
+const serverLines: ServerLine[] = [];
+let serverNote: string | null = null;
+// --only pgbench…: the server-side lines alone; --only <driver line>: no server-side lines.
+const only = values.only!;
+const wants = (line: string) => line.includes(only);
+const onlyServer = only.startsWith('pgbench');
 let server: Awaited<ReturnType<typeof startThrowawayPostgres>> | undefined;
 let serverUrl = process.env.BENCH_DATABASE_URL;
 if (!serverUrl) {
@@ -174,6 +182,7 @@ try {
     await adminQuery(serverUrl, `CREATE DATABASE ${db}`);
     createdDbs.push(db);
   }
+  if (wants('postgres: setup')) {
   const setupLine = await timeRuns('postgres: setup, empty database', empties.length, async (i) => {
     const db = await openDatabase(databaseUrl(serverUrl!, empties[i]!), { max: 1 });
     await applySchema(db);
@@ -186,25 +195,40 @@ try {
   await again.close();
   log(formatLine(noop));
   results.push(noop);
+  }
 
   await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
   createdDbs.push(name);
   const db = await openDatabase(databaseUrl(serverUrl, name), { max: CONNECTIONS });
   await applySchema(db);
-  results.push(...(await hotPaths(db, 'postgres', CONNECTIONS, USERS)));
+  if (!onlyServer) results.push(...(await hotPaths(db, 'postgres', CONNECTIONS, USERS)));
+  if (only === '' || onlyServer) {
+    const found = await findPgbench(db);
+    if ('bin' in found) {
+      await seedServerSide(db);
+      serverLines.push(...(await serverSide(db, found.bin, databaseUrl(serverUrl, name), {
+        clients: CONNECTIONS, seconds: Number(values['pgbench-seconds']), rounds: ROUNDS, only,
+      }, log)));
+    } else {
+      serverNote = `pgbench lines skipped: ${found.missing}`;
+      log(serverNote);
+    }
+  }
   over += await overGrants(db);
   await db.close();
 
-  const lite = await openDatabase('memory://');
-  await applySchema(lite);
-  results.push(...(await hotPaths(lite, 'pglite', 1, Math.min(USERS, 10000))));
-  over += await overGrants(lite);
-  await lite.close();
+  if (!onlyServer) {
+    const lite = await openDatabase('memory://');
+    await applySchema(lite);
+    results.push(...(await hotPaths(lite, 'pglite', 1, Math.min(USERS, 10000))));
+    over += await overGrants(lite);
+    await lite.close();
+  }
   log(`overGrants: ${over}`);
 } finally {
   for (const db of createdDbs.reverse()) await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
   await server?.stop();
 }
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ results, overGrants: over })}\n`);
+  process.stdout.write(`${JSON.stringify({ results, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
 }

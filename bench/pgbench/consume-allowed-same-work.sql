@@ -1,0 +1,43 @@
+\set n random(1, 100000)
+WITH me AS (
+  SELECT ('20000000-0000-4000-8000-' || pg_catalog.lpad(:n, 12, '0'))::uuid AS id, (pg_catalog.now() AT TIME ZONE 'UTC')::date AS today
+), plan AS (
+  SELECT p.plan_slug, (p.limits ->> 'resizesPerDay')::integer AS lim,
+         (p.limits ->> 'batchSize')::integer AS batch, (p.limits ->> 'isDaily')::boolean AS daily
+    FROM me
+    JOIN public.users AS w ON w.id = me.id
+    CROSS JOIN LATERAL (
+      SELECT s.plan_id FROM public.user_subscriptions AS s
+       WHERE s.user_id = w.id
+         AND CASE WHEN s.status IN ('active', 'trialing') THEN true
+                  WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
+                  WHEN s.status = 'manual' THEN s.current_period_end IS NULL OR s.current_period_end > pg_catalog.now()
+                  ELSE false END
+      UNION ALL
+      SELECT l.plan_id FROM public.figma_users AS f
+        JOIN public.figma_plan_links AS l
+          ON (l.link = f.payment_status AND f.grant_until > pg_catalog.now())
+          OR (l.link = 'FIRST_USE' AND f.first_seen_at + pg_catalog.make_interval(secs => l.trial_seconds) > pg_catalog.now())
+       WHERE f.user_id = w.id
+      UNION ALL
+      SELECT fp.id FROM public.subscription_plans AS fp WHERE fp.plan_slug = 'free'
+    ) AS g
+    JOIN public.subscription_plans AS p ON p.id = g.plan_id
+   ORDER BY COALESCE(p.price_monthly, 0) DESC LIMIT 1
+), counted AS (
+  INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
+  SELECT me.id, 'resize', me.today, 1 FROM me, plan WHERE plan.lim <> 0
+  ON CONFLICT (user_id, action, usage_date) DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now()
+  WHERE (SELECT plan.lim FROM plan) = -1 OR d.count + 1 <= (SELECT plan.lim FROM plan)
+  RETURNING d.count
+), answer AS (
+  SELECT c.count IS NOT NULL AS allowed,
+         COALESCE(c.count, (SELECT d.count FROM public.daily_usage_summary AS d, me
+                             WHERE d.user_id = me.id AND d.action = 'resize' AND d.usage_date = me.today), 0) AS used
+    FROM (SELECT (SELECT counted.count FROM counted) AS count) AS c
+)
+INSERT INTO public.plugin_usage (user_id, action, items, allowed, reason, plan_slug, used, usage_limit, batch_limit, resets_at)
+SELECT me.id, 'resize', 1, a.allowed, CASE WHEN a.allowed THEN 'ok' ELSE 'limit_reached' END, plan.plan_slug, a.used,
+       NULLIF(plan.lim, -1), NULLIF(plan.batch, -1), (me.today + 1)::timestamp AT TIME ZONE 'UTC'
+  FROM me, plan, answer AS a
+RETURNING allowed, reason, plan_slug, used, usage_limit, batch_limit, resets_at;
