@@ -405,9 +405,9 @@ for (const dialect of DIALECTS) {
           }
           for (const [k, v] of entries(HOSTILE_NUMBERS)) {
             cases.push({ name: `linkLicense deviceLimit ${k}`, run: () => auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'x', deviceLimit: v as number }), codes: ['invalid_license_link'],
-              ok: Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000 ? () => {} : undefined });
+              ok: v === null || v === undefined || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000) ? () => {} : undefined });
             cases.push({ name: `linkLicense seats ${k}`, run: () => auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'x', seats: v as number }), codes: ['invalid_license_link'],
-              ok: Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100000 ? () => {} : undefined });
+              ok: v === null || v === undefined || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100000) ? () => {} : undefined });
           }
           for (const [k, v] of entries(HOSTILE_WEBHOOK_BODIES)) {
             cases.push({ name: `handleWebhook lemonsqueezy body ${k}`, run: () => auth.licenses.handleWebhook('lemonsqueezy', v as string, {}), codes: ['invalid_signature', 'invalid_webhook'] });

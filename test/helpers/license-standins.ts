@@ -33,6 +33,9 @@ const send = (res: ServerResponse, status: number, body: unknown) => {
 
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => void handler(req, res).catch(() => { res.writeHead(500); res.end(); }));
+  // Longer than any test: an idle keep-alive socket closed by the server while fetch reuses it
+  // would read as "could not be reached".
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
