@@ -42,10 +42,9 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-const schemaHash = createHash('sha256')
-  .update(loadMigrations().map((m) => m.checksum).join(','))
-  .digest('hex')
-  .slice(0, 12);
+// Named after the whole setup script (the sql/ files and the schema snapshot its grant step reads),
+// so a regenerated snapshot gets a new template too.
+const schemaHash = createHash('sha256').update(buildSetupScript()).digest('hex').slice(0, 12);
 const TEMPLATE = `fpa_template_${schemaHash}`;
 
 /**

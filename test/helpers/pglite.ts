@@ -60,7 +60,7 @@ async function once(path: string, build: (tmp: string) => Promise<void>): Promis
   }
 }
 
-const SCHEMA = createHash('sha256').update(loadMigrations().map((m) => m.checksum).join(',')).digest('hex').slice(0, 12);
+const SCHEMA = createHash('sha256').update(buildSetupScript()).digest('hex').slice(0, 12);
 const EMPTY = `pglite-${VERSION}-empty`;
 const SET_UP = `pglite-${VERSION}-${SCHEMA}-setup`;
 
