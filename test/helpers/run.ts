@@ -6,7 +6,7 @@
 // back), so paths the code finds from import.meta.url (../sql/, ../schema/, ...) are the real ones.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,7 +31,9 @@ let mirror: string | undefined;
 function mirrorDir(): string {
   if (mirror) return mirror;
   const hash = createHash('sha256');
-  for (const name of readdirSync(join(ROOT, 'src')).sort()) hash.update(name).update(readFileSync(join(ROOT, 'src', name)));
+  // Every file under src/, its folders included (a bundle inlines them all).
+  const files = (readdirSync(join(ROOT, 'src'), { recursive: true }) as string[]).filter((name) => statSync(join(ROOT, 'src', name)).isFile());
+  for (const name of files.sort()) hash.update(name).update(readFileSync(join(ROOT, 'src', name)));
   hash.update(readFileSync(join(ROOT, 'package-lock.json')));
   const dir = join(CACHE, `scripts-${hash.digest('hex').slice(0, 12)}`);
   if (!existsSync(dir)) {
