@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from '../../src/db.ts';
 import { createPluginAuth } from '../../src/auth.ts';
+import { random } from './stripe.ts';
 
 export const SEED_TOKEN_SECRET = 'dashboard-seed-secret-0123456789abcdef0123';
 
@@ -53,17 +54,6 @@ export interface SeedModel {
 
 const DAY = 86_400_000;
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const utcDate = (d: Date) => d.toISOString().slice(0, 10);
 
