@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Database } from '../src/db.ts';
+import type { Database } from '../src/core/db.ts';
 
 const run = promisify(execFile);
 const SCRIPTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pgbench');

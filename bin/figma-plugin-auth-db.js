@@ -3,8 +3,8 @@
 // so it is never stale; in an installed package it runs the build in dist/ (`npm run build`).
 import { existsSync } from 'node:fs';
 
-const source = new URL('../src/cli.ts', import.meta.url);
-const built = new URL('../dist/src/cli.js', import.meta.url);
+const source = new URL('../src/cli/cli.ts', import.meta.url);
+const built = new URL('../dist/cli/cli.js', import.meta.url);
 
 async function load() {
   if (existsSync(source)) {

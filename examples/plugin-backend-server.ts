@@ -6,7 +6,8 @@
 // read from the environment; missing secrets are generated for this run (tokens then end with it).
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
-import { applySchema, createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, serve } from '../src/index.ts';
+import { createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, serve } from '../src/index.ts';
+import { applySchema } from '../src/schema/index.ts';
 import { createPluginBackend } from './plugin-backend.ts';
 
 const env = loadDevelopmentEnv();

@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { openDatabase } from '../src/db.ts';
-import { applySchema } from '../src/setup.ts';
+import { openDatabase } from '../src/core/db.ts';
+import { applySchema } from '../src/schema/setup.ts';
 import { startDashboardServer } from '../src/dashboard/server.ts';
 import { seedDashboardHistory } from '../test/helpers/dashboard.ts';
 

@@ -1,9 +1,9 @@
-import type { Database } from './db.ts';
-import { SetupError } from './errors.ts';
-import { createTokens, type TokenOptions } from './tokens.ts';
-import { createSubscriptions } from './subscriptions.ts';
-import { createPlans } from './plans.ts';
-import { createUsage } from './usage.ts';
+import type { Database } from './core/db.ts';
+import { SetupError } from './core/errors.ts';
+import { createTokens, type TokenOptions } from './tokens/tokens.ts';
+import { createSubscriptions } from './billing/subscriptions.ts';
+import { createPlans } from './billing/plans.ts';
+import { createUsage } from './usage/usage.ts';
 import { createFigma, type FigmaOptions } from './billing/figma.ts';
 import { createLicenses, type LicenseOptions } from './billing/licenses.ts';
 import type { LemonSqueezyOptions } from './billing/lemonsqueezy.ts';

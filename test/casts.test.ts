@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { PRICES, T0, linkPrices, subscription } from './helpers/stripe.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { createUsageReport, usageReport } from '../src/usage-report.ts';
-import { purgeUsage } from '../src/retention.ts';
-import { findUser } from '../src/users.ts';
-import type { Database } from '../src/db.ts';
+import { createUsageReport, usageReport } from '../src/usage/report.ts';
+import { purgeUsage } from '../src/usage/retention.ts';
+import { findUser } from '../src/core/users.ts';
+import type { Database } from '../src/core/db.ts';
 
 const SECRET = randomBytes(48).toString('base64url');
 

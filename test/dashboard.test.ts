@@ -13,8 +13,8 @@ import { createDashboardHandler } from '../src/index.ts';
 import { readOverview } from '../src/dashboard/queries.ts';
 import { keyMatches, startDashboardServer } from '../src/dashboard/server.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { openDatabase } from '../src/db.ts';
-import { buildSetupScript } from '../src/migrations.ts';
+import { openDatabase } from '../src/core/db.ts';
+import { buildSetupScript } from '../src/schema/migrations.ts';
 
 const BIN = fileURLToPath(new URL('../bin/figma-plugin-auth-db.js', import.meta.url));
 const allow = { authorize: () => true };

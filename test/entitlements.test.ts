@@ -7,10 +7,10 @@ import { SignJWT, createLocalJWKSet, decodeProtectedHeader, importJWK, jwtVerify
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { runScript } from './helpers/run.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { NotFoundError, SetupError, ValidationError } from '../src/errors.ts';
+import { NotFoundError, SetupError, ValidationError } from '../src/core/errors.ts';
 import { generateEntitlementKey, type EntitlementJwk } from '../src/entitlements/index.ts';
 import { verifyEntitlementSnapshot } from '../src/plugin/index.ts';
-import type { Database } from '../src/db.ts';
+import type { Database } from '../src/core/db.ts';
 
 const noDb = {} as Database; // key checks happen before any query
 const keyA = generateEntitlementKey();

@@ -9,11 +9,11 @@ import { dumpDatabase } from './helpers/dump.ts';
 import { HOSTILE_STRINGS, WRONG_TYPES } from './helpers/hostile.ts';
 import { startFigmaStandIn, type FigmaStandIn, type StandInUser } from './helpers/figma-standin.ts';
 import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
-import type { Database } from '../src/db.ts';
-import { PluginAuthError, ServiceError } from '../src/errors.ts';
-import { sqlStatusSource } from '../src/status.ts';
-import { readCatalog } from '../src/catalog.ts';
-import { figmaWarnings } from '../src/billing/figma-health.ts';
+import type { Database } from '../src/core/db.ts';
+import { PluginAuthError, ServiceError } from '../src/core/errors.ts';
+import { sqlStatusSource } from '../src/schema/status.ts';
+import { readCatalog } from '../src/schema/catalog.ts';
+import { figmaWarnings } from '../src/schema/figma-health.ts';
 import type { FigmaOptions } from '../src/billing/figma.ts';
 
 const SECRET = randomBytes(48).toString('base64url');

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { EXPECTED_SCHEMA_PATH } from '../src/catalog.ts';
+import { EXPECTED_SCHEMA_PATH } from '../src/schema/catalog.ts';
 import {
   buildExpectedSchema,
   buildFreshCatalog,
@@ -12,7 +12,7 @@ import {
   renderSchemaDiagram,
   SCHEMA_DIAGRAM_PATH,
   serializeExpectedSchema,
-} from '../src/generate.ts';
+} from '../scripts/generated.ts';
 
 const fresh = buildFreshCatalog();
 const stale = (file: string) => `${file} is stale: run \`npm run generate\` and commit the result`;

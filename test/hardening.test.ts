@@ -8,11 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { DIALECTS, createUser, withDatabase, type TestDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
-import { loadExpectedSchema, readCatalog } from '../src/catalog.ts';
-import { verifyCatalog } from '../src/cli.ts';
-import type { Database } from '../src/db.ts';
-import { buildSetupScript, CORRECTED_FILES, loadMigrations, OWNER_ONLY_FUNCTIONS } from '../src/migrations.ts';
-import { applySchema } from '../src/setup.ts';
+import { loadExpectedSchema, readCatalog } from '../src/schema/catalog.ts';
+import { verifyCatalog } from '../src/cli/cli.ts';
+import type { Database } from '../src/core/db.ts';
+import { buildSetupScript, CORRECTED_FILES, loadMigrations, OWNER_ONLY_FUNCTIONS } from '../src/schema/migrations.ts';
+import { applySchema } from '../src/schema/setup.ts';
 
 const SUPABASE_ROLES = `DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;

@@ -14,13 +14,13 @@ import { subscription, linkPrices, PRICES, T0 } from './helpers/stripe.ts';
 import {
   HOSTILE_NUMBERS, HOSTILE_STRINGS, HOSTILE_UUIDS, HOSTILE_WEBHOOK_BODIES, WRONG_TYPES, digestOf, isWellFormed, runCases, userIdCodes, type Case,
 } from './helpers/hostile.ts';
-import { MAX_EVENT_SKEW_MS } from '../src/validation.ts';
+import { MAX_EVENT_SKEW_MS } from '../src/core/validation.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import type { Database } from '../src/db.ts';
-import { PluginAuthError } from '../src/errors.ts';
+import type { Database } from '../src/core/db.ts';
+import { PluginAuthError } from '../src/core/errors.ts';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
-import { resolveTarget } from '../src/setup.ts';
-import { runSetupCommand } from '../src/setup-command.ts';
+import { resolveTarget } from '../src/schema/setup.ts';
+import { runSetupCommand } from '../src/cli/setup-command.ts';
 
 const SECRET = randomBytes(48).toString('base64url');
 let total = 0;
@@ -569,7 +569,7 @@ describe('hostile input through the CLI [subprocess]', () => {
     ];
     for (const args of argvs) {
       total++;
-      const result = await runScript('src/cli-main.ts', args);
+      const result = await runScript('src/cli/main.ts', args);
       assert.notEqual(result.code, 0, `${args.join(' ').slice(0, 80)}: ${result.all}`);
       assert.ok(result.all.trim().length > 0, 'says something');
       assert.doesNotMatch(result.all, /^\s+at .+\(.+:\d+:\d+\)$/m, `no stack trace for ${args.join(' ').slice(0, 80)}:\n${result.all}`);

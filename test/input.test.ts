@@ -9,12 +9,12 @@ import { DIALECTS, createUser, freshDatabase, dropDatabase, withDatabase } from 
 import { DAY, PRICES, T0, linkPrices, subscription } from './helpers/stripe.ts';
 import { SECRET, counting } from './helpers/tokens.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { createUsageReport } from '../src/usage-report.ts';
-import { findUser } from '../src/users.ts';
-import { NotFoundError, PluginAuthError, ValidationError, sqlState } from '../src/errors.ts';
-import { buildSetupScript, loadMigrations } from '../src/migrations.ts';
-import { MAX_EVENT_SKEW_MS } from '../src/validation.ts';
-import type { Database, Queryable } from '../src/db.ts';
+import { createUsageReport } from '../src/usage/report.ts';
+import { findUser } from '../src/core/users.ts';
+import { NotFoundError, PluginAuthError, ValidationError, sqlState } from '../src/core/errors.ts';
+import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
+import { MAX_EVENT_SKEW_MS } from '../src/core/validation.ts';
+import type { Database, Queryable } from '../src/core/db.ts';
 
 const NOW_S = () => Math.floor(Date.now() / 1000);
 
@@ -44,7 +44,7 @@ async function subscriptionRow(db: Queryable, userId: string) {
   return rows[0] ?? null;
 }
 
-test('one validation module: no uuid or control-character regex outside src/validation.ts', () => {
+test('one validation module: no uuid or control-character regex outside src/core/validation.ts', () => {
   const found: string[] = [];
   for (const file of readdirSync('src').filter((f) => f.endsWith('.ts') && f !== 'validation.ts')) {
     const text = readFileSync(`src/${file}`, 'utf8');

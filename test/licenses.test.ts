@@ -7,8 +7,8 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { startGumroadStandIn, startLemonSqueezyStandIn, type GumroadStandIn, type LemonStandIn } from './helpers/license-standins.ts';
 import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
-import type { Database } from '../src/db.ts';
-import { PluginAuthError } from '../src/errors.ts';
+import type { Database } from '../src/core/db.ts';
+import { PluginAuthError } from '../src/core/errors.ts';
 import type { LicenseOptions } from '../src/billing/licenses.ts';
 
 const WEBHOOK_SECRET = `whsec_${randomBytes(16).toString('hex')}`;

@@ -4,9 +4,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { SECRET, assertAbsent, code, counting } from './helpers/tokens.ts';
-import { createTokens } from '../src/tokens.ts';
-import { AuthError, NotFoundError } from '../src/errors.ts';
-import type { Database } from '../src/db.ts';
+import { createTokens } from '../src/tokens/tokens.ts';
+import { AuthError, NotFoundError } from '../src/core/errors.ts';
+import type { Database } from '../src/core/db.ts';
 
 const expire = (db: Database) =>
   db.query("UPDATE public.plugin_login_requests SET created_at = now() - interval '20 minutes', expires_at = now() - interval '10 minutes'");

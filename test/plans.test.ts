@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
-import { createPlans } from '../src/plans.ts';
-import { NotFoundError, ValidationError, type PluginAuthError } from '../src/errors.ts';
+import { createPlans } from '../src/billing/plans.ts';
+import { NotFoundError, ValidationError, type PluginAuthError } from '../src/core/errors.ts';
 
 async function rejectsWith(promise: Promise<unknown>, Class: typeof PluginAuthError, code: string) {
   await assert.rejects(promise, (error: PluginAuthError) => {

@@ -2,11 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { setCounter, setPlan } from './helpers/usage.ts';
-import { createUsage } from '../src/usage.ts';
-import { purgeUsage, parseAge } from '../src/retention.ts';
-import { usageReport } from '../src/usage-report.ts';
-import { PluginAuthError, ValidationError, sqlState } from '../src/errors.ts';
-import type { Queryable } from '../src/db.ts';
+import { createUsage } from '../src/usage/usage.ts';
+import { purgeUsage, parseAge } from '../src/usage/retention.ts';
+import { usageReport } from '../src/usage/report.ts';
+import { PluginAuthError, ValidationError, sqlState } from '../src/core/errors.ts';
+import type { Queryable } from '../src/core/db.ts';
 
 /** Writes n log rows of one user created `daysAgo` days ago (we cannot move the clock). */
 async function oldCalls(db: Queryable, userId: string, n: number, daysAgo: number, allowed = true, key?: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
-import { readCatalog, type CatalogTable } from '../src/catalog.ts';
+import { readCatalog, type CatalogTable } from '../src/schema/catalog.ts';
 
 const TS = 'timestamp with time zone';
 

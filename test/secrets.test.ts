@@ -215,10 +215,10 @@ if (DIALECTS.includes('postgres')) {
           await runScript('setup-production-db.ts', [], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: key } }),
           await runScript('setup-production-db.ts', [], { env: { SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_SERVICE_ROLE_KEY: key } }),
           // the CLI
-          await runScript('src/cli-main.ts', ['status', '--database-url', server.wrongPasswordUrl]),
-          await runScript('src/cli-main.ts', ['verify', '--database-url', `postgres://app:${password}@127.0.0.1:1/app`]),
-          await runScript('src/cli-main.ts', ['status'], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: key } }),
-          await runScript('src/cli-main.ts', ['setup', '--database-url', server.wrongPasswordUrl]),
+          await runScript('src/cli/main.ts', ['status', '--database-url', server.wrongPasswordUrl]),
+          await runScript('src/cli/main.ts', ['verify', '--database-url', `postgres://app:${password}@127.0.0.1:1/app`]),
+          await runScript('src/cli/main.ts', ['status'], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: key } }),
+          await runScript('src/cli/main.ts', ['setup', '--database-url', server.wrongPasswordUrl]),
         ];
         for (const [i, r] of runs.entries()) {
           assert.notEqual(r.code, 0, `run ${i} should fail:\n${r.all}`);

@@ -2,10 +2,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
-import { loadExpectedSchema, readCatalog } from '../src/catalog.ts';
-import { lintCatalog } from '../src/lint.ts';
-import { applySchema } from '../src/setup.ts';
-import { OWNER_ONLY_FUNCTIONS } from '../src/migrations.ts';
+import { loadExpectedSchema, readCatalog } from '../src/schema/catalog.ts';
+import { lintCatalog } from '../src/schema/lint.ts';
+import { applySchema } from '../src/schema/setup.ts';
+import { OWNER_ONLY_FUNCTIONS } from '../src/schema/migrations.ts';
 
 const expected = loadExpectedSchema();
 // Ours: every table and function the schema creates (on a fresh database setup creates the host

@@ -9,7 +9,7 @@ import { dumpDatabase } from './helpers/dump.ts';
 import { runScript, type RunResult } from './helpers/run.ts';
 import { passwordServer } from './helpers/password-server.ts';
 import { EXEC_SQL_DDL, startSupabaseStandIn } from './helpers/supabase-standin.ts';
-import { loadDevelopmentEnv } from '../src/env.ts';
+import { loadDevelopmentEnv } from '../src/core/env.ts';
 
 function assertErrorBlock(result: RunResult, retry: string) {
   assert.equal(result.code, 1, result.all);

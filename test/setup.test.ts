@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { DIALECTS, freshDatabase, dropDatabase, withDatabase, urlFor } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
-import { openDatabase } from '../src/db.ts';
-import { applySchema } from '../src/setup.ts';
-import { loadMigrations } from '../src/migrations.ts';
+import { openDatabase } from '../src/core/db.ts';
+import { applySchema } from '../src/schema/setup.ts';
+import { loadMigrations } from '../src/schema/migrations.ts';
 
 const ALL = loadMigrations().map((m) => m.name);
 

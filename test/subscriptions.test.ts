@@ -2,9 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { DAY, PRICES, T0, event, linkPrices, random, shuffle, subscription, type SubscriptionFields } from './helpers/stripe.ts';
-import { createSubscriptions, type StripeSubscriptionLike } from '../src/subscriptions.ts';
-import { NotFoundError, ValidationError, type PluginAuthError } from '../src/errors.ts';
-import type { Queryable } from '../src/db.ts';
+import { createSubscriptions, type StripeSubscriptionLike } from '../src/billing/subscriptions.ts';
+import { NotFoundError, ValidationError, type PluginAuthError } from '../src/core/errors.ts';
+import type { Queryable } from '../src/core/db.ts';
 
 const asSub = (o: Record<string, any>) => o as StripeSubscriptionLike;
 const NOW = () => Math.floor(Date.now() / 1000);

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { dropDatabase, freshDatabase } from './helpers/databases.ts';
 import { dumpDatabase, type Dump } from './helpers/dump.ts';
 import { EXEC_SQL_DDL, startSupabaseStandIn } from './helpers/supabase-standin.ts';
-import { applySchema, setup } from '../src/setup.ts';
-import { loadMigrations } from '../src/migrations.ts';
-import { verifyCatalog } from '../src/cli.ts';
+import { applySchema, setup } from '../src/schema/setup.ts';
+import { loadMigrations } from '../src/schema/migrations.ts';
+import { verifyCatalog } from '../src/cli/cli.ts';
 
 const KEY = 'test-service-role-key-0123456789abcdef';
 

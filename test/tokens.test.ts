@@ -6,9 +6,9 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { SECRET, assertAbsent, code, counting, signBy } from './helpers/tokens.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { createTokens } from '../src/tokens.ts';
-import { AuthError, NotFoundError, SetupError, ValidationError } from '../src/errors.ts';
-import type { Database } from '../src/db.ts';
+import { createTokens } from '../src/tokens/tokens.ts';
+import { AuthError, NotFoundError, SetupError, ValidationError } from '../src/core/errors.ts';
+import type { Database } from '../src/core/db.ts';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');

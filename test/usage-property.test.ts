@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { clearPlan, counter, nextUtcMidnight, setCounter, setPlan, totals } from './helpers/usage.ts';
-import { createUsage, type UsageAnswer } from '../src/usage.ts';
-import { PluginAuthError } from '../src/errors.ts';
+import { createUsage, type UsageAnswer } from '../src/usage/usage.ts';
+import { PluginAuthError } from '../src/core/errors.ts';
 
 type Slug = 'free' | 'basic' | 'pro' | 'enterprise';
 const PLANS: Record<Slug, { limit: number; batch: number; daily: boolean }> = {

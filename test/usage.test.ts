@@ -2,11 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { clearPlan, counter, nextUtcMidnight, setCounter, setPlan, totals } from './helpers/usage.ts';
-import { createUsage, type UsageAnswer } from '../src/usage.ts';
+import { createUsage, type UsageAnswer } from '../src/usage/usage.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { NotFoundError, PluginAuthError, ValidationError } from '../src/errors.ts';
-import { sqlState } from '../src/errors.ts';
-import type { Database } from '../src/db.ts';
+import { NotFoundError, PluginAuthError, ValidationError } from '../src/core/errors.ts';
+import { sqlState } from '../src/core/errors.ts';
+import type { Database } from '../src/core/db.ts';
 
 const PLAN_LIMITS = { free: 2, basic: 4, pro: 6, enterprise: 256 } as const;
 

@@ -9,12 +9,12 @@
 // transaction-scoped advisory lock on that digest (namespace 7310), so concurrent checks of one
 // token, on any number of connections or servers, queue there: the first calls Figma and stores the
 // answer, the others find it fresh and make no call. The connection is held for at most timeoutMs.
-import type { Database, Queryable } from '../db.ts';
-import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../errors.ts';
-import { run } from '../session-input.ts';
-import { sha256Hex } from '../token-signer.ts';
-import * as validate from '../validation.ts';
-import type { IssuedToken } from '../tokens.ts';
+import type { Database, Queryable } from '../core/db.ts';
+import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../core/errors.ts';
+import { run } from '../tokens/input.ts';
+import { sha256Hex } from '../tokens/signer.ts';
+import * as validate from '../core/validation.ts';
+import type { IssuedToken } from '../tokens/tokens.ts';
 
 export const DEFAULT_FIGMA_API_BASE_URL = 'https://api.figma.com';
 export const DEFAULT_FIGMA_CACHE_SECONDS = 300;

@@ -4,7 +4,7 @@
 // is_multiseat_license, quantity, sale_id, product_id, … } }, or 404 { success: false, message }.
 // Gumroad has no activation limit of its own and its resource-subscription pings are unsigned:
 // we always verify with increment_uses_count=false and treat a ping as a hint to verify again.
-import { SetupError } from '../errors.ts';
+import { SetupError } from '../core/errors.ts';
 import { dateOrNull, idText, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
 
 export const DEFAULT_GUMROAD_API_BASE_URL = 'https://api.gumroad.com';

@@ -4,7 +4,7 @@
 // activation_usage, expires_at }`, `instance { id, name }` and `meta { order_id, product_id,
 // variant_id, … }`. Webhooks are signed: X-Signature is the hex HMAC-SHA256 of the raw body.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { AuthError, SetupError } from '../errors.ts';
+import { AuthError, SetupError } from '../core/errors.ts';
 import { dateOrNull, idText, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
 
 export const DEFAULT_LEMONSQUEEZY_API_BASE_URL = 'https://api.lemonsqueezy.com';

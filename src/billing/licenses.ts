@@ -7,11 +7,11 @@
 // (namespace 7320, taken by license_begin_activation or here): concurrent activations of one key
 // queue there, so the device limit is exact, and concurrent checks make one call (single flight).
 import { createHash } from 'node:crypto';
-import type { Database, Queryable } from '../db.ts';
-import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../errors.ts';
-import { sha256Hex } from '../token-signer.ts';
-import * as validate from '../validation.ts';
-import type { LicenseProvider } from '../validation.ts';
+import type { Database, Queryable } from '../core/db.ts';
+import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../core/errors.ts';
+import { sha256Hex } from '../tokens/signer.ts';
+import * as validate from '../core/validation.ts';
+import type { LicenseProvider } from '../core/validation.ts';
 import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
 import { gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
 import { NAMES, dateOrNull, idText, type StoreConfig, type StoreLicense } from './store-http.ts';

@@ -2,9 +2,9 @@
 // or a product mapping with seats) lets its owner assign N members, each of whom gets the
 // license's plan as source 'seat'. seat_assign locks the owner's team licenses, so concurrent
 // assigns queue and the N+1th is no_seats_left, exactly.
-import type { Queryable } from '../db.ts';
-import { NotFoundError, fromDatabaseError } from '../errors.ts';
-import * as validate from '../validation.ts';
+import type { Queryable } from '../core/db.ts';
+import { NotFoundError, fromDatabaseError } from '../core/errors.ts';
+import * as validate from '../core/validation.ts';
 
 export interface SeatList {
   /** Seats bought over the owner's team licenses in force. */

@@ -1,7 +1,7 @@
 // What both license stores' clients share: one form-encoded POST with a timeout, typed failures,
 // and the license state they answer, as sql/016 stores it. Nothing of a key reaches an error.
-import { AuthError, ServiceError, SetupError } from '../errors.ts';
-import type { LicenseProvider } from '../validation.ts';
+import { AuthError, ServiceError, SetupError } from '../core/errors.ts';
+import type { LicenseProvider } from '../core/validation.ts';
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 

@@ -4,8 +4,8 @@
 // (POST, authorized like every route, with a confirmation step and a CSRF token).
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Queryable } from '../db.ts';
-import { NotFoundError, PluginAuthError, ValidationError } from '../errors.ts';
+import type { Queryable } from '../core/db.ts';
+import { NotFoundError, PluginAuthError, ValidationError } from '../core/errors.ts';
 import { CSS, renderConfirmRevoke, renderMessage, renderOverview, renderUser, type PageContext } from './page.ts';
 import { checkDays, checkUuid, readOverview, readUserView, revokeUserToken, type RangeDays } from './queries.ts';
 

@@ -3,8 +3,8 @@
 // (sql/014_dashboard.sql): none of them scans plugin_usage, so the page's cost follows the number
 // of days, users and denials shown, not the size of the log. Dates come back as text, so a pool
 // without this package's DATE parser reads the same values. Definitions: docs/dashboard.md.
-import type { Queryable } from '../db.ts';
-import { fromDatabaseError, NotFoundError, PluginAuthError, ValidationError } from '../errors.ts';
+import type { Queryable } from '../core/db.ts';
+import { fromDatabaseError, NotFoundError, PluginAuthError, ValidationError } from '../core/errors.ts';
 
 /** The date ranges the page offers, in UTC days up to today (included). */
 export const RANGES = [7, 30, 90] as const;

@@ -5,7 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../core/db.ts';
 import { createDashboardHandler, CONTENT_SECURITY_POLICY, type DashboardHandler, type DashboardOptions } from './handler.ts';
 
 export interface DashboardServerOptions extends Omit<DashboardOptions, 'authorize' | 'basePath'> {

@@ -4,9 +4,9 @@
 // authority. The signing key is resolved when createPluginAuth runs (a bad key fails at start-up);
 // without one, snapshot() and jwks() throw entitlement_key_missing.
 import { SignJWT } from 'jose';
-import type { Queryable } from '../db.ts';
-import * as validate from '../validation.ts';
-import { createUsage } from '../usage.ts';
+import type { Queryable } from '../core/db.ts';
+import * as validate from '../core/validation.ts';
+import { createUsage } from '../usage/usage.ts';
 import {
   ENTITLEMENT_AUDIENCE,
   ENTITLEMENT_ISSUER,

@@ -1,7 +1,7 @@
 // The entitlement signing key: a private JWK (Ed25519 -> EdDSA, or P-256 -> ES256), checked when
 // createPluginAuth runs. Messages name what is wrong, never any key material.
 import { KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { SetupError } from '../errors.ts';
+import { SetupError } from '../core/errors.ts';
 
 import { MAX_ENTITLEMENT_TTL_SECONDS } from '../plugin/constants.ts';
 

@@ -4,7 +4,7 @@
 // then a plan). Returns the model it wrote, from which the tests compute what every chart must
 // show. Used by test/dashboard*.test.ts and scripts/dashboard-screenshot.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Database } from '../../src/db.ts';
+import type { Database } from '../../src/core/db.ts';
 import { createPluginAuth } from '../../src/auth.ts';
 import { random } from './stripe.ts';
 

@@ -7,8 +7,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { openDatabase, type Database } from '../../src/db.ts';
-import { buildSetupScript, loadMigrations } from '../../src/migrations.ts';
+import { openDatabase, type Database } from '../../src/core/db.ts';
+import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 import { pgliteOptions, pgliteSnapshot } from './pglite.ts';
 
 export type Dialect = 'pglite' | 'postgres';

@@ -1,7 +1,7 @@
 // A comparable picture of a whole database: the catalog (minus when things were applied) and every
 // row of every table in public, in a stable order.
-import type { Database } from '../../src/db.ts';
-import { readCatalog } from '../../src/catalog.ts';
+import type { Database } from '../../src/core/db.ts';
+import { readCatalog } from '../../src/schema/catalog.ts';
 
 export interface Dump {
   catalog: unknown;

@@ -2,8 +2,8 @@
 // expected stable code, or a correct answer; and where it errs, the database is exactly as before.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { Database } from '../../src/db.ts';
-import { PluginAuthError, fromDatabaseError } from '../../src/errors.ts';
+import type { Database } from '../../src/core/db.ts';
+import { PluginAuthError, fromDatabaseError } from '../../src/core/errors.ts';
 
 const KB = 1024;
 

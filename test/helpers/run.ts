@@ -2,8 +2,9 @@
 // The script runs as JavaScript compiled ahead of time: each script is bundled once (esbuild, the
 // compiler tsx runs on every start) into node_modules/.cache, keyed by the contents of the script,
 // src/ and package-lock.json, so a subprocess costs a Node start instead of a TypeScript loader's.
-// The bundle sits in a mirror of the repository (src/<name>.mjs, every other top-level entry linked
-// back), so paths the code finds from import.meta.url (../sql/, ../schema/, ...) are the real ones.
+// The bundle sits in a mirror of the repository (src/bundle/<name>.mjs, every other top-level entry
+// linked back), as deep as the folders under src/ whose code finds files from import.meta.url
+// (src/schema/: ../../sql/, ../../schema/), so those paths are the real ones.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
@@ -40,7 +41,7 @@ function mirrorDir(): string {
     mkdirSync(CACHE, { recursive: true });
     for (const name of readdirSync(CACHE)) if (name.startsWith('scripts-')) rmSync(join(CACHE, name), { recursive: true, force: true });
     const tmp = `${dir}.${process.pid}.tmp`;
-    mkdirSync(join(tmp, 'src'), { recursive: true });
+    mkdirSync(join(tmp, 'src', 'bundle'), { recursive: true });
     for (const name of readdirSync(ROOT)) {
       if (name !== 'src' && name !== 'node_modules' && name !== '.git') symlinkSync(join(ROOT, name), join(tmp, name));
     }
@@ -63,7 +64,7 @@ function compiled(script: string): Promise<string | undefined> {
   const key = `${script}:${createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12)}`;
   if (!built.has(key)) {
     built.set(key, (async () => {
-      const out = join(mirrorDir(), 'src', `${basename(script, '.ts')}-${key.split(':')[1]}.mjs`);
+      const out = join(mirrorDir(), 'src', 'bundle', `${basename(script, '.ts')}-${key.split(':')[1]}.mjs`);
       if (existsSync(out)) return out;
       const esbuild = createRequire(fileURLToPath(TSX))('esbuild') as typeof import('esbuild');
       const tmp = `${out}.${process.pid}.tmp`;

@@ -1,7 +1,7 @@
 // Stripe objects for tests, cloned from Stripe's own fixtures (test/fixtures/stripe/) and modified:
 // ids, status, price, periods and event time. Everything else keeps Stripe's real shape.
 import { readFileSync } from 'node:fs';
-import type { Queryable } from '../../src/db.ts';
+import type { Queryable } from '../../src/core/db.ts';
 
 const fixture = (name: string): Record<string, any> =>
   JSON.parse(readFileSync(new URL(`../fixtures/stripe/${name}.json`, import.meta.url), 'utf8'));

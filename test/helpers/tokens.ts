@@ -3,7 +3,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
-import type { Database } from '../../src/db.ts';
+import type { Database } from '../../src/core/db.ts';
 import type { Dump } from './dump.ts';
 
 export const SECRET = randomBytes(48).toString('base64url');

@@ -1,6 +1,6 @@
 // Shared by the usage tests: put a user on a plan the way the subscriptions API will (one
 // user_subscriptions row), and read the tables back.
-import type { Queryable } from '../../src/db.ts';
+import type { Queryable } from '../../src/core/db.ts';
 
 /** Puts the user on a plan (status active unless told), replacing any subscription row. */
 export async function setPlan(db: Queryable, userId: string, slug: string, status = 'active'): Promise<void> {

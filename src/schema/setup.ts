@@ -1,11 +1,11 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from './db.ts';
+import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from '../core/db.ts';
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
-import { SetupError, fromDatabaseError } from './errors.ts';
+import { SetupError, fromDatabaseError } from '../core/errors.ts';
 import { buildSetupScript, loadMigrations, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
-import { redactUrl } from './redact.ts';
-import type { Env } from './env.ts';
+import { redactUrl } from '../core/redact.ts';
+import type { Env } from '../core/env.ts';
 
 export type SetupMode = 'development' | 'production';
 
@@ -86,7 +86,7 @@ export async function applySchema(db: Database): Promise<SetupResult> {
       const applied = await tx.query<{ name: string }>(
         'SELECT name FROM public.plugin_auth_migrations WHERE applied_at = pg_catalog.now() ORDER BY version',
       );
-      // Set by the script's restore check and security step (src/migrations.ts).
+      // Set by the script's restore check and security step (src/schema/migrations.ts).
       const [restored] = await tx.query<{ restored: string | null }>(
         "SELECT pg_catalog.current_setting('plugin_auth.restored', true) AS restored",
       );

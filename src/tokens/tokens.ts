@@ -1,12 +1,12 @@
 // Plugin sessions: tokens a Figma plugin keeps in figma.clientStorage. The token is a JWT; the
 // database keeps its SHA-256 digest (never the token), which makes every token revocable and
 // auditable. verify costs one round trip when the JWT is good and none when it is not.
-import type { Database } from './db.ts';
-import { AuthError, ValidationError } from './errors.ts';
+import type { Database } from '../core/db.ts';
+import { AuthError, ValidationError } from '../core/errors.ts';
 import { createLogin, type LoginOptions } from './login.ts';
-import { mintToken, run } from './session-input.ts';
-import { createSigner, sha256Hex, type TokenSigningOptions } from './token-signer.ts';
-import * as input from './validation.ts';
+import { mintToken, run } from './input.ts';
+import { createSigner, sha256Hex, type TokenSigningOptions } from './signer.ts';
+import * as input from '../core/validation.ts';
 
 export interface TokenOptions extends TokenSigningOptions, LoginOptions {
   /** Lifetime of an issued token when issue() is not given one (default 7 days). */

@@ -1,7 +1,7 @@
 // Whether Figma accepted the personal access token last time, for `status` and `verify`. The
 // library records each acceptance and refusal (public.figma_api_state, sql/015); nothing of the
 // token itself is stored, so a rotated token clears the warning at its first successful check.
-import type { StatusSource } from '../status.ts';
+import type { StatusSource } from './status.ts';
 
 /** Warnings about the Figma configuration, as stable-code-first sentences; empty when all is well. */
 export async function figmaWarnings(source: Pick<StatusSource, 'latest'>): Promise<string[]> {

@@ -3,8 +3,8 @@
 // a *missing* one fails only when a method that needs it is called (usage-only servers need none).
 import { KeyObject, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import { AuthError, SetupError } from './errors.ts';
-import { isUuid } from './validation.ts';
+import { AuthError, SetupError } from '../core/errors.ts';
+import { isUuid } from '../core/validation.ts';
 
 /** A key as jose takes it, or a PEM string (PKCS#8 private, SPKI public). */
 export type TokenKey = KeyObject | CryptoKey | string;

@@ -1,7 +1,7 @@
-import type { Queryable } from './db.ts';
-import { fromDatabaseError, sqlState, ValidationError } from './errors.ts';
-import * as validate from './validation.ts';
-import type { LicenseProvider } from './validation.ts';
+import type { Queryable } from '../core/db.ts';
+import { fromDatabaseError, sqlState, ValidationError } from '../core/errors.ts';
+import * as validate from '../core/validation.ts';
+import type { LicenseProvider } from '../core/validation.ts';
 
 /** A plan's limits; -1 means no limit. */
 export interface PlanLimits {

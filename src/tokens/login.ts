@@ -4,12 +4,12 @@
 // meanwhile the plugin polls with the read key and, once, receives a freshly minted token.
 // Keys are random 256-bit values; the database holds only their SHA-256 digests.
 import { randomBytes } from 'node:crypto';
-import type { Database } from './db.ts';
-import { NotFoundError, ValidationError } from './errors.ts';
-import { mintToken, run } from './session-input.ts';
-import { sha256Hex, type Signer } from './token-signer.ts';
+import type { Database } from '../core/db.ts';
+import { NotFoundError, ValidationError } from '../core/errors.ts';
+import { mintToken, run } from './input.ts';
+import { sha256Hex, type Signer } from './signer.ts';
 import type { IssuedToken } from './tokens.ts';
-import * as input from './validation.ts';
+import * as input from '../core/validation.ts';
 
 export interface LoginOptions {
   /** How long a login request can wait for the browser (default 600 s, i.e. ten minutes). */

@@ -1,6 +1,6 @@
-import type { Catalog } from './catalog.ts';
-import type { SetupMode, SetupResult, SetupTarget } from './setup.ts';
-import { PluginAuthError } from './errors.ts';
+import type { Catalog } from '../schema/catalog.ts';
+import type { SetupMode, SetupResult, SetupTarget } from '../schema/setup.ts';
+import { PluginAuthError } from '../core/errors.ts';
 
 /** The seed's five tables, in the seed's order. */
 export const PLUGIN_TABLES = [

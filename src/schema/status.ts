@@ -1,8 +1,8 @@
 import type { Catalog, CatalogPlan } from './catalog.ts';
-import type { Queryable } from './db.ts';
+import type { Queryable } from '../core/db.ts';
 import { loadExpectedSchema } from './catalog.ts';
 import { schemaVersion } from './migrations.ts';
-import { figmaWarnings } from './billing/figma-health.ts';
+import { figmaWarnings } from './figma-health.ts';
 
 /** What `status` needs from a database; implemented over SQL here and over Supabase's REST API in cli-target.ts. */
 export interface StatusSource {

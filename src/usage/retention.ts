@@ -3,8 +3,8 @@
 // It never deletes daily_usage_summary rows: those counters ARE the limits (the free plan counts
 // every day of a user's life). Deleting a call also ends idempotent replay of its key: a retry
 // with that key after the purge is counted as a new call.
-import type { Queryable } from './db.ts';
-import { ValidationError, fromDatabaseError } from './errors.ts';
+import type { Queryable } from '../core/db.ts';
+import { ValidationError, fromDatabaseError } from '../core/errors.ts';
 
 export interface PurgeOptions {
   /** Delete calls created before this: a Date, or an age such as '90d' or '36h'. At least 1 day. */

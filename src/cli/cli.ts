@@ -1,27 +1,27 @@
 // figma-plugin-auth-db: the command line. Thin by design: parse, call the library, print, return
 // an exit code (0 ok, 1 failed or differences found, 2 usage error). Only the entry points
-// (bin/figma-plugin-auth-db.js, src/cli-main.ts) touch process.exitCode.
+// (bin/figma-plugin-auth-db.js, src/cli/main.ts) touch process.exitCode.
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from './catalog.ts';
-import { trustProblems } from './trust.ts';
-import { createPluginAuth } from './auth.ts';
-import { lintCatalog, type Finding } from './lint.ts';
-import { createUsageReport } from './usage-report.ts';
-import { findUser } from './users.ts';
-import { connect, envForTarget, resolveCliTarget, type Connection } from './cli-target.ts';
-import { formatPlans, formatStatus, formatTokens, formatUsage, type UserUsage } from './cli-format.ts';
-import { buildMermaidDiagram } from './diagram.ts';
-import { loadDevelopmentEnv, type Env } from './env.ts';
-import { PluginAuthError } from './errors.ts';
-import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
-import { redact, secretsOf } from './redact.ts';
+import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from '../schema/catalog.ts';
+import { trustProblems } from '../schema/trust.ts';
+import { createPluginAuth } from '../auth.ts';
+import { lintCatalog, type Finding } from '../schema/lint.ts';
+import { createUsageReport } from '../usage/report.ts';
+import { findUser } from '../core/users.ts';
+import { connect, envForTarget, resolveCliTarget, type Connection } from './target.ts';
+import { formatPlans, formatStatus, formatTokens, formatUsage, type UserUsage } from './format.ts';
+import { buildMermaidDiagram } from '../schema/diagram.ts';
+import { loadDevelopmentEnv, type Env } from '../core/env.ts';
+import { PluginAuthError } from '../core/errors.ts';
+import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from '../schema/migrations.ts';
+import { redact, secretsOf } from '../core/redact.ts';
 import { runSetupCommand } from './setup-command.ts';
-import { readStatus } from './status.ts';
-import { figmaWarnings } from './billing/figma-health.ts';
-import { purgeUsage } from './retention.ts';
-import { exportSupabaseMigration } from './supabase-export.ts';
-import { startDashboardServer } from './dashboard/server.ts';
+import { readStatus } from '../schema/status.ts';
+import { figmaWarnings } from '../schema/figma-health.ts';
+import { purgeUsage } from '../usage/retention.ts';
+import { exportSupabaseMigration } from '../schema/export.ts';
+import { startDashboardServer } from '../dashboard/server.ts';
 
 export const BIN = 'figma-plugin-auth-db';
 
@@ -288,7 +288,7 @@ async function verifyCommand(ctx: Context): Promise<number> {
 
 /**
  * What `verify` concludes from a live catalog: differences from the expected schema, security lint
- * findings on our objects, and objects setup refuses to run beside (src/trust.ts). Host tables are
+ * findings on our objects, and objects setup refuses to run beside (src/schema/trust.ts). Host tables are
  * linted too, as information (notes): setup leaves their RLS and grants as the application set them.
  */
 export function verifyCatalog(catalog: Catalog): { ok: boolean; differences: Difference[]; notes: Difference[] } {

@@ -1,7 +1,7 @@
-import { loadDevelopmentEnv, type Env } from './env.ts';
-import { formatSetupError, formatSetupReport } from './report.ts';
-import { redact, secretsOf } from './redact.ts';
-import { resolveTarget, setup, type SetupMode, type SetupTarget } from './setup.ts';
+import { loadDevelopmentEnv, type Env } from '../core/env.ts';
+import { formatSetupError, formatSetupReport } from './setup-report.ts';
+import { redact, secretsOf } from '../core/redact.ts';
+import { resolveTarget, setup, type SetupMode, type SetupTarget } from '../schema/setup.ts';
 
 export interface SetupCommandOptions {
   mode: SetupMode;

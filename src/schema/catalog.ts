@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Queryable } from './db.ts';
+import type { Queryable } from '../core/db.ts';
 
 /** The live schema as public.plugin_auth_catalog() describes it (sql/005_catalog.sql). */
 export interface Catalog {
@@ -10,13 +10,13 @@ export interface Catalog {
   functions: CatalogFunction[];
   plans: CatalogPlan[];
   migrations: { version: number; name: string; checksum: string; appliedAt: string }[];
-  /** sql/012 on: facts for the trust check (src/trust.ts). Absent on a database set up before. */
+  /** sql/012 on: facts for the trust check (src/schema/trust.ts). Absent on a database set up before. */
   security?: CatalogSecurity;
 }
 export interface CatalogSecurity {
   /** Does Supabase's service_role exist here? */
   serviceRole: boolean;
-  /** Roles besides the trusted ones (src/trust.ts) that may CREATE in public; 'PUBLIC' = everyone. */
+  /** Roles besides the trusted ones (src/schema/trust.ts) that may CREATE in public; 'PUBLIC' = everyone. */
   schemaCreate: string[];
   /** Operators outside pg_catalog that shadow a pg_catalog operator, as regoperator text. */
   operators: string[];
@@ -26,7 +26,7 @@ export interface CatalogTable {
   comment: string | null;
   rls: boolean;
   acl: string[];
-  /** sql/012 on: the owning role, and whether it is trusted (src/trust.ts). */
+  /** sql/012 on: the owning role, and whether it is trusted (src/schema/trust.ts). */
   owner?: string;
   ownerTrusted?: boolean;
   columns: { name: string; type: string; notNull: boolean; default: string | null; identity: string }[];
@@ -43,7 +43,7 @@ export interface CatalogFunction {
   config: string[];
   acl: string[];
   sourceMd5: string;
-  /** sql/012 on: the owning role, and whether it is trusted (src/trust.ts). */
+  /** sql/012 on: the owning role, and whether it is trusted (src/schema/trust.ts). */
   owner?: string;
   ownerTrusted?: boolean;
 }
@@ -76,7 +76,7 @@ export interface ExpectedSchema {
   migrations: { version: number; name: string; checksum: string }[];
 }
 
-export const EXPECTED_SCHEMA_PATH = new URL('../schema/expected-schema.json', import.meta.url);
+export const EXPECTED_SCHEMA_PATH = new URL('../../schema/expected-schema.json', import.meta.url);
 
 /** The schema snapshot generated from sql/ by `npm run generate` (test: generated.test.ts). */
 export function loadExpectedSchema(): ExpectedSchema {

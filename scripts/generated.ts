@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { openDatabase } from './db.ts';
-import { EXPECTED_SCHEMA_PATH, expectedFromCatalog, readCatalog, type Catalog, type ExpectedSchema } from './catalog.ts';
-import { buildMermaidDiagram } from './diagram.ts';
-import { buildSetupScript } from './migrations.ts';
+import { openDatabase } from '../src/core/db.ts';
+import { EXPECTED_SCHEMA_PATH, expectedFromCatalog, readCatalog, type Catalog, type ExpectedSchema } from '../src/schema/catalog.ts';
+import { buildMermaidDiagram } from '../src/schema/diagram.ts';
+import { buildSetupScript } from '../src/schema/migrations.ts';
 
 export const GENERATED_NOTE = 'Generated from sql/*.sql by `npm run generate`. Do not edit: tests fail when it is stale.';
 

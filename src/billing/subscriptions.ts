@@ -1,8 +1,8 @@
-import type { Queryable } from './db.ts';
-import { fromDatabaseError, NotFoundError, ValidationError } from './errors.ts';
+import type { Queryable } from '../core/db.ts';
+import { fromDatabaseError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { toPlan, type Plan, type PlanLimits, type PlanRow } from './plans.ts';
-import { toGrant, type PlanGrant, type PlanSource } from './billing/sources.ts';
-import * as input from './validation.ts';
+import { toGrant, type PlanGrant, type PlanSource } from './sources.ts';
+import * as input from '../core/validation.ts';
 
 /** Stripe's subscription statuses, plus 'manual' for plans assigned outside Stripe. */
 export type SubscriptionStatus =

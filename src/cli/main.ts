@@ -1,4 +1,4 @@
-// Entry point from source: `npm run cli -- <command>` or `node --import tsx src/cli-main.ts`.
+// Entry point from source: `npm run cli -- <command>` or `node --import tsx src/cli/main.ts`.
 // The package bin (bin/figma-plugin-auth-db.js) does the same from dist/ once built.
 import { main } from './cli.ts';
 

@@ -13,7 +13,7 @@ export interface Migration {
   checksum: string;
 }
 
-export const SQL_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
+export const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 
 let cached: Migration[] | undefined;
 
@@ -89,7 +89,7 @@ export const OWNER_ONLY_FUNCTIONS = ['plugin_auth_secure', 'plugin_auth_revoke_p
  * 7. Each pending file runs, and is recorded, in the same transaction: all or nothing.
  * 8. Trust check: no function with one of our names that is not ours, no object of ours owned by
  *    an untrusted role, no operator shadowing pg_catalog's (untrusted_object), nobody else may
- *    CREATE in public (schema_create_open). The rules: src/trust.ts.
+ *    CREATE in public (schema_create_open). The rules: src/schema/trust.ts.
  * 9. Security: RLS and grants on exactly our tables and functions (sql/012, plugin_auth_secure).
  *
  * Rule for new sql/ files that follows from 6: every file must be re-runnable on top of the final
@@ -127,7 +127,7 @@ $plugin_auth_comment$;`,
   ];
   const corrected = migrations.flatMap((m) => (CORRECTED_FILES[m.version]?.checksums ?? []).map((old) => `(${m.version}, '${old}', '${m.checksum}')`));
   if (corrected.length) {
-    parts.push(`-- Corrected files (src/migrations.ts, CORRECTED_FILES): an earlier text of the same migration.
+    parts.push(`-- Corrected files (src/schema/migrations.ts, CORRECTED_FILES): an earlier text of the same migration.
 DO $plugin_auth_corrected$
 BEGIN
   IF EXISTS (SELECT 1 FROM public.plugin_auth_migrations m
@@ -264,7 +264,7 @@ function buildRestoreCheck(expected: ExpectedSchema, migrations: Migration[]): s
   }
   for (const f of expected.functions) objects.push(['function', f.name, f.arguments, `function ${f.name}(${f.arguments})`]);
   const functions = expected.functions.map((f) => [f.name, f.arguments, describeFunction(f)]);
-  return `-- Restore check (src/migrations.ts, buildSetupScript step 6).
+  return `-- Restore check (src/schema/migrations.ts, buildSetupScript step 6).
 DO $plugin_auth_restore_check$
 DECLARE
   v_pending BOOLEAN;
@@ -365,14 +365,14 @@ $plugin_auth_restore_constraints$;`;
 
 /**
  * After every file has run (so plugin_auth_catalog() is this version's): refuses a database where
- * code that is not ours could run as the backend. The same rules as src/trust.ts (verify).
+ * code that is not ours could run as the backend. The same rules as src/schema/trust.ts (verify).
  */
 function buildTrustCheck(expected: ExpectedSchema): string {
   const names = [...new Set(expected.functions.map((f) => f.name))];
   const signatures = expected.functions.map((f) => [f.name, f.arguments]);
   const tables = expected.tables.map((t) => t.name);
   const array = (items: string[]) => `ARRAY[${items.map(literal).join(', ')}]::TEXT[]`;
-  return `-- Trust check (src/trust.ts has the same rules for verify).
+  return `-- Trust check (src/schema/trust.ts has the same rules for verify).
 DO $plugin_auth_trust$
 DECLARE
   v_catalog JSONB := public.plugin_auth_catalog();

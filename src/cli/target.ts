@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import { readCatalog, type Catalog } from './catalog.ts';
-import { openDatabase, type Database } from './db.ts';
-import { fromDatabaseError, SetupError, ValidationError } from './errors.ts';
-import { createPlans, toPlan, type PlanRow, type Plans } from './plans.ts';
-import { describeTarget, resolveTarget, type SetupMode, type SetupTarget } from './setup.ts';
-import { quoteIdent, sqlStatusSource, type StatusSource } from './status.ts';
-import type { Env } from './env.ts';
+import { readCatalog, type Catalog } from '../schema/catalog.ts';
+import { openDatabase, type Database } from '../core/db.ts';
+import { fromDatabaseError, SetupError, ValidationError } from '../core/errors.ts';
+import { createPlans, toPlan, type PlanRow, type Plans } from '../billing/plans.ts';
+import { describeTarget, resolveTarget, type SetupMode, type SetupTarget } from '../schema/setup.ts';
+import { quoteIdent, sqlStatusSource, type StatusSource } from '../schema/status.ts';
+import type { Env } from '../core/env.ts';
 
 /**
  * The CLI's target: `--database-url` (postgres://… or pglite:<dir>) when given, else the same

@@ -1,7 +1,7 @@
 // Helpers shared by tokens.ts and login.ts. Their input checks live in validation.ts.
 import { randomUUID } from 'node:crypto';
-import { fromDatabaseError } from './errors.ts';
-import { sha256Hex, type Signer } from './token-signer.ts';
+import { fromDatabaseError } from '../core/errors.ts';
+import { sha256Hex, type Signer } from './signer.ts';
 
 /** Runs a database call, turning driver errors into typed ones. */
 export async function run<T>(fn: () => Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import { HOST_TABLES } from './catalog.ts';
 
 /**
  * Could code that is not ours run as the backend? The rules setup enforces (the trust check in
- * src/migrations.ts refuses the run) and `verify` reports, on the facts plugin_auth_catalog()
+ * src/schema/migrations.ts refuses the run) and `verify` reports, on the facts plugin_auth_catalog()
  * gathers (sql/012):
  *
  * - A trusted role is a superuser, the owner of schema public or a member of it, or the role

@@ -1,13 +1,13 @@
 // Text output of the CLI's data commands. --json prints the same objects as they are.
-import type { CatalogPlan } from './catalog.ts';
-import type { Status } from './status.ts';
-import type { PlanLimits } from './plans.ts';
-import type { SubscriptionStatus } from './subscriptions.ts';
-import type { TokenInfo } from './tokens.ts';
-import type { UsageAnswer, UsageSummaryDay } from './usage.ts';
-import type { UsageDenial, UsageTotal } from './usage-report.ts';
-import type { UserRef } from './users.ts';
-import type { PlanSource } from './billing/sources.ts';
+import type { CatalogPlan } from '../schema/catalog.ts';
+import type { Status } from '../schema/status.ts';
+import type { PlanLimits } from '../billing/plans.ts';
+import type { SubscriptionStatus } from '../billing/subscriptions.ts';
+import type { TokenInfo } from '../tokens/tokens.ts';
+import type { UsageAnswer, UsageSummaryDay } from '../usage/usage.ts';
+import type { UsageDenial, UsageTotal } from '../usage/report.ts';
+import type { UserRef } from '../core/users.ts';
+import type { PlanSource } from '../billing/sources.ts';
 
 /** What `usage <user>` shows (and prints as JSON). */
 export interface UserUsage {

@@ -2,10 +2,10 @@
 // totals (the CLI's `usage` command), and calls per UTC day and action across all users
 // (usageReport, from the rollup in sql/011_growth.sql, so its cost does not grow with plugin_usage).
 // Metering itself lives in usage.ts / sql/006.
-import type { Queryable } from './db.ts';
-import { fromDatabaseError, NotFoundError, ValidationError } from './errors.ts';
+import type { Queryable } from '../core/db.ts';
+import { fromDatabaseError, NotFoundError, ValidationError } from '../core/errors.ts';
 import type { UsageReason } from './usage.ts';
-import * as input from './validation.ts';
+import * as input from '../core/validation.ts';
 
 /** One denied call, as plugin_usage logged it. */
 export interface UsageDenial {
