@@ -1,10 +1,13 @@
 // Whether Figma accepted the personal access token last time, for `status` and `verify`. The
 // library records each acceptance and refusal (public.figma_api_state, sql/015); nothing of the
 // token itself is stored, so a rotated token clears the warning at its first successful check.
-import type { StatusSource } from './status.ts';
+/** Reads the latest value of a timestamp column (a status source: SQL or Supabase's REST API). */
+export interface LatestSource {
+  latest(table: string, column: string): Promise<string | null>;
+}
 
 /** Warnings about the Figma configuration, as stable-code-first sentences; empty when all is well. */
-export async function figmaWarnings(source: Pick<StatusSource, 'latest'>): Promise<string[]> {
+export async function figmaWarnings(source: LatestSource): Promise<string[]> {
   const rejected = await source.latest('figma_api_state', 'last_rejected_at');
   if (!rejected) return [];
   const ok = await source.latest('figma_api_state', 'last_ok_at');

@@ -1,4 +1,4 @@
-// Helpers shared by tokens.ts and login.ts. Their input checks live in validation.ts.
+// What tokens.ts and login.ts share (both issue tokens). Their input checks live in core/validation.ts.
 import { randomUUID } from 'node:crypto';
 import { fromDatabaseError } from '../core/errors.ts';
 import { sha256Hex, type Signer } from './signer.ts';
@@ -19,4 +19,11 @@ export async function mintToken(signer: Signer, userId: string, ttlSeconds: numb
   const exp = iat + ttlSeconds;
   const token = await signer.sign({ userId, tokenId, iat, exp });
   return { token, tokenId, expiresAt: new Date(exp * 1000), tokenHash: sha256Hex(token) };
+}
+
+export interface IssuedToken {
+  /** The JWT. Shown once: hand it to the plugin; it is not stored anywhere. */
+  token: string;
+  tokenId: string;
+  expiresAt: Date;
 }

@@ -6,9 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../core/db.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
-import { mintToken, run } from './input.ts';
+import { mintToken, run, type IssuedToken } from './input.ts';
 import { sha256Hex, type Signer } from './signer.ts';
-import type { IssuedToken } from './tokens.ts';
 import * as input from '../core/validation.ts';
 
 export interface LoginOptions {

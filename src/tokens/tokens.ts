@@ -7,19 +7,15 @@ import { createLogin, type LoginOptions } from './login.ts';
 import { mintToken, run } from './input.ts';
 import { createSigner, sha256Hex, type TokenSigningOptions } from './signer.ts';
 import * as input from '../core/validation.ts';
+import type { IssuedToken } from './input.ts';
+
+export type { IssuedToken } from './input.ts';
 
 export interface TokenOptions extends TokenSigningOptions, LoginOptions {
   /** Lifetime of an issued token when issue() is not given one (default 7 days). */
   tokenTtlSeconds?: number;
   /** Cap on a user's active tokens (devices); issuing one more revokes the oldest. Default: no cap. */
   maxTokensPerUser?: number;
-}
-
-export interface IssuedToken {
-  /** The JWT. Shown once: hand it to the plugin; it is not stored anywhere. */
-  token: string;
-  tokenId: string;
-  expiresAt: Date;
 }
 
 export interface VerifiedToken {
