@@ -6,6 +6,7 @@ import { EXPECTED_SCHEMA_PATH } from '../src/schema/catalog.ts';
 import {
   buildExpectedSchema,
   buildFreshCatalog,
+  embedErrorsInReadme,
   embedInReadme,
   README_PATH,
   renderReadmeSchema,
@@ -31,4 +32,9 @@ test('docs/schema-diagram.md is the diagram of what sql/ builds, marked generate
 test('the README embeds the current schema section (diagram and tables)', async () => {
   const readme = readFileSync(README_PATH, 'utf8');
   assert.equal(readme, embedInReadme(readme, renderReadmeSchema(await fresh)), stale('README.md (schema section)'));
+});
+
+test('the README embeds the error table generated from src/core/errors.ts', () => {
+  const readme = readFileSync(README_PATH, 'utf8');
+  assert.equal(readme, embedErrorsInReadme(readme), stale('README.md (error table)'));
 });

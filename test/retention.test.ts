@@ -114,7 +114,7 @@ for (const dialect of DIALECTS) {
         await rejectsWith(purgeUsage(db, { olderThan: new Date() }), 'invalid_cutoff');
         await rejectsWith(purgeUsage(db, { olderThan: '90d', batchSize: 0 }), 'invalid_batch_size');
         await rejectsWith(purgeUsage(db, { olderThan: '90d', batchSize: 2.5 }), 'invalid_batch_size');
-        await assert.rejects(db.query('SELECT * FROM public.purge_usage_batch(now(), 10)'), (e) => sqlState(e) === 'PA071');
+        await assert.rejects(db.query('SELECT * FROM public.purge_usage_batch(now(), 10)'), (e) => sqlState(e) === 'PA024');
         await assert.rejects(db.query(`SELECT * FROM public.purge_usage_batch(now() - interval '90 days', 0)`), (e) => sqlState(e) === 'PA072');
         assert.equal(await logRows(db), 3);
         assert.ok(parseAge('90d', new Date('2026-11-25T00:00:00Z')).toISOString() === '2026-08-27T00:00:00.000Z');

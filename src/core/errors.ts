@@ -1,11 +1,11 @@
 /**
- * Every failure the library reports is a PluginAuthError with a stable `code` (listed in the
- * README). Messages name what to fix and never contain a token, key or password.
+ * Every failure the library reports is a PluginAuthError with a stable `code`, one of ERRORS below
+ * (the README's error table is generated from it). Messages name what to fix and never contain a token, key or password.
  */
 export class PluginAuthError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   override readonly cause?: unknown;
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(message);
     this.name = new.target.name;
     this.code = code;
@@ -26,64 +26,139 @@ export class DatabaseError extends PluginAuthError {}
 /** An outside service (Figma's Payments API) refused our credentials or did not answer usefully. */
 export class ServiceError extends PluginAuthError {}
 
+export type ErrorClassName = 'ValidationError' | 'NotFoundError' | 'AuthError' | 'SetupError' | 'DatabaseError' | 'ServiceError';
+
+export interface ErrorInfo {
+  /** The stable code: `error.code`, and the first word of the message of the SQL function raising it. */
+  readonly code: string;
+  /** The SQLSTATE our SQL functions raise it with (class "PA"); null when only TypeScript raises it. */
+  readonly sqlstate: `PA${number}` | null;
+  readonly class: ErrorClassName;
+  /** Where it comes from, for the README's table. */
+  readonly area: string;
+  /** When it is raised (Markdown, one sentence). */
+  readonly meaning: string;
+}
+
 /**
- * SQLSTATEs raised by our own SQL functions (class "PA"), mapped to the TypeScript error classes.
- * The SQL message starts with the stable code ("unknown_user: ..."), so rpc callers see it too.
+ * Every error code, once. The README's error section is generated from this table (`npm run
+ * generate`), and test/errors.test.ts checks it against the code: every code thrown in src/ and
+ * every SQLSTATE raised by the installed SQL functions is here, and every row is used.
  */
-const SQLSTATE_CLASSES: Record<string, new (code: string, message: string, o?: { cause?: unknown }) => PluginAuthError> = {
-  PA001: NotFoundError, // unknown_user
-  PA002: ValidationError, // invalid_items
-  PA003: ValidationError, // invalid_action
-  PA004: ValidationError, // invalid_idempotency_key
-  PA005: ValidationError, // invalid_metadata
-  PA006: ValidationError, // invalid_date
-  PA007: NotFoundError, // no_plan
-  PA008: NotFoundError, // unknown_idempotency_key
-  PA009: ValidationError, // idempotency_key_reused
-  PA010: SetupError, // schema_modified
-  PA011: SetupError, // schema_newer
-  PA012: SetupError, // schema_drift
-  PA013: SetupError, // untrusted_object
-  PA014: SetupError, // schema_create_open
-  PA015: SetupError, // invalid_object
-  PA020: ValidationError, // invalid_device_name
-  PA021: ValidationError, // invalid_ttl
-  PA022: NotFoundError, // token_not_found
-  PA023: ValidationError, // invalid_reason
-  PA024: ValidationError, // invalid_cutoff
-  PA025: NotFoundError, // login_not_found
-  PA026: AuthError, // login_expired
-  PA027: AuthError, // login_already_completed
-  PA028: ValidationError, // invalid_max_tokens
-  PA029: ValidationError, // invalid_digest
-  PA030: ValidationError, // invalid_subscription
-  PA031: ValidationError, // invalid_event_created
-  PA032: NotFoundError, // unknown_customer
-  PA033: NotFoundError, // unknown_price
-  PA034: NotFoundError, // unknown_plan
-  PA035: ValidationError, // invalid_until
-  PA036: ValidationError, // price_already_linked
-  PA037: ValidationError, // invalid_stripe_id
-  PA060: ValidationError, // invalid_figma_user_id
-  PA061: ValidationError, // invalid_figma_link
-  PA062: ValidationError, // invalid_trial_days
-  PA063: ValidationError, // figma_user_linked
-  PA064: ValidationError, // invalid_grace
-  PA065: ValidationError, // invalid_figma_answer
-  PA080: ValidationError, // invalid_license_provider
-  PA081: ValidationError, // invalid_license_product
-  PA082: ValidationError, // invalid_license_link
-  PA083: ValidationError, // invalid_license_answer
-  PA084: AuthError, // license_in_use
-  PA085: AuthError, // device_limit_reached
-  PA086: NotFoundError, // license_not_found
-  PA087: AuthError, // no_seats_left
-  PA088: ValidationError, // seat_taken
-  PA089: ValidationError, // invalid_event_id
-  PA070: ValidationError, // invalid_days
-  PA071: ValidationError, // invalid_cutoff
-  PA072: ValidationError, // invalid_batch_size
+export const ERRORS = [
+  { code: 'no_database_configured', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'production setup without `DATABASE_URL` or the Supabase pair' },
+  { code: 'invalid_database_url', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'a `DATABASE_URL` that is not a postgres:// URL, `memory://` or `pglite:<dir>`' },
+  { code: 'incomplete_supabase_config', sqlstate: null, class: 'SetupError', area: 'setup', meaning: '`SUPABASE_URL` without `SUPABASE_SERVICE_ROLE_KEY`, or the other way round' },
+  { code: 'invalid_supabase_url', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'a `SUPABASE_URL` that is not an https:// project URL' },
+  { code: 'connection_failed', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'server unreachable, login refused, database missing' },
+  { code: 'exec_sql_missing', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'Supabase REST path without the `exec_sql` function' },
+  { code: 'missing_dependency', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'an optional package this path needs is not installed (the message names it and the install command)' },
+  { code: 'schema_modified', sqlstate: 'PA010', class: 'SetupError', area: 'setup', meaning: 'an applied `sql/` file has changed' },
+  { code: 'schema_newer', sqlstate: 'PA011', class: 'SetupError', area: 'setup', meaning: 'the database was set up by a newer version of this package' },
+  { code: 'schema_drift', sqlstate: 'PA012', class: 'SetupError', area: 'setup', meaning: 'an existing table has another shape, or a missing object cannot be restored without overwriting a function changed by hand (each difference named)' },
+  { code: 'untrusted_object', sqlstate: 'PA013', class: 'SetupError', area: 'setup', meaning: 'a function with one of our names but not our signature, an object of ours owned by an untrusted role, or an operator shadowing `pg_catalog`\'s (each named; see [docs/security.md](docs/security.md))' },
+  { code: 'schema_create_open', sqlstate: 'PA014', class: 'SetupError', area: 'setup', meaning: 'a role other than the owner (or `PUBLIC`) may `CREATE` in schema `public`' },
+  { code: 'invalid_object', sqlstate: 'PA015', class: 'SetupError', area: 'setup', meaning: 'a security helper was given something that is not a table, sequence or function' },
+  { code: 'setup_failed', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'anything else; the message is PostgreSQL\'s' },
+  { code: 'invalid_user_id', sqlstate: null, class: 'ValidationError', area: 'any', meaning: 'a user id that is not a uuid (any API taking a user; `findUser`: neither a uuid nor an email); refused before the database, never echoed' },
+  { code: 'unknown_user', sqlstate: 'PA001', class: 'NotFoundError', area: 'any', meaning: 'a well-formed user id (or email) that no user has' },
+  { code: 'invalid_items', sqlstate: 'PA002', class: 'ValidationError', area: 'usage', meaning: 'items is not an integer from 1 to 10000 (see [docs/usage.md](docs/usage.md#error-codes))' },
+  { code: 'invalid_action', sqlstate: 'PA003', class: 'ValidationError', area: 'usage', meaning: 'an action that is empty, longer than 64 characters or has control characters' },
+  { code: 'invalid_idempotency_key', sqlstate: 'PA004', class: 'ValidationError', area: 'usage', meaning: 'an idempotency key that is empty, longer than 255 characters or has control characters' },
+  { code: 'invalid_metadata', sqlstate: 'PA005', class: 'ValidationError', area: 'usage', meaning: 'metadata that is not a JSON object, or over 16 kB as stored' },
+  { code: 'invalid_date', sqlstate: 'PA006', class: 'ValidationError', area: 'usage', meaning: 'a summary range that is not two valid dates in order' },
+  { code: 'no_plan', sqlstate: 'PA007', class: 'NotFoundError', area: 'usage', meaning: 'the free plan is missing' },
+  { code: 'unknown_idempotency_key', sqlstate: 'PA008', class: 'NotFoundError', area: 'usage', meaning: 'refund of a key no call of this user has' },
+  { code: 'idempotency_key_reused', sqlstate: 'PA009', class: 'ValidationError', area: 'usage', meaning: 'a key reused for another action or batch size' },
+  { code: 'token_invalid', sqlstate: null, class: 'AuthError', area: 'tokens', meaning: 'verify refused the token: not ours, malformed or forged' },
+  { code: 'token_expired', sqlstate: null, class: 'AuthError', area: 'tokens', meaning: 'verify refused the token: past its expiry' },
+  { code: 'token_revoked', sqlstate: null, class: 'AuthError', area: 'tokens', meaning: 'verify refused the token: revoked, or its user is gone' },
+  { code: 'token_secret_missing', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'tokens used without `tokenSecret` or a signing key' },
+  { code: 'token_secret_too_short', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'a `tokenSecret` under 32 bytes' },
+  { code: 'token_secret_invalid', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'a `tokenSecret` that is not a string' },
+  { code: 'token_key_conflict', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'both `tokenSecret` and an asymmetric key given' },
+  { code: 'token_key_invalid', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'a token signing key that cannot be read or has the wrong algorithm' },
+  { code: 'token_private_key_missing', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'issuing tokens with only a public key' },
+  { code: 'invalid_device_name', sqlstate: 'PA020', class: 'ValidationError', area: 'tokens', meaning: 'a device name longer than 100 characters or with control characters (see [docs/tokens.md](docs/tokens.md#error-codes))' },
+  { code: 'invalid_ttl', sqlstate: 'PA021', class: 'ValidationError', area: 'tokens', meaning: 'a token or login lifetime out of range' },
+  { code: 'invalid_reason', sqlstate: 'PA023', class: 'ValidationError', area: 'tokens', meaning: 'a revocation reason longer than 200 characters or with control characters' },
+  { code: 'invalid_cutoff', sqlstate: 'PA024', class: 'ValidationError', area: 'tokens', meaning: 'a cutoff in the future (token purge) or less than a day ago (usage purge), or an age that is not `90d`/`36h`' },
+  { code: 'invalid_max_tokens', sqlstate: 'PA028', class: 'ValidationError', area: 'tokens', meaning: 'a live-token cap that is not an integer from 1 to 1000' },
+  { code: 'invalid_digest', sqlstate: 'PA029', class: 'ValidationError', area: 'tokens', meaning: 'a token digest that is not 64 hex characters' },
+  { code: 'invalid_token_id', sqlstate: null, class: 'ValidationError', area: 'tokens', meaning: 'a token id that is not a uuid' },
+  { code: 'token_not_found', sqlstate: 'PA022', class: 'NotFoundError', area: 'tokens', meaning: 'unknown token id' },
+  { code: 'login_not_found', sqlstate: 'PA025', class: 'NotFoundError', area: 'tokens', meaning: 'unknown, used or purged login key' },
+  { code: 'login_expired', sqlstate: 'PA026', class: 'AuthError', area: 'tokens', meaning: 'the login\'s ten minutes passed' },
+  { code: 'login_already_completed', sqlstate: 'PA027', class: 'AuthError', area: 'tokens', meaning: 'the login was completed for another user' },
+  { code: 'entitlement_key_invalid', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: 'bad `entitlementSigningKey` / `entitlementPreviousKeys`, at `createPluginAuth`' },
+  { code: 'invalid_entitlement_ttl', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: 'an `entitlementTtlSeconds` out of range, at `createPluginAuth`' },
+  { code: 'entitlement_key_missing', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: '`entitlements.snapshot` / `jwks` without `entitlementSigningKey`' },
+  { code: 'invalid_subscription', sqlstate: 'PA030', class: 'ValidationError', area: 'subscriptions', meaning: 'a Stripe subscription without the fields sync needs (see [docs/subscriptions.md](docs/subscriptions.md#error-codes))' },
+  { code: 'invalid_event_created', sqlstate: 'PA031', class: 'ValidationError', area: 'subscriptions', meaning: 'an event time that is infinite or more than five minutes ahead (milliseconds get a hint)' },
+  { code: 'invalid_until', sqlstate: 'PA035', class: 'ValidationError', area: 'subscriptions', meaning: 'a manual assignment\'s end that is not a valid future date' },
+  { code: 'price_already_linked', sqlstate: 'PA036', class: 'ValidationError', area: 'subscriptions', meaning: 'the Stripe price belongs to another plan' },
+  { code: 'invalid_stripe_id', sqlstate: 'PA037', class: 'ValidationError', area: 'subscriptions', meaning: 'a Stripe id of the wrong shape or prefix' },
+  { code: 'unknown_customer', sqlstate: 'PA032', class: 'NotFoundError', area: 'subscriptions', meaning: 'nothing links the Stripe customer to a user' },
+  { code: 'unknown_price', sqlstate: 'PA033', class: 'NotFoundError', area: 'subscriptions', meaning: 'no plan is linked to the Stripe price' },
+  { code: 'unknown_plan', sqlstate: 'PA034', class: 'NotFoundError', area: 'subscriptions', meaning: 'no plan has the slug' },
+  { code: 'invalid_payment_token', sqlstate: null, class: 'ValidationError', area: 'figma', meaning: 'not a payment token (type, size, characters); nothing sent or written' },
+  { code: 'payment_token_rejected', sqlstate: null, class: 'AuthError', area: 'figma', meaning: 'Figma refused the payment token (400/404): the plugin gets a new one' },
+  { code: 'figma_token_invalid', sqlstate: null, class: 'ServiceError', area: 'figma', meaning: 'Figma refused the personal access token (401/403; `status` and `verify` warn)' },
+  { code: 'figma_unavailable', sqlstate: null, class: 'ServiceError', area: 'figma', meaning: '429, 5xx or timeout with no stored answer within the grace' },
+  { code: 'figma_not_configured', sqlstate: null, class: 'SetupError', area: 'figma', meaning: 'a Figma call without the `figma` options (see [docs/figma-payments.md](docs/figma-payments.md#error-codes))' },
+  { code: 'figma_token_missing', sqlstate: null, class: 'SetupError', area: 'figma', meaning: '`figma` options without `personalAccessToken`' },
+  { code: 'figma_config_invalid', sqlstate: null, class: 'SetupError', area: 'figma', meaning: 'bad `figma` options (plugin id, API base URL, grace)' },
+  { code: 'figma_create_user_failed', sqlstate: null, class: 'SetupError', area: 'figma', meaning: 'the host\'s `createUser` for a new Figma user failed or returned no id' },
+  { code: 'invalid_figma_user_id', sqlstate: 'PA060', class: 'ValidationError', area: 'figma', meaning: 'a Figma user id that is not 1 to 64 digits' },
+  { code: 'invalid_figma_link', sqlstate: 'PA061', class: 'ValidationError', area: 'figma', meaning: 'a plan link to Figma without a valid plugin id' },
+  { code: 'invalid_trial_days', sqlstate: 'PA062', class: 'ValidationError', area: 'figma', meaning: 'trial days that are not an integer from 0 to 365' },
+  { code: 'figma_user_linked', sqlstate: 'PA063', class: 'ValidationError', area: 'figma', meaning: 'the Figma user is linked to another user' },
+  { code: 'invalid_grace', sqlstate: 'PA064', class: 'ValidationError', area: 'figma', meaning: 'a grace period out of range' },
+  { code: 'invalid_figma_answer', sqlstate: 'PA065', class: 'ValidationError', area: 'figma', meaning: 'a Figma answer with a status or date out of range (nothing stored)' },
+  { code: 'invalid_license_key', sqlstate: null, class: 'ValidationError', area: 'licenses', meaning: 'not a license key (type, size, characters); nothing sent or written (see [docs/licenses.md](docs/licenses.md#error-codes))' },
+  { code: 'invalid_license_provider', sqlstate: 'PA080', class: 'ValidationError', area: 'licenses', meaning: 'a provider other than `lemonsqueezy` or `gumroad`' },
+  { code: 'invalid_license_product', sqlstate: 'PA081', class: 'ValidationError', area: 'licenses', meaning: 'a product or variant id of the wrong shape' },
+  { code: 'invalid_license_link', sqlstate: 'PA082', class: 'ValidationError', area: 'licenses', meaning: 'a license mapping with a device limit or seat count out of range' },
+  { code: 'invalid_license_answer', sqlstate: 'PA083', class: 'ValidationError', area: 'licenses', meaning: 'a store answer with a status, limit or quantity out of range (nothing stored)' },
+  { code: 'invalid_event_id', sqlstate: 'PA089', class: 'ValidationError', area: 'licenses', meaning: 'a webhook without a usable event id' },
+  { code: 'invalid_webhook', sqlstate: null, class: 'ValidationError', area: 'licenses', meaning: 'a webhook body that is not the store\'s JSON or form' },
+  { code: 'license_in_use', sqlstate: 'PA084', class: 'AuthError', area: 'licenses', meaning: 'the key is bound to another user' },
+  { code: 'device_limit_reached', sqlstate: 'PA085', class: 'AuthError', area: 'licenses', meaning: 'past the device limit; the message names the devices to release' },
+  { code: 'license_key_rejected', sqlstate: null, class: 'AuthError', area: 'licenses', meaning: 'the store refused the key' },
+  { code: 'invalid_signature', sqlstate: null, class: 'AuthError', area: 'licenses', meaning: 'a webhook not signed with the secret (nothing changed)' },
+  { code: 'license_not_found', sqlstate: 'PA086', class: 'NotFoundError', area: 'licenses', meaning: 'the user has no such license' },
+  { code: 'license_unavailable', sqlstate: null, class: 'ServiceError', area: 'licenses', meaning: '429 (Lemon Squeezy: 60 a minute), 5xx or timeout with no stored answer within the grace' },
+  { code: 'license_not_configured', sqlstate: null, class: 'SetupError', area: 'licenses', meaning: 'a license call without the `lemonSqueezy` / `gumroad` options' },
+  { code: 'license_config_invalid', sqlstate: null, class: 'SetupError', area: 'licenses', meaning: 'bad `lemonSqueezy` / `gumroad` / `licenses` options' },
+  { code: 'no_seats_left', sqlstate: 'PA087', class: 'AuthError', area: 'seats', meaning: 'every seat of the purchase is taken' },
+  { code: 'seat_taken', sqlstate: 'PA088', class: 'ValidationError', area: 'seats', meaning: 'the member already holds a seat of another owner' },
+  { code: 'seat_not_found', sqlstate: null, class: 'NotFoundError', area: 'seats', meaning: 'the owner has no seat assigned to that member' },
+  { code: 'invalid_within', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'a funnel window (`within`) that is not a whole number of days from 1 to 90' },
+  { code: 'invalid_threshold', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'a sharing threshold that is not 2 to 100 devices per user' },
+  { code: 'invalid_form', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'a dashboard form that is too large or malformed' },
+  { code: 'not_confirmed', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'a revoke without the confirmation' },
+  { code: 'invalid_days', sqlstate: 'PA070', class: 'ValidationError', area: 'growth', meaning: 'a report range that is not 1 to 366 days' },
+  { code: 'invalid_batch_size', sqlstate: 'PA072', class: 'ValidationError', area: 'growth', meaning: 'a purge batch size that is not 1 to 100000' },
+  { code: 'invalid_max_batches', sqlstate: null, class: 'ValidationError', area: 'growth', meaning: 'a purge batch count that is not a positive integer' },
+  { code: 'invalid_pause', sqlstate: null, class: 'ValidationError', area: 'growth', meaning: 'a pause between purge batches out of range' },
+  { code: 'invalid_limit', sqlstate: null, class: 'ValidationError', area: 'growth', meaning: 'a row limit (`usage` report, dashboard lists) out of range' },
+  { code: 'invalid_input', sqlstate: null, class: 'ValidationError', area: 'database', meaning: 'SQLSTATE class 22 (NUL bytes, malformed uuid or date, out-of-range number): the database refused a value; the message is PostgreSQL\'s' },
+  { code: 'check_violation', sqlstate: null, class: 'ValidationError', area: 'database', meaning: 'SQLSTATE 23514: a value a table\'s check refused' },
+  { code: 'unique_violation', sqlstate: null, class: 'ValidationError', area: 'database', meaning: 'SQLSTATE 23505: a value that must be unique already exists' },
+  { code: 'foreign_key_violation', sqlstate: null, class: 'NotFoundError', area: 'database', meaning: 'SQLSTATE 23503: a referenced row is missing' },
+  { code: 'database_error', sqlstate: null, class: 'DatabaseError', area: 'database', meaning: 'anything else from the server (connection lost, timeout); the message is PostgreSQL\'s' },
+  { code: 'not_set_up', sqlstate: null, class: 'SetupError', area: 'cli', meaning: 'the database has no schema yet: run `setup` (see [docs/cli.md](docs/cli.md#error-codes))' },
+  { code: 'needs_database_url', sqlstate: null, class: 'ValidationError', area: 'cli', meaning: 'a command that needs SQL access given only the Supabase REST pair' },
+  { code: 'supabase_failed', sqlstate: null, class: 'SetupError', area: 'cli', meaning: 'Supabase\'s REST API refused a call; the message is its answer' },
+] as const satisfies readonly ErrorInfo[];
+
+/** Every stable code the library reports. */
+export type ErrorCode = (typeof ERRORS)[number]['code'];
+
+const CLASSES: Record<ErrorClassName, new (code: ErrorCode, message: string, o?: { cause?: unknown }) => PluginAuthError> = {
+  ValidationError, NotFoundError, AuthError, SetupError, DatabaseError, ServiceError,
 };
+const BY_SQLSTATE = new Map<string, ErrorInfo>(ERRORS.filter((e) => e.sqlstate).map((e) => [e.sqlstate!, e]));
 
 interface PgLikeError {
   code?: unknown;
@@ -105,11 +180,8 @@ export function fromDatabaseError(error: unknown): PluginAuthError {
   if (error instanceof PluginAuthError) return error;
   const state = sqlState(error);
   const message = String((error as PgLikeError | null)?.message ?? error);
-  const Class = state ? SQLSTATE_CLASSES[state] : undefined;
-  if (Class) {
-    const match = /^([a-z_]+): /.exec(message);
-    return new Class(match?.[1] ?? 'database_error', message, { cause: error });
-  }
+  const ours = state ? BY_SQLSTATE.get(state) : undefined;
+  if (ours) return new CLASSES[ours.class](ours.code as ErrorCode, message, { cause: error });
   if (state === '23503') return new NotFoundError('foreign_key_violation', message, { cause: error });
   if (state === '23514') return new ValidationError('check_violation', message, { cause: error });
   // Class 22 (data exception: malformed uuid/date/number/json text, NUL in text, values out of

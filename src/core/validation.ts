@@ -2,7 +2,7 @@
 // functions keep their own checks (they are authoritative for supabase.rpc callers); these mirror
 // them and add what only JavaScript can get wrong: NaN, Infinity, 2.5, 2**53, strings where numbers
 // belong, objects with toString, lone surrogates. No message ever contains the value refused.
-import { ValidationError } from './errors.ts';
+import { ValidationError, type ErrorCode } from './errors.ts';
 
 /** A canonical uuid: 8-4-4-4-12 hex digits (PostgreSQL also reads braces and undashed forms; we do not). */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -82,7 +82,7 @@ export function idempotencyKey(value: unknown, required: boolean): string | null
  * Free text that ends up in logs, dashboards and terminals (device names, revocation reasons): at
  * most 255 characters, no control character (C0, DEL or C1). null/undefined = none.
  */
-function label(value: unknown, code: string, name: string): string | null {
+function label(value: unknown, code: ErrorCode, name: string): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH || hasControl(value)) {
     throw new ValidationError(code, `${code}: ${name} must be a string of at most ${MAX_TEXT_LENGTH} characters without control characters`);
@@ -147,7 +147,7 @@ export function day(value: unknown, name: string): string | null {
 }
 
 /** A valid Date, or undefined when not given; anything else is refused with `code`. */
-export function optionalDate(value: unknown, code: string, message: string): Date | undefined {
+export function optionalDate(value: unknown, code: ErrorCode, message: string): Date | undefined {
   if (value === undefined) return undefined;
   if (!isValidDate(value)) throw new ValidationError(code, `${code}: ${message}`);
   return value;
@@ -230,7 +230,7 @@ export function requiredDeviceName(value: unknown): string {
 }
 
 /** A whole number in [min, max], or undefined/null for none. */
-export function optionalCount(value: unknown, code: string, message: string, min: number, max: number): number | null {
+export function optionalCount(value: unknown, code: ErrorCode, message: string, min: number, max: number): number | null {
   if (value === undefined || value === null) return null;
   if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) throw new ValidationError(code, `${code}: ${message}`);
   return value as number;

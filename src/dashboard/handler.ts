@@ -5,7 +5,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Queryable } from '../core/db.ts';
-import { NotFoundError, PluginAuthError, ValidationError } from '../core/errors.ts';
+import { NotFoundError, PluginAuthError, ValidationError, type ErrorCode } from '../core/errors.ts';
 import { CSS, renderConfirmRevoke, renderMessage, renderOverview, renderUser, type PageContext } from './page.ts';
 import { checkDays, checkUuid, readOverview, readUserView, revokeUserToken, type RangeDays } from './queries.ts';
 
@@ -160,7 +160,7 @@ function parseDays(value: string | null): RangeDays {
   return checkDays(parseWhole(value, 'invalid_days'));
 }
 
-function parseWhole(value: string, code: string): number {
+function parseWhole(value: string, code: ErrorCode): number {
   if (!/^\d{1,4}$/.test(value)) throw new ValidationError(code, `${code}: expected a whole number`);
   return Number(value);
 }

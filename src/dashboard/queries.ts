@@ -4,7 +4,7 @@
 // of days, users and denials shown, not the size of the log. Dates come back as text, so a pool
 // without this package's DATE parser reads the same values. Definitions: docs/dashboard.md.
 import type { Queryable } from '../core/db.ts';
-import { fromDatabaseError, NotFoundError, PluginAuthError, ValidationError } from '../core/errors.ts';
+import { fromDatabaseError, NotFoundError, PluginAuthError, ValidationError, type ErrorCode } from '../core/errors.ts';
 
 /** The date ranges the page offers, in UTC days up to today (included). */
 export const RANGES = [7, 30, 90] as const;
@@ -125,7 +125,7 @@ async function run<R>(db: Queryable, text: string, params: unknown[]): Promise<R
   }
 }
 
-function integerIn(value: unknown, min: number, max: number, code: string, what: string): number {
+function integerIn(value: unknown, min: number, max: number, code: ErrorCode, what: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ValidationError(code, `${code}: ${what} must be a whole number from ${min} to ${max}`);
   }
@@ -445,7 +445,7 @@ export interface UserView {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function checkUuid(value: string, code: string, what: string): string {
+export function checkUuid(value: string, code: ErrorCode, what: string): string {
   if (!UUID.test(value)) throw new ValidationError(code, `${code}: ${what} must be a uuid`);
   return value.toLowerCase();
 }

@@ -4,7 +4,7 @@
 // every day of a user's life). Deleting a call also ends idempotent replay of its key: a retry
 // with that key after the purge is counted as a new call.
 import type { Queryable } from '../core/db.ts';
-import { ValidationError, fromDatabaseError } from '../core/errors.ts';
+import { ValidationError, fromDatabaseError, type ErrorCode } from '../core/errors.ts';
 
 export interface PurgeOptions {
   /** Delete calls created before this: a Date, or an age such as '90d' or '36h'. At least 1 day. */
@@ -51,7 +51,7 @@ function cutoffOf(olderThan: Date | string): Date {
   return cutoff;
 }
 
-function positiveInt(value: unknown, name: string, code: string, max: number): number {
+function positiveInt(value: unknown, name: string, code: ErrorCode, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
     throw new ValidationError(code, `${code}: ${name} must be an integer from 1 to ${max}`);
   }
