@@ -10,6 +10,7 @@
 // token, on any number of connections or servers, queue there: the first calls Figma and stores the
 // answer, the others find it fresh and make no call. The connection is held for at most timeoutMs.
 import type { Database, Queryable } from '../core/db.ts';
+import { lock } from '../core/locks.ts';
 import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../core/errors.ts';
 import { run } from '../tokens/input.ts';
 import { sha256Hex } from '../tokens/signer.ts';
@@ -256,7 +257,7 @@ export function createFigma(
     const digest = sha256Hex(token);
     try {
       return await db.transaction(async (tx) => {
-        await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7310, pg_catalog.hashtext($1::text))', [digest]);
+        await lock(tx, 'figmaPaymentToken', digest);
         const cached = (await tx.query<CachedRow>(CACHED_SQL, [digest, config.cacheSeconds, config.graceSeconds]))[0];
         if (cached?.token_fresh && config.cacheSeconds > 0) return toPayment(cached, 'cache');
         let answer: FigmaAnswer;

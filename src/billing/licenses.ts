@@ -8,6 +8,7 @@
 // queue there, so the device limit is exact, and concurrent checks make one call (single flight).
 import { createHash } from 'node:crypto';
 import type { Database, Queryable } from '../core/db.ts';
+import { lock } from '../core/locks.ts';
 import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../core/errors.ts';
 import { sha256Hex } from '../tokens/signer.ts';
 import * as validate from '../core/validation.ts';
@@ -245,7 +246,7 @@ export function createLicenses(
     const hash = digest(key);
     try {
       const left = await db.transaction(async (tx) => {
-        await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext($1::text))', [`${provider}:${hash}`]);
+        await lock(tx, 'licenseKey', `${provider}:${hash}`);
         const found = await tx.query<{ instance_id: string | null }>(
           `SELECT d.instance_id FROM public.licenses k JOIN public.license_devices d ON d.license_id = k.id
             WHERE k.provider = $1::varchar AND k.key_hash = $2::text AND k.user_id = $3::uuid AND d.device_name = $4::varchar`,
@@ -269,7 +270,7 @@ export function createLicenses(
     const hash = digest(key);
     try {
       const result = await db.transaction(async (tx) => {
-        await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext($1::text))', [`${provider}:${hash}`]);
+        await lock(tx, 'licenseKey', `${provider}:${hash}`);
         const row = (await tx.query<LicenseRow>(
           `SELECT k.*, k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $3::integer) AS fresh,
                   k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $4::integer) AS in_grace
@@ -420,7 +421,7 @@ export function createLicenses(
         const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'none', null, null, null, null, true);
         return { ...rows[0]!, reason: rows[0]!.reason === 'duplicate' ? 'duplicate' : 'unknown_license', event };
       }
-      await tx.query('SELECT pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext($1::text))', [`gumroad:${hash}`]);
+      await lock(tx, 'licenseKey', `gumroad:${hash}`);
       const answer = await gumroadVerify(config, row.product_id, key);
       const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'key_hash', hash, answer.status, answer.expiresAt, null, true);
       return { ...rows[0]!, event };

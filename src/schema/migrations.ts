@@ -1,3 +1,4 @@
+import { SETUP_LOCK_KEY } from '../core/locks.ts';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +47,7 @@ export function schemaVersion(migrations: Migration[] = loadMigrations()): numbe
 }
 
 const BODY_TAG = '$plugin_auth_sql$';
-const LOCK_KEY = 'figma-plugin-auth-db:setup';
+
 
 /**
  * Corrected files. An applied file is immutable (its checksum is recorded), with one documented
@@ -106,7 +107,7 @@ export function buildSetupScript(
     '-- Runs as one transaction. Safe to run again: applied files are skipped.',
     "SET LOCAL lock_timeout = '60s';",
     "SET LOCAL statement_timeout = '300s';",
-    `SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('${LOCK_KEY}'));`,
+    `SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('${SETUP_LOCK_KEY}'));`,
     "SET LOCAL lock_timeout = '15s';",
     'SET LOCAL search_path = pg_catalog, pg_temp;',
     `CREATE TABLE IF NOT EXISTS public.plugin_auth_migrations (
