@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { readCatalog, type CatalogTable } from '../src/schema/catalog.ts';
+import { buildMermaidDiagram } from '../src/schema/diagram.ts';
 
 const TS = 'timestamp with time zone';
 
@@ -76,6 +77,50 @@ for (const dialect of DIALECTS) {
           }
         }
         assert.ok(foreignKeys >= 6, `found ${foreignKeys} foreign keys`);
+      }));
+
+    test('the catalog gives key columns as data: a foreign key, a primary key, a partial unique index', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const constraint = (tables: CatalogTable[], t: string, name: string) => {
+          const found = table(tables, t).constraints.find((c) => c.name === name);
+          assert.ok(found, `constraint ${t}.${name}`);
+          return found;
+        };
+        const index = (tables: CatalogTable[], t: string, name: string) => {
+          const found = table(tables, t).indexes.find((i) => i.name === name);
+          assert.ok(found, `index ${t}.${name}`);
+          return found;
+        };
+        const { tables } = await readCatalog(db);
+        const fk = constraint(tables, 'user_subscriptions', 'user_subscriptions_plan_id_fkey');
+        assert.deepEqual([fk.type, fk.columns, fk.references], ['f', ['plan_id'], { table: 'subscription_plans', columns: ['id'] }]);
+        // Key order is the constraint's, not the table's column order.
+        const pk = constraint(tables, 'license_products', 'license_products_pkey');
+        assert.deepEqual([pk.type, pk.columns, pk.references], ['p', ['provider', 'product_id', 'variant_id'], null]);
+        const partial = index(tables, 'plugin_usage', 'idx_plugin_usage_idempotency');
+        assert.deepEqual([partial.columns, partial.unique, partial.predicate], [['user_id', 'idempotency_key'], true, 'idempotency_key IS NOT NULL']);
+        // INCLUDE columns are not key columns; a plain index has no predicate.
+        const covering = index(tables, 'plugin_tokens', 'idx_plugin_tokens_live');
+        assert.deepEqual([covering.columns, covering.unique, covering.predicate], [['expires_at'], false, 'revoked_at IS NULL']);
+        assert.deepEqual(index(tables, 'plugin_tokens', 'idx_plugin_tokens_token').predicate, null);
+
+        // An expression is null among the key columns; a foreign key's columns keep their pairs' order.
+        await db.exec(`CREATE INDEX catalog_probe_expr ON public.users (created_at, lower(email));
+          CREATE TABLE public.catalog_probe (a INT, b INT, PRIMARY KEY (b, a));
+          CREATE TABLE public.catalog_probe_child (x INT, y INT, FOREIGN KEY (y, x) REFERENCES public.catalog_probe (a, b));`);
+        const after = (await readCatalog(db)).tables;
+        assert.deepEqual(index(after, 'users', 'catalog_probe_expr').columns, ['created_at', null]);
+        assert.deepEqual(constraint(after, 'catalog_probe', 'catalog_probe_pkey').columns, ['b', 'a']);
+        const pair = table(after, 'catalog_probe_child').constraints.find((c) => c.type === 'f');
+        assert.deepEqual([pair?.columns, pair?.references], [['y', 'x'], { table: 'catalog_probe', columns: ['a', 'b'] }]);
+
+        // A catalog from before sql/022 has no key columns: the diagram asks for setup instead of guessing.
+        const before = tables.map((t) => ({
+          ...t,
+          constraints: t.constraints.map(({ columns: _c, references: _r, ...c }) => c),
+          indexes: t.indexes.map(({ columns: _c, unique: _u, predicate: _p, ...i }) => i),
+        }));
+        assert.throws(() => buildMermaidDiagram({ tables: before }), { code: 'not_set_up' });
       }));
 
     test('every timestamp column is timestamptz; created_at and updated_at default to now()', () =>

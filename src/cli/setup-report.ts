@@ -1,4 +1,4 @@
-import type { Catalog } from '../schema/catalog.ts';
+import { HOST_TABLES, type Catalog } from '../schema/catalog.ts';
 import type { SetupMode, SetupResult, SetupTarget } from '../schema/setup.ts';
 import { PluginAuthError } from '../core/errors.ts';
 
@@ -48,7 +48,7 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
       `${i + 1}. ${t.name} (${t.comment ?? 'no comment'}): ${plural(t.columns.length, 'column')}, ${plural(t.indexes.length, 'index', 'indexes')}, ${plural(fks, 'foreign key')}`,
     );
   });
-  const host = ['users', 'api_keys'].filter((name) => tables.has(name));
+  const host: string[] = HOST_TABLES.filter((name) => tables.has(name));
   if (host.length) lines.push(`   on top of the host tables: ${host.join(', ')}`);
   const others = catalog.tables.filter(
     (t) => !host.includes(t.name) && !(PLUGIN_TABLES as readonly string[]).includes(t.name),

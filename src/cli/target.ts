@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import { readCatalog, type Catalog } from '../schema/catalog.ts';
+import { parseCatalog, readCatalog, type Catalog } from '../schema/catalog.ts';
 import { openDatabase, type Database } from '../core/db.ts';
 import { fromDatabaseError, SetupError, ValidationError } from '../core/errors.ts';
 import { createPlans, toPlan, type PlanRow, type Plans } from '../billing/plans.ts';
@@ -91,7 +91,7 @@ function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase' }>):
     async readCatalog() {
       const { data, error } = await client.rpc('plugin_auth_catalog');
       if (error) throw fail('reading the catalog', error);
-      return (typeof data === 'string' ? JSON.parse(data) : data) as Catalog;
+      return parseCatalog(data);
     },
     async countRows(table) {
       const { count, error } = await client.from(table).select('*', { count: 'exact', head: true });

@@ -30,8 +30,32 @@ export interface CatalogTable {
   owner?: string;
   ownerTrusted?: boolean;
   columns: { name: string; type: string; notNull: boolean; default: string | null; identity: string }[];
-  constraints: { name: string; type: string; definition: string }[];
-  indexes: { name: string; definition: string }[];
+  constraints: CatalogConstraint[];
+  indexes: CatalogIndex[];
+}
+/**
+ * A primary key ('p'), unique ('u'), foreign key ('f'), check ('c') or exclusion ('x') constraint.
+ * The key fields are sql/022 on: absent on a database set up before (setup adds them); read them,
+ * never parse `definition`.
+ */
+export interface CatalogConstraint {
+  name: string;
+  type: string;
+  definition: string;
+  /** The constrained columns in key order (a check constraint: the columns it uses); null for an expression. */
+  columns?: (string | null)[];
+  /** A foreign key's referenced table (its name, without schema) and columns, in the order of `columns`; null otherwise. */
+  references?: { table: string; columns: string[] } | null;
+}
+/** An index. The key fields are sql/022 on, as for constraints. */
+export interface CatalogIndex {
+  name: string;
+  definition: string;
+  /** The key columns in order (INCLUDE columns are not key columns); null for an expression. */
+  columns?: (string | null)[];
+  unique?: boolean;
+  /** A partial index's WHERE condition as pg_get_expr prints it pretty ("x IS NOT NULL"), or null. */
+  predicate?: string | null;
 }
 export interface CatalogFunction {
   name: string;
@@ -58,11 +82,18 @@ export interface CatalogPlan {
   stripePriceId: string | null;
 }
 
+/**
+ * The catalog from what public.plugin_auth_catalog() returned: a JSONB value arrives parsed from a
+ * direct connection, as text from some drivers and from the REST API (rpc).
+ */
+export function parseCatalog(value: unknown): Catalog {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as Catalog;
+}
+
 /** Reads the catalog through the function setup installed. */
 export async function readCatalog(db: Pick<Queryable, 'query'>): Promise<Catalog> {
-  const rows = await db.query<{ catalog: Catalog | string }>('SELECT public.plugin_auth_catalog() AS catalog');
-  const value = rows[0]?.catalog;
-  return typeof value === 'string' ? (JSON.parse(value) as Catalog) : (value as Catalog);
+  const rows = await db.query<{ catalog: unknown }>('SELECT public.plugin_auth_catalog() AS catalog');
+  return parseCatalog(rows[0]?.catalog);
 }
 
 /** Tables that belong to the host application: used as they are, never compared column by column. */

@@ -1,4 +1,6 @@
-import type { Catalog, CatalogTable } from './catalog.ts';
+import { SetupError } from '../core/errors.ts';
+import type { Catalog, CatalogConstraint, CatalogIndex, CatalogTable } from './catalog.ts';
+import { quoteIdent } from './status.ts';
 
 /**
  * A Mermaid `erDiagram` of a catalog: every table with its columns and types, PK/FK/UK markers,
@@ -35,37 +37,48 @@ export interface ForeignKey {
   referencedColumns: string[];
 }
 
-const FOREIGN_KEY = /^FOREIGN KEY \(([^)]+)\) REFERENCES (?:"?[\w$]+"?\.)?"?([\w$]+)"?\(([^)]+)\)/;
-const list = (text: string) => text.split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
+/**
+ * A constraint's or index's key columns as the catalog gives them (sql/022). A database set up
+ * before has none, and a diagram without its keys would be wrong: setup adds them.
+ */
+function keyColumns(table: CatalogTable, item: CatalogConstraint | CatalogIndex): (string | null)[] {
+  if (!item.columns) {
+    throw new SetupError('not_set_up', `the catalog of this database has no key columns (${table.name}.${item.name}): its schema predates version 22; run \`figma-plugin-auth-db setup\``);
+  }
+  return item.columns;
+}
 
-/** The table's foreign keys, parsed from pg_get_constraintdef(). */
+/** The table's foreign keys, from the catalog's key columns. */
 export function foreignKeys(table: CatalogTable): ForeignKey[] {
   return table.constraints.flatMap((c) => {
-    const match = c.type === 'f' ? FOREIGN_KEY.exec(c.definition) : null;
-    return match ? [{ columns: list(match[1]!), references: match[2]!, referencedColumns: list(match[3]!) }] : [];
+    if (c.type !== 'f') return [];
+    const columns = keyColumns(table, c).filter((name) => name !== null);
+    return c.references ? [{ columns, references: c.references.table, referencedColumns: c.references.columns }] : [];
   });
 }
 
 function columnKeys(table: CatalogTable): Map<string, Set<'PK' | 'FK' | 'UK'>> {
   const keys = new Map<string, Set<'PK' | 'FK' | 'UK'>>();
-  const mark = (column: string, key: 'PK' | 'FK' | 'UK') => {
+  const mark = (column: string | null, key: 'PK' | 'FK' | 'UK') => {
+    if (column === null) return;
     const set = keys.get(column) ?? new Set();
     set.add(key);
     keys.set(column, set);
   };
   for (const c of table.constraints) {
-    const columns = /^(?:PRIMARY KEY|UNIQUE) \(([^)]+)\)/.exec(c.definition)?.[1];
-    if (c.type === 'p' && columns) list(columns).forEach((name) => mark(name, 'PK'));
+    if (c.type === 'p') keyColumns(table, c).forEach((name) => mark(name, 'PK'));
     // A multi-column UNIQUE makes no single column unique: only one-column ones are UK.
-    if (c.type === 'u' && columns && list(columns).length === 1) mark(list(columns)[0]!, 'UK');
+    const columns = c.type === 'u' ? keyColumns(table, c) : [];
+    if (columns.length === 1) mark(columns[0]!, 'UK');
   }
   for (const index of table.indexes) {
     // A one-column unique index is a UK too, also when partial on "column IS NOT NULL"
     // (NULLs never collide anyway); any other predicate makes it unique only in part.
-    const match = /^CREATE UNIQUE INDEX \S+ ON \S+ USING \w+ \(([^),]+)\)(?: WHERE \((.+)\))?$/.exec(index.definition);
-    if (!match) continue;
-    const column = match[1]!.trim().replace(/^"|"$/g, '');
-    if (!match[2] || match[2] === `${column} IS NOT NULL`) mark(column, 'UK');
+    const columns = keyColumns(table, index);
+    const column = columns[0];
+    if (!index.unique || columns.length !== 1 || column == null) continue;
+    const notNull = [`${column} IS NOT NULL`, `${quoteIdent(column)} IS NOT NULL`];
+    if (index.predicate == null || notNull.includes(index.predicate)) mark(column, 'UK');
   }
   for (const fk of foreignKeys(table)) fk.columns.forEach((name) => mark(name, 'FK'));
   // The primary key's own index is unique too: a PK column is not also marked UK. Mermaid's order: PK, FK, UK.

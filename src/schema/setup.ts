@@ -1,6 +1,6 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from '../core/db.ts';
-import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, readCatalog, type Catalog } from './catalog.ts';
+import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, parseCatalog, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
 import { SetupError, fromDatabaseError } from '../core/errors.ts';
 import { buildSetupScript, loadMigrations, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
@@ -206,7 +206,7 @@ function supabaseError(error: PostgrestErrorLike, fn = 'exec_sql'): SetupError {
 async function fetchCatalog(client: SupabaseClient, retries: number): Promise<Catalog> {
   for (let attempt = 0; ; attempt++) {
     const { data, error } = await client.rpc('plugin_auth_catalog');
-    if (!error) return (typeof data === 'string' ? JSON.parse(data) : data) as Catalog;
+    if (!error) return parseCatalog(data);
     if (attempt >= retries || error.code !== 'PGRST202') throw supabaseError(error, 'plugin_auth_catalog');
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
