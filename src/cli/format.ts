@@ -27,8 +27,17 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-const money = (cents: number) => `$${(cents / 100).toFixed(2)}`;
+/** A price in cents as dollars: 900 → $9.00. */
+export const money = (cents: number) => `$${(cents / 100).toFixed(2)}`;
 const limit = (n: number, unit: string) => (n < 0 ? 'unlimited' : `${n} ${unit}`);
+const per = (limits: PlanLimits) => (limits.isDaily ? 'per day' : 'in total');
+
+/** A plan's limits in a sentence: "25 resizes per day, batch size 5"; -1 reads as unlimited. */
+export function formatLimits(limits: PlanLimits): string {
+  const resizes = limits.resizesPerDay < 0 ? 'unlimited resizes' : `${limits.resizesPerDay} resizes ${per(limits)}`;
+  const batch = limits.batchSize < 0 ? 'any batch size' : `batch size ${limits.batchSize}`;
+  return `${resizes}, ${batch}`;
+}
 
 export function formatPlans(plans: CatalogPlan[]): string {
   if (plans.length === 0) return 'No plans. Run `figma-plugin-auth-db setup` to seed them.';
@@ -38,7 +47,7 @@ export function formatPlans(plans: CatalogPlan[]): string {
       p.slug,
       p.name,
       money(p.priceMonthly),
-      p.limits.resizesPerDay < 0 ? 'unlimited' : `${p.limits.resizesPerDay} ${p.limits.isDaily ? 'per day' : 'in total'}`,
+      limit(p.limits.resizesPerDay, per(p.limits)),
       limit(p.limits.batchSize, p.limits.batchSize === 1 ? 'layer' : 'layers'),
       p.isActive ? 'yes' : 'no',
       p.stripeProductId ?? '-',
@@ -88,13 +97,10 @@ const orUnlimited = (n: number | null) => (n === null ? 'unlimited' : String(n))
 
 export function formatUsage(report: UserUsage): string {
   const { user, plan } = report;
-  const limits = plan.limits;
-  const resizes = limits.resizesPerDay < 0 ? 'unlimited resizes' : `${limits.resizesPerDay} resizes ${limits.isDaily ? 'per day' : 'in total'}`;
-  const batch = limits.batchSize < 0 ? 'any batch size' : `batch size ${limits.batchSize}`;
   const none = (rows: unknown[], text: string) => (rows.length ? [] : [`  ${text}`]);
   return [
     `User:  ${user.email} (${user.id})`,
-    `Plan:  ${plan.slug} (${plan.source}${plan.status ? `, subscription ${plan.status}` : ''}): ${resizes}, ${batch}`,
+    `Plan:  ${plan.slug} (${plan.source}${plan.status ? `, subscription ${plan.status}` : ''}): ${formatLimits(plan.limits)}`,
     '',
     'Today (UTC; what check_usage answers now):',
     table(['ACTION', 'USED', 'LIMIT', 'REMAINING', 'RESETS AT', 'NEXT CALL'],

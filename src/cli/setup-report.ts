@@ -1,6 +1,7 @@
-import { HOST_TABLES, type Catalog } from '../schema/catalog.ts';
+import { HOST_TABLES } from '../schema/catalog.ts';
 import type { SetupMode, SetupResult, SetupTarget } from '../schema/setup.ts';
 import { PluginAuthError } from '../core/errors.ts';
+import { formatLimits, money } from './format.ts';
 
 /** The seed's five tables, in the seed's order. */
 export const PLUGIN_TABLES = [
@@ -13,15 +14,7 @@ export const PLUGIN_TABLES = [
 
 const retryCommand = (mode: SetupMode) => (mode === 'production' ? 'npm run setup:production' : 'npm run setup');
 
-function formatLimits(limits: Catalog['plans'][number]['limits']): string {
-  const per = limits.resizesPerDay < 0 ? 'unlimited resizes' : `${limits.resizesPerDay} resizes ${limits.isDaily ? 'per day' : 'in total'}`;
-  const batch = limits.batchSize < 0 ? 'any batch size' : `batch size ${limits.batchSize}`;
-  return `${per}, ${batch}`;
-}
-
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-
-const money = (cents: number) => `$${(cents / 100).toFixed(2)}/month`;
 
 /** The seed's success report. Every name and number comes from the live catalog in `result`. */
 export function formatSetupReport(result: SetupResult, mode: SetupMode): string {
@@ -67,7 +60,7 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
     `- ${catalog.plans.length} subscription plans (${catalog.plans.map((p) => p.slug).join(', ')}) with pricing and limits`,
   );
   for (const p of catalog.plans) {
-    lines.push(`  ${p.slug.padEnd(11)} ${money(p.priceMonthly).padEnd(15)} ${formatLimits(p.limits)}${p.isActive ? '' : ' (inactive)'}`);
+    lines.push(`  ${p.slug.padEnd(11)} ${`${money(p.priceMonthly)}/month`.padEnd(15)} ${formatLimits(p.limits)}${p.isActive ? '' : ' (inactive)'}`);
   }
   lines.push('', 'Next Steps:');
   if (mode === 'development') {

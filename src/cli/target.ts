@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { parseCatalog, readCatalog, type Catalog } from '../schema/catalog.ts';
 import { openDatabase, type Database } from '../core/db.ts';
 import { fromDatabaseError, SetupError, ValidationError } from '../core/errors.ts';
 import { createPlans, toPlan, type PlanRow, type Plans } from '../billing/plans.ts';
 import { describeTarget, resolveTarget, type SetupMode, type SetupTarget } from '../schema/setup.ts';
 import { quoteIdent, sqlStatusSource, type StatusSource } from '../schema/status.ts';
+import { createSupabaseClient } from '../schema/supabase.ts';
 import type { Env } from '../core/env.ts';
 
 /**
@@ -79,10 +79,8 @@ async function readCatalogOrExplain(db: Pick<Database, 'query'>): Promise<Catalo
 const notSetUp = () =>
   new SetupError('not_set_up', 'this database has no figma-plugin-auth-db schema (public.plugin_auth_catalog() is missing): run `figma-plugin-auth-db setup`');
 
-function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase' }>): Connection {
-  const client: SupabaseClient = createClient(target.url, target.serviceRoleKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-  });
+async function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase' }>): Promise<Connection> {
+  const client = await createSupabaseClient(target.url, target.serviceRoleKey);
   const fail = (what: string, error: { message: string; code?: string }) =>
     error.code === 'PGRST202' ? notSetUp() : new SetupError('supabase_failed', `${what}: ${error.message}`);
   return {

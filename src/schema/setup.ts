@@ -1,10 +1,11 @@
-import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import type { SupabaseClient } from '@supabase/supabase-js';
 import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from '../core/db.ts';
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, parseCatalog, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
 import { SetupError, fromDatabaseError } from '../core/errors.ts';
 import { buildSetupScript, loadMigrations, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
 import { redactUrl } from '../core/redact.ts';
+import { createSupabaseClient } from './supabase.ts';
 import type { Env } from '../core/env.ts';
 
 export type SetupMode = 'development' | 'production';
@@ -160,19 +161,6 @@ function lintLines(c: Catalog): string[] {
     functions: [...new Set(expected.functions.map((f) => f.name))],
     ownerOnly: [...OWNER_ONLY_FUNCTIONS],
   }).map((f) => `${f.rule}: ${f.object}`);
-}
-
-/**
- * A server-side supabase-js client. supabase-js builds its realtime client eagerly, and on Node
- * before 22 (no global WebSocket) it needs a WebSocket constructor: the `ws` package it names.
- * We never open a socket; this only lets the client be created.
- */
-export async function createSupabaseClient(url: string, serviceRoleKey: string): Promise<SupabaseClient> {
-  const transport = globalThis.WebSocket ?? (await import('ws')).default;
-  return createClient(url, serviceRoleKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    realtime: { transport: transport as never },
-  });
 }
 
 interface PostgrestErrorLike {

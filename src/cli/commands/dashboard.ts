@@ -1,0 +1,41 @@
+// The dashboard command: serves the local web dashboard (src/dashboard/) on the target until
+// Ctrl+C, and optionally opens it in the browser.
+import { spawn } from 'node:child_process';
+import { startDashboardServer } from '../../dashboard/server.ts';
+import { BIN, UsageError, type Command, type Context } from '../context.ts';
+
+export const dashboardCommand: Command = {
+  name: 'dashboard',
+  summary: 'a local web dashboard (usage, limits hit, conversions, plans, devices); prints its URL with an access key',
+  options: ['port', 'host', 'open'],
+  connects: true,
+  examples: [`${BIN} dashboard`, `${BIN} dashboard --port 8080 --open`, `DATABASE_URL=postgres://… ${BIN} dashboard --port 0`],
+  run: dashboard,
+};
+
+async function dashboard(ctx: Context): Promise<number> {
+  const port = ctx.values.port === undefined ? 7300 : Number(ctx.values.port);
+  if (!/^\d{1,5}$/.test(ctx.values.port ?? '7300') || port > 65535) throw new UsageError('dashboard: --port must be a whole number from 0 to 65535');
+  const host = ctx.values.host ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) throw new UsageError('dashboard: --host must be a host name or an IP address');
+  const connection = await ctx.connect();
+  const server = await startDashboardServer(connection.database(), { port, host, label: connection.description });
+  ctx.out(`Dashboard on ${connection.description}:\n\n  ${server.url}\n\nThe key in the URL is the access key (a new one each start). Press Ctrl+C to stop.`);
+  if (ctx.values.open) openInBrowser(server.url);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+  return 0;
+}
+
+/** Best effort: the URL is printed either way. */
+function openInBrowser(url: string): void {
+  const [command, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '', url]] : ['xdg-open', [url]];
+  try {
+    spawn(command, args as string[], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+  } catch {
+    // no opener on this machine
+  }
+}

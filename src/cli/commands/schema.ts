@@ -1,0 +1,179 @@
+// The schema commands: setup, verify (and verifyCatalog, what it concludes from a catalog),
+// status, diagram and export supabase.
+import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from '../../schema/catalog.ts';
+import { trustProblems } from '../../schema/trust.ts';
+import { lintCatalog, type Finding } from '../../schema/lint.ts';
+import { buildMermaidDiagram } from '../../schema/diagram.ts';
+import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from '../../schema/migrations.ts';
+import { readStatus } from '../../schema/status.ts';
+import { figmaWarnings } from '../../schema/figma-health.ts';
+import { exportSupabaseMigration } from '../../schema/export.ts';
+import { envForTarget, resolveCliTarget } from '../target.ts';
+import { formatStatus } from '../format.ts';
+import { runSetupCommand } from '../setup-command.ts';
+import { BIN, type Command, type Context } from '../context.ts';
+
+export const setupCommand: Command = {
+  name: 'setup',
+  summary: 'apply the schema (one transaction, safe to re-run) and print the report',
+  options: ['production', 'dry-run', 'database-url'],
+  examples: [`${BIN} setup`, `${BIN} setup --production`, `${BIN} setup --dry-run > schema.sql`, `${BIN} setup --database-url pglite:./.data/pglite`],
+  run: setup,
+};
+
+export const verifyCommand: Command = {
+  name: 'verify',
+  summary: 'compare the live schema with the expected one; exit 1 listing every difference',
+  options: ['json'],
+  connects: true,
+  examples: [`${BIN} verify`, `DATABASE_URL=postgres://… ${BIN} verify --production`, `${BIN} verify --json`],
+  run: verify,
+};
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'schema version, target, plans, row counts and last activity',
+  options: ['json'],
+  connects: true,
+  examples: [`${BIN} status`, `${BIN} status --json | jq .rowCounts`],
+  run: status,
+};
+
+export const diagramCommand: Command = {
+  name: 'diagram',
+  summary: 'a Mermaid erDiagram of the live schema (tables, columns, keys, foreign keys)',
+  connects: true,
+  examples: [`${BIN} diagram > schema.mmd`, `${BIN} diagram --database-url postgres://user@host/db`],
+  run: diagram,
+};
+
+export const exportSupabaseCommand: Command = {
+  name: 'export supabase',
+  args: ['[dir]'],
+  summary: 'write the schema as supabase/migrations/<timestamp>_figma_plugin_auth.sql under dir (default .)',
+  options: ['json'],
+  examples: [`${BIN} export supabase`, `${BIN} export supabase ../my-supabase-project && supabase db push`],
+  run: exportSupabase,
+};
+
+async function setup(ctx: Context): Promise<number> {
+  if (ctx.values['dry-run']) {
+    ctx.io.stdout(buildSetupScript());
+    return 0;
+  }
+  const mode = ctx.values.production ? 'production' : 'development';
+  const url = ctx.values['database-url'];
+  // An explicit --database-url is the whole configuration: no .env file may override it.
+  const explicit = url === undefined ? undefined : envForTarget(resolveCliTarget(url, {}, mode));
+  return runSetupCommand({
+    mode,
+    cwd: ctx.io.cwd,
+    env: explicit ?? ctx.io.env,
+    envFiles: explicit === undefined,
+    out: (text) => ctx.out(text),
+    err: (text) => ctx.io.stderr(`${text}\n`),
+  });
+}
+
+async function verify(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  const catalog = await connection.readCatalog();
+  const warnings = catalog.tables.some((t) => t.name === 'figma_api_state') ? await figmaWarnings(connection) : [];
+  const result = { target: connection.description, schemaVersion: schemaVersion(), ...verifyCatalog(catalog), warnings };
+  const notes = formatNotes(result.notes);
+  const warned = (text: string) => [text, ...warnings.map((w) => `⚠ ${w}`)].join('\n');
+  ctx.print(result, (r) => warned(
+    r.ok
+      ? [`✅ ${r.target} matches the expected schema (version ${r.schemaVersion}) and passes the security lint.`, ...notes].join('\n')
+      : [
+          `❌ ${r.target} differs from the expected schema (version ${r.schemaVersion}) in ${r.differences.length} place${r.differences.length === 1 ? '' : 's'}:`,
+          ...formatDifferences(r.differences).map((line) => `  ${line}`),
+          ...notes,
+          '',
+          `Missing objects, or an insecure grant or setting: run \`${BIN} setup\` (it restores them). A different or unexpected one existed before setup or was changed since: migrate it by hand. An untrusted object: drop it (setup refuses to run while it exists).`,
+        ].join('\n')),
+  );
+  return result.ok ? 0 : 1;
+}
+
+/**
+ * What `verify` concludes from a live catalog: differences from the expected schema, security lint
+ * findings on our objects, and objects setup refuses to run beside (src/schema/trust.ts). Host tables are
+ * linted too, as information (notes): setup leaves their RLS and grants as the application set them.
+ */
+export function verifyCatalog(catalog: Catalog): { ok: boolean; differences: Difference[]; notes: Difference[] } {
+  const expected = loadExpectedSchema();
+  const host = HOST_TABLES as readonly string[];
+  const scope = {
+    tables: expected.tables.map((t) => t.name).filter((name) => !host.includes(name)),
+    host: [...host],
+    functions: [...new Set(expected.functions.map((f) => f.name))],
+    ownerOnly: [...OWNER_ONLY_FUNCTIONS],
+  };
+  // Functions by our exact signatures: another overload of one of our names is a trust problem.
+  const signatures = new Set(expected.functions.map((f) => `${f.name}(${f.arguments})`));
+  const findings = lintCatalog({ ...catalog, functions: catalog.functions.filter((f) => signatures.has(`${f.name}(${f.arguments})`)) }, scope);
+  const differences = [
+    ...diffSchema(expected, catalog),
+    ...findings.filter((f) => f.severity !== 'info').map(findingAsDifference),
+    ...trustProblems(catalog, expected).map((p): Difference => ({ object: p.object, problem: 'unexpected', actual: `${p.code}: ${p.detail}` })),
+  ];
+  const notes = findings.filter((f) => f.severity === 'info').map(findingAsDifference);
+  return { ok: differences.length === 0, differences, notes };
+}
+
+function formatNotes(notes: Difference[]): string[] {
+  if (!notes.length) return [];
+  return [
+    'Notes on host tables (your application\'s; setup leaves their RLS and grants as they are):',
+    ...notes.map((n) => `  note: ${n.object}: ${n.actual} (the lint expects ${n.expected})`),
+  ];
+}
+
+const LINT_EXPECTED: Record<Finding['rule'], string> = {
+  rls_disabled: 'row level security enabled',
+  table_granted_to_public_role: 'no privilege for PUBLIC, anon or authenticated',
+  function_search_path_mutable: "SET search_path = ''",
+  function_executable_by_public_role: 'EXECUTE not granted to PUBLIC, anon or authenticated',
+  unindexed_foreign_key: 'an index leading with the foreign key columns',
+  duplicate_index: 'no two indexes alike',
+  service_role_privileges: 'service_role: exactly SELECT, INSERT, UPDATE, DELETE on a table; EXECUTE on a function',
+  helper_not_owner_only: 'executable by its owner only',
+};
+const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
+  rls_disabled: () => 'row level security disabled',
+  table_granted_to_public_role: (f) => `granted to ${f.detail}`,
+  function_search_path_mutable: () => 'search_path not set (mutable)',
+  function_executable_by_public_role: (f) => `executable by ${f.detail}`,
+  unindexed_foreign_key: (f) => `no index on (${f.detail})`,
+  duplicate_index: (f) => f.detail ?? 'duplicate',
+  service_role_privileges: (f) => `service_role ${f.detail}`,
+  helper_not_owner_only: (f) => `executable by ${f.detail}`,
+};
+
+/** A lint finding in verify's shape: `different: <object> (security: <rule>)`, expected vs actual. */
+function findingAsDifference(f: Finding): Difference {
+  return { object: `${f.object} (security: ${f.rule})`, problem: 'different', expected: LINT_EXPECTED[f.rule], actual: LINT_ACTUAL[f.rule](f) };
+}
+
+async function status(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  ctx.print(await readStatus(connection, connection.description), formatStatus);
+  return 0;
+}
+
+async function diagram(ctx: Context): Promise<number> {
+  const connection = await ctx.connect();
+  ctx.io.stdout(buildMermaidDiagram(await connection.readCatalog()));
+  return 0;
+}
+
+async function exportSupabase(ctx: Context): Promise<number> {
+  const result = { ...exportSupabaseMigration(ctx.args[0] ?? ctx.io.cwd), schemaVersion: schemaVersion() };
+  ctx.print(result, (r) =>
+    r.written
+      ? `Wrote ${r.path} (schema version ${r.schemaVersion}).\nNext: supabase db push`
+      : `${r.path} already holds schema version ${r.schemaVersion}: nothing written.`,
+  );
+  return 0;
+}
