@@ -76,6 +76,17 @@ test('the installed package: root, ./schema and ./plugin subpaths import; the ro
   assert.deepEqual(JSON.parse(stdout), { root: true, rootSetup: false, schema: true, plugin: 'function' });
 });
 
+test('without the optional peers, the Supabase REST path is missing_dependency naming the package; nothing else needs them', async () => {
+  const bin = join(app, 'node_modules', '.bin', 'figma-plugin-auth-db');
+  const key = 'sb_secret_' + 'k'.repeat(40);
+  const result = await run(bin, ['setup', '--production'], {
+    cwd: app, env: env({ SUPABASE_URL: 'https://abcdefghijklmnopqrst.supabase.co', SUPABASE_SERVICE_ROLE_KEY: key }),
+  }).then(() => ({ code: 0, out: '' }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }));
+  assert.notEqual(result.code, 0);
+  assert.match(result.out, /missing_dependency: .*@supabase\/supabase-js.*npm install @supabase\/supabase-js/);
+  assert.doesNotMatch(result.out, new RegExp(key));
+});
+
 const EXPECTED = { allowed: true, reason: 'ok', planSlug: 'free', used: 1, usageLimit: 2, remaining: 1, batchLimit: 1, resetsAt: null, replayed: false };
 
 describe('README quick start against the installed package', () => {

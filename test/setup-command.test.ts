@@ -169,3 +169,11 @@ if (DIALECTS.includes('postgres')) {
   });
 }
 
+
+test('an optional package that is not installed is missing_dependency, naming it and its install command', async () => {
+  const { loadOptional } = await import('../src/schema/supabase.ts');
+  await assert.rejects(loadOptional('figma-plugin-auth-db-no-such-package', 'this path'), (e: { code?: string; message?: string }) =>
+    e.code === 'missing_dependency' && /this path needs the package figma-plugin-auth-db-no-such-package.*npm install figma-plugin-auth-db-no-such-package/.test(e.message ?? ''));
+  // An installed one loads.
+  assert.equal(typeof (await loadOptional<typeof import('ws')>('ws', 'this path')).default, 'function');
+});
