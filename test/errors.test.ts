@@ -84,6 +84,26 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    test('unknown_user is raised by the one helper (sql/017, 024), not by copies of it', async () => {
+      await withDatabase(dialect, async ({ db }) => {
+        const rows = await db.query<{ name: string }>(
+          `SELECT p.proname::text AS name FROM pg_catalog.pg_proc AS p
+             JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public'::name AND p.prosrc LIKE '%PA001%' ORDER BY 1`,
+        );
+        // seat_assign checks two users (owner and member) in one condition, with its own message.
+        assert.deepEqual(rows.map((r) => r.name), ['plugin_auth_require_user', 'seat_assign']);
+        const callers = await db.query<{ n: number }>(
+          `SELECT pg_catalog.count(*)::integer AS n FROM pg_catalog.pg_proc AS p
+             JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public'::name AND p.prosrc LIKE '%plugin_auth_require_user(p_user_id)%'`,
+        );
+        assert.ok(callers[0]!.n >= 10, `${callers[0]!.n} functions call the helper`);
+        await assert.rejects(db.query(`SELECT * FROM public.refund_usage('00000000-0000-4000-8000-000000000000'::uuid, 'k'::text)`),
+          (e: { code?: string; message?: string }) => e.code === 'PA001' && /^unknown_user: no user with id 00000000-0000-4000-8000-000000000000$/.test(e.message ?? ''));
+      });
+    });
+
     test('a SQL error reaches TypeScript as the typed error of its row', async () => {
       await withDatabase(dialect, async ({ db }) => {
         const error = await db
