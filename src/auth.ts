@@ -1,4 +1,4 @@
-import type { Database } from './core/db.ts';
+import { withTypedErrors, type Database } from './core/db.ts';
 import { SetupError } from './core/errors.ts';
 import { createTokens, type TokenOptions } from './tokens/tokens.ts';
 import { createSubscriptions } from './billing/subscriptions.ts';
@@ -44,11 +44,13 @@ export interface PluginAuthOptions extends EntitlementKeyOptions {
  * The library's entry point: one object per database, grouping the parts of the product.
  * Every part is a thin, typed layer over the SQL functions installed by setup.
  */
-export function createPluginAuth(db: Database, options: PluginAuthOptions = {}) {
+export function createPluginAuth(raw: Database, options: PluginAuthOptions = {}) {
+  // Every part queries through the one translating path; auth.db stays the caller's own.
+  const db = withTypedErrors(raw);
   const tokens = createTokens(db, options);
   const subscriptions = createSubscriptions(db);
   return {
-    db,
+    db: raw,
     usage: createUsage(db),
     tokens,
     subscriptions,

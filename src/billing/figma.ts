@@ -9,10 +9,9 @@
 // transaction-scoped advisory lock on that digest (namespace 7310), so concurrent checks of one
 // token, on any number of connections or servers, queue there: the first calls Figma and stores the
 // answer, the others find it fresh and make no call. The connection is held for at most timeoutMs.
-import type { Database, Queryable } from '../core/db.ts';
+import { withTypedErrors, type Database, type Queryable } from '../core/db.ts';
 import { lock } from '../core/locks.ts';
-import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../core/errors.ts';
-import { run } from '../tokens/input.ts';
+import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, sqlState } from '../core/errors.ts';
 import { sha256Hex } from '../tokens/signer.ts';
 import * as validate from '../core/validation.ts';
 import type { IssuedToken } from '../tokens/tokens.ts';
@@ -250,6 +249,7 @@ export function createFigma(
     planSlug(userId: string): Promise<string>;
   },
 ) {
+  db = withTypedErrors(db);
   const config = resolveFigmaOptions(options);
 
   async function verify(paymentToken: unknown): Promise<FigmaPayment> {
@@ -281,7 +281,7 @@ export function createFigma(
         const status = /HTTP (\d{3})/.exec(error.message)?.[1];
         await db.query('SELECT public.figma_record_api_result($1::integer)', [Number(status)]).catch(() => {});
       }
-      throw fromDatabaseError(error);
+      throw error;
     }
   }
 
@@ -307,30 +307,29 @@ export function createFigma(
       checkPaymentToken(paymentToken);
       const payment = await verify(paymentToken);
       const figmaUserId = payment.figmaUserId;
-      const userId = await run(() =>
-        db.transaction(async (tx) => {
-          const found = await tx.query<{ id: string | null }>('SELECT public.figma_user_for_sign_in($1::varchar) AS id', [figmaUserId]);
-          if (found[0]?.id) return found[0].id;
-          let created: string;
-          try {
-            created = config.createUser
-              ? await config.createUser(tx, { figmaUserId })
-              : (await tx.query<{ id: string }>('SELECT public.figma_create_user($1::varchar) AS id', [figmaUserId]))[0]!.id;
-          } catch (error) {
-            if (error instanceof PluginAuthError) throw error;
-            throw new SetupError(
-              'figma_create_user_failed',
-              `figma_create_user_failed: creating the user for a new Figma sign-in failed (${(error as Error)?.message ?? 'unknown error'}); if your users table has required columns, pass figma.createUser`,
-              { cause: error },
-            );
-          }
-          if (!validate.isUuid(created)) {
-            throw new SetupError('figma_create_user_failed', 'figma_create_user_failed: figma.createUser must return the new users.id (a uuid)');
-          }
-          await tx.query('SELECT public.figma_link_user($1::varchar, $2::uuid)', [figmaUserId, created]);
-          return created;
-        }),
-      );
+      const userId = await db.transaction(async (tx) => {
+        const found = await tx.query<{ id: string | null }>('SELECT public.figma_user_for_sign_in($1::varchar) AS id', [figmaUserId]);
+        if (found[0]?.id) return found[0].id;
+        let created: string;
+        try {
+          created = config.createUser
+            ? await config.createUser(tx, { figmaUserId })
+            : (await tx.query<{ id: string }>('SELECT public.figma_create_user($1::varchar) AS id', [figmaUserId]))[0]!.id;
+        } catch (error) {
+          // The host's own typed errors pass through; a database error (a required column) is ours to explain.
+          if (error instanceof PluginAuthError && sqlState(error) === undefined) throw error;
+          throw new SetupError(
+            'figma_create_user_failed',
+            `figma_create_user_failed: creating the user for a new Figma sign-in failed (${(error as Error)?.message ?? 'unknown error'}); if your users table has required columns, pass figma.createUser`,
+            { cause: error },
+          );
+        }
+        if (!validate.isUuid(created)) {
+          throw new SetupError('figma_create_user_failed', 'figma_create_user_failed: figma.createUser must return the new users.id (a uuid)');
+        }
+        await tx.query('SELECT public.figma_link_user($1::varchar, $2::uuid)', [figmaUserId, created]);
+        return created;
+      });
       const issued = await deps.issueToken(userId, { deviceName: device });
       return { ...issued, userId, figmaUserId, planSlug: await deps.planSlug(userId) };
     },
@@ -345,9 +344,7 @@ export function createFigma(
       validate.userId(userId);
       checkPaymentToken(paymentToken);
       const payment = await verify(paymentToken);
-      await run(() =>
-        db.transaction((tx) => tx.query('SELECT public.figma_link_user($1::varchar, $2::uuid)', [payment.figmaUserId, userId])),
-      );
+      await db.transaction((tx) => tx.query('SELECT public.figma_link_user($1::varchar, $2::uuid)', [payment.figmaUserId, userId]));
       return { ...payment, userId };
     },
   };

@@ -3,6 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { redactUrl } from './redact.ts';
+import { fromDatabaseError } from './errors.ts';
 
 /** Something that runs one parameterized statement and returns its rows. */
 export interface Queryable {
@@ -150,4 +151,29 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean): Database 
       if (owned) await pool.end();
     },
   };
+}
+
+const TYPED = Symbol('figma-plugin-auth-db: typed errors');
+const typedError = (error: unknown): never => {
+  throw fromDatabaseError(error);
+};
+
+/**
+ * The library's query path: the same database, with every driver error turned into the typed
+ * error of its SQLSTATE (fromDatabaseError: our SQL functions' codes, then the SQLSTATE classes).
+ * Every module of the library reads and writes through it, so translation happens here and only
+ * here; wrapping twice is wrapping once. Errors the caller's own function throws inside
+ * `transaction` pass through as they are.
+ */
+export function withTypedErrors<Q extends Pick<Queryable, 'query'>>(db: Q): Q {
+  if ((db as { [TYPED]?: true })[TYPED]) return db;
+  const typed = Object.create(db) as Q & { [TYPED]: true } & Partial<Database>;
+  typed[TYPED] = true;
+  typed.query = ((text: string, params?: readonly unknown[]) => db.query(text, params).catch(typedError)) as Q['query'];
+  const full = db as unknown as Partial<Database>;
+  if (typeof full.exec === 'function') typed.exec = (script: string) => full.exec!(script).catch(typedError);
+  if (typeof full.transaction === 'function') {
+    typed.transaction = <T>(fn: (tx: Queryable) => Promise<T>) => full.transaction!((tx) => fn(withTypedErrors(tx))).catch(typedError);
+  }
+  return typed;
 }

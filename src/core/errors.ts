@@ -167,6 +167,8 @@ interface PgLikeError {
 
 /** The SQLSTATE of a driver error (pg and PGlite both expose it as `code`). */
 export function sqlState(error: unknown): string | undefined {
+  // A translated error keeps the driver's error as its cause.
+  if (error instanceof PluginAuthError) return sqlState(error.cause);
   const code = (error as PgLikeError | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }

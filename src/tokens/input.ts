@@ -1,16 +1,6 @@
 // What tokens.ts and login.ts share (both issue tokens). Their input checks live in core/validation.ts.
 import { randomUUID } from 'node:crypto';
-import { fromDatabaseError } from '../core/errors.ts';
 import { sha256Hex, type Signer } from './signer.ts';
-
-/** Runs a database call, turning driver errors into typed ones. */
-export async function run<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    throw fromDatabaseError(error);
-  }
-}
 
 /** Signs a token for the user and returns it with what the issue/claim SQL functions record. */
 export async function mintToken(signer: Signer, userId: string, ttlSeconds: number) {

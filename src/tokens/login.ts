@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../core/db.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
-import { mintToken, run, type IssuedToken } from './input.ts';
+import { mintToken, type IssuedToken } from './input.ts';
 import { sha256Hex, type Signer } from './signer.ts';
 import * as input from '../core/validation.ts';
 
@@ -56,11 +56,9 @@ export function createLogin(
       const device = input.deviceName(deviceName);
       const readKey = newKey();
       const writeKey = newKey();
-      const rows = await run(() =>
-        db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1::text, $2::text, $3::integer, $4::varchar) AS expires_at', [
+      const rows = await db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1::text, $2::text, $3::integer, $4::varchar) AS expires_at', [
           sha256Hex(readKey), sha256Hex(writeKey), loginTtl, device,
-        ]),
-      );
+        ]);
       return { readKey, writeKey, expiresAt: rows[0]!.expires_at };
     },
 
@@ -71,7 +69,7 @@ export function createLogin(
     async completeLogin(writeKey: string, userId: string): Promise<void> {
       const digest = keyDigest(writeKey, 'write');
       input.userId(userId);
-      await run(() => db.query('SELECT public.complete_plugin_login($1::text, $2::uuid)', [digest, userId]));
+      await db.query('SELECT public.complete_plugin_login($1::text, $2::uuid)', [digest, userId]);
     },
 
     /**
@@ -83,22 +81,18 @@ export function createLogin(
     async pollLogin(readKey: string): Promise<IssuedToken | null> {
       const digest = keyDigest(readKey, 'read');
       const sign = signer();
-      const rows = await run(() =>
-        db.query<{ status: 'pending' | 'completed'; user_id: string | null }>(
+      const rows = await db.query<{ status: 'pending' | 'completed'; user_id: string | null }>(
           'SELECT status, user_id FROM public.poll_plugin_login($1::text)',
           [digest],
-        ),
-      );
+        );
       const row = rows[0];
       if (!row || row.status !== 'completed' || !row.user_id) return null;
       // Mint, then claim: the claim deletes the request and records the token in one statement, so
       // of racing pollers exactly one succeeds and the others get login_not_found.
       const minted = await mintToken(sign, row.user_id, token.ttlSeconds);
-      await run(() =>
-        db.query('SELECT public.claim_plugin_login($1::text, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::integer)', [
+      await db.query('SELECT public.claim_plugin_login($1::text, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::integer)', [
           digest, row.user_id, minted.tokenId, minted.tokenHash, minted.expiresAt, token.maxActive,
-        ]),
-      );
+        ]);
       return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt };
     },
   };

@@ -1,10 +1,10 @@
 // Plugin sessions: tokens a Figma plugin keeps in figma.clientStorage. The token is a JWT; the
 // database keeps its SHA-256 digest (never the token), which makes every token revocable and
 // auditable. verify costs one round trip when the JWT is good and none when it is not.
-import type { Database } from '../core/db.ts';
+import { withTypedErrors, type Database } from '../core/db.ts';
 import { AuthError, ValidationError } from '../core/errors.ts';
 import { createLogin, type LoginOptions } from './login.ts';
-import { mintToken, run } from './input.ts';
+import { mintToken } from './input.ts';
 import { createSigner, sha256Hex, type TokenSigningOptions } from './signer.ts';
 import * as input from '../core/validation.ts';
 import type { IssuedToken } from './input.ts';
@@ -43,6 +43,7 @@ const VERIFY_ERRORS: Record<string, () => AuthError> = {
 };
 
 export function createTokens(db: Database, options: TokenOptions = {}) {
+  db = withTypedErrors(db);
   const signer = createSigner(options);
   const defaultTtl = input.ttlSeconds(options.tokenTtlSeconds ?? input.DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds');
   const maxActive = options.maxTokensPerUser ?? null;
@@ -57,11 +58,9 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
       const device = input.deviceName(deviceName);
       const ttl = ttlSeconds === undefined ? defaultTtl : input.ttlSeconds(ttlSeconds, 'ttlSeconds');
       const minted = await mintToken(signer(), userId, ttl);
-      await run(() =>
-        db.query('SELECT public.issue_plugin_token($1::uuid, $2::uuid, $3::text, $4::varchar, $5::timestamptz, $6::integer)', [
+      await db.query('SELECT public.issue_plugin_token($1::uuid, $2::uuid, $3::text, $4::varchar, $5::timestamptz, $6::integer)', [
           minted.tokenId, userId, minted.tokenHash, device, minted.expiresAt, maxActive,
-        ]),
-      );
+        ]);
       return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt };
     },
 
@@ -72,12 +71,10 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
      */
     async verify(token: string): Promise<VerifiedToken> {
       const claims = await signer().verify(token);
-      const rows = await run(() =>
-        db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
+      const rows = await db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
           'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
           [claims.tokenId, sha256Hex(token)],
-        ),
-      );
+        );
       const row = rows[0];
       if (!row || row.status !== 'ok' || row.user_id !== claims.userId || !row.expires_at) {
         throw (VERIFY_ERRORS[row?.status ?? 'invalid'] ?? VERIFY_ERRORS.invalid!)();
@@ -89,9 +86,7 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
     async revoke(tokenId: string, reason?: string): Promise<boolean> {
       input.tokenId(tokenId);
       const why = input.reason(reason);
-      const rows = await run(() =>
-        db.query<{ revoked: boolean }>('SELECT public.revoke_plugin_token($1::uuid, $2::varchar) AS revoked', [tokenId, why]),
-      );
+      const rows = await db.query<{ revoked: boolean }>('SELECT public.revoke_plugin_token($1::uuid, $2::varchar) AS revoked', [tokenId, why]);
       return rows[0]!.revoked;
     },
 
@@ -99,21 +94,17 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
     async revokeAll(userId: string, reason = 'revoke_all'): Promise<number> {
       input.userId(userId);
       const why = input.reason(reason);
-      const rows = await run(() =>
-        db.query<{ n: number }>('SELECT public.revoke_all_plugin_tokens($1::uuid, $2::varchar) AS n', [userId, why]),
-      );
+      const rows = await db.query<{ n: number }>('SELECT public.revoke_all_plugin_tokens($1::uuid, $2::varchar) AS n', [userId, why]);
       return rows[0]!.n;
     },
 
     /** The user's tokens, newest first, including revoked and expired ones not yet purged. No digests. */
     async list(userId: string): Promise<TokenInfo[]> {
       input.userId(userId);
-      const rows = await run(() =>
-        db.query<{
+      const rows = await db.query<{
           id: string; device_name: string | null; status: TokenInfo['status']; created_at: Date; expires_at: Date;
           last_used_at: Date | null; revoked_at: Date | null; revoked_reason: string | null;
-        }>('SELECT * FROM public.list_plugin_tokens($1::uuid)', [userId]),
-      );
+        }>('SELECT * FROM public.list_plugin_tokens($1::uuid)', [userId]);
       return rows.map((r) => ({
         tokenId: r.id,
         deviceName: r.device_name,
@@ -132,12 +123,10 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
      */
     async purgeExpired({ olderThan }: { olderThan?: Date } = {}): Promise<{ tokens: number; loginRequests: number }> {
       const cutoff = input.optionalDate(olderThan, 'invalid_cutoff', 'olderThan must be a valid Date');
-      const rows = await run(() =>
-        db.query<{ tokens: number; login_requests: number }>(
+      const rows = await db.query<{ tokens: number; login_requests: number }>(
           'SELECT tokens, login_requests FROM public.purge_plugin_sessions(COALESCE($1::timestamptz, now()))',
           [cutoff ?? null],
-        ),
-      );
+        );
       return { tokens: rows[0]!.tokens, loginRequests: rows[0]!.login_requests };
     },
 

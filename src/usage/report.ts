@@ -2,8 +2,8 @@
 // totals (the CLI's `usage` command), and calls per UTC day and action across all users
 // (usageReport, from the rollup in sql/011_growth.sql, so its cost does not grow with plugin_usage).
 // Metering itself lives in usage.ts / sql/006.
-import type { Queryable } from '../core/db.ts';
-import { fromDatabaseError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { NotFoundError, ValidationError } from '../core/errors.ts';
 import type { UsageReason } from './usage.ts';
 import * as input from '../core/validation.ts';
 
@@ -30,23 +30,16 @@ export interface UsageTotal {
   refunded: number;
 }
 
-async function run<R>(db: Pick<Queryable, 'query'>, text: string, params: unknown[]): Promise<R[]> {
-  try {
-    return await db.query<R>(text, params);
-  } catch (error) {
-    throw fromDatabaseError(error);
-  }
-}
-
 /** A malformed id is invalid_user_id (before the database); a well-formed one nobody has, unknown_user. */
 async function knownUser(db: Pick<Queryable, 'query'>, userId: unknown): Promise<string> {
   const id = input.userId(userId);
-  const rows = await run<{ id: string }>(db, 'SELECT id FROM public.users WHERE id = $1::uuid', [id]);
+  const rows = await db.query<{ id: string }>('SELECT id FROM public.users WHERE id = $1::uuid', [id]);
   if (rows.length === 0) throw new NotFoundError('unknown_user', `unknown_user: no user with id ${id}`);
   return id;
 }
 
 export function createUsageReport(db: Pick<Queryable, 'query'>) {
+  db = withTypedErrors(db);
   return {
     /** The user's latest denied calls, newest first (default 10, at most 1000). Errors: invalid_user_id, unknown_user, invalid_limit. */
     async recentDenials(userId: string, { limit = 10 }: { limit?: number } = {}): Promise<UsageDenial[]> {
@@ -55,11 +48,10 @@ export function createUsageReport(db: Pick<Queryable, 'query'>) {
       }
       const id = await knownUser(db, userId);
       // idx_plugin_usage_user_id (user_id, created_at) serves this, read backwards.
-      const rows = await run<{
+      const rows = await db.query<{
         created_at: Date; action: string; items: number; reason: UsageDenial['reason']; plan_slug: string | null;
         used: number | null; usage_limit: number | null; batch_limit: number | null;
       }>(
-        db,
         `SELECT created_at, action, items, reason, plan_slug, used, usage_limit, batch_limit
            FROM public.plugin_usage
           WHERE user_id = $1::uuid AND NOT allowed
@@ -82,8 +74,7 @@ export function createUsageReport(db: Pick<Queryable, 'query'>) {
     /** Per action, over all time: the counters' sum and the allowed / denied / refunded calls. Errors: invalid_user_id, unknown_user. */
     async lifetime(userId: string): Promise<UsageTotal[]> {
       const id = await knownUser(db, userId);
-      const rows = await run<UsageTotal>(
-        db,
+      const rows = await db.query<UsageTotal>(
         `SELECT action, sum(used)::int AS used, sum(allowed)::int AS allowed,
                 sum(denied)::int AS denied, sum(refunded)::int AS refunded
            FROM (SELECT action, count AS used, 0 AS allowed, 0 AS denied, 0 AS refunded
@@ -119,17 +110,14 @@ export interface UsageReportDay {
 
 /** Per UTC day and action, oldest first; days without calls are left out. */
 export async function usageReport(db: Queryable, options: ReportOptions = {}): Promise<UsageReportDay[]> {
+  db = withTypedErrors(db);
   const days = options.days ?? 30;
   if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 366) {
     throw new ValidationError('invalid_days', 'invalid_days: days must be an integer from 1 to 366');
   }
-  try {
-    const rows = await db.query<{ usage_date: string; action: string; allowed: number; denied: number }>(
-      'SELECT * FROM public.usage_report($1::integer)',
-      [days],
-    );
-    return rows.map((r) => ({ date: r.usage_date, action: r.action, allowed: r.allowed, denied: r.denied }));
-  } catch (error) {
-    throw fromDatabaseError(error);
-  }
+  const rows = await db.query<{ usage_date: string; action: string; allowed: number; denied: number }>(
+    'SELECT * FROM public.usage_report($1::integer)',
+    [days],
+  );
+  return rows.map((r) => ({ date: r.usage_date, action: r.action, allowed: r.allowed, denied: r.denied }));
 }

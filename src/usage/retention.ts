@@ -3,8 +3,8 @@
 // It never deletes daily_usage_summary rows: those counters ARE the limits (the free plan counts
 // every day of a user's life). Deleting a call also ends idempotent replay of its key: a retry
 // with that key after the purge is counted as a new call.
-import type { Queryable } from '../core/db.ts';
-import { ValidationError, fromDatabaseError, type ErrorCode } from '../core/errors.ts';
+import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { ValidationError, type ErrorCode } from '../core/errors.ts';
 
 export interface PurgeOptions {
   /** Delete calls created before this: a Date, or an age such as '90d' or '36h'. At least 1 day. */
@@ -58,16 +58,9 @@ function positiveInt(value: unknown, name: string, code: ErrorCode, max: number)
   return value;
 }
 
-async function run<R>(db: Queryable, text: string, params: unknown[]): Promise<R[]> {
-  try {
-    return await db.query<R>(text, params);
-  } catch (error) {
-    throw fromDatabaseError(error);
-  }
-}
-
 /** Deletes plugin_usage rows older than the cutoff, batch by batch. Safe to run while serving. */
 export async function purgeUsage(db: Queryable, options: PurgeOptions): Promise<PurgeResult> {
+  db = withTypedErrors(db);
   const cutoff = cutoffOf(options.olderThan);
   const batchSize = positiveInt(options.batchSize ?? 1000, 'batch size', 'invalid_batch_size', 100_000);
   const maxBatches = options.maxBatches === undefined ? Infinity : positiveInt(options.maxBatches, 'maxBatches', 'invalid_max_batches', 1e9);
@@ -76,10 +69,9 @@ export async function purgeUsage(db: Queryable, options: PurgeOptions): Promise<
     throw new ValidationError('invalid_pause', 'invalid_pause: pauseMs must be a number >= 0');
   }
   // Roll up first: a call is only deleted once the report's totals hold it.
-  await run(db, 'SELECT public.usage_rollup()', []);
+  await db.query('SELECT public.usage_rollup()', []);
   if (options.dryRun) {
-    const rows = await run<{ n: number }>(
-      db,
+    const rows = await db.query<{ n: number }>(
       `SELECT count(*)::bigint AS n FROM public.plugin_usage u, public.usage_rollup_state s
         WHERE s.id AND u.created_at < LEAST($1::timestamptz, s.rolled_up_to)`,
       [cutoff],
@@ -90,8 +82,7 @@ export async function purgeUsage(db: Queryable, options: PurgeOptions): Promise<
   let batches = 0;
   let after: Date | null = null;
   while (batches < maxBatches) {
-    const rows: { deleted: number; last_created_at: Date | null }[] = await run(
-      db,
+    const rows: { deleted: number; last_created_at: Date | null }[] = await db.query(
       'SELECT deleted, last_created_at FROM public.purge_usage_batch($1::timestamptz, $2::integer, $3::timestamptz)',
       [cutoff, batchSize, after],
     );

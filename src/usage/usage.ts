@@ -1,8 +1,7 @@
 // usage.consume / check / refund / summary: typed calls of the SQL functions in
 // sql/006_usage_metering.sql, which hold all the rules (so rpc callers get the same behaviour).
 // One call is one statement, so one round trip and one transaction.
-import type { Queryable } from '../core/db.ts';
-import { fromDatabaseError } from '../core/errors.ts';
+import { withTypedErrors, type Queryable } from '../core/db.ts';
 import * as input from '../core/validation.ts';
 
 export type UsageReason = 'ok' | 'limit_reached' | 'batch_too_large';
@@ -91,15 +90,8 @@ const toAnswer = (r: AnswerRow): UsageAnswer => ({
   replayed: r.replayed,
 });
 
-async function run<R>(db: Queryable, text: string, params: unknown[]): Promise<R[]> {
-  try {
-    return await db.query<R>(text, params);
-  } catch (error) {
-    throw fromDatabaseError(error);
-  }
-}
-
 export function createUsage(db: Queryable) {
+  db = withTypedErrors(db);
   return {
     /** Counts one operation if the plan allows it; logs the call either way. */
     async consume(userId: string, action: string, options: ConsumeOptions = {}): Promise<UsageAnswer> {
@@ -110,28 +102,28 @@ export function createUsage(db: Queryable) {
         input.idempotencyKey(options.idempotencyKey, false),
         input.metadata(options.metadata),
       ];
-      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params);
+      const rows = await db.query<AnswerRow>('SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params);
       return toAnswer(rows[0]!);
     },
 
     /** What consume would answer now, writing nothing. Only consume's answer is binding. */
     async check(userId: string, action: string, options: CheckOptions = {}): Promise<UsageAnswer> {
       const params = [input.userId(userId), input.action(action), input.items(options.items)];
-      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params);
+      const rows = await db.query<AnswerRow>('SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params);
       return toAnswer(rows[0]!);
     },
 
     /** Gives back the operation counted by the consume with this key, at most once. */
     async refund(userId: string, idempotencyKey: string): Promise<RefundResult> {
       const params = [input.userId(userId), input.idempotencyKey(idempotencyKey, true)];
-      const rows = await run<{ refunded: boolean }>(db, 'SELECT public.refund_usage($1::uuid, $2::text) AS refunded', params);
+      const rows = await db.query<{ refunded: boolean }>('SELECT public.refund_usage($1::uuid, $2::text) AS refunded', params);
       return { refunded: rows[0]!.refunded };
     },
 
     /** Per UTC day and action: the counter, and allowed / denied / refunded calls from the log. */
     async summary(userId: string, options: SummaryOptions = {}): Promise<UsageSummaryDay[]> {
       const params = [input.userId(userId), input.day(options.from, 'from'), input.day(options.to, 'to')];
-      const rows = await run<SummaryRow>(db, 'SELECT * FROM public.usage_summary($1::uuid, $2::date, $3::date)', params);
+      const rows = await db.query<SummaryRow>('SELECT * FROM public.usage_summary($1::uuid, $2::date, $3::date)', params);
       return rows.map((r) => ({
         date: r.usage_date,
         action: r.action,
