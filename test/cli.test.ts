@@ -5,7 +5,7 @@
 // subprocess of the package bin.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawnCollect } from './helpers/run.ts';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,15 +54,7 @@ function run(args: string[], options: RunOptions = {}): Promise<Run> {
     const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), env, cwd };
     return main(args, io).then((code) => ({ code, stdout, stderr }));
   }
-  const child = spawn(process.execPath, [...(options.script ?? [BIN]), ...args], { cwd, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return spawnCollect(process.execPath, [...(options.script ?? [BIN]), ...args], { cwd, env });
 }
 
 interface Target {

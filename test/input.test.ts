@@ -15,17 +15,9 @@ import { NotFoundError, PluginAuthError, ValidationError, sqlState } from '../sr
 import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
 import { MAX_EVENT_SKEW_MS } from '../src/core/validation.ts';
 import type { Database, Queryable } from '../src/core/db.ts';
+import { rejectsWith } from './helpers/assert.ts';
 
 const NOW_S = () => Math.floor(Date.now() / 1000);
-
-async function rejectsWith(promise: Promise<unknown>, Class: typeof PluginAuthError, code: string, also?: (e: PluginAuthError) => void) {
-  await assert.rejects(promise, (error: PluginAuthError) => {
-    assert.ok(error instanceof Class, `${error} is a ${Class.name}`);
-    assert.equal(error.code, code, String(error));
-    also?.(error);
-    return true;
-  });
-}
 
 async function sqlRejects(db: Queryable, text: string, params: unknown[], state: string) {
   await assert.rejects(db.query(text, params), (e: unknown) => {

@@ -3,14 +3,7 @@ import assert from 'node:assert/strict';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { createPlans } from '../src/billing/plans.ts';
 import { NotFoundError, ValidationError, type PluginAuthError } from '../src/core/errors.ts';
-
-async function rejectsWith(promise: Promise<unknown>, Class: typeof PluginAuthError, code: string) {
-  await assert.rejects(promise, (error: PluginAuthError) => {
-    assert.ok(error instanceof Class, `${error} is a ${Class.name}`);
-    assert.equal(error.code, code);
-    return true;
-  });
-}
+import { rejectsWith } from './helpers/assert.ts';
 
 for (const dialect of DIALECTS) {
   describe(`plans [${dialect}]`, () => {

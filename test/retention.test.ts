@@ -7,6 +7,7 @@ import { purgeUsage, parseAge } from '../src/usage/retention.ts';
 import { usageReport } from '../src/usage/report.ts';
 import { PluginAuthError, ValidationError, sqlState } from '../src/core/errors.ts';
 import type { Queryable } from '../src/core/db.ts';
+import { rejectsWith } from './helpers/assert.ts';
 
 /** Writes n log rows of one user created `daysAgo` days ago (we cannot move the clock). */
 async function oldCalls(db: Queryable, userId: string, n: number, daysAgo: number, allowed = true, key?: string): Promise<void> {
@@ -26,14 +27,6 @@ const logRows = (db: Queryable, userId?: string) =>
   count(db, 'SELECT count(*)::int AS n FROM public.plugin_usage WHERE $1::uuid IS NULL OR user_id = $1', [userId ?? null]);
 const counterRows = (db: Queryable) =>
   count(db, 'SELECT count(*)::int AS n FROM public.daily_usage_summary');
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof PluginAuthError, String(error));
-    assert.equal((error as PluginAuthError).code, code);
-    return true;
-  });
-}
 
 for (const dialect of DIALECTS) {
   describe(`retention [${dialect}]`, () => {
@@ -109,11 +102,11 @@ for (const dialect of DIALECTS) {
       withDatabase(dialect, async ({ db }) => {
         const user = await createUser(db);
         await oldCalls(db, user, 3, 100);
-        await rejectsWith(purgeUsage(db, { olderThan: '12h' }), 'invalid_cutoff');
-        await rejectsWith(purgeUsage(db, { olderThan: 'ninety days' }), 'invalid_cutoff');
-        await rejectsWith(purgeUsage(db, { olderThan: new Date() }), 'invalid_cutoff');
-        await rejectsWith(purgeUsage(db, { olderThan: '90d', batchSize: 0 }), 'invalid_batch_size');
-        await rejectsWith(purgeUsage(db, { olderThan: '90d', batchSize: 2.5 }), 'invalid_batch_size');
+        await rejectsWith(purgeUsage(db, { olderThan: '12h' }), PluginAuthError, 'invalid_cutoff');
+        await rejectsWith(purgeUsage(db, { olderThan: 'ninety days' }), PluginAuthError, 'invalid_cutoff');
+        await rejectsWith(purgeUsage(db, { olderThan: new Date() }), PluginAuthError, 'invalid_cutoff');
+        await rejectsWith(purgeUsage(db, { olderThan: '90d', batchSize: 0 }), PluginAuthError, 'invalid_batch_size');
+        await rejectsWith(purgeUsage(db, { olderThan: '90d', batchSize: 2.5 }), PluginAuthError, 'invalid_batch_size');
         await assert.rejects(db.query('SELECT * FROM public.purge_usage_batch(now(), 10)'), (e) => sqlState(e) === 'PA024');
         await assert.rejects(db.query(`SELECT * FROM public.purge_usage_batch(now() - interval '90 days', 0)`), (e) => sqlState(e) === 'PA072');
         assert.equal(await logRows(db), 3);
@@ -152,7 +145,7 @@ for (const dialect of DIALECTS) {
         assert.equal(await logRows(db), 10);
         assert.deepEqual(await usageReport(db, { days: 120 }), long);
         assert.equal(long.reduce((n, r) => n + r.denied, 0), 4);
-        await rejectsWith(usageReport(db, { days: 0 }), 'invalid_days');
+        await rejectsWith(usageReport(db, { days: 0 }), PluginAuthError, 'invalid_days');
         await assert.rejects(usageReport(db, { days: 1.5 }), ValidationError);
         await assert.rejects(db.query('SELECT * FROM public.usage_report(400)'), (e) => sqlState(e) === 'PA070');
       }));

@@ -5,6 +5,7 @@ import { DAY, PRICES, T0, event, linkPrices, random, shuffle, subscription, type
 import { createSubscriptions, type StripeSubscriptionLike } from '../src/billing/subscriptions.ts';
 import { NotFoundError, ValidationError, type PluginAuthError } from '../src/core/errors.ts';
 import type { Queryable } from '../src/core/db.ts';
+import { rejectsWith } from './helpers/assert.ts';
 
 const asSub = (o: Record<string, any>) => o as StripeSubscriptionLike;
 const NOW = () => Math.floor(Date.now() / 1000);
@@ -23,14 +24,6 @@ async function state(db: Queryable, userId: string) {
 
 async function rowCount(db: Queryable): Promise<number> {
   return (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.user_subscriptions'))[0]!.n;
-}
-
-async function rejectsWith(promise: Promise<unknown>, Class: typeof PluginAuthError, code: string) {
-  await assert.rejects(promise, (error: PluginAuthError) => {
-    assert.ok(error instanceof Class, `${error} is a ${Class.name}`);
-    assert.equal(error.code, code);
-    return true;
-  });
 }
 
 // One subscription's life: created (incomplete) -> trialing -> active -> upgraded to pro ->

@@ -7,6 +7,7 @@ import { createPluginAuth } from '../src/auth.ts';
 import { NotFoundError, PluginAuthError, ValidationError } from '../src/core/errors.ts';
 import { sqlState } from '../src/core/errors.ts';
 import type { Database } from '../src/core/db.ts';
+import { rejectsWith } from './helpers/assert.ts';
 
 const PLAN_LIMITS = { free: 2, basic: 4, pro: 6, enterprise: 256 } as const;
 
@@ -14,14 +15,6 @@ const PLAN_LIMITS = { free: 2, basic: 4, pro: 6, enterprise: 256 } as const;
 async function fire(db: Database, userId: string, n: number, items = 1): Promise<UsageAnswer[]> {
   const usage = createUsage(db);
   return Promise.all(Array.from({ length: n }, () => usage.consume(userId, 'resize', { items })));
-}
-
-async function rejectsWith(promise: Promise<unknown>, Class: typeof PluginAuthError, code: string): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof Class, `expected ${Class.name}, got ${String(error)}`);
-    assert.equal((error as PluginAuthError).code, code);
-    return true;
-  });
 }
 
 for (const dialect of DIALECTS) {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { parseCatalog, readCatalog, type Catalog } from '../schema/catalog.ts';
-import { openDatabase, type Database } from '../core/db.ts';
+import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from '../core/db.ts';
 import { fromDatabaseError, SetupError, ValidationError } from '../core/errors.ts';
 import { createPlans, toPlan, type PlanRow, type Plans } from '../billing/plans.ts';
 import { describeTarget, resolveTarget, type SetupMode, type SetupTarget } from '../schema/setup.ts';
@@ -18,7 +18,7 @@ export function resolveCliTarget(databaseUrl: string | undefined, env: Env, mode
     if (mode === 'production') {
       throw new SetupError('no_database_configured', 'production never uses the embedded database: give a postgres:// URL');
     }
-    return { kind: 'pglite', dataDir: databaseUrl.slice('pglite:'.length) || './.data/pglite' };
+    return { kind: 'pglite', dataDir: databaseUrl.slice('pglite:'.length) || DEFAULT_PGLITE_DIR };
   }
   return resolveTarget({ DATABASE_URL: databaseUrl }, mode);
 }

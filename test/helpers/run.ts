@@ -89,16 +89,22 @@ export async function runScript(
   Object.assign(env, options.env);
   const js = await compiled(script);
   const entry = js ? [js] : ['--import', TSX, fileURLToPath(new URL(script, pathToFileURL(ROOT)))];
-  const child = spawn(process.execPath, [...entry, ...args], {
-    cwd: options.cwd ?? ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return spawnCollect(process.execPath, [...entry, ...args], { cwd: options.cwd ?? ROOT, env });
+}
+
+/** Runs a command and collects its output: the one subprocess runner of the suite. */
+export function spawnCollect(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: Record<string, string | undefined> },
+): Promise<RunResult> {
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) =>
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr, all: stdout + stderr })),
-  );
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr, all: stdout + stderr }));
+  });
 }
