@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIALECTS, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, functionSources, withDatabase } from './helpers/databases.ts';
 import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
 import { AuthError, ERRORS, fromDatabaseError, NotFoundError, PluginAuthError, ValidationError } from '../src/core/errors.ts';
 
@@ -57,11 +57,7 @@ for (const dialect of DIALECTS) {
   describe(`installed SQL functions [${dialect}]`, () => {
     test('every SQLSTATE raised (installed functions, setup checks) is in the table with the message code it is raised with, and every SQL row is raised', async () => {
       await withDatabase(dialect, async ({ db }) => {
-        const rows = await db.query<{ name: string; src: string }>(
-          `SELECT p.proname::text AS name, p.prosrc AS src FROM pg_catalog.pg_proc AS p
-             JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
-            WHERE n.nspname = 'public'::name AND p.prosrc LIKE '%ERRCODE%'`,
-        );
+        const rows = await functionSources(db, 'ERRCODE');
         assert.ok(rows.length > 10, 'the installed functions raise our errors');
         const byState = new Map(ERRORS.filter((e) => e.sqlstate).map((e) => [e.sqlstate as string, e.code as string]));
         const raised = new Set<string>();

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, functionSources, withDatabase } from './helpers/databases.ts';
 import { LOCKS, SETUP_LOCK_KEY, lock } from '../src/core/locks.ts';
 import { buildSetupScript } from '../src/schema/migrations.ts';
 
@@ -31,11 +31,7 @@ for (const dialect of DIALECTS) {
   describe(`installed functions [${dialect}]`, () => {
     test('every advisory lock is transaction-scoped and two-keyed, in a namespace of LOCKS', async () => {
       await withDatabase(dialect, async ({ db }) => {
-        const rows = await db.query<{ name: string; src: string }>(
-          `SELECT p.proname::text AS name, p.prosrc AS src FROM pg_catalog.pg_proc AS p
-             JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
-            WHERE n.nspname = 'public'::name AND p.prosrc LIKE '%advisory%'`,
-        );
+        const rows = await functionSources(db, 'advisory');
         const used = new Set<number>();
         for (const { name, src } of rows) {
           const code = src.replace(/--[^\n]*/g, '');

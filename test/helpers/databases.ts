@@ -158,3 +158,14 @@ export async function createUser(db: Pick<Database, 'query'>, email?: string): P
   );
   return rows[0]!.id;
 }
+
+/** The installed functions of schema public whose source contains `text`: name and source. */
+export function functionSources(db: Pick<Database, 'query'>, text: string): Promise<{ name: string; src: string }[]> {
+  return db.query<{ name: string; src: string }>(
+    `SELECT p.proname::text AS name, p.prosrc AS src FROM pg_catalog.pg_proc AS p
+       JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'public'::name AND pg_catalog.strpos(p.prosrc, $1::text) > 0
+      ORDER BY 1`,
+    [text],
+  );
+}
