@@ -43,7 +43,7 @@ const OPTIONS = {
   product: { type: 'string', text: 'Stripe product id, prod_… (with --license: the store\'s product id)' },
   license: { type: 'string', text: 'plans link: the store whose license keys grant the plan, lemonsqueezy or gumroad (with --product)' },
   variant: { type: 'string', text: 'plans link --license: only this variant of the product (Lemon Squeezy variant id)' },
-  devices: { type: 'string', text: 'plans link --license: at most this many devices per license (1 to 1000)' },
+  devices: { type: 'string', text: 'plans link: at most this many devices per license (1 to 1000); with --license for that product, alone for the plan (none: no cap)' },
   seats: { type: 'string', text: 'plans link --license: each license is a team license of this many seats (1 to 100000)' },
   price: { type: 'string', text: 'Stripe price id, price_…' },
   figma: { type: 'string', text: 'plans link: the Figma payment status the plan is granted for, PAID, TRIAL or FIRST_USE (a server-side trial)' },
@@ -135,6 +135,7 @@ export const COMMANDS: Command[] = [
       `${BIN} plans link pro --figma FIRST_USE --trial-days 7`,
       `${BIN} plans link pro --license lemonsqueezy --product 12345 --devices 3`,
       `${BIN} plans link team --license gumroad --product plug-pro_Wsw== --seats 10`,
+      `${BIN} plans link pro --devices 2`,
     ],
     run: plansLinkCommand,
   },
@@ -362,6 +363,7 @@ async function plansLinkCommand(ctx: Context): Promise<number> {
   const { product, price, figma, 'trial-days': trialDays } = ctx.values;
   if (figma !== undefined) return plansLinkFigmaCommand(ctx, figma, trialDays);
   if (ctx.values.license !== undefined) return plansLinkLicenseCommand(ctx, ctx.values.license);
+  if (ctx.values.devices !== undefined && product === undefined && price === undefined) return plansDeviceLimitCommand(ctx, ctx.values.devices);
   for (const o of ['variant', 'devices', 'seats'] as const) {
     if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad`);
   }
@@ -395,6 +397,18 @@ async function plansLinkLicenseCommand(ctx: Context, license: string): Promise<n
   ctx.print({ plan, license: link }, (r) =>
     `Linked plan ${r.plan!.slug} to ${license} product ${product}${variant ? ` variant ${variant}` : ''}` +
     `${link.deviceLimit ? `, at most ${link.deviceLimit} devices per license` : ''}${link.seats ? `, ${link.seats} seats per license` : ''}.\n\n${formatPlans([r.plan!])}`);
+  return 0;
+}
+
+/** `plans link <slug> --devices N|none`: the plan's own cap on devices per license. */
+async function plansDeviceLimitCommand(ctx: Context, devices: string): Promise<number> {
+  for (const o of ['variant', 'seats', 'trial-days'] as const) {
+    if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad; --devices alone sets the plan's cap`);
+  }
+  if (devices !== 'none' && !/^\d{1,6}$/.test(devices)) throw new UsageError('plans link: --devices must be a whole number (or none)');
+  const plan = await (await ctx.connect()).plans().setDeviceLimit(ctx.args[0]!, devices === 'none' ? null : Number(devices));
+  ctx.print(plan, (p) =>
+    `Plan ${p.slug}: ${p.deviceLimit === null ? 'no device cap of its own' : `at most ${p.deviceLimit} devices per license`}.\n\n${formatPlans([p])}`);
   return 0;
 }
 

@@ -51,6 +51,6 @@ export { startDashboardServer, type DashboardServer, type DashboardServerOptions
 export { createLicenses, type Licenses, type LicenseOptions, type ActivateInput, type Activation, type LicenseInfo, type Validation, type WebhookResult } from './billing/licenses.ts';
 export { type LemonSqueezyOptions } from './billing/lemonsqueezy.ts';
 export { type GumroadOptions } from './billing/gumroad.ts';
-export { createSeats, type Seats, type SeatList } from './billing/seats.ts';
+export { createSeats, type Seats, type SeatList, type SeatMember, type SeatAssignment } from './billing/seats.ts';
 export { type LicenseLink } from './plans.ts';
 export { type LicenseProvider } from './validation.ts';
