@@ -11,10 +11,10 @@
 -- - subscription_plans.device_limit: at most this many devices per license of the plan. The cap in
 --   force is the smallest of the product mapping's, the plan's and the store's own (Lemon Squeezy
 --   activation_limit); license_terms returns the mapping's and the plan's together.
--- - When a team's seats drop below its assignments (a Stripe quantity decrease, a smaller Gumroad
---   quantity, a mapping with fewer seats), the members assigned first keep their seats; the newest
---   ones lose access until a seat is free again (the assignments are kept). Assigning past the
---   seats is no_seats_left.
+-- - seat_assignments.seat_order: the order seats were given. When a team's seats drop below its
+--   assignments (a Stripe quantity decrease, a smaller Gumroad quantity, a mapping with fewer
+--   seats), the members assigned first keep their seats; the newest ones lose access until a seat
+--   is free again (the assignments are kept). Assigning past the seats is no_seats_left.
 --
 -- Every ALTER TABLE adds one column with ADD COLUMN IF NOT EXISTS (setup's preflight accepts that
 -- column missing while this file is pending: src/migrations.ts). Runs with every name
@@ -49,9 +49,34 @@ BEGIN
 END
 $seats$;
 
--- The foreign key's index, and the order of a subscription's seats (who keeps one when they shrink).
+-- seat_order: the order seats were given, a seat's place in its team (who keeps one when the team
+-- shrinks). assigned_at cannot be it: two assigns may share a timestamp (PGlite's clock has
+-- millisecond resolution). Seats already given are numbered by (assigned_at, member_user_id),
+-- new ones by the identity, drawn after seat_assign_member's locks: in the order they are given.
+DO $seat_order$
+DECLARE
+  v_next BIGINT;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'public.seat_assignments'::pg_catalog.regclass
+                    AND a.attname OPERATOR(pg_catalog.=) 'seat_order' AND NOT a.attisdropped) THEN
+    ALTER TABLE public.seat_assignments ADD COLUMN IF NOT EXISTS seat_order BIGINT;
+    UPDATE public.seat_assignments AS a SET seat_order = o.n
+      FROM (SELECT s.member_user_id,
+                   pg_catalog.row_number() OVER (ORDER BY s.assigned_at, s.member_user_id) AS n
+              FROM public.seat_assignments AS s) AS o
+     WHERE o.member_user_id OPERATOR(pg_catalog.=) a.member_user_id;
+    SELECT COALESCE(pg_catalog.max(a.seat_order), 0) OPERATOR(pg_catalog.+) 1 INTO v_next FROM public.seat_assignments AS a;
+    ALTER TABLE public.seat_assignments ALTER COLUMN seat_order SET NOT NULL;
+    EXECUTE pg_catalog.format(
+      'ALTER TABLE public.seat_assignments ALTER COLUMN seat_order ADD GENERATED ALWAYS AS IDENTITY (START WITH %s)', v_next);
+  END IF;
+END
+$seat_order$;
+
+-- The foreign key's index, and the order of a subscription's seats.
 CREATE INDEX IF NOT EXISTS idx_seat_assignments_subscription_id
-  ON public.seat_assignments (subscription_id, assigned_at, member_user_id);
+  ON public.seat_assignments (subscription_id, seat_order);
 
 -- 1. The mapping of a license to its plan, device cap and seats (sql/016), the cap now the smaller
 -- of the mapping's and the plan's (LEAST ignores a null: no cap there).
@@ -78,7 +103,7 @@ $$;
 --            other than 1; a manual row never is).
 --   seat:    the user's seat of a team license in force (its mapped plan), or of a team Stripe
 --            subscription that grants access (its plan), while the seat is among the first N of
---            its team by (assigned_at, member_user_id), N the team's seats now.
+--            its team by seat_order, N the team's seats now.
 -- Source precedence: 10 stripe, 20 figma, 30 lemonsqueezy, 40 gumroad, 50 seat, 60 manual.
 CREATE OR REPLACE FUNCTION public.plugin_auth_grants(
   p_user_id UUID,
@@ -148,7 +173,7 @@ BEGIN
          AND COALESCE(t.seats, k.quantity) > 1
          AND (SELECT pg_catalog.count(*) FROM public.seat_assignments AS b
                WHERE b.license_id = a.license_id
-                 AND (b.assigned_at, b.member_user_id) < (a.assigned_at, a.member_user_id)) < COALESCE(t.seats, k.quantity)
+                 AND b.seat_order < a.seat_order) < COALESCE(t.seats, k.quantity)
       UNION ALL
       SELECT 'seat', 50, s.plan_id, s.current_period_end, 'stripe'
         FROM public.seat_assignments AS a
@@ -159,7 +184,7 @@ BEGIN
          AND public.subscription_grants_access(s.status, s.current_period_end, p_at)
          AND (SELECT pg_catalog.count(*) FROM public.seat_assignments AS b
                WHERE b.subscription_id = a.subscription_id
-                 AND (b.assigned_at, b.member_user_id) < (a.assigned_at, a.member_user_id)) < s.quantity
+                 AND b.seat_order < a.seat_order) < s.quantity
     ) AS g
     JOIN public.subscription_plans AS p ON p.id = g.plan_id
    ORDER BY 1;
@@ -234,10 +259,9 @@ BEGIN
   IF license_id IS NULL AND subscription_id IS NULL THEN
     RAISE EXCEPTION 'no_seats_left: all % seats are taken; remove a member or buy more seats', v_total USING ERRCODE = 'PA087';
   END IF;
-  -- clock_timestamp, not the transaction's start: assigns queue on the locks above, and a seat's
-  -- place in its team (who keeps one when the team shrinks) follows the order they were given.
-  INSERT INTO public.seat_assignments (license_id, subscription_id, owner_user_id, member_user_id, assigned_at)
-  VALUES (license_id, subscription_id, p_owner_id, p_member_id, pg_catalog.clock_timestamp());
+  -- seat_order is drawn here, after the locks above: a seat's place follows the order seats are given.
+  INSERT INTO public.seat_assignments (license_id, subscription_id, owner_user_id, member_user_id)
+  VALUES (license_id, subscription_id, p_owner_id, p_member_id);
   seats_used := v_used + 1;
   seats := v_total;
 END;

@@ -582,6 +582,25 @@ if (DIALECTS.includes('postgres')) {
 
 if (DIALECTS.includes('postgres')) {
   describe('seats, concurrency [postgres, real parallel connections]', () => {
+    test('16 parallel seat assigns for a Stripe subscription of quantity 5: exactly 5 members seated [postgres]', () =>
+      withDatabase('postgres', async ({ db }) => {
+        const auth = createPluginAuth(db);
+        await linkPrices(db);
+        const owner = await createUser(db);
+        const s = subscription({ userId: owner, priceId: PRICES.pro });
+        s.items.data[0].quantity = 5;
+        await auth.subscriptions.syncFromStripe(s as never, { eventCreated: Math.floor(Date.now() / 1000) - 60 });
+        const members = await Promise.all(Array.from({ length: 16 }, () => createUser(db)));
+        const results = await Promise.allSettled(members.map((m) => auth.seats.assign(owner, m)));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
+        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => code((r as PromiseRejectedResult).reason) === 'no_seats_left'));
+        assert.equal(await count(db, 'seat_assignments'), 5);
+        const seated = await Promise.all(members.map(async (m) => (await auth.subscriptions.effectivePlan(m)).source));
+        assert.equal(seated.filter((x) => x === 'seat').length, 5);
+        const backends = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()');
+        assert.ok(backends[0]!.n >= 8, `parallel connections were used (${backends[0]!.n})`);
+      }, { max: 20 }));
+
     test('16 parallel seat assigns for a Stripe quantity of 4 and a Gumroad team of 3: exactly 7 members seated [postgres]', () =>
       withStores('postgres', async ({ auth, gumroad, db }) => {
         await linkPrices(db);
@@ -631,7 +650,11 @@ describe('upgrade from sql/017: subscriptions get quantity 1, license seats are 
         await t.db.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
         assert.deepEqual(await grants(), before);
         assert.deepEqual(await t.db.query('SELECT quantity FROM public.user_subscriptions'), [{ quantity: 1 }]);
-        assert.deepEqual(await t.db.query('SELECT license_id, subscription_id FROM public.seat_assignments'), [{ license_id: license!.id, subscription_id: null }]);
+        assert.deepEqual(await t.db.query('SELECT license_id, subscription_id, seat_order::int AS seat_order FROM public.seat_assignments'),
+          [{ license_id: license!.id, subscription_id: null, seat_order: 1 }], 'seats already given are numbered in the order they were');
+        const next = await createUser(t.db);
+        await t.db.query('SELECT * FROM public.seat_assign_member($1::uuid, $2::uuid)', [owner, next]);
+        assert.deepEqual(await t.db.query('SELECT seat_order::int AS seat_order FROM public.seat_assignments WHERE member_user_id = $1::uuid', [next]), [{ seat_order: 2 }]);
         const versions = await t.db.query<{ version: number }>('SELECT max(version)::int AS version FROM public.plugin_auth_migrations');
         assert.equal(versions[0]!.version, loadMigrations().at(-1)!.version);
         // And the sync now keeps the quantity.

@@ -17,7 +17,7 @@ export interface SeatMember {
   assignedAt: Date;
   /**
    * Whether the seat grants its plan now: its team is in force and the seat is among the first N
-   * (by assignedAt) of the team's N seats. False for the newest members after a decrease.
+   * given of the team's N seats. False for the newest members after a decrease.
    */
   active: boolean;
 }
@@ -25,7 +25,7 @@ export interface SeatMember {
 export interface SeatList {
   /** Seats bought over the owner's team licenses and team Stripe subscription in force. */
   seats: number;
-  /** Members assigned (after a decrease, possibly more than seats: see SeatMember.active). */
+  /** Members assigned, in the order they were (after a decrease, possibly more than seats: see SeatMember.active). */
   used: number;
   members: SeatMember[];
 }
@@ -51,7 +51,7 @@ const TEAM_SEATS_SQL = `
                    'userId', a.member_user_id, 'licenseId', a.license_id, 'subscriptionId', a.subscription_id,
                    'assignedAt', a.assigned_at,
                    'active', EXISTS (SELECT 1 FROM public.plugin_auth_grants(a.member_user_id, now()) g WHERE g.source = 'seat'))
-                 ORDER BY a.assigned_at, a.member_user_id)
+                 ORDER BY a.seat_order)
             FROM public.seat_assignments a WHERE a.owner_user_id = $1::uuid) AS members`;
 
 export function createSeats(db: Queryable) {
