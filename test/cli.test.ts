@@ -331,6 +331,24 @@ for (const dialect of DIALECTS) {
         ]);
       }));
 
+    test('plans link <slug> --devices N|none sets the plan\'s own device cap per license', () =>
+      withTarget(dialect, async (t) => {
+        const set = await run(['plans', 'link', 'pro', '--devices', '2', '--database-url', t.url]);
+        assert.equal(set.code, 0, set.stderr);
+        assert.match(set.stdout, /Plan pro: at most 2 devices per license\./);
+        assert.equal(json(await run(['plans', 'link', 'basic', '--devices', '5', '--json', '--database-url', t.url])).deviceLimit, 5);
+        const cleared = await run(['plans', 'link', 'basic', '--devices', 'none', '--database-url', t.url]);
+        assert.match(cleared.stdout, /Plan basic: no device cap of its own\./);
+        assert.equal((await run(['plans', 'link', 'pro', '--devices', 'two', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--devices', '2', '--seats', '3', '--database-url', t.url])).code, 2);
+        const bad = await run(['plans', 'link', 'pro', '--devices', '1001', '--database-url', t.url]);
+        assert.equal(bad.code, 1);
+        assert.match(bad.stderr, /\[invalid_license_link\]/);
+        assert.match((await run(['plans', 'link', 'platinum', '--devices', '2', '--database-url', t.url])).stderr, /\[unknown_plan\]/);
+        const rows = await inDb(t, (db) => db.query('SELECT plan_slug, device_limit FROM public.subscription_plans WHERE device_limit IS NOT NULL'));
+        assert.deepEqual(rows, [{ plan_slug: 'pro', device_limit: 2 }]);
+      }));
+
     test('usage <email|id>: plan, today as check_usage answers it, lifetime, last denials, 30 days; unknown user exits 1', () =>
       withTarget(dialect, async (t) => {
         const userId = await inDb(t, async (db) => {

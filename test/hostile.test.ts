@@ -282,6 +282,9 @@ for (const dialect of DIALECTS) {
         const user = await createUser(db);
         await linkPrices(db);
         const base = () => subscription({ userId: user, priceId: PRICES.pro, customer: `cus_${user.slice(0, 8)}`, id: `sub_${user.slice(0, 8)}` });
+        // Quantities on a user of their own: assignPlan's cases move the first user's row to manual.
+        const buyer = await createUser(db);
+        const team = () => subscription({ userId: buyer, priceId: PRICES.pro, customer: `cus_${buyer.slice(0, 8)}`, id: `sub_${buyer.slice(0, 8)}` });
         const cases: Case[] = [];
         // A NUL is refused by PostgreSQL's JSON (invalid_input); ids with spaces or control characters by
         // sql/010's CHECKs (check_violation); other odd ids are opaque data and are applied as given.
@@ -328,6 +331,31 @@ for (const dialect of DIALECTS) {
           cases.push({ name: `syncFromStripe eventCreated ${k}`, run: () => auth.subscriptions.syncFromStripe(base() as never, { eventCreated: v as number }), codes: ['invalid_event_created'], ok: time ? (r) => assert.equal((r as { planSlug: string }).planSlug, 'pro') : undefined });
           cases.push({ name: `assignPlan until ${k}`, run: () => auth.subscriptions.assignPlan(user, 'pro', { until: v as unknown as Date }), codes: ['invalid_until'], ok: v === null ? (r) => assert.equal((r as { until: unknown }).until, null) : undefined });
           cases.push({ name: `syncFromStripe current_period_end ${k}`, run: () => auth.subscriptions.syncFromStripe({ ...base(), status: 'bogus', current_period_end: v } as never, { eventCreated: T0 }), codes: ['invalid_subscription'] });
+          // Seats bought: a whole number from 0 to 100000, or none (1); anything else writes nothing.
+          const quantityOk = v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 100_000);
+          const checkQuantity = (expected: number) => async () =>
+            assert.equal((await auth.subscriptions.effectivePlan(buyer)).subscription?.quantity, expected);
+          cases.push({
+            name: `syncFromStripe items.data[0].quantity ${k}`,
+            run: () => { const s = team(); s.items.data[0].quantity = v; return auth.subscriptions.syncFromStripe(s as never, { eventCreated: T0 }); },
+            codes: ['invalid_subscription'],
+            ok: quantityOk ? checkQuantity(v === null ? 1 : Math.abs(v as number)) : undefined,
+          });
+          cases.push({
+            name: `syncFromStripe subscription quantity (older API versions) ${k}`,
+            run: () => { const s = team(); delete s.items.data[0].quantity; s.quantity = v; return auth.subscriptions.syncFromStripe(s as never, { eventCreated: T0 }); },
+            codes: ['invalid_subscription'],
+            ok: quantityOk ? checkQuantity(v === null ? 1 : Math.abs(v as number)) : undefined,
+          });
+        }
+        // The SQL function itself (supabase.rpc callers): JSON that TypeScript would not send.
+        for (const [k, q] of entries({ 'string "5"': '"5"', '-1': '-1', '1.5': '1.5', '100001': '100001', '1e400': '1e400', true: 'true', object: '{"n": 5}', array: '[5]' })) {
+          cases.push({
+            name: `sync_stripe_subscription quantity ${k}`,
+            run: () => db.query('SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2::timestamptz)',
+              [JSON.stringify(team()).replace('"quantity":1', `"quantity":${q}`), new Date(T0 * 1000)]),
+            codes: ['invalid_subscription'],
+          });
         }
         const wholes: Record<string, unknown> = {
           null: null, string: 'sub_123', array: [base()], number: 1, 'an event, not its object': { object: 'event', data: { object: base() } },
@@ -354,6 +382,18 @@ for (const dialect of DIALECTS) {
         }
         for (const [k, v] of entries({ undefined, null: null, string: 'price_x', number: 1 })) {
           cases.push({ name: `linkStripe link ${k}`, run: () => auth.plans.linkStripe('pro', v as never), codes: ['invalid_stripe_id'] });
+        }
+        for (const [k, v] of entries<unknown>({ ...HOSTILE_NUMBERS, undefined })) {
+          const limitOk = v === null || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000);
+          cases.push({
+            name: `plans.setDeviceLimit deviceLimit ${k}`,
+            run: () => auth.plans.setDeviceLimit('pro', v as number),
+            codes: ['invalid_license_link'],
+            ok: limitOk ? (p) => assert.equal((p as { deviceLimit: unknown }).deviceLimit, v) : undefined,
+          });
+        }
+        for (const [k, v] of entries(ALL_TEXT)) {
+          cases.push({ name: `plans.setDeviceLimit planSlug ${k}`, run: () => auth.plans.setDeviceLimit(v as string, 2), codes: ['unknown_plan', 'invalid_input'] });
         }
         for (const [k, v] of entries({ ...WRONG_TYPES, 'string "true"': 'true', injection: "true OR 1=1" })) {
           cases.push({
@@ -460,6 +500,8 @@ for (const dialect of DIALECTS) {
           { name: 'sync_stripe_subscription', kinds: ['jsonb', 'ts'], valid: () => [JSON.stringify(subscription({ userId: user, priceId: 'price_unknown' })), new Date(T0 * 1000).toISOString()], codes: ['invalid_subscription', 'invalid_event_created', 'unknown_price', 'unknown_customer', 'invalid_input'] },
           { name: 'assign_plan', kinds: ['uuid', 'text', 'ts'], valid: () => [user, 'no-such-plan', null], codes: ['unknown_user', 'unknown_plan', 'invalid_until', 'invalid_input'] },
           { name: 'link_stripe_plan', kinds: ['text', 'text', 'text'], valid: () => ['no-such-plan', 'prod_x', 'price_x'], codes: ['unknown_plan', 'invalid_stripe_id', 'price_already_linked', 'invalid_input'] },
+          { name: 'set_plan_device_limit', kinds: ['text', 'int'], valid: () => ['no-such-plan', 2], codes: ['unknown_plan', 'invalid_license_link', 'invalid_input'] },
+          { name: 'seat_assign_member', kinds: ['uuid', 'uuid'], valid: () => [user, user], codes: ['unknown_user', 'no_seats_left', 'invalid_input'] },
           { name: 'effective_plan', kinds: ['uuid', 'ts'], valid: () => [user, null], codes: ['invalid_input'], free: [0, 1] },
           { name: 'subscription_grants_access', kinds: ['text', 'ts', 'ts'], valid: () => ['active', null, null], codes: ['invalid_input'], free: [0, 1, 2] },
         ];

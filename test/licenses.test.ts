@@ -3,7 +3,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
+import { DAY, PRICES, linkPrices, subscription } from './helpers/stripe.ts';
+import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { startGumroadStandIn, startLemonSqueezyStandIn, type GumroadStandIn, type LemonStandIn } from './helpers/license-standins.ts';
 import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
@@ -304,6 +306,168 @@ for (const dialect of DIALECTS) {
         await assert.rejects(auth.seats.assign(owner, members[0]!), (e) => code(e) === 'no_seats_left');
       }));
 
+    test('Stripe seats: items.data[0].quantity 5 makes a team of 5; members get the plan as source seat; a decrease keeps the first members seated', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const auth = createPluginAuth(db);
+        await linkPrices(db);
+        const owner = await createUser(db);
+        const members = await Promise.all(Array.from({ length: 6 }, () => createUser(db)));
+        const base = Math.floor(Date.now() / 1000) - 600;
+        let at = base;
+        const team = (quantity: number | undefined, status = 'active') => {
+          const s = subscription({ userId: owner, id: 'sub_team', customer: 'cus_team', priceId: PRICES.pro, status, periodStart: base - DAY, periodEnd: base + 30 * DAY });
+          if (quantity === undefined) delete s.items.data[0].quantity;
+          else s.items.data[0].quantity = quantity;
+          return s as never;
+        };
+        const sync = (quantity: number | undefined, status = 'active') => auth.subscriptions.syncFromStripe(team(quantity, status), { eventCreated: ++at });
+        const source = async (user: string) => { const p = await auth.subscriptions.effectivePlan(user); return `${p.source}:${p.planSlug}`; };
+        const active = async () => (await auth.seats.list(owner)).members.map((m) => m.active);
+
+        assert.equal((await sync(5)).applied, true);
+        const plan = await auth.subscriptions.effectivePlan(owner);
+        assert.deepEqual([plan.source, plan.subscription?.quantity, plan.subscription?.status], ['free', 5, 'active'], 'a team subscription grants through seats');
+        for (const m of members.slice(0, 5)) {
+          const a = await auth.seats.assign(owner, m);
+          assert.deepEqual([a.licenseId, typeof a.subscriptionId], [null, 'string']);
+        }
+        assert.equal((await auth.seats.assign(owner, members[0]!)).seatsUsed, 5, 'idempotent');
+        await assert.rejects(auth.seats.assign(owner, members[5]!), (e) => code(e) === 'no_seats_left');
+        const seated = await auth.subscriptions.effectivePlan(members[0]!);
+        assert.deepEqual([seated.source, seated.planSlug, seated.grants[0]!.detail, seated.until?.getTime()], ['seat', 'pro', 'stripe', (base + 30 * DAY) * 1000]);
+        assert.equal((await auth.usage.consume(members[4]!, 'resize')).planSlug, 'pro');
+        assert.deepEqual(await active(), [true, true, true, true, true]);
+        assert.deepEqual([(await auth.seats.list(owner)).seats, (await auth.seats.list(owner)).used], [5, 5]);
+        // The same event again: a duplicate; the same event time with another quantity: applied.
+        assert.deepEqual(await auth.subscriptions.syncFromStripe(team(5), { eventCreated: at }), { applied: false, reason: 'duplicate', userId: owner, planSlug: 'pro', status: 'active' });
+        assert.equal((await auth.subscriptions.syncFromStripe(team(4), { eventCreated: at })).applied, true);
+        assert.deepEqual(await active(), [true, true, true, true, false]);
+        await sync(5);
+
+        // Down to 3 seats: the 3 members assigned first keep theirs, the 2 newest lose access.
+        await sync(3);
+        assert.deepEqual(await active(), [true, true, true, false, false]);
+        assert.deepEqual(await Promise.all(members.slice(0, 5).map(source)), ['seat:pro', 'seat:pro', 'seat:pro', 'free:free', 'free:free']);
+        assert.equal((await auth.usage.consume(members[4]!, 'resize')).planSlug, 'free');
+        await assert.rejects(auth.seats.assign(owner, members[5]!), (e) => code(e) === 'no_seats_left', 'five assigned, three seats');
+        const list = await auth.seats.list(owner);
+        assert.deepEqual([list.seats, list.used], [3, 5]);
+        // A seated member leaves: the next in line gets the seat.
+        await auth.seats.remove(owner, members[0]!);
+        assert.deepEqual(await active(), [true, true, true, false]);
+        assert.equal(await source(members[3]!), 'seat:pro');
+        assert.equal(await source(members[4]!), 'free:free');
+        // Back up to 5: everyone assigned is seated again; one seat is free.
+        await sync(5);
+        assert.deepEqual(await active(), [true, true, true, true]);
+        await auth.seats.assign(owner, owner);
+        assert.equal(await source(owner), 'seat:pro', 'the owner may take a seat');
+        // Cancelled: no seat grants; the assignments are kept for a renewal.
+        await sync(5, 'canceled');
+        assert.deepEqual(await active(), [false, false, false, false, false]);
+        await assert.rejects(auth.seats.assign(owner, members[0]!), (e) => code(e) === 'no_seats_left');
+        await sync(5);
+        assert.deepEqual(await active(), [true, true, true, true, true]);
+        // Quantity 1 (or none, a metered price): the subscriber's own plan again, no team.
+        await sync(1);
+        assert.deepEqual([await source(owner), (await auth.seats.list(owner)).seats], ['stripe:pro', 0]);
+        assert.equal(await source(members[1]!), 'free:free');
+        await sync(undefined);
+        assert.equal((await auth.subscriptions.effectivePlan(owner)).subscription?.quantity, 1);
+        // Quantity 0: nobody.
+        await sync(0);
+        assert.deepEqual([await source(owner), await source(members[1]!)], ['free:free', 'free:free']);
+        // A manual plan over the row is never a team.
+        await sync(5);
+        await auth.subscriptions.assignPlan(owner, 'basic');
+        assert.deepEqual([await source(owner), await source(members[1]!)], ['manual:basic', 'free:free']);
+        // A member holds one seat: another owner's team cannot take one of this owner's members.
+        const other = await createUser(db);
+        await auth.subscriptions.syncFromStripe({ ...subscription({ userId: other, id: 'sub_other', customer: 'cus_other', priceId: PRICES.enterprise }), items: { data: [{ price: { id: PRICES.enterprise }, quantity: 2 }] } } as never, { eventCreated: ++at });
+        await assert.rejects(auth.seats.assign(other, members[1]!), (e) => code(e) === 'seat_taken');
+        await auth.seats.assign(other, members[5]!);
+        assert.equal(await source(members[5]!), 'seat:enterprise');
+        // Deleting the owner's row frees its seats (ON DELETE CASCADE).
+        await db.query('DELETE FROM public.user_subscriptions WHERE user_id = $1::uuid', [other]);
+        assert.equal(await count(db, 'seat_assignments'), 5);
+      }));
+
+    test('a license team that shrinks (Gumroad quantity 3 -> 2) keeps its first members seated', () =>
+      withStores(dialect, async ({ auth, gumroad, db }) => {
+        const owner = await createUser(db);
+        const members = await Promise.all(Array.from({ length: 3 }, () => createUser(db)));
+        const { key, purchase } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        for (const m of members) await auth.seats.assign(owner, m);
+        purchase.quantity = 2;
+        await db.query("UPDATE public.licenses SET checked_at = checked_at - interval '10 minutes'");
+        await auth.licenses.validate(owner, { provider: 'gumroad', licenseKey: key });
+        const list = await auth.seats.list(owner);
+        assert.deepEqual([list.seats, list.used, list.members.map((m) => m.active)], [2, 3, [true, true, false]]);
+        assert.equal((await auth.subscriptions.effectivePlan(members[2]!)).source, 'free');
+        assert.equal((await auth.usage.check(members[0]!, 'resize')).planSlug, 'pro');
+        // Down to 1: a team of one is no team; the buyer holds the license's plan again.
+        purchase.quantity = 1;
+        await db.query("UPDATE public.licenses SET checked_at = checked_at - interval '10 minutes'");
+        await auth.licenses.validate(owner, { provider: 'gumroad', licenseKey: key });
+        assert.deepEqual([(await auth.subscriptions.effectivePlan(owner)).source, (await auth.subscriptions.effectivePlan(members[0]!)).source], ['gumroad', 'free']);
+      }));
+
+    test('a plan caps devices per license: the cap in force is the smallest of the mapping\'s, the plan\'s and the store\'s', () =>
+      withStores(dialect, async ({ auth, lemon, gumroad, db }) => {
+        const pro = await auth.plans.setDeviceLimit('pro', 2);
+        assert.equal(pro.deviceLimit, 2);
+        assert.equal((await auth.plans.list()).find((p) => p.slug === 'pro')!.deviceLimit, 2);
+        const user = await createUser(db);
+        // Lemon Squeezy allows 5, the mapping none, the plan 2: 2.
+        const ls = lemon.sell({ activationLimit: 5 });
+        const first = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'laptop' });
+        assert.equal(first.activationLimit, 2);
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'desktop' });
+        const calls = lemon.calls.length;
+        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'tablet' }),
+          (e) => code(e) === 'device_limit_reached' && /2 of 2 devices; deactivate one of: laptop, desktop/.test((e as Error).message));
+        assert.equal(lemon.calls.length, calls, 'refused before the store is asked');
+        // Gumroad has no limit of its own: the plan's applies; the mapping's when smaller.
+        const gr = gumroad.sell();
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'a' })).activationLimit, 2);
+        await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 1 });
+        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'b' }), (e) => code(e) === 'device_limit_reached');
+        assert.deepEqual((await auth.licenses.list(user)).map((l) => [l.provider, l.activationLimit]), [['lemonsqueezy', 2], ['gumroad', 1]]);
+        // The store's own limit when it is the smallest.
+        await auth.plans.setDeviceLimit('pro', 1000);
+        await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT });
+        assert.deepEqual((await auth.licenses.list(user)).map((l) => l.activationLimit), [5, 1000]);
+        // No cap anywhere (Gumroad, no mapping limit, plan cap removed): none.
+        assert.equal((await auth.plans.setDeviceLimit('pro', null)).deviceLimit, null);
+        assert.deepEqual((await auth.licenses.list(user)).map((l) => l.activationLimit), [5, null]);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'b' })).activationsUsed, 2);
+        // Lowering a cap keeps the devices already active and refuses new ones.
+        await auth.plans.setDeviceLimit('pro', 1);
+        assert.deepEqual((await auth.licenses.list(user)).map((l) => l.devices.length), [2, 2]);
+        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'c' }), (e) => code(e) === 'device_limit_reached');
+        // Bad caps: a typed error, nothing written.
+        const before = await dumpDatabase(db);
+        for (const [slug, limit, expected] of [['pro', 0, 'invalid_license_link'], ['pro', 1001, 'invalid_license_link'], ['pro', 1.5, 'invalid_license_link'],
+          ['pro', '2', 'invalid_license_link'], ['pro', undefined, 'invalid_license_link'], ['platinum', 2, 'unknown_plan'], [42, 2, 'unknown_plan']] as const) {
+          await assert.rejects(auth.plans.setDeviceLimit(slug as string, limit as number), (e) => code(e) === expected, `${slug} ${String(limit)}`);
+        }
+        assert.deepEqual(await dumpDatabase(db), before);
+      }));
+
+    test('Lemon Squeezy has no dispute event: a chargeback it settles arrives as a full refund (revoked); a partial refund changes nothing', () =>
+      withStores(dialect, async ({ auth, lemon, db }) => {
+        const user = await createUser(db);
+        const { key, license } = lemon.sell();
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        const partial = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { status: 'paid', refunded: false, refunded_amount: 100, updated_at: ago(2000) } });
+        assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', partial.body, partial.headers), { applied: false, reason: 'ignored', licenses: 0, event: 'order_refunded' });
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'lemonsqueezy');
+        const full = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { status: 'refunded', refunded: true, refunded_amount: 1500, updated_at: ago(1000) } });
+        assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', full.body, full.headers)).reason, 'applied');
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'free');
+      }));
+
     test('plans.linkLicense: variant over product, unlink, and bad links refused before any write', () =>
       withStores(dialect, async ({ auth, db }) => {
         await auth.plans.linkLicense('basic', { provider: 'lemonsqueezy', productId: '111', variantId: '222' });
@@ -415,3 +579,93 @@ if (DIALECTS.includes('postgres')) {
       }, 20));
   });
 }
+
+if (DIALECTS.includes('postgres')) {
+  describe('seats, concurrency [postgres, real parallel connections]', () => {
+    test('16 parallel seat assigns for a Stripe subscription of quantity 5: exactly 5 members seated [postgres]', () =>
+      withDatabase('postgres', async ({ db }) => {
+        const auth = createPluginAuth(db);
+        await linkPrices(db);
+        const owner = await createUser(db);
+        const s = subscription({ userId: owner, priceId: PRICES.pro });
+        s.items.data[0].quantity = 5;
+        await auth.subscriptions.syncFromStripe(s as never, { eventCreated: Math.floor(Date.now() / 1000) - 60 });
+        const members = await Promise.all(Array.from({ length: 16 }, () => createUser(db)));
+        const results = await Promise.allSettled(members.map((m) => auth.seats.assign(owner, m)));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
+        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => code((r as PromiseRejectedResult).reason) === 'no_seats_left'));
+        assert.equal(await count(db, 'seat_assignments'), 5);
+        const seated = await Promise.all(members.map(async (m) => (await auth.subscriptions.effectivePlan(m)).source));
+        assert.equal(seated.filter((x) => x === 'seat').length, 5);
+        const backends = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()');
+        assert.ok(backends[0]!.n >= 8, `parallel connections were used (${backends[0]!.n})`);
+      }, { max: 20 }));
+
+    test('16 parallel seat assigns for a Stripe quantity of 4 and a Gumroad team of 3: exactly 7 members seated [postgres]', () =>
+      withStores('postgres', async ({ auth, gumroad, db }) => {
+        await linkPrices(db);
+        const owner = await createUser(db);
+        const { key } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        const s = subscription({ userId: owner, priceId: PRICES.enterprise });
+        s.items.data[0].quantity = 4;
+        await auth.subscriptions.syncFromStripe(s as never, { eventCreated: Math.floor(Date.now() / 1000) - 60 });
+        const members = await Promise.all(Array.from({ length: 16 }, () => createUser(db)));
+        const results = await Promise.allSettled(members.map((m) => auth.seats.assign(owner, m)));
+        const ok = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ licenseId: string | null }>).value);
+        assert.equal(ok.length, 7);
+        assert.deepEqual([ok.filter((a) => a.licenseId !== null).length, ok.filter((a) => a.licenseId === null).length], [3, 4]);
+        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => code((r as PromiseRejectedResult).reason) === 'no_seats_left'));
+        assert.equal(await count(db, 'seat_assignments'), 7);
+        const plans = await Promise.all(members.map(async (m) => { const p = await auth.subscriptions.effectivePlan(m); return `${p.source}:${p.planSlug}`; }));
+        assert.deepEqual([plans.filter((p) => p === 'seat:pro').length, plans.filter((p) => p === 'seat:enterprise').length], [3, 4]);
+        const list = await auth.seats.list(owner);
+        assert.deepEqual([list.seats, list.used, list.members.every((m) => m.active)], [7, 7, true]);
+        const backends = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()');
+        assert.ok(backends[0]!.n >= 8, `parallel connections were used (${backends[0]!.n})`);
+      }, 20));
+  });
+}
+
+describe('upgrade from sql/017: subscriptions get quantity 1, license seats are kept, every grant stays the same [postgres and pglite]', () => {
+  for (const dialect of DIALECTS) {
+    test(dialect, async () => {
+      const t = await freshDatabase(dialect, { setup: false });
+      try {
+        await t.db.exec(`BEGIN;\n${buildSetupScript(loadMigrations().filter((m) => m.version < 18), null)}\nCOMMIT;`);
+        const [subscriber, owner, member] = [await createUser(t.db), await createUser(t.db), await createUser(t.db)];
+        await linkPrices(t.db);
+        await t.db.query('SELECT * FROM public.sync_stripe_subscription($1::jsonb, now() - interval \'1 minute\')',
+          [JSON.stringify(subscription({ userId: subscriber, priceId: PRICES.basic }))]);
+        await t.db.query("SELECT * FROM public.link_license_plan('pro', 'gumroad', 'team-product', NULL, NULL, 3)");
+        const [license] = await t.db.query<{ id: string }>(
+          `INSERT INTO public.licenses (provider, key_hash, key_prefix, user_id, product_id, status, checked_at, state_at)
+           VALUES ('gumroad', repeat('a', 64), 'ABCD', $1::uuid, 'team-product', 'active', now(), '-infinity') RETURNING id`, [owner]);
+        await t.db.query('INSERT INTO public.seat_assignments (license_id, owner_user_id, member_user_id) VALUES ($1::uuid, $2::uuid, $3::uuid)', [license!.id, owner, member]);
+        const grants = async () => Promise.all([subscriber, owner, member].map(async (u) =>
+          (await t.db.query<{ source: string; plan_slug: string }>('SELECT source, plan_slug FROM public.plugin_auth_grants($1::uuid) ORDER BY rank', [u]))
+            .map((g) => `${g.source}:${g.plan_slug}`)));
+        const before = await grants();
+        assert.deepEqual(before, [['stripe:basic'], [], ['seat:pro']]);
+        await t.db.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
+        assert.deepEqual(await grants(), before);
+        assert.deepEqual(await t.db.query('SELECT quantity FROM public.user_subscriptions'), [{ quantity: 1 }]);
+        assert.deepEqual(await t.db.query('SELECT license_id, subscription_id, seat_order::int AS seat_order FROM public.seat_assignments'),
+          [{ license_id: license!.id, subscription_id: null, seat_order: 1 }], 'seats already given are numbered in the order they were');
+        const next = await createUser(t.db);
+        await t.db.query('SELECT * FROM public.seat_assign_member($1::uuid, $2::uuid)', [owner, next]);
+        assert.deepEqual(await t.db.query('SELECT seat_order::int AS seat_order FROM public.seat_assignments WHERE member_user_id = $1::uuid', [next]), [{ seat_order: 2 }]);
+        const versions = await t.db.query<{ version: number }>('SELECT max(version)::int AS version FROM public.plugin_auth_migrations');
+        assert.equal(versions[0]!.version, loadMigrations().at(-1)!.version);
+        // And the sync now keeps the quantity.
+        const s = subscription({ userId: subscriber, priceId: PRICES.basic });
+        s.items.data[0].quantity = 3;
+        await t.db.query('SELECT * FROM public.sync_stripe_subscription($1::jsonb, now())', [JSON.stringify(s)]);
+        assert.deepEqual(await t.db.query('SELECT quantity FROM public.user_subscriptions'), [{ quantity: 3 }]);
+      } finally {
+        await t.db.close();
+        if (t.name) await dropDatabase(t.name);
+      }
+    });
+  }
+});

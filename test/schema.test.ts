@@ -21,6 +21,8 @@ const SUBSCRIPTION_PLANS: [string, string, string | null, boolean][] = [
   ['created_at', TS, 'now()', false],
   ['updated_at', TS, 'now()', false],
 ];
+// The one column added since (sql/018): nullable, at the end, so every seed column keeps its place.
+const ADDED_TO_SUBSCRIPTION_PLANS: [string, string, string | null, boolean][] = [['device_limit', 'integer', null, false]];
 
 const SEED_INDEXES = [
   ['plugin_tokens', 'idx_plugin_tokens_user_id'],
@@ -41,11 +43,11 @@ function table(tables: CatalogTable[], name: string): CatalogTable {
 
 for (const dialect of DIALECTS) {
   describe(`schema [${dialect}]`, () => {
-    test('subscription_plans has exactly the seed columns, types and defaults', () =>
+    test('subscription_plans has exactly the seed columns, types and defaults, then only sql/018\'s nullable device_limit', () =>
       withDatabase(dialect, async ({ db }) => {
         const { tables } = await readCatalog(db);
         const columns = table(tables, 'subscription_plans').columns.map((c) => [c.name, c.type, c.default, c.notNull]);
-        assert.deepEqual(columns, SUBSCRIPTION_PLANS);
+        assert.deepEqual(columns, [...SUBSCRIPTION_PLANS, ...ADDED_TO_SUBSCRIPTION_PLANS]);
       }));
 
     test('all seven tables exist, and every seed index by name on its table', () =>

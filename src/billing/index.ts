@@ -19,4 +19,4 @@ export { SOURCE_PRECEDENCE, listGrants, type PlanSource, type PlanGrant } from '
 export { createLicenses, type Licenses, type LicenseOptions, type ActivateInput, type Activation, type LicenseInfo, type Validation, type WebhookResult } from './licenses.ts';
 export { type LemonSqueezyOptions } from './lemonsqueezy.ts';
 export { type GumroadOptions } from './gumroad.ts';
-export { createSeats, type Seats, type SeatList } from './seats.ts';
+export { createSeats, type Seats, type SeatList, type SeatMember, type SeatAssignment } from './seats.ts';

@@ -48,7 +48,7 @@ export interface Activation {
   planSlug: string;
   /** Devices this license is active on now. */
   activationsUsed: number;
-  /** The device limit in force (the smaller of the product mapping's and the store's), or null: none. */
+  /** The device limit in force (the smallest of the product mapping's, the plan's and the store's), or null: none. */
   activationLimit: number | null;
   expiresAt: Date | null;
 }
@@ -383,9 +383,11 @@ export function createLicenses(
       status = s === 'inactive' || s === 'active' || s === 'expired' || s === 'disabled' ? s : null;
       expiresAt = dateOrNull(attributes.expires_at);
     } else if (event === 'order_refunded') {
+      // Sent for full and partial refunds; only a full one (refunded: true, status refunded)
+      // revokes. Lemon Squeezy has no dispute event: a chargeback it settles is a full refund.
       match = 'order_id';
       value = idText(body.data?.id);
-      status = 'refunded';
+      status = attributes.refunded === false && attributes.status !== 'refunded' ? null : 'refunded';
     } else if (event === 'subscription_expired') {
       match = 'order_id';
       value = idText(attributes.order_id);

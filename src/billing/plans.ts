@@ -22,6 +22,8 @@ export interface Plan {
   isActive: boolean;
   stripeProductId: string | null;
   stripePriceId: string | null;
+  /** At most this many devices per license key of the plan (null: no cap of the plan's own). */
+  deviceLimit: number | null;
 }
 
 export interface PlanRow {
@@ -35,6 +37,7 @@ export interface PlanRow {
   is_active: boolean | null;
   stripe_product_id: string | null;
   stripe_price_id: string | null;
+  device_limit?: number | null;
 }
 
 export function toPlan(row: PlanRow): Plan {
@@ -49,6 +52,7 @@ export function toPlan(row: PlanRow): Plan {
     isActive: row.is_active ?? true,
     stripeProductId: row.stripe_product_id,
     stripePriceId: row.stripe_price_id,
+    deviceLimit: row.device_limit ?? null,
   };
 }
 
@@ -123,7 +127,29 @@ export function createPlans(db: Queryable) {
     async linkLicense(planSlug: string | null, link: LicenseLink): Promise<Plan | null> {
       return linkLicensePlan(db, planSlug, link);
     },
+
+    /**
+     * Caps devices per license key of the plan, whichever product it was sold as: the cap in force
+     * is the smallest of this, the product mapping's `deviceLimit` and the store's own limit.
+     * `null` removes the plan's cap. Errors: unknown_plan, invalid_license_link (not 1 to 1000).
+     */
+    async setDeviceLimit(planSlug: string, deviceLimit: number | null): Promise<Plan> {
+      return setPlanDeviceLimit(db, planSlug, deviceLimit);
+    },
   };
+}
+
+/** set_plan_device_limit (sql/018), also used by the CLI over a direct connection. */
+export async function setPlanDeviceLimit(db: Pick<Queryable, 'query'>, planSlug: unknown, deviceLimit: unknown): Promise<Plan> {
+  if (typeof planSlug !== 'string') throw new ValidationError('unknown_plan', 'unknown_plan: planSlug must be a plan slug');
+  if (deviceLimit === undefined) {
+    throw new ValidationError('invalid_license_link', 'invalid_license_link: pass deviceLimit, a whole number from 1 to 1000 (or null for no cap)');
+  }
+  const limit = validate.optionalCount(deviceLimit, 'invalid_license_link', 'deviceLimit must be a whole number from 1 to 1000 (or null for no cap)', 1, 1000);
+  const rows = await db
+    .query<PlanRow>('SELECT * FROM public.set_plan_device_limit($1::varchar, $2::integer)', [planSlug, limit])
+    .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+  return toPlan(rows[0]!);
 }
 
 /** A store product (variant) a plan is sold as (docs/licenses.md). */

@@ -32,10 +32,14 @@ export interface StripeSubscriptionLike {
   items: {
     data: Array<{
       price: StripeId;
+      /** Seats bought: 1 (or missing) is the subscriber's own plan, N > 1 a team of N seats (auth.seats). */
+      quantity?: number | null;
       current_period_start?: number | null;
       current_period_end?: number | null;
     }>;
   };
+  /** Older API versions: the quantity on the subscription, not on the item. */
+  quantity?: number | null;
   current_period_start?: number | null;
   current_period_end?: number | null;
   cancel_at_period_end?: boolean | null;
@@ -94,6 +98,8 @@ export interface EffectivePlan {
     stripeCustomerId: string | null;
     stripeSubscriptionId: string | null;
     stripePriceId: string | null;
+    /** Seats bought (items.data[0].quantity): 1 is the subscriber's own plan; N > 1 a team of N seats, granted through auth.seats; 0 none. */
+    quantity: number;
   } | null;
 }
 
@@ -114,6 +120,12 @@ const idOf = (value: StripeId): string | undefined => (typeof value === 'string'
  */
 function essentials(s: StripeSubscriptionLike): Record<string, unknown> {
   const item = s.items?.data?.[0];
+  // JSON would turn NaN or Infinity into null (read as 1): refuse anything but a whole number here.
+  for (const q of [item?.quantity, s.quantity]) {
+    if (q !== undefined && q !== null && !(Number.isInteger(q) && (q as number) >= 0 && (q as number) <= 100_000)) {
+      throw new ValidationError('invalid_subscription', 'invalid_subscription: items.data[0].quantity must be a whole number from 0 to 100000');
+    }
+  }
   return {
     object: s.object,
     id: s.id,
@@ -122,9 +134,10 @@ function essentials(s: StripeSubscriptionLike): Record<string, unknown> {
     metadata: s.metadata?.user_id === undefined ? {} : { user_id: s.metadata.user_id },
     items: {
       data: item
-        ? [{ price: { id: idOf(item.price) }, current_period_start: item.current_period_start, current_period_end: item.current_period_end }]
+        ? [{ price: { id: idOf(item.price) }, quantity: item.quantity, current_period_start: item.current_period_start, current_period_end: item.current_period_end }]
         : [],
     },
+    quantity: s.quantity,
     current_period_start: s.current_period_start,
     current_period_end: s.current_period_end,
     cancel_at_period_end: s.cancel_at_period_end,
@@ -145,6 +158,7 @@ interface EffectiveRow extends PlanRow {
   s_stripe_customer_id: string | null;
   s_stripe_subscription_id: string | null;
   s_stripe_price_id: string | null;
+  s_quantity: number | null;
   grants: Array<{ source: PlanGrant['source']; plan_slug: string; until: string | null; detail: string }> | string | null;
 }
 
@@ -157,6 +171,7 @@ const EFFECTIVE_PLAN_SQL = `
          s.cancel_at_period_end AS s_cancel_at_period_end, s.canceled_at AS s_canceled_at,
          s.trial_end AS s_trial_end, s.stripe_customer_id AS s_stripe_customer_id,
          s.stripe_subscription_id AS s_stripe_subscription_id, s.stripe_price_id AS s_stripe_price_id,
+         s.quantity AS s_quantity,
          (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('source', g.source, 'plan_slug', g.plan_slug,
                                                                     'until', g.until, 'detail', g.detail) ORDER BY g.rank)
             FROM public.plugin_auth_grants(u.id, v.at) g) AS grants
@@ -184,7 +199,8 @@ export function createSubscriptions(db: Queryable) {
       let json: string;
       try {
         json = JSON.stringify(essentials(subscription));
-      } catch {
+      } catch (error) {
+        if (error instanceof ValidationError) throw error;
         throw new ValidationError('invalid_subscription', 'invalid_subscription: the subscription is not JSON (a BigInt or a cycle)');
       }
       const rows = await db
@@ -256,6 +272,7 @@ export function createSubscriptions(db: Queryable) {
               stripeCustomerId: row.s_stripe_customer_id,
               stripeSubscriptionId: row.s_stripe_subscription_id,
               stripePriceId: row.s_stripe_price_id,
+              quantity: row.s_quantity ?? 1,
             }
           : null,
       };

@@ -24,7 +24,7 @@ export const OPTIONS = {
   product: { type: 'string', text: 'Stripe product id, prod_… (with --license: the store\'s product id)' },
   license: { type: 'string', text: 'plans link: the store whose license keys grant the plan, lemonsqueezy or gumroad (with --product)' },
   variant: { type: 'string', text: 'plans link --license: only this variant of the product (Lemon Squeezy variant id)' },
-  devices: { type: 'string', text: 'plans link --license: at most this many devices per license (1 to 1000)' },
+  devices: { type: 'string', text: 'plans link: at most this many devices per license (1 to 1000); with --license for that product, alone for the plan (none: no cap)' },
   seats: { type: 'string', text: 'plans link --license: each license is a team license of this many seats (1 to 100000)' },
   price: { type: 'string', text: 'Stripe price id, price_…' },
   figma: { type: 'string', text: 'plans link: the Figma payment status the plan is granted for, PAID, TRIAL or FIRST_USE (a server-side trial)' },

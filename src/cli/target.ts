@@ -38,7 +38,7 @@ export interface Connection extends StatusSource {
   /** SQL access; commands that need more than the REST API offers ask for it. */
   database(): Database;
   /** The library's plans API: over SQL, or over the REST API (the same SQL function, by rpc). */
-  plans(): Pick<Plans, 'list' | 'linkStripe' | 'linkFigma' | 'linkLicense'>;
+  plans(): Pick<Plans, 'list' | 'linkStripe' | 'linkFigma' | 'linkLicense' | 'setDeviceLimit'>;
   close(): Promise<void>;
 }
 
@@ -138,6 +138,12 @@ async function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase
         if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
         const rows = data as PlanRow[];
         return rows[0] ? toPlan(rows[0]) : null;
+      },
+      // set_plan_device_limit (sql/018) by rpc.
+      async setDeviceLimit(planSlug, deviceLimit) {
+        const { data, error } = await client.rpc('set_plan_device_limit', { p_plan_slug: planSlug, p_device_limit: deviceLimit });
+        if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('setting the device limit', error);
+        return toPlan((data as PlanRow[])[0]!);
       },
     }),
     async close() {},

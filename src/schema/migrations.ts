@@ -161,7 +161,7 @@ BEGIN
   END LOOP;
 END
 $plugin_auth_check$;`);
-  if (expected) parts.push(buildPreflight(expected), buildRestoreCheck(expected, migrations));
+  if (expected) parts.push(buildPreflight(expected, migrations), buildRestoreCheck(expected, migrations));
   for (const m of migrations) {
     const tag = `$plugin_auth_${String(m.version).padStart(3, '0')}$`;
     if (m.sql.includes(BODY_TAG) || m.sql.includes(tag)) {
@@ -204,17 +204,34 @@ const isHost = (table: string) => (HOST_TABLES as readonly string[]).includes(ta
 const values = (rows: string[][]) => rows.map((r) => `(${r.map(literal).join(', ')})`).join(',\n      ');
 
 /**
+ * Columns a later file adds to an existing table of ours, by the version of that file: each is
+ * `ALTER TABLE public.<table> ADD COLUMN IF NOT EXISTS <column>` (one column per statement).
+ */
+export function addedColumns(migrations: Migration[]): Map<string, number> {
+  const added = new Map<string, number>();
+  for (const m of migrations) {
+    for (const [, table, column] of m.sql.matchAll(/ALTER\s+TABLE\s+public\.(\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS\s+(\w+)/gi)) {
+      if (!added.has(`${table}.${column}`)) added.set(`${table}.${column}`, m.version);
+    }
+  }
+  return added;
+}
+
+/**
  * Before anything is created: every one of our tables that already exists must have the expected
  * columns and types (CREATE TABLE IF NOT EXISTS would silently keep a table of another shape), and
- * users.id must be the uuid our foreign keys reference. Reports every difference at once.
+ * users.id must be the uuid our foreign keys reference. A column that a pending file adds
+ * (addedColumns) may be missing. Reports every difference at once.
  */
-function buildPreflight(expected: ExpectedSchema): string {
+function buildPreflight(expected: ExpectedSchema, migrations: Migration[]): string {
+  const added = addedColumns(migrations);
   const rows: string[] = [];
   for (const table of expected.tables) {
     const host = isHost(table.name);
     for (const column of table.columns) {
       if (host && !(table.name === 'users' && column.name === 'id')) continue;
-      rows.push(`(${literal(table.name)}, ${literal(column.name)}, ${literal(column.type)})`);
+      const version = added.get(`${table.name}.${column.name}`);
+      rows.push(`(${literal(table.name)}, ${literal(column.name)}, ${literal(column.type)}, ${version ?? 'NULL'}::INTEGER)`);
     }
   }
   return `DO $plugin_auth_preflight$
@@ -228,7 +245,7 @@ BEGIN
     INTO v_problems
     FROM (VALUES
       ${rows.join(',\n      ')}
-    ) AS e(table_name, column_name, column_type)
+    ) AS e(table_name, column_name, column_type, added_in)
     JOIN pg_catalog.pg_class c
       ON c.relname = e.table_name AND c.relkind IN ('r', 'p')
      AND c.relnamespace = 'public'::regnamespace
@@ -237,7 +254,9 @@ BEGIN
         FROM pg_catalog.pg_attribute att
        WHERE att.attrelid = c.oid AND att.attname = e.column_name AND att.attnum > 0 AND NOT att.attisdropped
     ) a ON true
-   WHERE a.column_type IS DISTINCT FROM e.column_type;
+   WHERE a.column_type IS DISTINCT FROM e.column_type
+     AND NOT (a.column_type IS NULL AND e.added_in IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations m WHERE m.version = e.added_in));
   IF v_problems IS NOT NULL THEN
     RAISE EXCEPTION 'schema_drift: tables that existed before setup have another shape: %', v_problems
       USING ERRCODE = 'PA012',

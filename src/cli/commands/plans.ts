@@ -25,6 +25,7 @@ export const plansLinkCommand: Command = {
     `${BIN} plans link pro --figma FIRST_USE --trial-days 7`,
     `${BIN} plans link pro --license lemonsqueezy --product 12345 --devices 3`,
     `${BIN} plans link team --license gumroad --product plug-pro_Wsw== --seats 10`,
+    `${BIN} plans link pro --devices 2`,
   ],
   run: plansLink,
 };
@@ -39,6 +40,7 @@ async function plansLink(ctx: Context): Promise<number> {
   const { product, price, figma, 'trial-days': trialDays } = ctx.values;
   if (figma !== undefined) return plansLinkFigma(ctx, figma, trialDays);
   if (ctx.values.license !== undefined) return plansLinkLicense(ctx, ctx.values.license);
+  if (ctx.values.devices !== undefined && product === undefined && price === undefined) return plansDeviceLimit(ctx, ctx.values.devices);
   for (const o of ['variant', 'devices', 'seats'] as const) {
     if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad`);
   }
@@ -54,6 +56,18 @@ async function plansLink(ctx: Context): Promise<number> {
     priceId: price ?? current?.stripePriceId ?? null,
   });
   ctx.print(plan, (p) => `Linked plan ${p.slug} to Stripe product ${p.stripeProductId ?? '-'}, price ${p.stripePriceId ?? '-'}.\n\n${formatPlans([p])}`);
+  return 0;
+}
+
+/** `plans link <slug> --devices N|none`: the plan's own cap on devices per license. */
+async function plansDeviceLimit(ctx: Context, devices: string): Promise<number> {
+  for (const o of ['variant', 'seats', 'trial-days'] as const) {
+    if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad; --devices alone sets the plan's cap`);
+  }
+  if (devices !== 'none' && !/^\d{1,6}$/.test(devices)) throw new UsageError('plans link: --devices must be a whole number (or none)');
+  const plan = await (await ctx.connect()).plans().setDeviceLimit(ctx.args[0]!, devices === 'none' ? null : Number(devices));
+  ctx.print(plan, (p) =>
+    `Plan ${p.slug}: ${p.deviceLimit === null ? 'no device cap of its own' : `at most ${p.deviceLimit} devices per license`}.\n\n${formatPlans([p])}`);
   return 0;
 }
 
