@@ -2,7 +2,7 @@
 -- place that raises unknown_user (PA001) for the usage hot paths; the other functions still
 -- carried their own copy of the same five lines. This block replaces each copy, in the installed
 -- definitions, with a call of the helper: the same check (a null or absent user id), the same
--- message and SQLSTATE. Copies that do more than check (one that locks the user row) are left
+-- message and SQLSTATE. A check of another shape (seat_assign_member's, of two users at once) is left
 -- alone; test/errors.test.ts lists which functions raise PA001 themselves.
 -- The functions are otherwise unchanged: this rewrites whatever the latest earlier file defined,
 -- and re-running it changes nothing. Written to run under `SET LOCAL search_path = pg_catalog`.

@@ -87,8 +87,8 @@ for (const dialect of DIALECTS) {
              JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
             WHERE n.nspname = 'public'::name AND p.prosrc LIKE '%PA001%' ORDER BY 1`,
         );
-        // seat_assign checks two users (owner and member) in one condition, with its own message.
-        assert.deepEqual(rows.map((r) => r.name), ['plugin_auth_require_user', 'seat_assign']);
+        // seat_assign_member checks two users (owner and member) in one condition, with its own message.
+        assert.deepEqual(rows.map((r) => r.name), ['plugin_auth_require_user', 'seat_assign_member']);
         const callers = await db.query<{ n: number }>(
           `SELECT pg_catalog.count(*)::integer AS n FROM pg_catalog.pg_proc AS p
              JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
