@@ -7,9 +7,9 @@
 // (namespace 7320, taken by license_begin_activation or here): concurrent activations of one key
 // queue there, so the device limit is exact, and concurrent checks make one call (single flight).
 import { createHash } from 'node:crypto';
-import type { Database, Queryable } from '../core/db.ts';
+import { withTypedErrors, type Database, type Queryable } from '../core/db.ts';
 import { lock } from '../core/locks.ts';
-import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError, fromDatabaseError } from '../core/errors.ts';
+import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError } from '../core/errors.ts';
 import { sha256Hex } from '../tokens/signer.ts';
 import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';
@@ -147,6 +147,7 @@ export function createLicenses(
   db: Database,
   options: { lemonSqueezy?: LemonSqueezyOptions; gumroad?: GumroadOptions; licenses?: LicenseOptions },
 ) {
+  db = withTypedErrors(db);
   const o = options.licenses ?? {};
   const cacheSeconds = seconds(o.cacheSeconds, 'cacheSeconds', DEFAULT_LICENSE_CACHE_SECONDS, 7 * 24 * 3600);
   const graceSeconds = seconds(o.graceSeconds, 'graceSeconds', DEFAULT_LICENSE_GRACE_SECONDS, 90 * 24 * 3600);
@@ -233,7 +234,7 @@ export function createLicenses(
     } catch (error) {
       // Lemon Squeezy counted an activation we did not keep: give it back (best effort).
       if (createdInstance) await lemonDeactivate(store('lemonsqueezy'), key, createdInstance).catch(() => {});
-      throw fromDatabaseError(error);
+      throw error;
     }
   }
 
@@ -244,21 +245,17 @@ export function createLicenses(
     const key = validate.licenseKey(input.licenseKey);
     const device = validate.requiredDeviceName(input.deviceName);
     const hash = digest(key);
-    try {
-      const left = await db.transaction(async (tx) => {
-        await lock(tx, 'licenseKey', `${provider}:${hash}`);
-        const found = await tx.query<{ instance_id: string | null }>(
-          `SELECT d.instance_id FROM public.licenses k JOIN public.license_devices d ON d.license_id = k.id
-            WHERE k.provider = $1::varchar AND k.key_hash = $2::text AND k.user_id = $3::uuid AND d.device_name = $4::varchar`,
-          [provider, hash, userId, device],
-        );
-        if (provider === 'lemonsqueezy' && found[0]?.instance_id) await lemonDeactivate(store(provider), key, found[0].instance_id);
-        return (await tx.query<{ n: number }>('SELECT public.license_remove_device($1::varchar, $2::text, $3::uuid, $4::varchar) AS n', [provider, hash, userId, device]))[0]!.n;
-      });
-      return { activationsUsed: left };
-    } catch (error) {
-      throw fromDatabaseError(error);
-    }
+    const left = await db.transaction(async (tx) => {
+      await lock(tx, 'licenseKey', `${provider}:${hash}`);
+      const found = await tx.query<{ instance_id: string | null }>(
+        `SELECT d.instance_id FROM public.licenses k JOIN public.license_devices d ON d.license_id = k.id
+          WHERE k.provider = $1::varchar AND k.key_hash = $2::text AND k.user_id = $3::uuid AND d.device_name = $4::varchar`,
+        [provider, hash, userId, device],
+      );
+      if (provider === 'lemonsqueezy' && found[0]?.instance_id) await lemonDeactivate(store(provider), key, found[0].instance_id);
+      return (await tx.query<{ n: number }>('SELECT public.license_remove_device($1::varchar, $2::text, $3::uuid, $4::varchar) AS n', [provider, hash, userId, device]))[0]!.n;
+    });
+    return { activationsUsed: left };
   }
 
   async function validateKey(userId: string, input: { provider: LicenseProvider; licenseKey: string }): Promise<Validation> {
@@ -268,38 +265,34 @@ export function createLicenses(
     const key = validate.licenseKey(input.licenseKey);
     store(provider);
     const hash = digest(key);
-    try {
-      const result = await db.transaction(async (tx) => {
-        await lock(tx, 'licenseKey', `${provider}:${hash}`);
-        const row = (await tx.query<LicenseRow>(
-          `SELECT k.*, k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $3::integer) AS fresh,
-                  k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $4::integer) AS in_grace
-             FROM public.licenses k WHERE k.provider = $1::varchar AND k.key_hash = $2::text`,
-          [provider, hash, cacheSeconds, graceSeconds],
-        ))[0];
-        if (!row) throw new NotFoundError('license_not_found', 'license_not_found: this license key was never activated; activate it first');
-        if (row.user_id !== userId) throw new AuthError('license_in_use', 'license_in_use: this license key is activated by another user');
-        if (row.fresh && cacheSeconds > 0) return { row, answeredBy: 'cache' as const };
-        let answer: StoreLicense;
-        try {
-          answer = provider === 'lemonsqueezy' ? await lemonValidate(store(provider), key) : await gumroadVerify(store(provider), row.product_id, key);
-        } catch (error) {
-          if (error instanceof ServiceError && error.code === 'license_unavailable' && row.in_grace) return { row, answeredBy: 'grace' as const };
-          throw error;
-        }
-        await tx.query(
-          'SELECT public.license_apply_state($1::uuid, $2::varchar, $3::timestamptz, $4::integer, $5::integer, pg_catalog.clock_timestamp(), true)',
-          [row.id, answer.status, answer.expiresAt, answer.activationLimit, answer.quantity],
-        );
-        const fresh = (await tx.query<LicenseRow>('SELECT * FROM public.licenses WHERE id = $1::uuid', [row.id]))[0]!;
-        return { row: fresh, answeredBy: 'store' as const };
-      });
-      const { row } = result;
-      const valid = GRANTING.has(row.status) && (row.expires_at === null || row.expires_at.getTime() > Date.now());
-      return { valid, status: row.status, planSlug: await planSlug(userId), expiresAt: row.expires_at, checkedAt: row.checked_at, answeredBy: result.answeredBy };
-    } catch (error) {
-      throw fromDatabaseError(error);
-    }
+    const result = await db.transaction(async (tx) => {
+      await lock(tx, 'licenseKey', `${provider}:${hash}`);
+      const row = (await tx.query<LicenseRow>(
+        `SELECT k.*, k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $3::integer) AS fresh,
+                k.checked_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $4::integer) AS in_grace
+           FROM public.licenses k WHERE k.provider = $1::varchar AND k.key_hash = $2::text`,
+        [provider, hash, cacheSeconds, graceSeconds],
+      ))[0];
+      if (!row) throw new NotFoundError('license_not_found', 'license_not_found: this license key was never activated; activate it first');
+      if (row.user_id !== userId) throw new AuthError('license_in_use', 'license_in_use: this license key is activated by another user');
+      if (row.fresh && cacheSeconds > 0) return { row, answeredBy: 'cache' as const };
+      let answer: StoreLicense;
+      try {
+        answer = provider === 'lemonsqueezy' ? await lemonValidate(store(provider), key) : await gumroadVerify(store(provider), row.product_id, key);
+      } catch (error) {
+        if (error instanceof ServiceError && error.code === 'license_unavailable' && row.in_grace) return { row, answeredBy: 'grace' as const };
+        throw error;
+      }
+      await tx.query(
+        'SELECT public.license_apply_state($1::uuid, $2::varchar, $3::timestamptz, $4::integer, $5::integer, pg_catalog.clock_timestamp(), true)',
+        [row.id, answer.status, answer.expiresAt, answer.activationLimit, answer.quantity],
+      );
+      const fresh = (await tx.query<LicenseRow>('SELECT * FROM public.licenses WHERE id = $1::uuid', [row.id]))[0]!;
+      return { row: fresh, answeredBy: 'store' as const };
+    });
+    const { row } = result;
+    const valid = GRANTING.has(row.status) && (row.expires_at === null || row.expires_at.getTime() > Date.now());
+    return { valid, status: row.status, planSlug: await planSlug(userId), expiresAt: row.expires_at, checkedAt: row.checked_at, answeredBy: result.answeredBy };
   }
 
   async function list(userId: string): Promise<LicenseInfo[]> {
@@ -317,7 +310,6 @@ export function createLicenses(
           ORDER BY k.created_at, k.id`,
         [userId],
       )
-      .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
     return rows.map((r) => {
       const devices = (typeof r.devices === 'string' ? JSON.parse(r.devices) : r.devices ?? []) as { deviceName: string; activatedAt: string }[];
       const limits = [r.device_limit, r.activation_limit].filter((n): n is number => n !== null);
@@ -462,11 +454,7 @@ export function createLicenses(
       const p = validate.licenseProvider(provider);
       const bytes = rawBytes(rawBody);
       if (bytes.byteLength > MAX_WEBHOOK_BYTES) throw new ValidationError('invalid_webhook', 'invalid_webhook: the body is larger than 1 MB');
-      try {
-        return p === 'lemonsqueezy' ? await lemonWebhook(bytes, headers) : await gumroadWebhook(bytes);
-      } catch (error) {
-        throw fromDatabaseError(error);
-      }
+      return p === 'lemonsqueezy' ? await lemonWebhook(bytes, headers) : await gumroadWebhook(bytes);
     },
   };
 }

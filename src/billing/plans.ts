@@ -1,5 +1,5 @@
-import type { Queryable } from '../core/db.ts';
-import { fromDatabaseError, sqlState, ValidationError } from '../core/errors.ts';
+import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { sqlState, ValidationError } from '../core/errors.ts';
 import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 
@@ -71,6 +71,7 @@ export type FigmaLink = 'PAID' | 'TRIAL' | 'FIRST_USE';
 
 /** The plans table: what is sold, at which limits, under which Stripe price or Figma status. */
 export function createPlans(db: Queryable) {
+  db = withTypedErrors(db);
   return {
     /** Plans by price, cheapest first. Inactive plans (no longer sold) only with includeInactive. */
     async list(options: { includeInactive?: boolean } = {}): Promise<Plan[]> {
@@ -80,8 +81,7 @@ export function createPlans(db: Queryable) {
             WHERE $1::boolean OR is_active IS NOT false
             ORDER BY price_monthly NULLS FIRST, plan_slug`,
           [options.includeInactive === true],
-        )
-        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+        );
       return rows.map(toPlan);
     },
 
@@ -104,7 +104,7 @@ export function createPlans(db: Queryable) {
         if (sqlState(error) === '23505') {
           throw new ValidationError('price_already_linked', 'price_already_linked: this Stripe price belongs to another plan', { cause: error });
         }
-        throw fromDatabaseError(error);
+        throw error;
       }
     },
 
@@ -141,14 +141,14 @@ export function createPlans(db: Queryable) {
 
 /** set_plan_device_limit (sql/018), also used by the CLI over a direct connection. */
 export async function setPlanDeviceLimit(db: Pick<Queryable, 'query'>, planSlug: unknown, deviceLimit: unknown): Promise<Plan> {
+  db = withTypedErrors(db);
   if (typeof planSlug !== 'string') throw new ValidationError('unknown_plan', 'unknown_plan: planSlug must be a plan slug');
   if (deviceLimit === undefined) {
     throw new ValidationError('invalid_license_link', 'invalid_license_link: pass deviceLimit, a whole number from 1 to 1000 (or null for no cap)');
   }
   const limit = validate.optionalCount(deviceLimit, 'invalid_license_link', 'deviceLimit must be a whole number from 1 to 1000 (or null for no cap)', 1, 1000);
   const rows = await db
-    .query<PlanRow>('SELECT * FROM public.set_plan_device_limit($1::varchar, $2::integer)', [planSlug, limit])
-    .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+    .query<PlanRow>('SELECT * FROM public.set_plan_device_limit($1::varchar, $2::integer)', [planSlug, limit]);
   return toPlan(rows[0]!);
 }
 
@@ -163,6 +163,7 @@ export interface LicenseLink {
 
 /** link_license_plan (sql/016), also used by the CLI over a direct connection. */
 export async function linkLicensePlan(db: Pick<Queryable, 'query'>, planSlug: unknown, link: LicenseLink): Promise<Plan | null> {
+  db = withTypedErrors(db);
   if (planSlug !== null && typeof planSlug !== 'string') {
     throw new ValidationError('unknown_plan', 'unknown_plan: planSlug must be a plan slug (or null to unlink)');
   }
@@ -177,8 +178,7 @@ export async function linkLicensePlan(db: Pick<Queryable, 'query'>, planSlug: un
   const rows = await db
     .query<PlanRow>('SELECT * FROM public.link_license_plan($1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::integer, $6::integer)', [
       planSlug, provider, productId, variantId, deviceLimit, seats,
-    ])
-    .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+    ]);
   return rows[0] ? toPlan(rows[0]) : null;
 }
 
@@ -190,6 +190,7 @@ export async function linkFigmaPlan(
   options: { trialDays?: unknown } = {},
 ): Promise<Plan | null> {
   if (planSlug !== null && typeof planSlug !== 'string') {
+  db = withTypedErrors(db);
     throw new ValidationError('unknown_plan', 'unknown_plan: planSlug must be a plan slug (or null to unlink)');
   }
   if (status !== 'PAID' && status !== 'TRIAL' && status !== 'FIRST_USE') {
@@ -200,8 +201,7 @@ export async function linkFigmaPlan(
     throw new ValidationError('invalid_trial_days', 'invalid_trial_days: trialDays must be a whole number from 1 to 3650');
   }
   const rows = await db
-    .query<PlanRow>('SELECT * FROM public.link_figma_plan($1::varchar, $2::varchar, $3::integer)', [planSlug, status, days ?? null])
-    .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+    .query<PlanRow>('SELECT * FROM public.link_figma_plan($1::varchar, $2::varchar, $3::integer)', [planSlug, status, days ?? null]);
   return rows[0] ? toPlan(rows[0]) : null;
 }
 

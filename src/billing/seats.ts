@@ -4,8 +4,8 @@
 // seat_assign_member locks the owner's team licenses and subscription, so concurrent assigns queue
 // and the N+1th is no_seats_left, exactly. When a team shrinks below its members, the members
 // assigned first keep their seats (plugin_auth_grants); the newest wait for a free one.
-import type { Queryable } from '../core/db.ts';
-import { NotFoundError, fromDatabaseError } from '../core/errors.ts';
+import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { NotFoundError } from '../core/errors.ts';
 import * as validate from '../core/validation.ts';
 
 export interface SeatMember {
@@ -55,11 +55,11 @@ const TEAM_SEATS_SQL = `
             FROM public.seat_assignments a WHERE a.owner_user_id = $1::uuid) AS members`;
 
 export function createSeats(db: Queryable) {
+  db = withTypedErrors(db);
   const list = async (ownerId: string): Promise<SeatList> => {
     validate.userId(ownerId, 'ownerId');
     const rows = await db
-      .query<{ seats: number; members: unknown }>(TEAM_SEATS_SQL, [ownerId])
-      .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+      .query<{ seats: number; members: unknown }>(TEAM_SEATS_SQL, [ownerId]);
     const raw = rows[0]!.members;
     type Raw = Omit<SeatMember, 'assignedAt'> & { assignedAt: string };
     const members = ((typeof raw === 'string' ? JSON.parse(raw) : raw ?? []) as Raw[])
@@ -77,8 +77,7 @@ export function createSeats(db: Queryable) {
       validate.userId(memberUserId, 'memberUserId');
       const rows = await db
         .query<{ license_id: string | null; subscription_id: string | null; seats_used: number; seats: number }>(
-          'SELECT * FROM public.seat_assign_member($1::uuid, $2::uuid)', [ownerId, memberUserId])
-        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+          'SELECT * FROM public.seat_assign_member($1::uuid, $2::uuid)', [ownerId, memberUserId]);
       const row = rows[0]!;
       return { licenseId: row.license_id, subscriptionId: row.subscription_id, seatsUsed: row.seats_used, seats: row.seats };
     },
@@ -87,8 +86,7 @@ export function createSeats(db: Queryable) {
       validate.userId(ownerId, 'ownerId');
       validate.userId(memberUserId, 'memberUserId');
       const rows = await db
-        .query('DELETE FROM public.seat_assignments WHERE owner_user_id = $1::uuid AND member_user_id = $2::uuid RETURNING member_user_id', [ownerId, memberUserId])
-        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+        .query('DELETE FROM public.seat_assignments WHERE owner_user_id = $1::uuid AND member_user_id = $2::uuid RETURNING member_user_id', [ownerId, memberUserId]);
       if (rows.length === 0) throw new NotFoundError('seat_not_found', 'seat_not_found: this member holds no seat of this owner');
     },
     /** The owner's seats and who holds them. */

@@ -1,5 +1,5 @@
-import type { Queryable } from '../core/db.ts';
-import { fromDatabaseError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { toPlan, type Plan, type PlanLimits, type PlanRow } from './plans.ts';
 import { toGrant, type PlanGrant, type PlanSource } from './sources.ts';
 import * as input from '../core/validation.ts';
@@ -184,6 +184,7 @@ const EFFECTIVE_PLAN_SQL = `
 
 /** Subscription state: Stripe webhook sync, manual plans, and the plan a user has right now. */
 export function createSubscriptions(db: Queryable) {
+  db = withTypedErrors(db);
   return {
     /**
      * Applies a Stripe subscription (event.data.object of customer.subscription.created, .updated
@@ -207,8 +208,7 @@ export function createSubscriptions(db: Queryable) {
         .query<{ applied: boolean; reason: string; user_id: string; plan_slug: string; status: SubscriptionStatus }>(
           'SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2::timestamptz)',
           [json, created],
-        )
-        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+        );
       const row = rows[0]!;
       const state = { userId: row.user_id, planSlug: row.plan_slug, status: row.status };
       return row.applied
@@ -230,8 +230,7 @@ export function createSubscriptions(db: Queryable) {
         .query<{ user_id: string; plan_slug: string; current_period_end: Date | null }>(
           'SELECT * FROM public.assign_plan($1::uuid, $2::varchar, $3::timestamptz)',
           [userId, planSlug, until],
-        )
-        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+        );
       const row = rows[0]!;
       return { userId: row.user_id, planSlug: row.plan_slug, status: 'manual', until: row.current_period_end };
     },
@@ -241,8 +240,7 @@ export function createSubscriptions(db: Queryable) {
       input.userId(userId);
       const at = input.optionalDate(options.at, 'invalid_date', 'at must be a valid Date');
       const rows = await db
-        .query<EffectiveRow>(EFFECTIVE_PLAN_SQL, [userId, at ?? null])
-        .catch((e: unknown) => Promise.reject(fromDatabaseError(e)));
+        .query<EffectiveRow>(EFFECTIVE_PLAN_SQL, [userId, at ?? null]);
       const row = rows[0];
       if (!row) throw new NotFoundError('unknown_user', `unknown_user: no user with id ${userId}`);
       if (!row.plan_slug) throw new NotFoundError('no_plan', 'no_plan: the free plan is missing from subscription_plans');
