@@ -6,6 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIALECTS, functionSources, withDatabase } from './helpers/databases.ts';
 import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
+import { withTypedErrors } from '../src/core/db.ts';
+import { createUsage } from '../src/usage/usage.ts';
 import { AuthError, ERRORS, fromDatabaseError, NotFoundError, PluginAuthError, ValidationError } from '../src/core/errors.ts';
 
 const SRC = new URL('../src/', import.meta.url);
@@ -37,6 +39,15 @@ test('every code thrown in src/ is in the table, and every TypeScript-only code 
   for (const e of ERRORS) {
     if (e.sqlstate) continue;
     assert.ok(thrown.has(e.code) || everything.includes(`'${e.code}'`), `${e.code} is in ERRORS but nothing in src/ raises it`);
+  }
+});
+
+test('database errors are translated in one place: the runtime calls fromDatabaseError only in core/', () => {
+  for (const { file, text } of sources) {
+    const folder = file.split(/[\\/]/)[0];
+    // schema/setup.ts and cli/target.ts also read Supabase's REST answers, which carry a SQLSTATE too.
+    if (folder === 'core' || file === join('schema', 'setup.ts') || file === join('cli', 'target.ts')) continue;
+    assert.doesNotMatch(text, /fromDatabaseError\(/, `${file} translates database errors itself; query through withTypedErrors (core/db.ts)`);
   }
 });
 
@@ -97,6 +108,23 @@ for (const dialect of DIALECTS) {
         assert.ok(callers[0]!.n >= 10, `${callers[0]!.n} functions call the helper`);
         await assert.rejects(db.query(`SELECT * FROM public.refund_usage('00000000-0000-4000-8000-000000000000'::uuid, 'k'::text)`),
           (e: { code?: string; message?: string }) => e.code === 'PA001' && /^unknown_user: no user with id 00000000-0000-4000-8000-000000000000$/.test(e.message ?? ''));
+      });
+    });
+
+    test('withTypedErrors: a factory used on its own translates, the caller\'s database stays as it was', async () => {
+      await withDatabase(dialect, async ({ db }) => {
+        const missing = '00000000-0000-4000-8000-000000000000';
+        await assert.rejects(createUsage(db).consume(missing, 'resize'), (e: unknown) => e instanceof NotFoundError && e.code === 'unknown_user');
+        await assert.rejects(db.query('SELECT * FROM public.consume_usage($1::uuid, $2::varchar, 1, null, null)', [missing, 'resize']),
+          (e: unknown) => !(e instanceof PluginAuthError) && (e as { code?: string }).code === 'PA001');
+        const typed = withTypedErrors(db);
+        assert.equal(withTypedErrors(typed), typed, 'wrapping twice is wrapping once');
+        assert.equal(typed.kind, db.kind);
+        await assert.rejects(typed.transaction((tx) => tx.query('SELECT * FROM public.purge_usage_batch(pg_catalog.now(), 10)')),
+          (e: unknown) => e instanceof ValidationError && e.code === 'invalid_cutoff');
+        // The caller's own errors inside a transaction pass through untouched.
+        const mine = new Error('mine');
+        await assert.rejects(typed.transaction(async () => { throw mine; }), (e: unknown) => e === mine);
       });
     });
 

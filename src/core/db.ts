@@ -173,7 +173,24 @@ export function withTypedErrors<Q extends Pick<Queryable, 'query'>>(db: Q): Q {
   const full = db as unknown as Partial<Database>;
   if (typeof full.exec === 'function') typed.exec = (script: string) => full.exec!(script).catch(typedError);
   if (typeof full.transaction === 'function') {
-    typed.transaction = <T>(fn: (tx: Queryable) => Promise<T>) => full.transaction!((tx) => fn(withTypedErrors(tx))).catch(typedError);
+    typed.transaction = async <T>(fn: (tx: Queryable) => Promise<T>) => {
+      // What fn throws is the caller's (its queries are already typed); what BEGIN, COMMIT or the
+      // pool throws is the driver's.
+      let thrown: { error: unknown } | undefined;
+      try {
+        return await full.transaction!(async (tx) => {
+          try {
+            return await fn(withTypedErrors(tx));
+          } catch (error) {
+            thrown = { error };
+            throw error;
+          }
+        });
+      } catch (error) {
+        if (thrown && thrown.error === error) throw error;
+        return typedError(error);
+      }
+    };
   }
   return typed;
 }

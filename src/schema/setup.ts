@@ -1,5 +1,5 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from '../core/db.ts';
+import { DEFAULT_PGLITE_DIR, openDatabase, withTypedErrors, type Database } from '../core/db.ts';
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, parseCatalog, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
 import { SetupError, fromDatabaseError } from '../core/errors.ts';
@@ -79,32 +79,29 @@ export function describeTarget(target: SetupTarget): string {
  * error, drift included, rolls the whole transaction back.
  */
 export async function applySchema(db: Database): Promise<SetupResult> {
+  db = withTypedErrors(db);
   const expected = loadExpectedSchema();
   const script = buildSetupScript();
-  try {
-    return await db.transaction(async (tx) => {
-      await tx.exec(script);
-      const applied = await tx.query<{ name: string }>(
-        'SELECT name FROM public.plugin_auth_migrations WHERE applied_at = pg_catalog.now() ORDER BY version',
-      );
-      // Set by the script's restore check and security step (src/schema/migrations.ts).
-      const [restored] = await tx.query<{ restored: string | null }>(
-        "SELECT pg_catalog.current_setting('plugin_auth.restored', true) AS restored",
-      );
-      const catalog = await readCatalog(tx);
-      assertNoDrift(diffSchema(expected, catalog));
-      return {
-        target: db.description,
-        targetKind: db.kind,
-        schemaVersion: schemaVersion(),
-        applied: applied.map((row) => row.name),
-        restored: applied.length ? [] : (restored?.restored ?? '').split('; ').filter(Boolean),
-        catalog,
-      };
-    });
-  } catch (error) {
-    throw fromDatabaseError(error);
-  }
+  return await db.transaction(async (tx) => {
+    await tx.exec(script);
+    const applied = await tx.query<{ name: string }>(
+      'SELECT name FROM public.plugin_auth_migrations WHERE applied_at = pg_catalog.now() ORDER BY version',
+    );
+    // Set by the script's restore check and security step (src/schema/migrations.ts).
+    const [restored] = await tx.query<{ restored: string | null }>(
+      "SELECT pg_catalog.current_setting('plugin_auth.restored', true) AS restored",
+    );
+    const catalog = await readCatalog(tx);
+    assertNoDrift(diffSchema(expected, catalog));
+    return {
+      target: db.description,
+      targetKind: db.kind,
+      schemaVersion: schemaVersion(),
+      applied: applied.map((row) => row.name),
+      restored: applied.length ? [] : (restored?.restored ?? '').split('; ').filter(Boolean),
+      catalog,
+    };
+  });
 }
 
 function assertNoDrift(differences: ReturnType<typeof diffSchema>): void {
