@@ -4,7 +4,7 @@ import { loadExpectedSchema } from './catalog.ts';
 import { schemaVersion } from './migrations.ts';
 import { figmaWarnings } from './figma-health.ts';
 
-/** What `status` needs from a database; implemented over SQL here and over Supabase's REST API in cli-target.ts. */
+/** What `status` needs from a database; implemented over SQL here and over Supabase's REST API in src/cli/target.ts. */
 export interface StatusSource {
   readCatalog(): Promise<Catalog>;
   countRows(table: string): Promise<number>;
