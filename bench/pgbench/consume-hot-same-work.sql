@@ -6,24 +6,49 @@ WITH me AS (
          (p.limits ->> 'batchSize')::integer AS batch, (p.limits ->> 'isDaily')::boolean AS daily
     FROM me
     JOIN public.users AS w ON w.id = me.id
-    CROSS JOIN LATERAL (
-      SELECT s.plan_id FROM public.user_subscriptions AS s
-       WHERE s.user_id = w.id
-         AND CASE WHEN s.status IN ('active', 'trialing') THEN true
-                  WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
-                  WHEN s.status = 'manual' THEN s.current_period_end IS NULL OR s.current_period_end > pg_catalog.now()
-                  ELSE false END
-      UNION ALL
-      SELECT l.plan_id FROM public.figma_users AS f
-        JOIN public.figma_plan_links AS l
-          ON (l.link = f.payment_status AND f.grant_until > pg_catalog.now())
-          OR (l.link = 'FIRST_USE' AND f.first_seen_at + pg_catalog.make_interval(secs => l.trial_seconds) > pg_catalog.now())
-       WHERE f.user_id = w.id
-      UNION ALL
-      SELECT fp.id FROM public.subscription_plans AS fp WHERE fp.plan_slug = 'free'
-    ) AS g
-    JOIN public.subscription_plans AS p ON p.id = g.plan_id
-   ORDER BY COALESCE(p.price_monthly, 0) DESC LIMIT 1
+    JOIN public.subscription_plans AS p ON p.id = COALESCE((
+      SELECT b.id FROM (
+        SELECT s.plan_id, CASE WHEN s.status = 'manual' THEN 60 ELSE 10 END, s.current_period_end
+          FROM public.user_subscriptions AS s
+         WHERE s.user_id = w.id
+           AND CASE WHEN s.status IN ('active', 'trialing') THEN true
+                    WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
+                    WHEN s.status = 'manual' THEN s.current_period_end IS NULL OR s.current_period_end > pg_catalog.now()
+                    ELSE false END
+        UNION ALL
+        SELECT l.plan_id, 20, CASE WHEN l.link = 'FIRST_USE' THEN f.first_seen_at + pg_catalog.make_interval(secs => l.trial_seconds)
+                                   ELSE f.grant_until END
+          FROM public.figma_users AS f
+          JOIN public.figma_plan_links AS l
+            ON (l.link = f.payment_status AND f.grant_until > pg_catalog.now())
+            OR (l.link = 'FIRST_USE' AND f.first_seen_at + pg_catalog.make_interval(secs => l.trial_seconds) > pg_catalog.now())
+         WHERE f.user_id = w.id
+        UNION ALL
+        SELECT m.plan_id, CASE WHEN k.provider = 'lemonsqueezy' THEN 30 ELSE 40 END, k.expires_at
+          FROM public.licenses AS k
+         CROSS JOIN LATERAL (SELECT m.plan_id, m.seats FROM public.license_products AS m
+                              WHERE m.provider = k.provider AND m.product_id = k.product_id
+                                AND m.variant_id IN (COALESCE(k.variant_id, ''), '')
+                              ORDER BY m.variant_id = '' LIMIT 1) AS m
+         WHERE k.user_id = w.id AND k.status IN ('active', 'inactive')
+           AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now()) AND COALESCE(m.seats, k.quantity) = 1
+        UNION ALL
+        SELECT m.plan_id, 50, k.expires_at
+          FROM public.seat_assignments AS a
+          JOIN public.licenses AS k ON k.id = a.license_id
+         CROSS JOIN LATERAL (SELECT m.plan_id FROM public.license_products AS m
+                              WHERE m.provider = k.provider AND m.product_id = k.product_id
+                                AND m.variant_id IN (COALESCE(k.variant_id, ''), '')
+                              ORDER BY m.variant_id = '' LIMIT 1) AS m
+         WHERE a.member_user_id = w.id AND k.status IN ('active', 'inactive')
+           AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
+      ) AS g(plan_id, precedence, until)
+      JOIN public.subscription_plans AS b ON b.id = g.plan_id
+     ORDER BY COALESCE(b.price_monthly, 0) DESC,
+              CASE WHEN (b.limits ->> 'resizesPerDay')::integer = -1 THEN 2147483647 ELSE (b.limits ->> 'resizesPerDay')::integer END DESC,
+              CASE WHEN (b.limits ->> 'batchSize')::integer = -1 THEN 2147483647 ELSE (b.limits ->> 'batchSize')::integer END DESC,
+              g.precedence, g.until DESC NULLS FIRST, b.plan_slug
+     LIMIT 1), (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
 ), counted AS (
   INSERT INTO public.daily_usage_summary AS d (user_id, action, usage_date, count)
   SELECT me.id, 'resize', me.today, 1 FROM me, plan WHERE plan.lim <> 0
