@@ -207,8 +207,12 @@ BEGIN
   END IF;
   -- Days before the watermark's day are complete: all their calls are rolled up.
   v_to := LEAST(p_to, (v_mark AT TIME ZONE 'UTC')::date);
-  INSERT INTO public.usage_user_rollup_state (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
-  SELECT f.frozen_to INTO v_from FROM public.usage_user_rollup_state AS f WHERE f.id FOR UPDATE;
+  -- Every writer of the state holds the lock taken above: a plain read is enough (a report on
+  -- a day already frozen then writes nothing here).
+  SELECT f.frozen_to INTO v_from FROM public.usage_user_rollup_state AS f WHERE f.id;
+  IF NOT FOUND THEN
+    INSERT INTO public.usage_user_rollup_state (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
+  END IF;
   IF v_from IS NULL THEN
     -- First freeze: from the earliest day with a counter or a denial (both by an index).
     v_from := LEAST((SELECT pg_catalog.min(d.usage_date) FROM public.daily_usage_summary AS d),

@@ -273,10 +273,11 @@ const RANGE_SUMS = `${STATE}, corr AS (
  * within N days after t (user_plan_history, any source) to a plan that grants access and costs
  * more than the plan the denial was logged under; of those, whose best plan in force now
  * (plugin_auth_grants) has a price.
- * "Hit the limit": the window rows with a limit day (idx_usage_user_windows_limited), corrected
- * for the users with limit_reached denials on the days read live or on frozen days of the window
- * before the range. t is looked up only for users with a granting history row in the range
- * (idx_user_plan_history_changed_at): the window row's first limit day, else the first one read live.
+ * "Hit the limit": the window's count of users with a limit day (usage_user_rollup_state, kept by
+ * the freeze), corrected for the users with limit_reached denials on the days read live or on
+ * frozen days of the window before the range. t is looked up only for users with a granting
+ * history row in the range (idx_user_plan_history_changed_at): the window row's first limit day,
+ * else the first one read live.
  */
 export async function readFunnel(db: Queryable, range: Range, withinDays: number): Promise<Funnel> {
   const [row] = await run<{ hit: number; upgraded: number; still_paying: number }>(
