@@ -180,6 +180,49 @@ BEGIN
 END;
 $$;
 
+-- 5b. Builds usage_user_days from the whole log at once, into empty tables (a re-roll, the
+-- backfill): every denial before p_to, and for the days before p_to's day (complete, so frozen
+-- right after) the counters too, in one insert: each row is written once (a roll of the denials
+-- and then a freeze would write the million rows of a 10M-call log twice).
+CREATE OR REPLACE FUNCTION public.plugin_auth_build_user_days(p_to TIMESTAMP WITH TIME ZONE)
+RETURNS BIGINT
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = ''
+AS $$
+DECLARE
+  v_day DATE := (p_to AT TIME ZONE 'UTC')::date;
+  v_rows BIGINT;
+BEGIN
+  WITH denials AS (
+    SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.user_id AS who,
+           pg_catalog.count(*)::integer AS n,
+           (pg_catalog.count(*) FILTER (WHERE u.reason = 'limit_reached'))::integer AS n_limit,
+           pg_catalog.min(u.created_at) FILTER (WHERE u.reason = 'limit_reached') AS first_at,
+           (pg_catalog.array_agg(u.plan_slug ORDER BY u.created_at, u.id) FILTER (WHERE u.reason = 'limit_reached'))[1] AS first_plan
+      FROM public.plugin_usage AS u
+     WHERE NOT u.allowed AND u.created_at < p_to
+     GROUP BY 1, 2
+  ), counters AS (
+    SELECT c.usage_date AS day, c.user_id AS who, pg_catalog.sum(c.count)::integer AS used
+      FROM public.daily_usage_summary AS c
+     WHERE c.usage_date < v_day
+     GROUP BY 1, 2
+  ), added AS (
+    INSERT INTO public.usage_user_days (usage_date, user_id, denied, limit_reached, first_limit_at, first_limit_plan, used)
+    SELECT COALESCE(x.day, c.day), COALESCE(x.who, c.who), COALESCE(x.n, 0), COALESCE(x.n_limit, 0), x.first_at, x.first_plan,
+           CASE WHEN COALESCE(x.day, c.day) < v_day THEN COALESCE(c.used, 0) END
+      FROM denials AS x
+      FULL JOIN counters AS c ON c.day = x.day AND c.who = x.who
+     WHERE EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = COALESCE(x.who, c.who))
+    ON CONFLICT (usage_date, user_id) DO NOTHING
+  )
+  SELECT COALESCE(pg_catalog.sum(x.n), 0)::bigint INTO v_rows FROM denials AS x;
+  RETURN v_rows;
+END;
+$$;
+
 -- 6. Freezes the days from frozen_to up to p_to (excluded), never past the rollup's watermark:
 -- the day's counters into usage_user_days.used (rows added for users with counters only), the
 -- day's counts into usage_daily_users, and the windows moved forward (each frozen day added to
@@ -232,7 +275,7 @@ BEGIN
     FROM public.daily_usage_summary AS c
    WHERE c.usage_date >= v_from AND c.usage_date < v_to
    GROUP BY c.usage_date, c.user_id
-  ON CONFLICT (usage_date, user_id) DO UPDATE SET used = excluded.used;
+  ON CONFLICT (usage_date, user_id) DO UPDATE SET used = excluded.used WHERE d.used IS DISTINCT FROM excluded.used;
   UPDATE public.usage_user_days AS d SET used = 0
    WHERE d.usage_date >= v_from AND d.usage_date < v_to AND d.used IS NULL;
 
@@ -246,10 +289,14 @@ BEGIN
 
   -- Windows, from covering [v_from - n + 1, v_from - 1] to covering [v_to - n + 1, v_to - 1]: add
   -- the frozen days that enter, take out the days that leave (each was added when it entered).
-  INSERT INTO public.usage_user_windows AS w (days, user_id, used, denied, limit_days, active_days)
+  -- The first limit day: a window that had none takes the first of the days entering (they are
+  -- later than every day it holds).
+  INSERT INTO public.usage_user_windows AS w (days, user_id, used, denied, limit_days, active_days, first_limit_at, first_limit_plan)
   SELECT n.days, d.user_id,
          pg_catalog.sum(s.sign * d.used), pg_catalog.sum(s.sign * d.denied),
-         pg_catalog.sum(s.sign * (d.limit_reached > 0)::integer), pg_catalog.sum(s.sign)
+         pg_catalog.sum(s.sign * (d.limit_reached > 0)::integer), pg_catalog.sum(s.sign),
+         pg_catalog.min(d.first_limit_at) FILTER (WHERE s.sign = 1),
+         (pg_catalog.array_agg(d.first_limit_plan ORDER BY d.first_limit_at) FILTER (WHERE s.sign = 1 AND d.limit_reached > 0))[1]
     FROM (VALUES (7::smallint), (30::smallint), (90::smallint)) AS n(days)
    CROSS JOIN LATERAL (VALUES (1, GREATEST(v_from, v_to - n.days + 1), v_to - 1),
                               (-1, v_from - n.days + 1, LEAST(v_from - 1, v_to - n.days))) AS s(sign, lo, hi)
@@ -257,17 +304,18 @@ BEGIN
    GROUP BY n.days, d.user_id
   ON CONFLICT (days, user_id) DO UPDATE SET
     used = w.used + excluded.used, denied = w.denied + excluded.denied,
-    limit_days = w.limit_days + excluded.limit_days, active_days = w.active_days + excluded.active_days;
-  -- The first limit day, where it may have changed: a window that had none and gained one, or
-  -- whose first left it. One index probe per such user (usage_user_days by user and day).
+    limit_days = w.limit_days + excluded.limit_days, active_days = w.active_days + excluded.active_days,
+    first_limit_plan = CASE WHEN w.first_limit_at IS NULL THEN excluded.first_limit_plan ELSE w.first_limit_plan END,
+    first_limit_at = COALESCE(w.first_limit_at, excluded.first_limit_at);
+  -- A window whose first limit day left it: the first of the days it still holds, one index probe
+  -- per such user (usage_user_days by user and day; only users with a limit on a day that left).
   UPDATE public.usage_user_windows AS w
      SET first_limit_at = f.first_limit_at, first_limit_plan = f.first_limit_plan
     FROM (SELECT n.days, d.user_id
             FROM (VALUES (7::smallint), (30::smallint), (90::smallint)) AS n(days)
             JOIN public.usage_user_days AS d
               ON d.limit_reached > 0
-             AND ((d.usage_date >= GREATEST(v_from, v_to - n.days + 1) AND d.usage_date <= v_to - 1)
-                  OR (d.usage_date >= v_from - n.days + 1 AND d.usage_date <= LEAST(v_from - 1, v_to - n.days)))
+             AND d.usage_date >= v_from - n.days + 1 AND d.usage_date <= LEAST(v_from - 1, v_to - n.days)
            GROUP BY n.days, d.user_id) AS a
     LEFT JOIN LATERAL (
       SELECT r.first_limit_at, r.first_limit_plan
@@ -278,7 +326,7 @@ BEGIN
        LIMIT 1
     ) AS f ON true
    WHERE w.days = a.days AND w.user_id = a.user_id
-     AND (w.first_limit_at IS NULL OR w.first_limit_at < ((v_to - a.days + 1)::timestamp AT TIME ZONE 'UTC'));
+     AND w.first_limit_at < ((v_to - a.days + 1)::timestamp AT TIME ZONE 'UTC');
   -- Rows whose last active day left the window: only users active on a day that left one.
   DELETE FROM public.usage_user_windows AS w
    WHERE w.active_days <= 0
@@ -310,7 +358,6 @@ DECLARE
   v_to TIMESTAMP WITH TIME ZONE := pg_catalog.now() - INTERVAL '5 minutes';
   v_rows BIGINT;
   v_frozen DATE;
-  v_users_from TIMESTAMP WITH TIME ZONE;
 BEGIN
   IF NOT pg_catalog.pg_try_advisory_xact_lock(7303, 0) THEN
     RETURN 0;
@@ -342,16 +389,16 @@ BEGIN
   SELECT COALESCE(sum(c.n_allowed + c.n_denied), 0)::bigint INTO v_rows FROM calls AS c;
 
   SELECT f.frozen_to INTO v_frozen FROM public.usage_user_rollup_state AS f WHERE f.id;
-  v_users_from := v_from;
   IF v_from = '-infinity' OR v_from < (v_frozen::timestamp AT TIME ZONE 'UTC') THEN
     DELETE FROM public.usage_user_days;
     DELETE FROM public.usage_daily_users;
     DELETE FROM public.usage_user_windows;
     UPDATE public.usage_user_rollup_state AS f
        SET frozen_to = NULL, limited_7 = 0, limited_30 = 0, limited_90 = 0, updated_at = pg_catalog.now() WHERE f.id;
-    v_users_from := '-infinity';
+    PERFORM public.plugin_auth_build_user_days(v_to);
+  ELSE
+    PERFORM public.plugin_auth_roll_user_days(v_from, v_to);
   END IF;
-  PERFORM public.plugin_auth_roll_user_days(v_users_from, v_to);
 
   UPDATE public.usage_rollup_state AS s SET rolled_up_to = v_to, updated_at = pg_catalog.now() WHERE s.id;
   PERFORM public.plugin_auth_freeze_user_days((v_to AT TIME ZONE 'UTC')::date);
@@ -504,7 +551,7 @@ BEGIN
   INSERT INTO public.usage_user_rollup_state (id, frozen_to) VALUES (true, NULL);
   SELECT s.rolled_up_to INTO v_mark FROM public.usage_rollup_state AS s WHERE s.id;
   IF v_mark IS NOT NULL AND v_mark > '-infinity' THEN
-    PERFORM public.plugin_auth_roll_user_days('-infinity', v_mark);
+    PERFORM public.plugin_auth_build_user_days(v_mark);
     PERFORM public.plugin_auth_freeze_user_days((v_mark AT TIME ZONE 'UTC')::date);
   END IF;
 END
