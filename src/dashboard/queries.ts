@@ -464,13 +464,14 @@ export async function readPlanMix(db: Queryable, range: Range, plans: PlanInfo[]
          FROM best CROSS JOIN LATERAL (VALUES (best.start_at, 1), (best.end_at, -1)) AS e(at, delta)
         WHERE e.at < 'infinity'::timestamptz
      )
-     SELECT CASE WHEN ev.at <= $1::timestamptz THEN NULL
-                 ELSE ((ev.at - interval '1 microsecond') AT TIME ZONE 'UTC')::date::text END AS day,
-            p.plan_slug, sum(ev.users)::integer AS users, sum(ev.paying)::integer AS paying
-       FROM ev
-       JOIN public.subscription_plans AS p ON p.id = ev.plan_id
-      WHERE ev.at <= pg_catalog.now()
-      GROUP BY 1, 2`,
+     SELECT d.day, p.plan_slug, d.users, d.paying
+       FROM (SELECT CASE WHEN ev.at <= $1::timestamptz THEN NULL
+                         ELSE ((ev.at - interval '1 microsecond') AT TIME ZONE 'UTC')::date::text END AS day,
+                    ev.plan_id, sum(ev.users)::integer AS users, sum(ev.paying)::integer AS paying
+               FROM ev
+              WHERE ev.at <= pg_catalog.now()
+              GROUP BY 1, 2) AS d
+       JOIN public.subscription_plans AS p ON p.id = d.plan_id`,
     [firstEnd],
   );
   const [base] = await run<{ n: number }>(
