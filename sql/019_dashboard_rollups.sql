@@ -535,7 +535,7 @@ $$;
 
 -- 11. Backfill, once (the state row is its mark): the denials already rolled up into the totals
 -- (below the watermark), then every complete day frozen. On a database of 10 million calls this
--- takes a minute or so (docs/dashboard.md); on a new database nothing.
+-- takes about half a minute (docs/dashboard.md); on a new database nothing.
 DO $plugin_auth_019_backfill$
 DECLARE
   v_mark TIMESTAMP WITH TIME ZONE;
