@@ -81,8 +81,9 @@ function queries(db: Database, sets: Sets): Query[] {
 
 /**
  * The dashboard's 30-day page: database time of each of its queries (src/dashboard/queries.ts),
- * median and max of `runs` renders, and the total. Reported, not held to the 20% rule: its reads
- * grow with the users and denials of the range shown (it never scans plugin_usage).
+ * median and max of `runs` renders, and the total. Reported, not held to the 20% rule: it reads
+ * the rollups of sql/019 and today's activity, so its cost grows with the number of users, the
+ * plan history and today's calls (it never scans plugin_usage).
  */
 async function measureDashboard(label: string, db: Database, runs = 7): Promise<{ parts: Record<string, { medianMs: number; maxMs: number }>; totalMedianMs: number; totalMaxMs: number }> {
   const steps: [string, (range: dashboard.Range, plans: dashboard.PlanInfo[], users: dashboard.UsersDay[]) => Promise<unknown>][] = [

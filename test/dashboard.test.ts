@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { expectOverview, seedDashboardHistory, utcDate } from './helpers/dashboard.ts';
 import { createDashboardHandler } from '../src/index.ts';
-import { readOverview } from '../src/dashboard/queries.ts';
+import { readFunnel, readOverview, readRange, readTopUsers, readUsersPerDay, readUserView, type RangeDays } from '../src/dashboard/queries.ts';
+import { createHash } from 'node:crypto';
 import { keyMatches, startDashboardServer } from '../src/dashboard/server.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { openDatabase } from '../src/core/db.ts';
@@ -55,6 +56,153 @@ for (const dialect of DIALECTS) {
           assert.ok(o.planMix.at(-1)!.paying.pro! > 0);
         }));
     }
+
+    test('the rollups of sql/019: frozen a day at a time, all at once, or behind today, the figures are the seeded history', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const model = await seedDashboardHistory(db, { crowd: 14 });
+        await db.query('SELECT public.usage_rollup()');
+        const tables = async () => ({
+          days: await db.query('SELECT * FROM public.usage_user_days ORDER BY usage_date, user_id'),
+          daily: await db.query('SELECT usage_date::text AS d, active, hit_limit FROM public.usage_daily_users ORDER BY 1'),
+          windows: await db.query('SELECT * FROM public.usage_user_windows ORDER BY days, user_id'),
+          state: await db.query('SELECT frozen_to::text AS f, limited_7, limited_30, limited_90 FROM public.usage_user_rollup_state'),
+        });
+        const caughtUp = await tables();
+        assert.equal(caughtUp.state[0]!.f, model.today);
+        assert.ok(caughtUp.windows.length > 0 && caughtUp.daily.length > 30);
+        // What each range shows, against the model, with whatever is frozen at the moment.
+        const check = async (label: string) => {
+          for (const days of [7, 30, 90] as RangeDays[]) {
+            const range = await readRange(db, days);
+            for (const within of [7, 30]) {
+              const want = expectOverview(model, { days, within, now: range.now });
+              const funnel = await readFunnel(db, range, within);
+              assert.deepEqual({ hitLimit: funnel.hitLimit, upgraded: funnel.upgraded, stillPaying: funnel.stillPaying }, want.funnel, `${label}: funnel, ${days} days, within ${within}`);
+              if (within !== 7) continue;
+              assert.deepEqual(await readUsersPerDay(db, range), want.users, `${label}: users, ${days} days`);
+              const top = await readTopUsers(db, range, 10);
+              assert.deepEqual(top.map((t) => ({ email: t.email, used: t.used, denied: t.denied, calls: t.calls })), want.top, `${label}: top users, ${days} days`);
+            }
+          }
+        };
+        await check('caught up');
+
+        // Start over and freeze one day at a time (the daily path: each day enters the windows,
+        // and leaves them 7, 30 and 90 days later), checking on the way with frozen_to behind today.
+        await db.exec(`DELETE FROM public.usage_user_days; DELETE FROM public.usage_daily_users; DELETE FROM public.usage_user_windows;
+                       UPDATE public.usage_user_rollup_state SET frozen_to = NULL, limited_7 = 0, limited_30 = 0, limited_90 = 0;`);
+        await db.query(`SELECT public.plugin_auth_roll_user_days('-infinity', (SELECT s.rolled_up_to FROM public.usage_rollup_state s))`);
+        await check('nothing frozen');
+        const [first] = await db.query<{ d: string }>('SELECT min(usage_date)::text AS d FROM public.daily_usage_summary');
+        const day = (d: string, n: number) => utcDate(new Date(Date.parse(`${d}T00:00:00Z`) + n * 86_400_000));
+        for (let d = day(first!.d, 1); d <= model.today; d = day(d, 1)) {
+          const [row] = await db.query<{ n: number }>('SELECT public.plugin_auth_freeze_user_days($1::date) AS n', [d]);
+          assert.equal(row!.n, 1, `froze the day before ${d}`);
+          if (d === day(model.today, -40) || d === day(model.today, -3)) await check(`frozen to ${d}`);
+        }
+        assert.deepEqual(await tables(), caughtUp, 'a day at a time ends where one catch-up does');
+        await check('a day at a time');
+
+        // A re-roll (watermark back to -infinity, docs/scale.md) rebuilds them from the log.
+        await db.exec(`UPDATE public.usage_rollup_state SET rolled_up_to = '-infinity'; TRUNCATE public.usage_daily_totals;`);
+        await db.query('SELECT public.usage_rollup()');
+        assert.deepEqual(await tables(), caughtUp, 're-rolled');
+      }));
+
+    test('plan history from every source (Figma linked, lapsed and back, unpaid; a license; a seat and its team license), on the user page and in the plan mix', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const auth = createPluginAuth(db);
+        const digest = () => createHash('sha256').update(String(Math.random())).digest('hex');
+        const history = async (userId: string) =>
+          (await db.query<{ plan_slug: string | null; status: string | null; grants_access: boolean; source: string }>(
+            `SELECT p.plan_slug, h.status, h.grants_access, h.source FROM public.user_plan_history h
+               LEFT JOIN public.subscription_plans p ON p.id = h.plan_id WHERE h.user_id = $1::uuid ORDER BY h.id`,
+            [userId],
+          )).map((r) => [r.source, r.plan_slug, r.status, r.grants_access]);
+        const mixNow = async () => {
+          const o = await readOverview(db, { days: 7 });
+          return { users: o.planMix.at(-1)!.users, paying: o.planMix.at(-1)!.paying };
+        };
+
+        // ada pays a Stripe-like subscription for basic, and is also PAID on Figma, linked to pro.
+        const ada = await createUser(db, 'ada@example.com');
+        await db.query(
+          `INSERT INTO public.user_subscriptions (user_id, plan_id, status, stripe_subscription_id)
+           SELECT $1::uuid, p.id, 'active', 'sub_ada' FROM public.subscription_plans p WHERE p.plan_slug = 'basic'`,
+          [ada],
+        );
+        await db.query(`SELECT * FROM public.link_figma_plan('pro', 'PAID')`);
+        await db.query(`SELECT * FROM public.figma_record_check($1::text, 'figma-ada', 'PAID', NULL, NULL, NULL, 3600)`, [digest()]);
+        assert.deepEqual(await history(ada), [['stripe', 'basic', 'active', true]], 'an unlinked Figma user has no history');
+        await db.query(`SELECT public.figma_link_user('figma-ada', $1::uuid)`, [ada]);
+        assert.deepEqual(await history(ada), [['stripe', 'basic', 'active', true], ['figma', 'pro', 'PAID', true]]);
+        // A refresh of the same grant (the next check) records nothing.
+        await db.query(`SELECT * FROM public.figma_record_check($1::text, 'figma-ada', 'PAID', NULL, NULL, NULL, 3600)`, [digest()]);
+        assert.equal((await history(ada)).length, 2);
+
+        const view = await readUserView(db, ada, 30);
+        assert.deepEqual(view.planNow, { slug: 'pro', status: 'PAID', source: 'figma' });
+        assert.deepEqual(view.grants.map((g) => [g.source, g.planSlug]), [['figma', 'pro'], ['stripe', 'basic']]);
+        assert.deepEqual(view.history.map((h) => h.source), ['figma', 'stripe']);
+        const page = await (await createDashboardHandler(db, allow)(new Request(`http://127.0.0.1/users/${ada}`))).text();
+        assert.match(page, /<table id="table-grants">[\s\S]*?<th scope="row">figma<\/th><td class="text">pro<\/td>/);
+        assert.match(page, /<table id="table-plan-history">[\s\S]*?<td class="text">figma<\/td>/);
+        // The plan mix counts ada once, on the best plan; the revenue is her Stripe subscription's.
+        let mix = await mixNow();
+        assert.deepEqual([mix.users.pro, mix.users.basic, mix.users.free, mix.paying.basic, mix.paying.pro], [1, 0, 0, 1, 0]);
+
+        // The Figma grant lapses (no fresh payment token within the grace): basic again, then back.
+        // (As if linked three hours ago and last checked two hours ago, with a one-hour grace.)
+        await db.query(`UPDATE public.user_plan_history SET changed_at = now() - interval '3 hours' WHERE user_id = $1::uuid AND source = 'figma'`, [ada]);
+        await db.query(`UPDATE public.figma_users SET checked_at = now() - interval '2 hours', grant_until = now() - interval '1 hour' WHERE figma_user_id = 'figma-ada'`);
+        assert.equal((await history(ada)).length, 2);
+        mix = await mixNow();
+        assert.deepEqual([mix.users.pro, mix.users.basic], [0, 1]);
+        await db.query(`SELECT * FROM public.figma_record_check($1::text, 'figma-ada', 'PAID', NULL, NULL, NULL, 3600)`, [digest()]);
+        assert.deepEqual((await history(ada)).slice(2), [['figma', null, 'LAPSED', false], ['figma', 'pro', 'PAID', true]]);
+        mix = await mixNow();
+        assert.deepEqual([mix.users.pro, mix.users.basic], [1, 0]);
+        // Figma says UNPAID: the subscription's plan again; checked again, nothing more recorded.
+        await db.query(`SELECT * FROM public.figma_record_check($1::text, 'figma-ada', 'UNPAID', NULL, NULL, NULL, 0)`, [digest()]);
+        await db.query(`SELECT * FROM public.figma_record_check($1::text, 'figma-ada', 'UNPAID', NULL, NULL, NULL, 0)`, [digest()]);
+        assert.deepEqual((await history(ada)).slice(4), [['figma', null, 'UNPAID', false]]);
+        mix = await mixNow();
+        assert.deepEqual([mix.users.pro, mix.users.basic, mix.paying.basic], [0, 1, 1]);
+        assert.deepEqual((await readUserView(db, ada, 7)).planNow, { slug: 'basic', status: 'active', source: 'stripe' });
+
+        // A personal Gumroad license (sql/016 records it), and a Lemon Squeezy team license of 3
+        // seats: the owner gets no plan from it, the seated member does.
+        const dee = await createUser(db, 'dee@example.com');
+        const owner = await createUser(db, 'owner@example.com');
+        const member = await createUser(db, 'member@example.com');
+        await db.query(`SELECT * FROM public.link_license_plan('basic', 'gumroad', 'solo')`);
+        await db.query(`SELECT * FROM public.link_license_plan('enterprise', 'lemonsqueezy', 'team', NULL, NULL, 3)`);
+        const activate = (provider: string, user: string, product: string, quantity: number) =>
+          db.query<{ license_id: string }>(
+            `SELECT license_id FROM public.license_record_activation($1::varchar, $2::text, 'ABCD', $3::uuid, 'Mac', NULL, $4::varchar,
+               NULL, NULL, 'active', NULL, $5::integer, NULL, NULL)`,
+            [provider, digest(), user, product, quantity],
+          );
+        await activate('gumroad', dee, 'solo', 1);
+        const [team] = await activate('lemonsqueezy', owner, 'team', 3);
+        assert.deepEqual(await history(dee), [['gumroad', 'basic', 'active', true]]);
+        assert.deepEqual(await history(owner), []);
+        await auth.seats.assign(owner, member);
+        assert.deepEqual(await history(member), [['seat', 'enterprise', 'active', true]]);
+        assert.deepEqual((await readUserView(db, member, 7)).planNow, { slug: 'enterprise', status: 'lemonsqueezy', source: 'seat' });
+        mix = await mixNow();
+        assert.deepEqual([mix.users.enterprise, mix.users.basic, mix.users.free], [1, 2, 1]);
+        // The team license is refunded: the member's seat stops granting (a row for each member).
+        await db.query(`SELECT public.license_apply_state($1::uuid, 'refunded', NULL, NULL, NULL, now(), true)`, [team!.license_id]);
+        assert.deepEqual((await history(member)).at(-1), ['seat', 'enterprise', 'refunded', false]);
+        mix = await mixNow();
+        assert.deepEqual([mix.users.enterprise, mix.users.free], [0, 2]);
+        await auth.seats.remove(owner, member);
+        assert.deepEqual((await history(member)).at(-1), ['seat', null, 'removed', false]);
+        const memberPage = await (await createDashboardHandler(db, allow)(new Request(`http://127.0.0.1/users/${member}`))).text();
+        assert.match(memberPage, /No source grants a plan now/);
+        assert.match(memberPage, /\(no plan\)/);
+      }));
 
     test('plan history: every change of a subscription row once, an identical rewrite not at all, deletions kept apart from user deletion', () =>
       withDatabase(dialect, async ({ db }) => {

@@ -285,8 +285,8 @@ ${kpi('Live tokens', formatNumber(o.liveTokens), `${formatNumber(o.sharing.lengt
 ${card('calls', 'Calls per day', `Every metered call, allowed and denied, per action (usage_daily_totals). ${h(rangeText)}.`, callsChart, callsTable, { wide: true })}
 ${card('users', 'Active, new and limited users', 'Active: a counter row or a denied call that day. New: created that day. Hit a limit: a limit_reached denial that day.', usersChart, usersTable)}
 ${card('funnel', 'Conversion funnel', `Users whose first <code>limit_reached</code> in the range was followed, within N days, by a move to a plan that costs more and grants access. Window: ${withinLinks}`, funnel, funnelTable, { open: true })}
-${card('plans', 'Plan mix over time', 'Users on each plan at the end of each day: the subscription plan while it grants access, else free.', mixChart, mixTable)}
-${card('mrr', 'Monthly recurring revenue by plan', 'Active and past-due subscriptions that grant access, times the plan’s monthly price (trials and manual plans excluded).', mrrChart, mrrTable, { open: true })}
+${card('plans', 'Plan mix over time', 'Users on each plan at the end of each day: the best plan any source grants then (subscription, Figma, license, seat), else free.', mixChart, mixTable)}
+${card('mrr', 'Monthly recurring revenue by plan', 'Active and past-due subscriptions that grant access, times the plan’s monthly price (trials, manual plans and other sources excluded).', mrrChart, mrrTable, { open: true })}
 ${card('devices', 'Devices and live tokens per user', `Live tokens: not revoked and not expired. Possible sharing: ${o.sharingThreshold} or more distinct device names.`, devicesChart, `${devicesTable}`, { open: false })}
 <section class="card" id="sharing" aria-labelledby="sharing-title"><h2 id="sharing-title">Possible sharing</h2><p class="def">Users with live tokens on ${o.sharingThreshold} or more devices: open one to see and revoke its tokens.</p><div class="scroll">${sharingTable}</div></section>
 <section class="card wide" id="top-users" aria-labelledby="top-users-title"><h2 id="top-users-title">Top users by calls</h2><p class="def">Counted operations (daily counters: allowed minus refunded) plus denied calls, ${h(rangeText)}.</p><div class="scroll">${topTable}</div></section>
@@ -315,9 +315,13 @@ export function renderUser(ctx: PageContext, v: UserView, options: { notice?: st
     emptyText: 'No calls in this range',
   });
   const usageTable = table('table-user-usage', 'Per UTC day and action (usage_summary)', ['Day', 'Action', 'Counted', 'Allowed', 'Denied', 'Refunded'], v.usage.map((u) => [u.date, h(u.action), u.used, u.allowed, u.denied, u.refunded]), [0, 1]);
+  const noPlan = (source: string) => (source === 'stripe' || source === 'manual' || source === 'subscription' || source === 'deleted' ? '(subscription removed)' : '(no plan)');
   const historyTable = v.history.length
-    ? table('table-plan-history', 'Plan history, newest first', ['Changed', 'Plan', 'Status', 'Period end', 'Grants access', 'Source'], v.history.map((x) => [iso(x.changedAt), h(x.planSlug ?? '(subscription removed)'), h(x.status ?? '–'), iso(x.currentPeriodEnd), x.grantsAccess ? 'yes' : 'no', h(x.source)]), [0, 1, 2, 3, 4, 5])
-    : '<table id="table-plan-history"><caption>No plan history: this user never had a subscription (free).</caption><tbody></tbody></table>';
+    ? table('table-plan-history', 'Plan history, newest first, from every source (subscription, Figma, license, seat)', ['Changed', 'Plan', 'Status', 'Until', 'Grants access', 'Source'], v.history.map((x) => [iso(x.changedAt), h(x.planSlug ?? noPlan(x.source)), h(x.status ?? '–'), iso(x.currentPeriodEnd), x.grantsAccess ? 'yes' : 'no', h(x.source)]), [0, 1, 2, 3, 4, 5])
+    : '<table id="table-plan-history"><caption>No plan history: no source ever gave this user a plan (free).</caption><tbody></tbody></table>';
+  const grantsTable = v.grants.length
+    ? table('table-grants', 'Sources granting a plan now, best first (the first one applies)', ['Source', 'Plan', 'Detail', 'Until'], v.grants.map((g) => [h(g.source), h(g.planSlug), h(g.detail ?? '–'), iso(g.until)]), [0, 1, 2, 3])
+    : '<table id="table-grants"><caption>No source grants a plan now: the free plan applies.</caption><tbody></tbody></table>';
   const tokensTable = table(
     'table-tokens',
     'Plugin tokens, newest first (never the token itself)',
@@ -340,7 +344,7 @@ export function renderUser(ctx: PageContext, v: UserView, options: { notice?: st
 <dl class="facts"><dt>User id</dt><dd><code>${h(v.user.id)}</code></dd><dt>Name</dt><dd>${h(v.user.name ?? '–')}</dd><dt>Created</dt><dd>${h(iso(v.user.createdAt))}</dd><dt>Plan now</dt><dd id="plan-now">${h(v.planNow.slug)}${v.planNow.status ? ` (${h(v.planNow.status)}, ${h(v.planNow.source)})` : ''}</dd><dt>Live tokens</dt><dd>${v.tokens.filter((t) => t.status === 'active').length} on ${new Set(v.tokens.filter((t) => t.status === 'active').map((t) => t.deviceName ?? '')).size} devices</dd></dl>
 </section>
 ${card('user-usage', 'Usage by day', `Calls of this user per day and action, ${h(shortDate(range.from))} – ${h(shortDate(range.to))}.`, chart, usageTable, { open: true })}
-<section class="card" id="history" aria-labelledby="history-title"><h2 id="history-title">Plan history</h2><div class="scroll">${historyTable}</div></section>
+<section class="card" id="history" aria-labelledby="history-title"><h2 id="history-title">Plan history</h2><div class="scroll">${grantsTable}</div><div class="scroll">${historyTable}</div></section>
 <section class="card wide" id="tokens" aria-labelledby="tokens-title"><h2 id="tokens-title">Tokens</h2><p class="def">Revoking signs that device out: the plugin must sign in again.</p><div class="scroll">${tokensTable}</div></section>
 </div>`;
   return layout(ctx, `user ${v.user.email}`, body, rangeNav(ctx, `/users/${v.user.id}`, range.days));
