@@ -80,6 +80,7 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
         db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
           'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
           [claims.tokenId, sha256Hex(token)],
+          { prepare: 'fpa_verify_plugin_token' },
         ),
       );
       const row = rows[0];

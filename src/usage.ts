@@ -91,9 +91,9 @@ const toAnswer = (r: AnswerRow): UsageAnswer => ({
   replayed: r.replayed,
 });
 
-async function run<R>(db: Queryable, text: string, params: unknown[]): Promise<R[]> {
+async function run<R>(db: Queryable, text: string, params: unknown[], prepare?: string): Promise<R[]> {
   try {
-    return await db.query<R>(text, params);
+    return await db.query<R>(text, params, prepare ? { prepare } : undefined);
   } catch (error) {
     throw fromDatabaseError(error);
   }
@@ -110,14 +110,14 @@ export function createUsage(db: Queryable) {
         input.idempotencyKey(options.idempotencyKey, false),
         input.metadata(options.metadata),
       ];
-      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params);
+      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params, 'fpa_consume_usage');
       return toAnswer(rows[0]!);
     },
 
     /** What consume would answer now, writing nothing. Only consume's answer is binding. */
     async check(userId: string, action: string, options: CheckOptions = {}): Promise<UsageAnswer> {
       const params = [input.userId(userId), input.action(action), input.items(options.items)];
-      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params);
+      const rows = await run<AnswerRow>(db, 'SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params, 'fpa_check_usage');
       return toAnswer(rows[0]!);
     },
 

@@ -4,7 +4,7 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { SECRET } from './helpers/tokens.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { sqlState } from '../src/errors.ts';
-import type { Queryable } from '../src/db.ts';
+import { openDatabase, type Queryable } from '../src/db.ts';
 
 // sql/020 rewrites plugin_auth_grants with the access rule of subscription_grants_access inlined
 // (generated from its source), and gives verify_plugin_token a common path of one RETURN QUERY.
@@ -71,3 +71,29 @@ for (const dialect of DIALECTS) {
       }));
   });
 }
+
+// The hot calls are prepared once per connection on PostgreSQL (not behind a transaction pooler).
+describe('hot paths, prepared statements [postgres]', () => {
+  if (!DIALECTS.includes('postgres')) return;
+  test('consume, check and verify are prepared per connection; preparedStatements: false sends them unnamed', () =>
+    withDatabase('postgres', async ({ url }) => {
+      for (const prepared of [true, false]) {
+        const db = await openDatabase(url!, { max: 1, preparedStatements: prepared });
+        try {
+          const auth = createPluginAuth(db, { tokenSecret: SECRET });
+          const user = await createUser(db);
+          await auth.usage.consume(user, 'export');
+          await auth.usage.consume(user, 'export');
+          await auth.usage.check(user, 'export');
+          const issued = await auth.tokens.issue(user);
+          await auth.tokens.verify(issued.token);
+          const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', []))
+            .map((r) => r.name);
+          assert.deepEqual(names, prepared ? ['fpa_check_usage', 'fpa_consume_usage', 'fpa_verify_plugin_token'] : []);
+          assert.equal((await auth.usage.check(user, 'export')).used, 3);
+        } finally {
+          await db.close();
+        }
+      }
+    }));
+});
