@@ -7,7 +7,7 @@ import { fromDatabaseError } from './errors.ts';
 
 /** Something that runs one parameterized statement and returns its rows. */
 export interface Queryable {
-  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
   /** Runs a script of several statements, without parameters (DDL). */
   exec(script: string): Promise<void>;
 }
@@ -21,9 +21,25 @@ export interface Database extends Queryable {
   close(): Promise<void>;
 }
 
+/** How one statement is sent. */
+export interface QueryOptions {
+  /**
+   * PostgreSQL: prepare it once per connection under this name (always the same text), so that
+   * the server parses and plans it once instead of on every call. Ignored by PGlite, and when the
+   * database was opened with `preparedStatements: false`.
+   */
+  prepare?: string;
+}
+
 export interface OpenOptions {
   /** pg pool size (default 10). */
   max?: number;
+  /**
+   * Prepare the hot statements (consume, check, verify) once per connection. Default: true, except
+   * for a URL on port 6543 or with `pgbouncer=true` (a pooler in transaction mode, such as
+   * Supabase's, keeps no named prepared statement between transactions).
+   */
+  preparedStatements?: boolean;
   /** Sent to the server as application_name. */
   applicationName?: string;
 }
@@ -48,7 +64,10 @@ export async function openDatabase(
   options: OpenOptions = {},
 ): Promise<Database> {
   if (target instanceof PGlite) return wrapPglite(target, 'PGlite (instance)', false);
-  if (target instanceof pg.Pool) return wrapPool(target, 'PostgreSQL (pool)', false);
+  if (target instanceof pg.Pool) {
+    const { connectionString, port } = target.options;
+    return wrapPool(target, 'PostgreSQL (pool)', false, options.preparedStatements ?? !transactionPooler(connectionString, port));
+  }
   if (target === undefined || target === '') return openPglite(DEFAULT_PGLITE_DIR);
   if (target === 'memory://') return openPglite(undefined);
   if (target.startsWith('pglite:')) return openPglite(target.slice('pglite:'.length) || DEFAULT_PGLITE_DIR);
@@ -67,7 +86,7 @@ export async function openDatabase(
     });
     // An idle client that errors (server restart) must not crash the process; the next query reports it.
     pool.on('error', () => {});
-    return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true);
+    return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
   }
   throw new TypeError(
     'openDatabase: expected a postgres:// or postgresql:// URL, "memory://", "pglite:<dir>", a pg.Pool or a PGlite instance',
@@ -108,9 +127,23 @@ function wrapPglite(db: PGlite, description: string, owned: boolean): Database {
   };
 }
 
-function wrapPool(pool: pg.Pool, description: string, owned: boolean): Database {
+/** A pooler in transaction mode, by its usual port or PgBouncer's flag. */
+function transactionPooler(url: string | undefined, port?: number): boolean {
+  if (port === 6543) return true;
+  if (!url) return false;
+  try {
+    const parsed = new URL(url);
+    return parsed.port === '6543' || parsed.searchParams.get('pgbouncer') === 'true';
+  } catch {
+    return false;
+  }
+}
+
+function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: boolean): Database {
   const asQueryable = (q: pg.Pool | pg.PoolClient): Queryable => ({
-    async query<R>(text: string, params: readonly unknown[] = []) {
+    async query<R>(text: string, params: readonly unknown[] = [], options: QueryOptions = {}) {
+      // Named: pg parses it once per connection, and the server keeps its plan (measured: BENCHMARKS.md).
+      if (prepare && options.prepare) return (await q.query({ name: options.prepare, text, values: params as unknown[] })).rows as R[];
       return (await q.query(text, params as unknown[])).rows as R[];
     },
     async exec(script: string) {
@@ -169,7 +202,8 @@ export function withTypedErrors<Q extends Pick<Queryable, 'query'>>(db: Q): Q {
   if ((db as { [TYPED]?: true })[TYPED]) return db;
   const typed = Object.create(db) as Q & { [TYPED]: true } & Partial<Database>;
   typed[TYPED] = true;
-  typed.query = ((text: string, params?: readonly unknown[]) => db.query(text, params).catch(typedError)) as Q['query'];
+  typed.query = ((text: string, params?: readonly unknown[], options?: QueryOptions) =>
+    (db as unknown as Queryable).query(text, params, options).catch(typedError)) as Q['query'];
   const full = db as unknown as Partial<Database>;
   if (typeof full.exec === 'function') typed.exec = (script: string) => full.exec!(script).catch(typedError);
   if (typeof full.transaction === 'function') {

@@ -88,10 +88,10 @@ export function createDashboardHandler(db: Queryable & { description?: string },
     // Time spent in the database for this request (Server-Timing, and the page's footer).
     let dbMs = 0;
     const timed: Queryable = {
-      async query(text, params) {
+      async query(text, params, options) {
         const t0 = performance.now();
         try {
-          return await db.query(text, params);
+          return await db.query(text, params, options);
         } finally {
           dbMs += performance.now() - t0;
         }

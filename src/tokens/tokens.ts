@@ -72,9 +72,10 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
     async verify(token: string): Promise<VerifiedToken> {
       const claims = await signer().verify(token);
       const rows = await db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
-          'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
-          [claims.tokenId, sha256Hex(token)],
-        );
+        'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
+        [claims.tokenId, sha256Hex(token)],
+        { prepare: 'fpa_verify_plugin_token' },
+      );
       const row = rows[0];
       if (!row || row.status !== 'ok' || row.user_id !== claims.userId || !row.expires_at) {
         throw (VERIFY_ERRORS[row?.status ?? 'invalid'] ?? VERIFY_ERRORS.invalid!)();

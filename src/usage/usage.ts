@@ -102,14 +102,14 @@ export function createUsage(db: Queryable) {
         input.idempotencyKey(options.idempotencyKey, false),
         input.metadata(options.metadata),
       ];
-      const rows = await db.query<AnswerRow>('SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params);
+      const rows = await db.query<AnswerRow>('SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params, { prepare: 'fpa_consume_usage' });
       return toAnswer(rows[0]!);
     },
 
     /** What consume would answer now, writing nothing. Only consume's answer is binding. */
     async check(userId: string, action: string, options: CheckOptions = {}): Promise<UsageAnswer> {
       const params = [input.userId(userId), input.action(action), input.items(options.items)];
-      const rows = await db.query<AnswerRow>('SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params);
+      const rows = await db.query<AnswerRow>('SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params, { prepare: 'fpa_check_usage' });
       return toAnswer(rows[0]!);
     },
 

@@ -1,0 +1,99 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { SECRET } from './helpers/tokens.ts';
+import { createPluginAuth } from '../src/auth.ts';
+import { sqlState } from '../src/core/errors.ts';
+import { openDatabase, type Queryable } from '../src/core/db.ts';
+
+// sql/020 rewrites plugin_auth_grants with the access rule of subscription_grants_access inlined
+// (generated from its source), and gives verify_plugin_token a common path of one RETURN QUERY.
+for (const dialect of DIALECTS) {
+  describe(`hot paths, sql/020 [${dialect}]`, () => {
+    test('plugin_auth_grants carries the current rule of subscription_grants_access, not a call of it', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const rows = await db.query<{ name: string; src: string }>(
+          `SELECT p.proname AS name, p.prosrc AS src FROM pg_catalog.pg_proc p
+            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public' AND p.proname IN ('plugin_auth_grants', 'subscription_grants_access')`, []);
+        const src = new Map(rows.map((r) => [r.name, r.src]));
+        const rule = /^\s*BEGIN\s+RETURN\s+([\s\S]*);\s*END;?\s*$/.exec(src.get('subscription_grants_access') ?? '');
+        assert.ok(rule, 'subscription_grants_access is one RETURN (the shape sql/020 generates from)');
+        const inlined = rule[1]!.replace(/\bp_status\b/g, 's.status').replace(/\bp_current_period_end\b/g, 's.current_period_end')
+          .replace(/\s+/g, ' ').trim();
+        const grants = src.get('plugin_auth_grants') ?? '';
+        assert.ok(grants.includes(`(${inlined})`), 'plugin_auth_grants embeds the current access rule');
+        assert.ok(!grants.includes('public.subscription_grants_access('), 'no nested call per subscription row');
+      }));
+
+    test('verify answers the same on its common path, its first use in a minute and every refusal', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const auth = createPluginAuth(db, { tokenSecret: SECRET });
+        const user = await createUser(db);
+        const issued = await auth.tokens.issue(user, { deviceName: 'desk' });
+        const [{ token_hash: digest }] = await db.query<{ token_hash: string }>(
+          'SELECT token_hash FROM public.plugin_tokens WHERE id = $1::uuid', [issued.tokenId]) as [{ token_hash: string }];
+        const verify = (hash: string | null) => db.query<{ status: string; user_id: string | null; device_name: string | null }>(
+          'SELECT status, user_id, device_name FROM public.verify_plugin_token($1::uuid, $2::text)', [issued.tokenId, hash]);
+        const lastUsed = async () => (await db.query<{ t: Date | null }>(
+          'SELECT last_used_at AS t FROM public.plugin_tokens WHERE id = $1::uuid', [issued.tokenId]))[0]!.t;
+        const rejects = async (q: Queryable, hash: string | null) => {
+          await assert.rejects(q.query('SELECT * FROM public.verify_plugin_token($1::uuid, $2::text)', [issued.tokenId, hash]),
+            (e: unknown) => sqlState(e) === 'PA029');
+        };
+
+        // Never used: the full path answers ok and writes last_used_at.
+        assert.equal(await lastUsed(), null);
+        assert.deepEqual(await verify(digest), [{ status: 'ok', user_id: user, device_name: 'desk' }]);
+        const first = await lastUsed();
+        assert.ok(first instanceof Date);
+        // Used a moment ago: the common path, the same answer, nothing written.
+        assert.deepEqual(await verify(digest), [{ status: 'ok', user_id: user, device_name: 'desk' }]);
+        assert.equal((await lastUsed())!.getTime(), first.getTime());
+        // Last used over a minute ago: written again.
+        await db.query(`UPDATE public.plugin_tokens SET last_used_at = now() - interval '2 minutes' WHERE id = $1::uuid`, [issued.tokenId]);
+        assert.deepEqual(await verify(digest), [{ status: 'ok', user_id: user, device_name: 'desk' }]);
+        assert.ok((await lastUsed())!.getTime() > Date.now() - 60_000);
+
+        // Malformed digests are refused whatever the token's state, also close to the stored one.
+        for (const bad of [null, `${digest} `, digest.toUpperCase(), digest.slice(0, 63), `${digest}0`, 'é'.repeat(32)]) {
+          await rejects(db, bad);
+        }
+        assert.deepEqual(await verify('0'.repeat(64)), [{ status: 'invalid', user_id: null, device_name: null }]);
+        await db.query(`UPDATE public.plugin_tokens SET expires_at = now() - interval '1 second', created_at = now() - interval '1 day'
+                         WHERE id = $1::uuid`, [issued.tokenId]);
+        assert.deepEqual(await verify(digest), [{ status: 'expired', user_id: null, device_name: null }]);
+        await auth.tokens.revoke(issued.tokenId);
+        assert.deepEqual(await verify(digest), [{ status: 'revoked', user_id: null, device_name: null }]);
+        await rejects(db, digest.toUpperCase());
+        const unknown = await db.query('SELECT status, user_id FROM public.verify_plugin_token(gen_random_uuid(), $1::text)', [digest]);
+        assert.deepEqual(unknown, [{ status: 'invalid', user_id: null }]);
+      }));
+  });
+}
+
+// The hot calls are prepared once per connection on PostgreSQL (not behind a transaction pooler).
+describe('hot paths, prepared statements [postgres]', () => {
+  if (!DIALECTS.includes('postgres')) return;
+  test('consume, check and verify are prepared per connection; preparedStatements: false sends them unnamed', () =>
+    withDatabase('postgres', async ({ url }) => {
+      for (const prepared of [true, false]) {
+        const db = await openDatabase(url!, { max: 1, preparedStatements: prepared });
+        try {
+          const auth = createPluginAuth(db, { tokenSecret: SECRET });
+          const user = await createUser(db);
+          await auth.usage.consume(user, 'export');
+          await auth.usage.consume(user, 'export');
+          await auth.usage.check(user, 'export');
+          const issued = await auth.tokens.issue(user);
+          await auth.tokens.verify(issued.token);
+          const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', []))
+            .map((r) => r.name);
+          assert.deepEqual(names, prepared ? ['fpa_check_usage', 'fpa_consume_usage', 'fpa_verify_plugin_token'] : []);
+          assert.equal((await auth.usage.check(user, 'export')).used, 3);
+        } finally {
+          await db.close();
+        }
+      }
+    }));
+});
