@@ -9,7 +9,7 @@
 // back as text, so a pool without this package's DATE parser reads the same values. Definitions:
 // docs/dashboard.md.
 import { withTypedErrors, type Queryable } from '../core/db.ts';
-import { NotFoundError, PluginAuthError, ValidationError, type ErrorCode } from '../core/errors.ts';
+import { NotFoundError, ValidationError, type ErrorCode } from '../core/errors.ts';
 
 /** The date ranges the page offers, in UTC days up to today (included). */
 export const RANGES = [7, 30, 90] as const;

@@ -3,7 +3,7 @@ import { DEFAULT_PGLITE_DIR, openDatabase, withTypedErrors, type Database } from
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, parseCatalog, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
 import { SetupError, fromDatabaseError } from '../core/errors.ts';
-import { buildSetupScript, loadMigrations, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
+import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
 import { redactUrl } from '../core/redact.ts';
 import { createSupabaseClient } from './supabase.ts';
 import type { Env } from '../core/env.ts';
