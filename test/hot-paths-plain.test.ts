@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { SECRET } from './helpers/tokens.ts';
+import { rejectsWith } from './helpers/assert.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { sqlState } from '../src/core/errors.ts';
+import { PluginAuthError, sqlState } from '../src/core/errors.ts';
 import { openDatabase, type Queryable } from '../src/core/db.ts';
 
 // sql/020 rewrites plugin_auth_grants with the access rule of subscription_grants_access inlined
@@ -94,6 +96,34 @@ describe('hot paths, prepared statements [postgres]', () => {
         } finally {
           await db.close();
         }
+      }
+    }));
+
+  test('a refused call keeps its pooled connection and the statements prepared on it; a broken connection is replaced', () =>
+    withDatabase('postgres', async ({ url, db: admin }) => {
+      const db = await openDatabase(url!, { max: 1 });
+      try {
+        const auth = createPluginAuth(db, { tokenSecret: SECRET });
+        const user = await createUser(db);
+        await auth.usage.consume(user, 'export');
+        const pid = async () => (await db.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid', []))[0]!.pid;
+        const first = await pid();
+        // Refused by the server (typed errors raised in SQL, a constraint, a bad value), each on the pool's one connection.
+        await rejectsWith(auth.usage.consume(randomUUID(), 'export'), PluginAuthError, 'unknown_user');
+        await rejectsWith(auth.usage.refund(user, 'no-such-key'), PluginAuthError, 'unknown_idempotency_key');
+        await assert.rejects(db.query('SELECT 1 / 0', []), (e: { code?: string }) => e.code === '22012');
+        await assert.rejects(db.query('INSERT INTO public.users (id, email) VALUES ($1::uuid, $2::text)', [user, 'again@example.com']), (e: { code?: string }) => e.code === '23505');
+        assert.equal(await pid(), first, 'the connection survived the refusals');
+        const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', [])).map((r) => r.name);
+        assert.deepEqual(names, ['fpa_consume_usage']);
+        // The server ends the session: the statement fails, and the next one runs on a new connection.
+        await admin.query('SELECT pg_catalog.pg_terminate_backend($1::integer)', [first]);
+        await assert.rejects(db.query('SELECT 1', []));
+        const second = await pid();
+        assert.notEqual(second, first);
+        assert.equal((await auth.usage.check(user, 'export')).used, 2, 'one consume counted, the check counts the call it asks about');
+      } finally {
+        await db.close();
       }
     }));
 });

@@ -139,8 +139,21 @@ function transactionPooler(url: string | undefined, port?: number): boolean {
   }
 }
 
+/**
+ * Whether a connection must be dropped after this error. An error the server sent in answer to a
+ * statement (a constraint, a typed error of our SQL functions, a bad value) leaves the session
+ * idle and fit for the next statement; a lost connection, a FATAL one or the server shutting the
+ * session down does not.
+ */
+export function connectionBroken(error: unknown): boolean {
+  if (error === undefined) return false;
+  if (!(error instanceof pg.DatabaseError)) return true;
+  if (error.severity === 'FATAL' || error.severity === 'PANIC') return true;
+  return /^(08|57P|53)/.test(error.code ?? '');
+}
+
 function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: boolean): Database {
-  const asQueryable = (q: pg.Pool | pg.PoolClient): Queryable => ({
+  const asQueryable = (q: pg.PoolClient): Queryable => ({
     async query<R>(text: string, params: readonly unknown[] = [], options: QueryOptions = {}) {
       // Named: pg parses it once per connection, and the server keeps its plan (measured: BENCHMARKS.md).
       if (prepare && options.prepare) return (await q.query({ name: options.prepare, text, values: params as unknown[] })).rows as R[];
@@ -151,12 +164,32 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: b
       await q.query(script);
     },
   });
-  const base = asQueryable(pool);
+  // One statement on a pooled connection. pg.Pool#query drops the connection on any error, so
+  // every refused call (a typed error raised by our SQL, a constraint) would cost a new server
+  // session and the statements prepared on it; here the connection goes back to the pool unless
+  // the error broke it (connectionBroken).
+  const onPooled = async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    // A connection lost mid-statement rejects the statement; without a listener the client's
+    // 'error' event would also crash the process.
+    const onError = () => {};
+    client.on('error', onError);
+    let failure: unknown;
+    try {
+      return await fn(asQueryable(client));
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      client.off('error', onError);
+      client.release(connectionBroken(failure) ? (failure as Error) : undefined);
+    }
+  };
   return {
     kind: 'postgres',
     description,
-    query: base.query,
-    exec: base.exec,
+    query: (text, params, options) => onPooled((q) => q.query(text, params, options)),
+    exec: (script) => onPooled((q) => q.exec(script)),
     async transaction(fn) {
       const client = await pool.connect();
       // A connection lost mid-transaction surfaces as the failed query's rejection; without a

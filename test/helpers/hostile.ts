@@ -100,18 +100,65 @@ export const isWellFormed = (s: string) => !/[\ud800-\udbff](?![\udc00-\udfff])|
 
 /**
  * Row counts and a checksum of every table in public, in one round trip: cheap enough per case.
- * The list of tables is read in the same statement (query_to_xml runs each table's aggregate), so a
- * table added or dropped changes the fingerprint too.
+ * The statement reads every table (its text built by the server, format() quoting each name) and,
+ * in the same snapshot, the list of tables: when a table was added or dropped since the text was
+ * built, it is built again for the new list, so a changed set of tables changes the fingerprint too.
+ * The statement is prepared once per connection (PostgreSQL: a named statement; PGlite, one
+ * session: PREPARE), so a case pays for executing it, not for parsing and planning two dozen
+ * subqueries (about 3x cheaper on PostgreSQL, 10x on PGlite, than a query_to_xml per table).
  */
-export async function fingerprint(db: Pick<Database, 'query'>): Promise<Record<string, string>> {
-  const rows = await db.query<{ f: Record<string, string> | string | null }>(
-    `SELECT jsonb_object_agg(c.relname, (xpath('/row/f/text()', query_to_xml(format(
-       $q$SELECT count(*)::text || ':' || COALESCE(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY to_jsonb(t)::text)), '') AS f FROM public.%I t$q$,
-       c.relname), false, true, '')))[1]::text) AS f
-     FROM pg_catalog.pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'`,
+export async function fingerprint(db: Pick<Database, 'query' | 'exec' | 'kind'>): Promise<Record<string, string>> {
+  for (let attempt = 0; ; attempt++) {
+    const statement = statements.get(db) ?? (await buildFingerprint(db));
+    statements.set(db, statement);
+    let rows: { tables: string; f: Record<string, string> | string | null }[];
+    try {
+      rows = db.kind === 'pglite'
+        ? await db.query(`EXECUTE ${statement.name}`)
+        : await db.query(statement.text, [], { prepare: statement.name });
+    } catch (error) {
+      // A table of the statement was dropped (undefined_table), or PGlite's session lost it.
+      const code = (error as { code?: string }).code;
+      if (attempt < 3 && (code === '42P01' || code === '26000')) {
+        statements.delete(db);
+        continue;
+      }
+      throw error;
+    }
+    if (rows[0]!.tables !== statement.tables && attempt < 3) {
+      statements.delete(db);
+      continue;
+    }
+    const f = rows[0]!.f ?? {};
+    return typeof f === 'string' ? JSON.parse(f) : f;
+  }
+}
+
+interface FingerprintStatement {
+  /** The tables it reads, as the statement itself reports them (comma-separated, sorted). */
+  tables: string;
+  text: string;
+  name: string;
+}
+const statements = new WeakMap<object, FingerprintStatement>();
+const TABLE_LIST = `SELECT COALESCE(pg_catalog.string_agg(c.relname::text, ',' ORDER BY c.relname), '')
+  FROM pg_catalog.pg_class AS c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'`;
+
+async function buildFingerprint(db: Pick<Database, 'query' | 'exec' | 'kind'>): Promise<FingerprintStatement> {
+  const [built] = await db.query<{ tables: string; parts: string | null }>(
+    `SELECT (${TABLE_LIST}) AS tables,
+            pg_catalog.string_agg(pg_catalog.format(
+              $q$SELECT %L::text AS k, (SELECT count(*)::text || ':' || COALESCE(md5(string_agg(to_jsonb(t)::text, ',' ORDER BY to_jsonb(t)::text)), '') FROM public.%I AS t) AS v$q$,
+              c.relname, c.relname), ' UNION ALL ' ORDER BY c.relname) AS parts
+       FROM pg_catalog.pg_class AS c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'`,
   );
-  const f = rows[0]!.f ?? {};
-  return typeof f === 'string' ? JSON.parse(f) : f;
+  const text = `SELECT (${TABLE_LIST}) AS tables, ${built!.parts ? `(SELECT jsonb_object_agg(x.k, x.v) FROM (${built!.parts}) AS x)` : 'NULL::jsonb'} AS f`;
+  const name = `fpa_fingerprint_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+  if (db.kind === 'pglite') {
+    const prepared = await db.query('SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = $1::text', [name]);
+    if (prepared.length === 0) await db.exec(`PREPARE ${name} AS ${text}`);
+  }
+  return { tables: built!.tables, text, name };
 }
 
 export interface Case {
@@ -135,7 +182,7 @@ const short = (value: string) => (value.length > 80 ? `${value.slice(0, 80)}…`
  * Runs every case, collecting all problems before failing (one run shows every broken case).
  * Returns the outcomes, so a test can assert more about them.
  */
-export async function runCases(db: Pick<Database, 'query'>, cases: Case[]): Promise<Outcome[]> {
+export async function runCases(db: Pick<Database, 'query' | 'exec' | 'kind'>, cases: Case[]): Promise<Outcome[]> {
   const problems: string[] = [];
   const outcomes: Outcome[] = [];
   // The state after one case is the state before the next: a refused case's "after" fingerprint
