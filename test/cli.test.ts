@@ -5,7 +5,7 @@
 // subprocess of the package bin.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnCollect } from './helpers/run.ts';
+import { scriptArgs, spawnCollect } from './helpers/run.ts';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +21,6 @@ import { createPluginAuth } from '../src/auth.ts';
 import { sha256Hex } from '../src/tokens/signer.ts';
 
 const BIN = fileURLToPath(new URL('../bin/figma-plugin-auth-db.js', import.meta.url));
-const SETUP_SCRIPT = fileURLToPath(new URL('../setup-database.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 
 const scratch = mkdtempSync(join(tmpdir(), 'fpa-cli-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -147,7 +145,8 @@ for (const dialect of DIALECTS) {
     test('setup prints exactly what `npm run setup` prints, configured the same way', () =>
       withTarget(dialect, async (t) => {
         const cli = await run(['setup'], { env: t.env });
-        const npm = await run([], { env: t.env, script: ['--import', TSX, SETUP_SCRIPT] });
+        // `npm run setup` is `tsx setup-database.ts`: the same script, compiled once for the suite.
+        const npm = await run([], { env: t.env, script: await scriptArgs('setup-database.ts') });
         assert.equal(cli.code, 0, cli.stderr);
         assert.equal(npm.code, 0, npm.stderr);
         assert.equal(cli.stdout, npm.stdout);

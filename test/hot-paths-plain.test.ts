@@ -116,9 +116,15 @@ describe('hot paths, prepared statements [postgres]', () => {
         assert.equal(await pid(), first, 'the connection survived the refusals');
         const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', [])).map((r) => r.name);
         assert.deepEqual(names, ['fpa_consume_usage']);
-        // The server ends the session: the statement fails, and the next one runs on a new connection.
+        // The server ends the session in the middle of a statement: it fails, and the next one runs on a new connection.
+        const sleeping = db.query('SELECT pg_catalog.pg_sleep(30)', []);
+        for (;;) {
+          const active = await admin.query("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = $1::integer AND state = 'active'", [first]);
+          if (active.length > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         await admin.query('SELECT pg_catalog.pg_terminate_backend($1::integer)', [first]);
-        await assert.rejects(db.query('SELECT 1', []));
+        await assert.rejects(sleeping, (e: { code?: string }) => e.code === '57P01');
         const second = await pid();
         assert.notEqual(second, first);
         assert.equal((await auth.usage.check(user, 'export')).used, 2, 'one consume counted, the check counts the call it asks about');

@@ -79,6 +79,12 @@ function compiled(script: string): Promise<string | undefined> {
   return built.get(key)!;
 }
 
+/** The node arguments that run a repository script: its compiled bundle, or tsx and the source. */
+export async function scriptArgs(script: string): Promise<string[]> {
+  const js = await compiled(script);
+  return js ? [js] : ['--import', TSX, fileURLToPath(new URL(script, pathToFileURL(ROOT)))];
+}
+
 export async function runScript(
   script: string,
   args: string[] = [],
@@ -87,9 +93,7 @@ export async function runScript(
   const env: Record<string, string | undefined> = { ...process.env };
   for (const name of CONFIG) delete env[name];
   Object.assign(env, options.env);
-  const js = await compiled(script);
-  const entry = js ? [js] : ['--import', TSX, fileURLToPath(new URL(script, pathToFileURL(ROOT)))];
-  return spawnCollect(process.execPath, [...entry, ...args], { cwd: options.cwd ?? ROOT, env });
+  return spawnCollect(process.execPath, [...(await scriptArgs(script)), ...args], { cwd: options.cwd ?? ROOT, env });
 }
 
 /** Runs a command and collects its output: the one subprocess runner of the suite. */
