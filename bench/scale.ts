@@ -118,6 +118,40 @@ async function measureDashboard(label: string, db: Database, runs = 7): Promise<
   return result;
 }
 
+/**
+ * Where the 30-day report's own time goes: the calls not rolled up yet (the last 5 minutes, read
+ * from plugin_usage by idx_plugin_usage_created_at) and how many heap pages they sit on. New rows
+ * go wherever the free-space map finds room, so after a VACUUM has recorded the small holes left
+ * at the end of full pages, each new row can land on a page of its own.
+ */
+async function recentLayout(label: string, db: Database): Promise<{ rows: number; heapPages: number; buffers: number }> {
+  const [layout] = await db.query<{ rows: number; pages: number }>(
+    `SELECT count(*)::int AS rows, count(DISTINCT (pg_catalog.split_part(pg_catalog.ltrim(u.ctid::text, '('), ',', 1))::bigint)::int AS pages
+       FROM public.plugin_usage AS u
+      WHERE u.created_at >= (SELECT s.rolled_up_to FROM public.usage_rollup_state AS s WHERE s.id)`);
+  const plan = await db.query<{ 'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }] }>(
+    `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+     SELECT (u.created_at AT TIME ZONE 'UTC')::date, u.action, count(*) FILTER (WHERE u.allowed), count(*) FILTER (WHERE NOT u.allowed)
+       FROM public.plugin_usage AS u
+      WHERE u.created_at >= (SELECT s.rolled_up_to FROM public.usage_rollup_state AS s WHERE s.id)
+      GROUP BY 1, 2`);
+  const top = plan[0]!['QUERY PLAN'][0].Plan;
+  const result = { rows: layout!.rows, heapPages: layout!.pages, buffers: top['Shared Hit Blocks'] + top['Shared Read Blocks'] };
+  log(`  ${label.padEnd(6)} 30-day report, calls not rolled up yet: ${result.rows} rows on ${result.heapPages} heap pages (${result.buffers} buffers read)`);
+  return result;
+}
+
+/**
+ * Before a phase is measured: VACUUM ANALYZE (the rollups' tables were just filled) and a
+ * CHECKPOINT, so that neither phase measures the write-back of what was loaded a moment before
+ * (3 GB of WAL for the 10M rows: the checkpointer would be writing it out during the loaded
+ * phase, and every first change of a page after a checkpoint logs the whole page).
+ */
+async function settle(db: Database): Promise<void> {
+  await db.exec('VACUUM ANALYZE');
+  await db.exec('CHECKPOINT').catch((error: Error) => log(`  (no CHECKPOINT: ${error.message})`));
+}
+
 /** Rounds interleave the queries (drift spreads over all); p50 and p99 are medians of the rounds'. */
 async function measurePhase(label: string, qs: Query[]): Promise<PhaseResult[]> {
   const counters = qs.map(() => ({ i: 0 }));
@@ -270,9 +304,11 @@ try {
   await db.query(`CREATE TABLE scale_users AS SELECT ord::int AS g, u AS id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, ord)`, [empty.history]);
   await db.exec(LOAD_COUNTERS);
   for (let day = 90; day >= 1; day--) await db.query(LOAD_DAY, [day]);
-  await db.exec('DROP TABLE scale_users; ANALYZE');
+  await db.exec('DROP TABLE scale_users');
+  await settle(db);
   log('empty database:');
   const before = await measurePhase('empty', queries(db, empty));
+  const recentEmpty = await recentLayout('empty', db);
   const emptyPlans = await explainHotPaths(url, empty);
   const dashboardEmpty = await measureDashboard('empty', db);
 
@@ -303,9 +339,10 @@ try {
   loaded.history = pros.length >= 10_500 ? pros.slice(10_000, 10_500) : pros.slice(-500); // smaller --users runs
   await setToday(db, loaded.full, 4);
   loaded.tokens = await issueTokens(db, loaded.pro.slice(0, 1000));
-  await db.exec('ANALYZE');
+  await settle(db);
   log('loaded database:');
   const after = await measurePhase('loaded', queries(db, loaded));
+  const recentLoaded = await recentLayout('loaded', db);
   const dashboardLoaded = await measureDashboard('loaded', db);
   const loadedPlans = await explainHotPaths(url, loaded, (d) => [{ name: 'dashboard 30-day page', op: () => dashboard.readOverview(d, { days: 30 }) }]);
 
@@ -341,6 +378,7 @@ try {
     load: { ...load, rolledUpCalls: rollup.value[0]!.n, tables: sizes },
     results,
     dashboard: { empty: dashboardEmpty, loaded: dashboardLoaded },
+    reportRecent: { empty: recentEmpty, loaded: recentLoaded },
     seqScans,
     ok: !failed,
   });

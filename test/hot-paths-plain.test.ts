@@ -133,3 +133,38 @@ describe('hot paths, prepared statements [postgres]', () => {
       }
     }));
 });
+
+// On PGlite the hot calls are named statements too (one Bind, Execute, Sync per call), run under
+// PGlite's locks: never inside a transaction another caller has open on the same instance.
+describe('hot paths, prepared statements [pglite]', () => {
+  if (!DIALECTS.includes('pglite')) return;
+  test('consume, check and verify are prepared once per instance, answer as before, and wait for an open transaction', () =>
+    withDatabase('pglite', async ({ db }) => {
+      const auth = createPluginAuth(db, { tokenSecret: SECRET });
+      const user = await createUser(db);
+      const first = await auth.usage.consume(user, 'export');
+      assert.deepEqual([first.allowed, first.reason, first.used, first.replayed], [true, 'ok', 1, false]);
+      assert.equal((await auth.usage.check(user, 'export')).used, 2);
+      const issued = await auth.tokens.issue(user);
+      assert.equal((await auth.tokens.verify(issued.token)).userId, user);
+      const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', [])).map((r) => r.name);
+      assert.deepEqual(names, ['fpa_check_usage', 'fpa_consume_usage', 'fpa_verify_plugin_token']);
+      // Refused by the server on the named path: the same typed error as through query().
+      await rejectsWith(auth.usage.consume(randomUUID(), 'export'), PluginAuthError, 'unknown_user');
+      // A transaction held open while a consume is asked for: the consume runs after it, so its rollback keeps the call.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const rolledBack = db.transaction(async (tx) => {
+        await tx.query("UPDATE public.users SET name = 'inside' WHERE id = $1::uuid", [user]);
+        await held;
+        throw new Error('roll back');
+      }).catch((error: Error) => error.message);
+      const second = auth.usage.consume(user, 'export');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      release();
+      assert.equal(await rolledBack, 'roll back');
+      assert.equal((await second).used, 2);
+      assert.equal((await auth.usage.consume(user, 'export')).used, 3);
+      assert.deepEqual(await db.query('SELECT name FROM public.users WHERE id = $1::uuid', [user]), [{ name: 'Test User' }]);
+    }));
+});

@@ -11,6 +11,7 @@ WITH me AS (
         SELECT s.plan_id, CASE WHEN s.status = 'manual' THEN 60 ELSE 10 END, s.current_period_end
           FROM public.user_subscriptions AS s
          WHERE s.user_id = w.id
+           AND (s.status = 'manual' OR s.quantity = 1)
            AND CASE WHEN s.status IN ('active', 'trialing') THEN true
                     WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
                     WHEN s.status = 'manual' THEN s.current_period_end IS NULL OR s.current_period_end > pg_catalog.now()
@@ -36,12 +37,24 @@ WITH me AS (
         SELECT m.plan_id, 50, k.expires_at
           FROM public.seat_assignments AS a
           JOIN public.licenses AS k ON k.id = a.license_id
-         CROSS JOIN LATERAL (SELECT m.plan_id FROM public.license_products AS m
+         CROSS JOIN LATERAL (SELECT m.plan_id, m.seats FROM public.license_products AS m
                               WHERE m.provider = k.provider AND m.product_id = k.product_id
                                 AND m.variant_id IN (COALESCE(k.variant_id, ''), '')
                               ORDER BY m.variant_id = '' LIMIT 1) AS m
          WHERE a.member_user_id = w.id AND k.status IN ('active', 'inactive')
-           AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
+           AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now()) AND COALESCE(m.seats, k.quantity) > 1
+           AND (SELECT pg_catalog.count(*) FROM public.seat_assignments AS b
+                 WHERE b.license_id = a.license_id AND b.seat_order < a.seat_order) < COALESCE(m.seats, k.quantity)
+        UNION ALL
+        SELECT s.plan_id, 50, s.current_period_end
+          FROM public.seat_assignments AS a
+          JOIN public.user_subscriptions AS s ON s.id = a.subscription_id
+         WHERE a.member_user_id = w.id AND s.status <> 'manual' AND s.quantity > 1
+           AND CASE WHEN s.status IN ('active', 'trialing') THEN true
+                    WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
+                    ELSE false END
+           AND (SELECT pg_catalog.count(*) FROM public.seat_assignments AS b
+                 WHERE b.subscription_id = a.subscription_id AND b.seat_order < a.seat_order) < s.quantity
       ) AS g(plan_id, precedence, until)
       JOIN public.subscription_plans AS b ON b.id = g.plan_id
      ORDER BY COALESCE(b.price_monthly, 0) DESC,

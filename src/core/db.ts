@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, parse as parsePglite, protocol as pgliteProtocol } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { redactUrl } from './redact.ts';
@@ -115,16 +115,82 @@ function wrapPglite(db: PGlite, description: string, owned: boolean): Database {
     },
   });
   const base = asQueryable(db);
+  const named = preparedPglite(db);
   return {
     kind: 'pglite',
     description,
-    query: base.query,
+    // A statement sent with `prepare` is parsed and planned once per instance, as on PostgreSQL.
+    query: (text, params, options) => (options?.prepare && named ? named(options.prepare, text, params ?? []) : base.query(text, params)),
     exec: base.exec,
     transaction: (fn) => db.transaction((tx) => fn(asQueryable(tx))),
     async close() {
       if (owned && !db.closed) await db.close();
     },
   };
+}
+
+type BackendMessage = Awaited<ReturnType<PGlite['execProtocol']>>['messages'][number];
+
+interface PglitePrepared {
+  text: string;
+  /** The parameters' type OIDs and the result's row description, from Describe at Parse time. */
+  paramTypes: number[];
+  rowDescription: BackendMessage | undefined;
+}
+
+/**
+ * Named statements on PGlite. PGlite's query() sends every statement unnamed: Parse, Describe,
+ * Bind, Describe, Execute and Sync, six calls into the WebAssembly server, and the statement is
+ * parsed and planned each time. A hot call (consume, check, verify) is instead parsed once per
+ * instance under its name, and each call is one Bind, Execute, Sync (measured: BENCHMARKS.md).
+ * It runs under both of PGlite's locks, so never inside a transaction someone else has open.
+ * Undefined when this PGlite has no such locks (then the statement goes the usual way).
+ */
+function preparedPglite(db: PGlite): ((name: string, text: string, params: readonly unknown[]) => Promise<any[]>) | undefined {
+  const internal = db as unknown as {
+    _runExclusiveTransaction?: <T>(fn: () => Promise<T>) => Promise<T>;
+    serializers?: Record<number, (value: unknown) => string>;
+    parsers?: typeof PGLITE_PARSERS;
+  };
+  if (typeof internal._runExclusiveTransaction !== 'function' || typeof db.runExclusive !== 'function') return undefined;
+  const statements = new Map<string, PglitePrepared>();
+  const { serialize } = pgliteProtocol;
+  const exclusive = <T>(fn: () => Promise<T>) => internal._runExclusiveTransaction!(() => db.runExclusive(fn));
+  return async (name, text, params) => {
+    // A name is one text (as pg requires); another text under a taken name goes the usual way.
+    if (statements.get(name)?.text !== undefined && statements.get(name)!.text !== text) return (await db.query(text, params as unknown[])).rows;
+    return exclusive(async () => {
+      let statement = statements.get(name);
+      if (!statement) {
+        const described = await db.execProtocol(concatBytes(serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()));
+        const description = described.messages.find((m) => m.name === 'parameterDescription') as { dataTypeIDs?: number[] } | undefined;
+        statement = {
+          text,
+          paramTypes: description?.dataTypeIDs ?? [],
+          rowDescription: described.messages.find((m) => m.name === 'rowDescription'),
+        };
+        statements.set(name, statement);
+      }
+      const values = params.map((value, i) => {
+        if (value === null || value === undefined) return null;
+        const toText = internal.serializers?.[statement!.paramTypes[i]!];
+        return toText ? toText(value) : String(value);
+      });
+      const result = await db.execProtocol(concatBytes(serialize.bind({ statement: name, values }), serialize.execute({}), serialize.sync()));
+      const messages = statement.rowDescription ? [statement.rowDescription, ...result.messages] : result.messages;
+      return parsePglite.parseResults(messages, internal.parsers ?? PGLITE_PARSERS)[0]?.rows ?? [];
+    });
+  };
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 /** A pooler in transaction mode, by its usual port or PgBouncer's flag. */
