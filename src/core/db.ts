@@ -24,9 +24,10 @@ export interface Database extends Queryable {
 /** How one statement is sent. */
 export interface QueryOptions {
   /**
-   * PostgreSQL: prepare it once per connection under this name (always the same text), so that
-   * the server parses and plans it once instead of on every call. Ignored by PGlite, and when the
-   * database was opened with `preparedStatements: false`.
+   * Prepare it once per connection under this name (always the same text), so that the server
+   * parses and plans it once instead of on every call: on PostgreSQL a named statement per pooled
+   * connection (not when the database was opened with `preparedStatements: false`), on PGlite one
+   * per instance (outside a transaction; inside one the statement goes unnamed).
    */
   prepare?: string;
 }
