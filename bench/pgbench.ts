@@ -64,12 +64,16 @@ export async function seedServerSide(db: Database): Promise<void> {
         [count, used]);
     }
   }
-  // 10,000 tokens of the allowed users, in the steady state (used a moment ago).
-  await db.query(
-    `INSERT INTO public.plugin_tokens (id, user_id, token_hash, device_name, expires_at, last_used_at)
-     SELECT ${uid(7, 'g::text')}, ${uid(1, 'g::text')}, pg_catalog.md5(g::text) || pg_catalog.md5(g::text), 'bench',
-            pg_catalog.now() + interval '30 days', pg_catalog.now()
-       FROM pg_catalog.generate_series(1, 10000) g`, []);
+  // 10,000 tokens per side (7… the library's, 8… the hand-written statement's), in the steady
+  // state (used a moment ago). Each side rewrites its own tokens' last_used_at once a minute.
+  // The digest of token g is md5('a' || g) || md5('a' || g) (library) or with 'b' (hand-written).
+  for (const [prefix, owner, tag] of [[7, 1, 'a'], [8, 2, 'b']] as const) {
+    await db.query(
+      `INSERT INTO public.plugin_tokens (id, user_id, token_hash, device_name, expires_at, last_used_at)
+       SELECT ${uid(prefix, 'g::text')}, ${uid(owner, 'g::text')}, pg_catalog.md5('${tag}' || g) || pg_catalog.md5('${tag}' || g), 'bench',
+              pg_catalog.now() + interval '30 days', pg_catalog.now()
+         FROM pg_catalog.generate_series(1, 10000) g`, []);
+  }
   await db.query('ANALYZE', []);
 }
 
