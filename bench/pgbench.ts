@@ -77,10 +77,10 @@ export async function seedServerSide(db: Database): Promise<void> {
   await db.query('ANALYZE', []);
 }
 
-async function pgbench(bin: string, url: string, script: string, clients: number, seconds: number) {
+async function pgbench(bin: string, url: string, [script, vars]: Script, clients: number, seconds: number) {
   const { stdout } = await run(bin, [
     '-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, os.cpus().length)),
-    '-T', String(seconds), '-f', path.join(SCRIPTS, script), url,
+    '-T', String(seconds), ...Object.entries(vars).flatMap(([k, v]) => ['-D', `${k}=${v}`]), '-f', path.join(SCRIPTS, script), url,
   ], { maxBuffer: 1 << 20 });
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
@@ -95,12 +95,16 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-export const SERVER_LINES: Array<{ name: string; library: string; baseline: string; refresh?: string }> = [
-  { name: 'consume allowed', library: 'consume-allowed-library.sql', baseline: 'consume-allowed-same-work.sql' },
-  { name: 'consume denied', library: 'consume-denied-library.sql', baseline: 'consume-denied-same-work.sql' },
-  { name: 'consume, one hot user', library: 'consume-hot-library.sql', baseline: 'consume-hot-same-work.sql' },
+/** A script and the pgbench variables (-D) it runs with: `side`, the users' id prefix, and `users`. */
+type Script = [file: string, vars: Record<string, string>];
+const consume = (side: number, users: number): Script => [side % 2 ? 'consume-library.sql' : 'consume-same-work.sql', { side: String(side), users: String(users) }];
+
+export const SERVER_LINES: Array<{ name: string; library: Script; baseline: Script; refresh?: string }> = [
+  { name: 'consume allowed', library: consume(1, 100000), baseline: consume(2, 100000) },
+  { name: 'consume denied', library: consume(3, 10000), baseline: consume(4, 10000) },
+  { name: 'consume, one hot user', library: consume(5, 1), baseline: consume(6, 1) },
   {
-    name: 'verify token', library: 'verify-library.sql', baseline: 'verify-same-work.sql',
+    name: 'verify token', library: ['verify-library.sql', {}], baseline: ['verify-same-work.sql', {}],
     // Steady state: every token used a moment ago (verify writes last_used_at at most once a minute).
     refresh: `UPDATE public.plugin_tokens SET last_used_at = pg_catalog.now() WHERE device_name = 'bench'`,
   },

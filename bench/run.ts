@@ -60,12 +60,12 @@ async function seedUsers(db: Database, tag: string, count: number, plan: string,
 }
 
 // The baseline of the consume lines: the hand-written same-work statement of the server-side lines
-// (bench/pgbench/consume-allowed-same-work.sql: the same reads of the user's effective plan and
+// (bench/pgbench/consume-same-work.sql: the same reads of the user's effective plan and
 // the same writes, in one statement), for the user given as $1. One text for both levels. Both
 // sides are prepared once per connection (the library's hot calls are; so is every baseline).
-const SAME_WORK_CONSUME = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'pgbench', 'consume-allowed-same-work.sql'), 'utf8')
+const SAME_WORK_CONSUME = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'pgbench', 'consume-same-work.sql'), 'utf8')
   .replace(/^\\set .*\n/, '')
-  .replace(/\('20000000-[^)]*\)\)::uuid/, () => '$1::uuid');
+  .replace(/\(:side::text \|\| '0000000-[^)]*\)\)::uuid/, () => '$1::uuid');
 if (!SAME_WORK_CONSUME.includes('$1::uuid') || SAME_WORK_CONSUME.includes(':n')) throw new Error('bench: the same-work statement has no user parameter');
 
 async function hotPaths(db: Database, label: string, concurrency: number, users: number): Promise<Line[]> {

@@ -1,6 +1,6 @@
-\set n random(1, 100000)
+\set n random(1, :users)
 WITH me AS (
-  SELECT ('20000000-0000-4000-8000-' || pg_catalog.lpad(:n, 12, '0'))::uuid AS id, (pg_catalog.now() AT TIME ZONE 'UTC')::date AS today
+  SELECT (:side::text || '0000000-0000-4000-8000-' || pg_catalog.lpad(:n, 12, '0'))::uuid AS id, (pg_catalog.now() AT TIME ZONE 'UTC')::date AS today
 ), plan AS (
   SELECT p.plan_slug, (p.limits ->> 'resizesPerDay')::integer AS lim,
          (p.limits ->> 'batchSize')::integer AS batch, (p.limits ->> 'isDaily')::boolean AS daily

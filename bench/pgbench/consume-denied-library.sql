@@ -1,2 +1,0 @@
-\set n random(1, 10000)
-SELECT * FROM public.consume_usage(('30000000-0000-4000-8000-' || pg_catalog.lpad(:n, 12, '0'))::uuid, 'resize'::varchar);
