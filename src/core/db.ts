@@ -159,7 +159,8 @@ function preparedPglite(db: PGlite): ((name: string, text: string, params: reado
   const exclusive = <T>(fn: () => Promise<T>) => internal._runExclusiveTransaction!(() => db.runExclusive(fn));
   return async (name, text, params) => {
     // A name is one text (as pg requires); another text under a taken name goes the usual way.
-    if (statements.get(name)?.text !== undefined && statements.get(name)!.text !== text) return (await db.query(text, params as unknown[])).rows;
+    const known = statements.get(name);
+    if (known && known.text !== text) return (await db.query(text, params as unknown[])).rows;
     return exclusive(async () => {
       let statement = statements.get(name);
       if (!statement) {
