@@ -164,7 +164,7 @@ function preparedPglite(db: PGlite): ((name: string, text: string, params: reado
     return exclusive(async () => {
       let statement = statements.get(name);
       if (!statement) {
-        const described = await db.execProtocol(concatBytes(serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()));
+        const described = await db.execProtocol(Buffer.concat([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()]));
         const description = described.messages.find((m) => m.name === 'parameterDescription') as { dataTypeIDs?: number[] } | undefined;
         statement = {
           text,
@@ -178,21 +178,11 @@ function preparedPglite(db: PGlite): ((name: string, text: string, params: reado
         const toText = internal.serializers?.[statement!.paramTypes[i]!];
         return toText ? toText(value) : String(value);
       });
-      const result = await db.execProtocol(concatBytes(serialize.bind({ statement: name, values }), serialize.execute({}), serialize.sync()));
+      const result = await db.execProtocol(Buffer.concat([serialize.bind({ statement: name, values }), serialize.execute({}), serialize.sync()]));
       const messages = statement.rowDescription ? [statement.rowDescription, ...result.messages] : result.messages;
       return parsePglite.parseResults(messages, internal.parsers ?? PGLITE_PARSERS)[0]?.rows ?? [];
     });
   };
-}
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** A pooler in transaction mode, by its usual port or PgBouncer's flag. */

@@ -118,13 +118,7 @@ function trimTar(tar: Uint8Array, segment: string): Uint8Array {
     out.push(header, body, new Uint8Array((512 - (body.length % 512)) % 512));
   }
   out.push(new Uint8Array(1024));
-  const result = new Uint8Array(out.reduce((n, part) => n + part.length, 0));
-  let offset = 0;
-  for (const part of out) {
-    result.set(part, offset);
-    offset += part.length;
-  }
-  return result;
+  return Buffer.concat(out);
 }
 
 /** The tarball of a freshly initialised cluster: what PGlite.create() makes with initdb. */
