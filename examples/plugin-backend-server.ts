@@ -1,12 +1,15 @@
 // `npm run example:backend`: examples/plugin-backend.ts on http://localhost:8787 through Node's
 // http server, on the embedded database (./.data/pglite; DATABASE_URL to use another), so the
 // example plugin (examples/figma-plugin/) can be loaded in Figma desktop and used.
-// Development only: there is no website here, so the login page at /plugin-login signs every
-// login in as dev@example.com. PORT, HOST, PLUGIN_TOKEN_SECRET and ENTITLEMENT_SIGNING_KEY are
-// read from the environment; missing secrets are generated for this run (tokens then end with it).
+// Development only: there is no website here, so the login page at /plugin-login (the library's
+// loginPageHtml) signs every login in as dev@example.com. PORT, HOST, PLUGIN_TOKEN_SECRET and
+// ENTITLEMENT_SIGNING_KEY are read from the environment; missing secrets are generated for this
+// run (tokens then end with it). In production, `figma-plugin-auth-db serve` (docs/deploy.md).
 import { randomBytes } from 'node:crypto';
-import Stripe from 'stripe';
-import { createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, serve } from '../src/index.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, toNodeListener } from '../src/index.ts';
+import { loginPageHtml } from '../src/server/index.ts';
 import { applySchema } from '../src/schema/index.ts';
 import { createPluginBackend } from './plugin-backend.ts';
 
@@ -25,38 +28,27 @@ const auth = createPluginAuth(db, {
   entitlementSigningKey: env.ENTITLEMENT_SIGNING_KEY || generateEntitlementKey(),
 });
 
-let baseUrl = '';
+// The website and the API share this origin, as they do behind one domain in production.
+const server = createServer();
+await new Promise<void>((resolve) => server.listen(port, host, resolve));
+const { port: bound } = server.address() as AddressInfo;
+const origin = `http://localhost:${bound}`; // the manifest's devAllowedDomains say localhost
 const backend = createPluginBackend(auth, {
   webUserId: async () => dev!.id, // a real backend reads its website's session here
-  stripe: new Stripe(env.STRIPE_SECRET_KEY || 'sk_test_example_only'),
-  stripeWebhookSecret: env.STRIPE_WEBHOOK_SECRET || 'whsec_example_only',
-  get loginPageUrl() {
-    return `${baseUrl}/plugin-login`;
-  },
+  websiteOrigin: origin,
 });
-
-// The website's login page, reduced to one button: it confirms with the write key from the fragment.
-const loginPage = `<!doctype html><meta charset="utf-8"><title>Sign in to the example plugin</title>
-<p>Signed in to the website as <b>dev@example.com</b>.</p><button id="ok">Sign in to the Figma plugin</button><p id="out"></p>
-<script>
-document.getElementById('ok').onclick = async () => {
-  const res = await fetch('/plugin/login/complete', { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ writeKey: location.hash.slice(1) }) });
-  document.getElementById('out').textContent = res.ok ? 'Done: go back to Figma.' : 'Failed: ' + res.status;
-};
-</script>`;
-
-const served = await serve(async (request) => {
+const page = loginPageHtml({ completeUrl: '/plugin/login/complete', account: 'dev@example.com' });
+server.on('request', toNodeListener(async (request) => {
   if (request.method === 'GET' && new URL(request.url).pathname === '/plugin-login') {
-    return new Response(loginPage, { headers: { 'content-type': 'text/html; charset=utf-8' } });
+    return new Response(page, { headers: { 'content-type': 'text/html; charset=utf-8' } });
   }
   return backend(request);
-}, { port, host });
-baseUrl = served.url.replace('127.0.0.1', 'localhost'); // the manifest's devAllowedDomains say localhost
-console.log(`example backend: ${baseUrl}  (database: ${db.description})`);
+}));
+console.log(`example backend: ${origin}  (database: ${db.description})`);
 
 const stop = async () => {
-  await served.close();
+  server.close();
+  server.closeAllConnections();
   await db.close();
   process.exit(0);
 };

@@ -64,6 +64,14 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
     entitlements: createEntitlements(db, options),
     licenses: createLicenses(db, options),
     seats: createSeats(db),
+    /** Which optional parts have their options: the server (src/server/) opens a feature's routes only when it is configured. */
+    configured: {
+      tokens: Boolean(options.tokenSecret || options.tokenKeyPair),
+      entitlements: Boolean(options.entitlementSigningKey),
+      figma: Boolean(options.figma),
+      lemonSqueezy: Boolean(options.lemonSqueezy),
+      gumroad: Boolean(options.gumroad),
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-// The README's end-to-end example (examples/plugin-backend.ts), driven the way a plugin, a login
+// The end-to-end example (examples/plugin-backend.ts, a few lines over createPluginServer), driven the way a plugin, a login
 // page and Stripe drive it: sign in through the hand-over, resize until the plan says no, upgrade
 // through a signed webhook, resize again.
 import { describe, test } from 'node:test';
@@ -8,6 +8,7 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
 import { createPluginAuth } from '../src/auth.ts';
+import { confirmationCode } from '../src/server/index.ts';
 import { startFigmaStandIn } from './helpers/figma-standin.ts';
 import { createHmac } from 'node:crypto';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
@@ -25,9 +26,8 @@ for (const dialect of DIALECTS) {
         let signedIn: string | null = null;
         const handle = createPluginBackend(auth, {
           webUserId: async () => signedIn,
-          stripe,
           stripeWebhookSecret,
-          loginPageUrl: 'https://app.example.com/plugin-login',
+          websiteOrigin: 'https://app.example.com',
         });
         const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
           handle(new Request(`http://api.example.com${path}`, {
@@ -35,13 +35,17 @@ for (const dialect of DIALECTS) {
           }));
 
         // The plugin begins; the browser gets the write key in the fragment.
-        const begun = (await (await post('/plugin/login', {})).json()) as { readKey: string; loginUrl: string };
+        const begun = (await (await post('/plugin/login', {})).json()) as { readKey: string; loginUrl: string; code: string };
         const writeKey = new URL(begun.loginUrl).hash.slice(1);
+        assert.ok(begun.loginUrl.startsWith('https://app.example.com/plugin-login#'));
+        assert.equal(begun.code, await confirmationCode(writeKey), 'the plugin shows the code the page computes');
         assert.ok(writeKey.length >= 32 && writeKey !== begun.readKey);
         assert.deepEqual(await (await post('/plugin/login/poll', { readKey: begun.readKey })).json(), { status: 'pending' });
-        assert.equal((await post('/plugin/login/complete', { writeKey })).status, 401, 'nobody signed in on the web');
+        const website = { origin: 'https://app.example.com' };
+        assert.equal((await post('/plugin/login/complete', { writeKey }, website)).status, 401, 'nobody signed in on the web');
         signedIn = userId;
-        assert.equal((await post('/plugin/login/complete', { writeKey })).status, 200);
+        assert.equal((await post('/plugin/login/complete', { writeKey })).status, 403, 'no Origin, no Sec-Fetch-Site: refused');
+        assert.equal((await post('/plugin/login/complete', { writeKey }, website)).status, 200);
         const done = (await (await post('/plugin/login/poll', { readKey: begun.readKey })).json()) as { status: string; token: string };
         assert.equal(done.status, 'done');
         const again = await post('/plugin/login/poll', { readKey: begun.readKey });
@@ -65,16 +69,17 @@ for (const dialect of DIALECTS) {
         const preflight = (path: string) => handle(new Request(`http://api.example.com${path}`, { method: 'OPTIONS', headers: { origin: 'null' } }));
         assert.equal((await preflight('/plugin/resize')).status, 204);
         assert.equal((await preflight('/plugin/login/complete')).headers.get('access-control-allow-origin'), null, 'website-only');
-        assert.equal((await preflight('/stripe/webhook')).headers.get('access-control-allow-origin'), null, 'webhook closed');
-        assert.equal((await handle(new Request('http://api.example.com/plugin/entitlements', { headers: bearer }))).status, 500,
-          'no entitlementSigningKey configured: a server error, readable by the plugin');
+        assert.equal((await preflight('/webhooks/stripe')).headers.get('access-control-allow-origin'), null, 'webhook closed');
+        const entitlements = await handle(new Request('http://api.example.com/plugin/entitlements', { headers: bearer }));
+        assert.deepEqual([entitlements.status, entitlements.headers.get('access-control-allow-origin')], [404, '*'],
+          'no entitlementSigningKey configured: no such route, readable by the plugin');
         assert.equal((await post('/plugin/resize', { layers: 1 }, { authorization: 'Bearer nope' })).status, 401);
 
         // Stripe: the user subscribes to pro; the next resize is allowed at once.
         const now = Math.floor(Date.now() / 1000);
         const payload = JSON.stringify(event('customer.subscription.created',
           subscription({ userId, status: 'active', priceId: PRICES.pro, periodStart: now - 60, periodEnd: now + 30 * 86_400 }), now));
-        const webhook = await handle(new Request('http://api.example.com/stripe/webhook', {
+        const webhook = await handle(new Request('http://api.example.com/webhooks/stripe', {
           method: 'POST',
           headers: { 'stripe-signature': stripe.webhooks.generateTestHeaderString({ payload, secret: stripeWebhookSecret }) },
           body: payload,
@@ -96,7 +101,7 @@ for (const dialect of DIALECTS) {
             figma: { personalAccessToken: pat, apiBaseUrl: figma.url },
           });
           await auth.plans.linkFigma('pro', 'PAID');
-          const handle = createPluginBackend(auth, { webUserId: async () => null, stripe, stripeWebhookSecret, loginPageUrl: 'https://app.example.com/plugin-login' });
+          const handle = createPluginBackend(auth, { webUserId: async () => null, stripeWebhookSecret, websiteOrigin: 'https://app.example.com' });
           const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
             handle(new Request(`http://api.example.com${path}`, {
               method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body),
@@ -137,7 +142,7 @@ for (const dialect of DIALECTS) {
           });
           await auth.plans.linkLicense('pro', { provider: 'lemonsqueezy', productId: '111' });
           await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'plug-pro_Wsw==' });
-          const handle = createPluginBackend(auth, { webUserId: async () => null, stripe, stripeWebhookSecret, loginPageUrl: 'https://app.example.com/plugin-login' });
+          const handle = createPluginBackend(auth, { webUserId: async () => null, stripeWebhookSecret, websiteOrigin: 'https://app.example.com' });
           const post = (path: string, body: string, headers: Record<string, string> = {}) =>
             handle(new Request(`http://api.example.com${path}`, { method: 'POST', headers, body }));
           const user = await createUser(db);
@@ -155,7 +160,9 @@ for (const dialect of DIALECTS) {
           const other = await createUser(db);
           const { token: otherToken } = await auth.tokens.issue(other, { deviceName: 'laptop' });
           const stolen = await post('/plugin/license/activate', JSON.stringify({ provider: 'lemonsqueezy', licenseKey: key }), { authorization: `Bearer ${otherToken}` });
-          assert.deepEqual([stolen.status, await stolen.json()], [401, { error: 'license_in_use' }]);
+          assert.deepEqual([stolen.status, await stolen.json()], [415, { error: 'unsupported_media_type' }], 'JSON routes need application/json');
+          const stolenJson = await post('/plugin/license/activate', JSON.stringify({ provider: 'lemonsqueezy', licenseKey: key }), { authorization: `Bearer ${otherToken}`, 'content-type': 'application/json' });
+          assert.deepEqual([stolenJson.status, await stolenJson.json()], [403, { error: 'license_in_use' }], '403: the plugin keeps its session');
           const refund = JSON.stringify({ meta: { event_name: 'order_refunded' }, data: { type: 'orders', id: license.orderId, attributes: { refunded: true, updated_at: new Date().toISOString() } } });
           assert.equal((await post('/webhooks/lemonsqueezy', refund, { 'x-signature': 'f'.repeat(64) })).status, 401, 'invalid_signature');
           const signed = await post('/webhooks/lemonsqueezy', refund, { 'x-signature': createHmac('sha256', webhookSecret).update(refund).digest('hex') });

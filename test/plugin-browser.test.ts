@@ -9,7 +9,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
-import Stripe from 'stripe';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { ROOT } from './helpers/run.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
@@ -97,9 +96,7 @@ for (const dialect of DIALECTS) {
         let signedIn: string | null = null;
         const backend = createPluginBackend(auth, {
           webUserId: async () => signedIn,
-          stripe: new Stripe('sk_test_example_only'),
-          stripeWebhookSecret: 'whsec_example_only',
-          loginPageUrl: 'https://app.example.com/plugin-login',
+          websiteOrigin: 'https://app.example.com',
         });
         // Fault injection: the next N resizes are processed (and counted), then answered 503, as
         // when a response is lost after the database committed.
@@ -143,7 +140,7 @@ for (const dialect of DIALECTS) {
           await new Promise((r) => setTimeout(r, 150)); // a few pending polls first
           signedIn = userId; // the website: the user is signed in there and confirms
           const confirmed = await backend(new Request('http://api.test/plugin/login/complete', {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ writeKey: new URL(loginUrl).hash.slice(1) }),
+            method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://app.example.com' }, body: JSON.stringify({ writeKey: new URL(loginUrl).hash.slice(1) }),
           }));
           assert.equal(confirmed.status, 200);
           await frame.waitForFunction(() => window.signInResult !== null);

@@ -156,9 +156,13 @@ for (const dialect of DIALECTS) {
           assert.ok(begun.loginUrl.startsWith(`${base}/plugin-login#`));
           const page = await fetch(begun.loginUrl.replace('localhost', '127.0.0.1'));
           assert.match(await page.text(), /\/plugin\/login\/complete/);
+          const refused = await fetch(`${api}/plugin/login/complete`, {
+            method: 'POST', headers: { 'content-type': 'text/plain', origin: base }, body: JSON.stringify({ writeKey: new URL(begun.loginUrl).hash.slice(1) }),
+          });
+          assert.deepEqual([refused.status, await refused.json()], [415, { error: 'unsupported_media_type' }]);
           const json = { 'content-type': 'application/json' };
           const complete = await fetch(`${api}/plugin/login/complete`, {
-            method: 'POST', headers: json, body: JSON.stringify({ writeKey: new URL(begun.loginUrl).hash.slice(1) }),
+            method: 'POST', headers: { ...json, origin: base }, body: JSON.stringify({ writeKey: new URL(begun.loginUrl).hash.slice(1) }),
           });
           assert.equal(complete.status, 200);
           const done = (await (await fetch(`${api}/plugin/login/poll`, { method: 'POST', headers: json, body: JSON.stringify({ readKey: begun.readKey }) })).json()) as { token: string };

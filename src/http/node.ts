@@ -6,7 +6,11 @@ import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Handler } from './cors.ts';
 
-/** The web Request for a Node request; the body streams, it is not buffered. */
+/**
+ * The web Request for a Node request; the body streams, it is not buffered. Cancelling the body
+ * (a handler that stopped reading past a byte cap) stops reading the socket; toNodeListener then
+ * closes the connection once the answer is written, so the rest of the upload is never read.
+ */
 export function toRequest(req: IncomingMessage, origin: string): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
@@ -21,8 +25,41 @@ export function toRequest(req: IncomingMessage, origin: string): Request {
     method,
     headers,
     signal: controller.signal,
-    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+    ...(hasBody ? { body: bodyStream(req), duplex: 'half' } : {}),
   } as RequestInit);
+}
+
+/** A pull stream over the request: one chunk read per pull, so nothing piles up unread. */
+function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let done = false;
+  const finish = () => {
+    done = true;
+    req.removeAllListeners('data');
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      req.pause();
+      req.on('data', (chunk: Uint8Array) => {
+        req.pause();
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      });
+      req.once('end', () => {
+        if (!done) controller.close();
+        finish();
+      });
+      req.once('error', (error) => {
+        if (!done) controller.error(error);
+        finish();
+      });
+    },
+    pull() {
+      if (!done) req.resume();
+    },
+    cancel() {
+      finish();
+      req.pause();
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** Writes a web Response to a Node response. */
@@ -54,7 +91,25 @@ export function toNodeListener(handler: Handler, options: { onError?: (error: un
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal_error"}');
       else res.destroy();
     }
+    // Answered before the whole body arrived (a byte cap, a refusal before reading): close the
+    // connection instead of reading (or keeping alive behind) the rest of an upload of any size.
+    if (!req.complete) {
+      if (res.writableFinished) closeUnread(req);
+      else res.once('finish', () => closeUnread(req));
+    }
   };
+}
+
+/**
+ * Half-closes the connection after the answer (FIN, so the client reads it in full rather than
+ * meeting a reset), reads nothing more, and destroys the socket a second later at the latest.
+ */
+function closeUnread(req: IncomingMessage): void {
+  const socket = req.socket;
+  req.pause();
+  socket.pause();
+  socket.end();
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 export interface Served {

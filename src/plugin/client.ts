@@ -2,6 +2,7 @@
 // calls with idempotent retries, sign-out. Browser-only APIs (fetch, crypto.getRandomValues,
 // postMessage); no Node built-ins. Every outcome is a typed result the UI can switch on; nothing
 // here throws for an HTTP status.
+import { clientOutcome } from '../core/http-status.ts';
 import { BRIDGE_TAG, isBridgeReply, isStoredSession, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType, type StoredSession } from './protocol.ts';
 
 /** The usage answer the backend sends with a 402 (consume's answer, as JSON). */
@@ -72,6 +73,11 @@ export interface PluginClientOptions {
   openUrl?: (url: string) => boolean;
   /** Called with the login URL once the login has begun: show it as a link in case no browser opened. */
   onLoginUrl?: (url: string) => void;
+  /**
+   * Called with the login's confirmation code (e.g. "7KQ-M4D") once the login has begun: show it;
+   * the login page shows the same code and asks the user to confirm they match (docs/server.md).
+   */
+  onLoginCode?: (code: string) => void;
   fetch?: typeof fetch;
 }
 
@@ -166,7 +172,7 @@ export function createPluginClient(options: PluginClientOptions) {
       if (signal?.aborted) return { kind: 'cancelled' };
       try {
         const response = await doFetch(`${base}${path}`, { ...init, ...(signal ? { signal } : {}) });
-        if (response.status < 500) return { kind: 'response', response, attempts: attempt };
+        if (clientOutcome(response.status) !== 'retry') return { kind: 'response', response, attempts: attempt };
         status = response.status;
         await response.body?.cancel();
       } catch {
@@ -226,9 +232,10 @@ export function createPluginClient(options: PluginClientOptions) {
       if (begun.kind !== 'response') return begun;
       if (!begun.response.ok) {
         const code = await errorCode(begun.response);
-        return begun.response.status === 410 ? { kind: 'start_over', code } : { kind: 'refused', status: begun.response.status, code };
+        return clientOutcome(begun.response.status) === 'start_over' ? { kind: 'start_over', code } : { kind: 'refused', status: begun.response.status, code };
       }
-      const { readKey, loginUrl, expiresAt } = (await begun.response.json()) as { readKey: string; loginUrl: string; expiresAt: string };
+      const { readKey, loginUrl, expiresAt, code } = (await begun.response.json()) as { readKey: string; loginUrl: string; expiresAt: string; code?: string };
+      if (typeof code === 'string') options.onLoginCode?.(code);
       options.onLoginUrl?.(loginUrl);
       await open(loginUrl);
       const deadline = Date.parse(expiresAt);
@@ -241,7 +248,7 @@ export function createPluginClient(options: PluginClientOptions) {
         if (polled.kind === 'cancelled') return polled;
         if (polled.kind === 'unavailable') continue; // offline for a moment: keep polling until the deadline
         const { response } = polled;
-        if (response.status === 410) return { kind: 'start_over', code: await errorCode(response) };
+        if (clientOutcome(response.status) === 'start_over') return { kind: 'start_over', code: await errorCode(response) };
         if (!response.ok) return { kind: 'refused', status: response.status, code: await errorCode(response) };
         const answer = (await response.json()) as { status: string; token?: string; tokenId?: string; userId?: string; expiresAt?: string };
         if (answer.status !== 'done' || !answer.token || !answer.expiresAt) continue;
@@ -271,14 +278,16 @@ export function createPluginClient(options: PluginClientOptions) {
       const sent = await send(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }, callOptions.signal);
       if (sent.kind !== 'response') return sent;
       const { response } = sent;
-      if (response.ok) return { kind: 'ok', status: response.status, data: (await response.json()) as T };
-      if (response.status === 402) return { kind: 'upgrade', usage: (await response.json()) as UsageAnswerJson };
+      // The status → meaning table is shared with the server (src/core/http-status.ts).
+      const outcome = clientOutcome(response.status);
+      if (outcome === 'ok') return { kind: 'ok', status: response.status, data: (await response.json()) as T };
+      if (outcome === 'upgrade') return { kind: 'upgrade', usage: (await response.json()) as UsageAnswerJson };
       const code = await errorCode(response);
-      if (response.status === 401) {
+      if (outcome === 'sign_in_again') {
         await forget();
         return { kind: 'sign_in_again', code };
       }
-      if (response.status === 410) return { kind: 'start_over', code };
+      if (outcome === 'start_over') return { kind: 'start_over', code };
       return { kind: 'refused', status: response.status, code };
     },
 

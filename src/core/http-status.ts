@@ -1,0 +1,65 @@
+// The one contract between the library's errors and HTTP: which status each error code is answered
+// with (src/server/ answers with it), and what a status means to the plugin (src/plugin/client.ts
+// acts on it). No imports and no Node built-ins: the browser-side client bundles this file too.
+
+/** The status for each error class, unless STATUS_BY_CODE names the code. */
+export const STATUS_BY_CLASS: Readonly<Record<string, number>> = {
+  ValidationError: 400, // the request is wrong; retrying will not help
+  NotFoundError: 400,
+  AuthError: 401, // sign in again
+  ServiceError: 503, // Figma or a store is down (a webhook sender retries on it)
+  SetupError: 500, // the server is misconfigured
+  DatabaseError: 500,
+};
+
+/** Codes whose status is not their class's, and the HTTP-only codes the server answers with. */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  // A one-time step expired or was used: the plugin starts the login over.
+  login_not_found: 410,
+  login_expired: 410,
+  login_already_completed: 410,
+  // Refusals that are not about the session: the plugin keeps its token (401 would sign it out).
+  license_in_use: 403,
+  device_limit_reached: 403,
+  license_key_rejected: 403,
+  no_seats_left: 403,
+  cross_site_request: 403,
+  // Stripe: fixable on our side (link the price, set metadata.user_id); Stripe retries non-2xx for days.
+  unknown_price: 422,
+  unknown_customer: 422,
+  // The request's envelope.
+  invalid_json: 400,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  not_signed_in: 401,
+  // HTTP-only codes (no PluginAuthError carries them).
+  not_found: 404,
+  method_not_allowed: 405,
+  internal_error: 500,
+};
+
+/** The HTTP status for an error of the library (by its class name and code); 500 for anything else. */
+export function httpStatusOf(error: { name?: unknown; code?: unknown }): number {
+  const code = typeof error.code === 'string' ? error.code : '';
+  const byCode = STATUS_BY_CODE[code];
+  if (byCode !== undefined) return byCode;
+  return (typeof error.name === 'string' ? STATUS_BY_CLASS[error.name] : undefined) ?? 500;
+}
+
+/** What a response status means to the plugin. */
+export type ClientOutcome =
+  | 'ok' // 2xx
+  | 'sign_in_again' // 401: the token is gone or refused
+  | 'upgrade' // 402: the plan says no (the body is the usage answer)
+  | 'start_over' // 410: a login expired or was used
+  | 'retry' // 5xx (and 408, 429): retry with the same Idempotency-Key
+  | 'refused'; // any other 4xx: the request itself is wrong
+
+export function clientOutcome(status: number): ClientOutcome {
+  if (status >= 200 && status < 300) return 'ok';
+  if (status === 401) return 'sign_in_again';
+  if (status === 402) return 'upgrade';
+  if (status === 410) return 'start_over';
+  if (status >= 500 || status === 408 || status === 429) return 'retry';
+  return 'refused';
+}
