@@ -14,6 +14,7 @@ import { plansCommand, plansLinkCommand } from './commands/plans.ts';
 import { retentionCommand, usageCommand } from './commands/usage.ts';
 import { tokensListCommand, tokensRevokeAllCommand, tokensRevokeCommand } from './commands/tokens.ts';
 import { dashboardCommand } from './commands/dashboard.ts';
+import { serveCommand } from './commands/serve.ts';
 
 export { BIN, type CliIo, type Command, type Context } from './context.ts';
 export { verifyCatalog } from './commands/schema.ts';
@@ -35,6 +36,7 @@ export const COMMANDS: Command[] = [
   exportSupabaseCommand,
   retentionCommand,
   dashboardCommand,
+  serveCommand,
 ];
 
 /** Runs the CLI and returns the exit code. Never exits the process itself. */
@@ -184,6 +186,7 @@ function mainHelp(): string {
     `  ${BIN} usage ada@example.com`,
     `  ${BIN} tokens revoke-all ada@example.com`,
     `  ${BIN} dashboard --open`,
+    `  METER=/plugin/resize=resize:layers ${BIN} serve`,
     '',
     `Run \`${BIN} <command> --help\` for a command's options and examples.`,
   ].join('\n');

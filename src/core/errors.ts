@@ -153,6 +153,7 @@ export const ERRORS = [
   { code: 'cross_site_request', sqlstate: null, class: 'AuthError', area: 'server', meaning: 'the website route called from another origin (`Origin` not the website\'s, or `Sec-Fetch-Site` not `same-origin`); answered 403' },
   { code: 'server_config_invalid', sqlstate: null, class: 'SetupError', area: 'server', meaning: 'bad `createPluginServer` options (basePath, meter, website.origin, stripe.webhookSecret, limits), at creation' },
   { code: 'not_signed_in', sqlstate: null, class: 'AuthError', area: 'server', meaning: 'the website route called with no user signed in on the website (`website.userId` returned null); answered 401' },
+  { code: 'server_env_invalid', sqlstate: null, class: 'SetupError', area: 'cli', meaning: '`serve`: a missing or malformed environment variable (each one named, never its value; exit code 2; see [docs/deploy.md](docs/deploy.md))' },
   { code: 'not_set_up', sqlstate: null, class: 'SetupError', area: 'cli', meaning: 'the database has no schema yet: run `setup` (see [docs/cli.md](docs/cli.md#error-codes))' },
   { code: 'needs_database_url', sqlstate: null, class: 'ValidationError', area: 'cli', meaning: 'a command that needs SQL access given only the Supabase REST pair' },
   { code: 'supabase_failed', sqlstate: null, class: 'SetupError', area: 'cli', meaning: 'Supabase\'s REST API refused a call; the message is its answer' },
