@@ -37,12 +37,14 @@ async function bundle(entry: { path: string } | { contents: string }, platform: 
   return { forbidden, inputs: Object.keys(result.metafile!.inputs), bytes: result.outputFiles[0]!.contents.length };
 }
 
-test('the plugin client bundles for the browser from src/plugin and jose only, no Node built-in, no driver', async () => {
+test('the plugin client bundles for the browser from src/plugin, the shared status table and jose only, no Node built-in, no driver', async () => {
   const ui = await bundle({ path: join(ROOT, 'src/plugin/index.ts') });
   assert.deepEqual(ui.forbidden, []);
   for (const input of ui.inputs) {
-    assert.ok(input.startsWith(`src${sep}plugin${sep}`) || input.startsWith('src/plugin/') || input.startsWith('node_modules/jose/'), input);
+    const shared = input === 'src/core/http-status.ts' || input === `src${sep}core${sep}http-status.ts`;
+    assert.ok(shared || input.startsWith(`src${sep}plugin${sep}`) || input.startsWith('src/plugin/') || input.startsWith('node_modules/jose/'), input);
   }
+  assert.ok(ui.inputs.some((i) => i.endsWith('http-status.ts')), 'the client reads statuses from the one table');
   assert.ok(ui.inputs.some((i) => i.startsWith('node_modules/jose/dist/webapi')), 'jose\'s browser build');
   const main = await bundle({ path: join(ROOT, 'src/plugin/main.ts') }, 'neutral');
   assert.deepEqual(main.forbidden, []);
