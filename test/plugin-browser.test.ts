@@ -208,6 +208,7 @@ for (const dialect of DIALECTS) {
 
           // Sign-out: gone from the main thread's storage; the next call asks for a sign-in without a request.
           await frame.evaluate(() => window.client.signOut());
+          await assert.rejects(auth.tokens.verify(stored.token), { code: 'token_revoked' }, 'the server\'s /plugin/sign-out revoked it');
           assert.equal(await page.evaluate(() => window.stand.storage.size), 0);
           mark = log.length;
           assert.deepEqual(await frame.evaluate(() => window.client.call('/plugin/resize', { layers: 1 })), { kind: 'sign_in_again', code: 'not_signed_in' });

@@ -63,7 +63,7 @@ export interface PollOptions {
 export interface PluginClientOptions {
   /** Your backend, e.g. https://api.example.com (listed in the manifest's networkAccess.allowedDomains). */
   apiBaseUrl: string;
-  /** Default: { login: '/plugin/login', poll: '/plugin/login/poll' }. */
+  /** Default: { login: '/plugin/login', poll: '/plugin/login/poll', signOut: '/plugin/sign-out' } (createPluginServer's routes). */
   routes?: { login?: string; poll?: string; signOut?: string };
   /** Default: the main thread through parent.postMessage (see installPluginBridge). */
   bridge?: Bridge;
@@ -154,7 +154,7 @@ async function errorCode(response: Response): Promise<string> {
 
 export function createPluginClient(options: PluginClientOptions) {
   const base = options.apiBaseUrl.replace(/\/+$/, '');
-  const routes = { login: '/plugin/login', poll: '/plugin/login/poll', ...options.routes };
+  const routes = { login: '/plugin/login', poll: '/plugin/login/poll', signOut: '/plugin/sign-out', ...options.routes };
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
   const retry = { attempts: 4, baseDelayMs: 300, maxDelayMs: 4000, ...options.retry };
   const poll = { initialDelayMs: 1000, maxDelayMs: 5000, ...options.poll };
@@ -291,7 +291,7 @@ export function createPluginClient(options: PluginClientOptions) {
       return { kind: 'refused', status: response.status, code };
     },
 
-    /** Forgets the token here and in figma.clientStorage (and tells the backend when routes.signOut is set). */
+    /** Forgets the token here and in figma.clientStorage, and asks the backend to revoke it (routes.signOut; '' to skip). */
     async signOut(): Promise<void> {
       if (routes.signOut && session) {
         await send(routes.signOut, { method: 'POST', headers: { authorization: `Bearer ${session.token}` } }).catch(() => undefined);
