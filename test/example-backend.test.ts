@@ -9,7 +9,7 @@ import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { confirmationCode } from '../src/server/index.ts';
-import { startFigmaStandIn } from './helpers/figma-standin.ts';
+import { STANDIN_PLUGIN_ID, startFigmaStandIn } from './helpers/figma-standin.ts';
 import { createHmac } from 'node:crypto';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
 
@@ -98,7 +98,7 @@ for (const dialect of DIALECTS) {
         await withDatabase(dialect, async ({ db }) => {
           const auth = createPluginAuth(db, {
             tokenSecret: 'example-secret-that-is-long-enough-0123456789',
-            figma: { personalAccessToken: pat, apiBaseUrl: figma.url },
+            figma: { personalAccessToken: pat, pluginId: STANDIN_PLUGIN_ID, apiBaseUrl: figma.url },
           });
           await auth.plans.linkFigma('pro', 'PAID');
           const handle = createPluginBackend(auth, { webUserId: async () => null, stripeWebhookSecret, websiteOrigin: 'https://app.example.com' });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { HOSTILE_STRINGS, WRONG_TYPES } from './helpers/hostile.ts';
-import { startFigmaStandIn, type FigmaStandIn, type StandInUser } from './helpers/figma-standin.ts';
+import { STANDIN_PLUGIN_ID, startFigmaStandIn, type FigmaStandIn, type StandInUser } from './helpers/figma-standin.ts';
 import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
 import type { Database } from '../src/core/db.ts';
 import { PluginAuthError, ServiceError } from '../src/core/errors.ts';
@@ -23,16 +23,16 @@ const newFigmaId = () => String(1e15 + Math.floor(Math.random() * 1e15));
 
 async function withFigma(
   dialect: (typeof DIALECTS)[number],
-  fn: (ctx: { db: Database; auth: PluginAuth; figma: FigmaStandIn; make: (o?: Partial<FigmaOptions>) => PluginAuth }) => Promise<void>,
+  fn: (ctx: { db: Database; url?: string; auth: PluginAuth; figma: FigmaStandIn; make: (o?: Partial<FigmaOptions>) => PluginAuth }) => Promise<void>,
   options: Partial<FigmaOptions> = {},
   max?: number,
 ) {
   const figma = await startFigmaStandIn(PAT);
   try {
-    await withDatabase(dialect, async ({ db }) => {
+    await withDatabase(dialect, async ({ db, url }) => {
       const make = (o: Partial<FigmaOptions> = {}) =>
-        createPluginAuth(db, { tokenSecret: SECRET, figma: { personalAccessToken: PAT, apiBaseUrl: figma.url, ...options, ...o } });
-      await fn({ db, auth: make(), figma, make });
+        createPluginAuth(db, { tokenSecret: SECRET, figma: { personalAccessToken: PAT, pluginId: STANDIN_PLUGIN_ID, apiBaseUrl: figma.url, ...options, ...o } });
+      await fn({ db, url, auth: make(), figma, make });
     }, max ? { max } : {});
   } finally {
     await figma.close();
@@ -48,6 +48,16 @@ function buy(figma: FigmaStandIn, user: Partial<StandInUser> = {}): { token: str
 }
 
 const code = (e: unknown) => (e as PluginAuthError).code;
+/** A deadlock guard, not a speed check: fails the test instead of hanging it when `what` never happens. */
+async function notStuck<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`stuck: ${what}`)), 60_000)));
+  try {
+    return await Promise.race([promise, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 /** Makes stored answers look `seconds` older: time passing, without waiting. */
 const age = (db: Database, seconds: number, what: 'checks' | 'answers' | 'first_seen') =>
   db.query(
@@ -144,15 +154,80 @@ for (const dialect of DIALECTS) {
         assert.match(warnings[0]!, /^figma_token_invalid: Figma refused the personal access token/);
         assert.equal((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.figma_users'))[0]!.n, 0);
         figma.failure = { kind: 'http', status: 400 };
-        await assert.rejects(auth.figma.verifyPaymentToken(token), (e) => code(e) === 'payment_token_rejected');
+        await assert.rejects(make({ refusalCacheSeconds: 0 }).figma.verifyPaymentToken(token), (e) => code(e) === 'payment_token_rejected');
         figma.failure = null;
         await assert.rejects(auth.figma.verifyPaymentToken(newToken()), (e) => code(e) === 'payment_token_rejected'); // unknown to Figma: 400
         assert.equal((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.figma_users'))[0]!.n, 0);
         await auth.figma.verifyPaymentToken(token);
         assert.deepEqual(await figmaWarnings(status), [], 'a successful check clears the warning');
-        // pluginId: an answer about another resource is refused.
-        const other = buy(figma, { resourceId: '999' }).token;
-        await assert.rejects(make({ pluginId: '1234567890123456789' }).figma.verifyPaymentToken(other), (e) => code(e) === 'payment_token_rejected');
+      }));
+
+    test('pluginId is required; an answer about another plugin, or about none, is refused (payment_token_wrong_plugin) and nothing is stored', () =>
+      withFigma(dialect, async ({ auth, figma, db }) => {
+        await auth.plans.linkFigma('pro', 'PAID');
+        for (const pluginId of [undefined, '', null]) {
+          assert.throws(
+            () => createPluginAuth(db, { figma: { personalAccessToken: PAT, apiBaseUrl: figma.url, pluginId } as unknown as FigmaOptions }),
+            (e) => e instanceof PluginAuthError && code(e) === 'figma_plugin_id_missing' && /manifest/.test(e.message),
+          );
+        }
+        assert.throws(() => createPluginAuth(db, { figma: { personalAccessToken: PAT, pluginId: 'a b' } }), (e) => code(e) === 'figma_config_invalid');
+        const before = await dumpDatabase(db);
+        // A PAID token minted for another plugin: Figma answers 200 about that plugin.
+        const other = buy(figma, { status: 'PAID', resourceId: '999' });
+        await assert.rejects(auth.figma.signIn(other.token), (e) => code(e) === 'payment_token_wrong_plugin' && /another plugin/.test((e as Error).message));
+        const none = buy(figma, { status: 'PAID', resourceId: null });
+        await assert.rejects(auth.figma.verifyPaymentToken(none.token), (e) => code(e) === 'payment_token_wrong_plugin' && /no plugin/.test((e as Error).message));
+        const user = await createUser(db);
+        await assert.rejects(auth.figma.link(user, other.token), (e) => code(e) === 'payment_token_wrong_plugin');
+        assert.equal((await auth.usage.check(user, 'resize')).planSlug, 'free', 'no plan from another plugin\'s payment');
+        await db.query('DELETE FROM public.users WHERE id = $1::uuid', [user]);
+        assert.deepEqual(await dumpDatabase(db), before, 'nothing stored');
+        // This plugin's token of the same Figma user grants.
+        const own = buy(figma, { status: 'PAID', figmaUserId: other.figmaUserId });
+        assert.equal((await auth.figma.signIn(own.token)).planSlug, 'pro');
+      }));
+
+    test('60 identical bogus sign-ins (at once, then one by one) make one Payments API call; refusals are remembered by digest, for a bounded time and number', () =>
+      withFigma(dialect, async ({ auth, figma, make }) => {
+        const bogus = newToken();
+        const all = await Promise.allSettled(Array.from({ length: 60 }, () => auth.figma.signIn(bogus, { deviceName: 'Figma' })));
+        assert.ok(all.every((r) => r.status === 'rejected' && code(r.reason) === 'payment_token_rejected'));
+        assert.equal(figma.calls.length, 1, 'concurrent identical checks share one call');
+        for (let i = 0; i < 60; i += 1) {
+          await assert.rejects(auth.figma.signIn(bogus), (e) => code(e) === 'payment_token_rejected');
+        }
+        assert.equal(figma.calls.length, 1, 'a refused token is refused from memory');
+        // Another plugin's token too, with its own code.
+        const foreign = buy(figma, { resourceId: '999' }).token;
+        for (let i = 0; i < 5; i += 1) await assert.rejects(auth.figma.verifyPaymentToken(foreign), (e) => code(e) === 'payment_token_wrong_plugin');
+        assert.equal(figma.calls.length, 2);
+        // Bounded in number: with room for 2, the oldest of 3 refusals is forgotten (asked again), the newest is not.
+        const small = make({ refusalCacheSize: 2 });
+        const [t1, t2, t3] = [newToken(), newToken(), newToken()];
+        for (const t of [t1, t2, t3]) await assert.rejects(small.figma.verifyPaymentToken(t));
+        const calls = figma.calls.length;
+        await assert.rejects(small.figma.verifyPaymentToken(t3));
+        assert.equal(figma.calls.length, calls, 't3 remembered');
+        await assert.rejects(small.figma.verifyPaymentToken(t1));
+        assert.equal(figma.calls.length, calls + 1, 't1 forgotten: asked again');
+        // Bounded in time: refusalCacheSeconds 1, then a second later the token is asked about again.
+        const brief = make({ refusalCacheSeconds: 1 });
+        const t4 = newToken();
+        await assert.rejects(brief.figma.verifyPaymentToken(t4));
+        await assert.rejects(brief.figma.verifyPaymentToken(t4));
+        const asked = figma.calls.filter((c) => c.paymentToken === t4).length;
+        assert.equal(asked, 1);
+        await new Promise((r) => setTimeout(r, 1100));
+        // Figma now knows the token (e.g. it was a race with a purchase): the next check succeeds.
+        figma.tokens.set(t4, { figmaUserId: newFigmaId(), status: 'PAID' });
+        assert.equal((await brief.figma.verifyPaymentToken(t4)).status, 'PAID');
+        // 429 and 5xx are not refusals of the token: never remembered.
+        const t5 = buy(figma).token;
+        figma.failure = { kind: 'http', status: 429 };
+        await assert.rejects(auth.figma.verifyPaymentToken(t5), (e) => code(e) === 'figma_unavailable');
+        figma.failure = null;
+        assert.equal((await auth.figma.verifyPaymentToken(t5)).status, 'PAID');
       }));
 
     test('NOT_SUPPORTED or any unknown status grants nothing; UNPAID grants nothing; TRIAL grants its linked plan', () =>
@@ -318,7 +393,8 @@ for (const dialect of DIALECTS) {
           }
         }
         const shaped = inputs.filter((i) => typeof i === 'string' && /^[\x21-\x7e]{1,4096}$/.test(i)).length;
-        assert.equal(figma.calls.length, shaped * 2, 'only token-shaped strings reached Figma');
+        // verify, then signIn: the second is refused from memory (refusals are remembered by digest).
+        assert.equal(figma.calls.length, shaped, 'only token-shaped strings reached Figma, each once');
         const { token } = buy(figma);
         const calls = figma.calls.length;
         await assert.rejects(auth.figma.signIn(token, { deviceName: 'a\nb' }), (e) => code(e) === 'invalid_device_name');
@@ -326,25 +402,70 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(await dumpDatabase(db), before);
         const unconfigured = createPluginAuth(db);
         await assert.rejects(unconfigured.figma.verifyPaymentToken(token), (e) => code(e) === 'figma_not_configured');
-        assert.throws(() => createPluginAuth(db, { figma: { personalAccessToken: '' } }), (e) => code(e) === 'figma_token_missing');
-        assert.throws(() => createPluginAuth(db, { figma: { personalAccessToken: PAT, cacheSeconds: -1 } }), (e) => code(e) === 'figma_config_invalid');
+        assert.throws(() => createPluginAuth(db, { figma: { personalAccessToken: '', pluginId: STANDIN_PLUGIN_ID } }), (e) => code(e) === 'figma_token_missing');
+        for (const bad of [{ cacheSeconds: -1 }, { refusalCacheSeconds: 1.5 }, { refusalCacheSize: -1 }]) {
+          assert.throws(() => createPluginAuth(db, { figma: { personalAccessToken: PAT, pluginId: STANDIN_PLUGIN_ID, ...bad } }), (e) => code(e) === 'figma_config_invalid');
+        }
       }));
   });
 }
 
 if (DIALECTS.includes('postgres')) {
   describe('figma payments, concurrency [postgres, real parallel connections]', () => {
-    test('16 concurrent checks of one payment token on 16 connections make one HTTP call [postgres]', () =>
-      withFigma('postgres', async ({ auth, figma, db }) => {
+    test('16 concurrent checks of one payment token make one HTTP call; two servers make one each [postgres]', () =>
+      withFigma('postgres', async ({ auth, figma, make }) => {
         const { token, figmaUserId } = buy(figma, { status: 'PAID' });
-        figma.delayMs = 150; // the first call is still in flight while the others arrive
-        const answers = await Promise.all(Array.from({ length: 16 }, () => auth.figma.verifyPaymentToken(token)));
+        figma.hold(); // the first call is still in flight while the others arrive
+        const answers = Promise.all(Array.from({ length: 16 }, () => auth.figma.verifyPaymentToken(token)));
+        await figma.untilWaiting(1);
+        figma.release();
+        const got = await answers;
         assert.equal(figma.calls.length, 1);
-        assert.ok(answers.every((a) => a.figmaUserId === figmaUserId && a.status === 'PAID'));
-        assert.deepEqual(answers.map((a) => a.answeredBy).sort(), ['figma', ...Array(15).fill('cache')].sort());
-        const backends = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()");
-        assert.ok(backends[0]!.n >= 8, `parallel connections were used (${backends[0]!.n})`);
+        assert.ok(got.every((a) => a.figmaUserId === figmaUserId && a.status === 'PAID' && a.answeredBy === 'figma'));
+        // A second server (another createPluginAuth) finds the stored answer fresh: no call.
+        assert.equal((await make().figma.verifyPaymentToken(token)).answeredBy, 'cache');
+        assert.equal(figma.calls.length, 1);
       }, {}, 20));
+
+    test('a paying user is not blocked by 10 bogus sign-ins waiting on a slow Figma, on a pool of 2: no connection or lock is held meanwhile [postgres]', () =>
+      withFigma('postgres', async ({ auth, figma, db, url }) => {
+        await auth.plans.linkFigma('pro', 'PAID');
+        const payer = await auth.figma.signIn(buy(figma, { status: 'PAID' }).token);
+        figma.hold(); // Figma answers nothing until released
+        const bogus = Array.from({ length: 10 }, () => auth.figma.signIn(newToken(), { deviceName: 'Figma' }));
+        const settled = Promise.allSettled(bogus);
+        let signInsDone = false;
+        void settled.then(() => (signInsDone = true));
+        await notStuck(figma.untilWaiting(10), 'all 10 sign-ins reach Figma (a sign-in holding one of the 2 connections would stop the rest)');
+        // All 10 are waiting on Figma now. The payer's consume goes through the same pool of 2.
+        const consumed = await notStuck(auth.usage.consume(payer.userId, 'resize'), 'the consume gets a connection');
+        assert.deepEqual([consumed.allowed, consumed.planSlug], [true, 'pro']);
+        assert.equal(figma.waiting, 10, 'the consume finished while every sign-in was still waiting on Figma');
+        assert.equal(signInsDone, false);
+        // Seen from a connection outside the pool: none of the pool's connections is in a statement
+        // or a transaction, and no advisory lock is held.
+        const { default: pg } = await import('pg');
+        const outside = new pg.Client({ connectionString: url });
+        await outside.connect();
+        try {
+          const busy = await outside.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_catalog.pg_stat_activity
+              WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid() AND state <> 'idle'`);
+          assert.equal(busy.rows[0]!.n, 0, 'no pooled connection is checked out while Figma is asked');
+          const pooled = await outside.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_catalog.pg_stat_activity
+              WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()`);
+          assert.ok(pooled.rows[0]!.n <= 2, `the pool has at most 2 connections (${pooled.rows[0]!.n})`);
+          const locks = await outside.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_catalog.pg_locks WHERE locktype = 'advisory'");
+          assert.equal(locks.rows[0]!.n, 0, 'no advisory lock is held while Figma is asked');
+        } finally {
+          await outside.end();
+        }
+        figma.release();
+        const results = await settled;
+        assert.ok(results.every((r) => r.status === 'rejected' && code(r.reason) === 'payment_token_rejected'));
+        assert.equal(figma.calls.length, 11);
+      }, {}, 2));
 
     test('16 concurrent first sign-ins of one Figma user create exactly one user [postgres]', () =>
       withFigma('postgres', async ({ auth, figma, db }) => {

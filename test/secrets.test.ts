@@ -11,7 +11,7 @@ import { passwordServer } from './helpers/password-server.ts';
 import { startSupabaseStandIn } from './helpers/supabase-standin.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { dumpDatabase } from './helpers/dump.ts';
-import { startFigmaStandIn } from './helpers/figma-standin.ts';
+import { STANDIN_PLUGIN_ID, startFigmaStandIn } from './helpers/figma-standin.ts';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
 import { createHmac } from 'node:crypto';
 
@@ -88,7 +88,7 @@ for (const dialect of DIALECTS) {
         const pat = `figd_${randomBytes(24).toString('base64url')}`;
         const figma = await startFigmaStandIn(pat);
         try {
-          const options = { personalAccessToken: pat, apiBaseUrl: figma.url, cacheSeconds: 0 };
+          const options = { personalAccessToken: pat, pluginId: STANDIN_PLUGIN_ID, apiBaseUrl: figma.url, cacheSeconds: 0, refusalCacheSeconds: 0 };
           const auth = createPluginAuth(db, { tokenSecret: SECRET, figma: options });
           const paid = `pt_${randomBytes(24).toString('base64url')}`;
           const unknown = `pt_${randomBytes(24).toString('base64url')}`;

@@ -2,15 +2,17 @@
 // (GET /v1/payments?plugin_payment_token=…, the plugin owner's personal access token in
 // X-Figma-Token) is the only server-side truth, and its user_id is the only Figma identity a
 // backend can trust (figma.currentUser.id is the plugin's claim). What Figma said is stored
-// (sql/015); consume_usage reads that and never calls Figma.
+// (sql/015); consume_usage reads that and never calls Figma. An answer counts only when its
+// resource_id is this plugin's (figma.pluginId, required): a payment token minted for another
+// plugin proves nothing about this one.
 //
-// Cache and single flight are keyed by the SHA-256 of the payment token: who a token belongs to is
-// only known once Figma answered. A check runs in one transaction that first takes a
-// transaction-scoped advisory lock on that digest (namespace 7310), so concurrent checks of one
-// token, on any number of connections or servers, queue there: the first calls Figma and stores the
-// answer, the others find it fresh and make no call. The connection is held for at most timeoutMs.
+// Sign-in is unauthenticated, so a check must not be a lever on the database or on the owner's
+// rate limit: no connection and no lock is held while Figma is asked (the stored answer is read in
+// one statement, Figma is called, the answer is stored in one statement); concurrent checks of one
+// token in this process share one call (single flight, keyed by the token's SHA-256 digest); and
+// a token Figma refused is refused from memory for refusalCacheSeconds (digests only, bounded in
+// number) without asking again.
 import { withTypedErrors, type Database, type Queryable } from '../core/db.ts';
-import { lock } from '../core/locks.ts';
 import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, sqlState } from '../core/errors.ts';
 import { sha256Hex } from '../tokens/signer.ts';
 import * as validate from '../core/validation.ts';
@@ -22,6 +24,9 @@ export const DEFAULT_FIGMA_GRACE_SECONDS = 24 * 3600;
 export const DEFAULT_FIGMA_TIMEOUT_MS = 5000;
 /** Payment tokens Figma issues are far shorter; anything longer is refused before any call. */
 export const MAX_PAYMENT_TOKEN_LENGTH = 4096;
+export const DEFAULT_FIGMA_REFUSAL_CACHE_SECONDS = 600;
+/** Refused token digests remembered at most by default (oldest forgotten first): memory stays bounded under a flood. */
+export const DEFAULT_FIGMA_REFUSAL_CACHE_SIZE = 10_000;
 const MAX_ANSWER_BYTES = 64 * 1024;
 // Printable ASCII without spaces: what a token sent in a query string can be.
 const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
@@ -41,8 +46,18 @@ export interface FigmaOptions {
   graceSeconds?: number;
   /** Per call to Figma (default 5000 ms); past it the call counts as unavailable. */
   timeoutMs?: number;
-  /** Your plugin's id (manifest `id`): an answer about another resource is refused. Optional. */
-  pluginId?: string;
+  /**
+   * Your plugin's id (manifest `id`, e.g. from FIGMA_PLUGIN_ID). Required: an answer whose
+   * resource_id is missing or another plugin's is refused (payment_token_wrong_plugin).
+   */
+  pluginId: string;
+  /**
+   * A payment token Figma refused (400/404, another plugin's) is refused again from memory for this
+   * long, without a call (default 600 s; 0: never remembered). Only its SHA-256 digest is kept.
+   */
+  refusalCacheSeconds?: number;
+  /** How many refused digests are remembered at most (default 10,000, about 1 MB); the oldest go first. */
+  refusalCacheSize?: number;
   /**
    * Creates the user for a Figma user signing in for the first time, inside the sign-in
    * transaction (queries on `tx`), and returns its users.id. Needed when your users table has
@@ -122,6 +137,7 @@ function checkPaymentToken(token: unknown): string {
   return token;
 }
 
+/** A whole-number option from 0 to max (seconds, milliseconds or a count). */
 function seconds(value: unknown, name: string, fallback: number, max: number): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max) {
@@ -141,7 +157,7 @@ interface FigmaAnswer {
 
 export function resolveFigmaOptions(options: FigmaOptions) {
   if (typeof options !== 'object' || options === null) {
-    throw new SetupError('figma_config_invalid', 'figma_config_invalid: figma must be { personalAccessToken, apiBaseUrl?, cacheSeconds?, graceSeconds?, timeoutMs? }');
+    throw new SetupError('figma_config_invalid', 'figma_config_invalid: figma must be { personalAccessToken, pluginId, apiBaseUrl?, cacheSeconds?, graceSeconds?, timeoutMs?, refusalCacheSeconds? }');
   }
   const pat = options.personalAccessToken;
   if (typeof pat !== 'string' || pat.length < 8 || pat.length > 1024 || !TOKEN_SHAPE.test(pat)) {
@@ -154,7 +170,13 @@ export function resolveFigmaOptions(options: FigmaOptions) {
   } catch {
     throw new SetupError('figma_config_invalid', 'figma_config_invalid: figma.apiBaseUrl must be an http(s) URL');
   }
-  if (options.pluginId !== undefined && (typeof options.pluginId !== 'string' || !FIGMA_ID.test(options.pluginId))) {
+  if (options.pluginId === undefined || options.pluginId === null || options.pluginId === '') {
+    throw new SetupError(
+      'figma_plugin_id_missing',
+      'figma_plugin_id_missing: figma.pluginId is required: the id from your plugin\'s manifest.json (e.g. from FIGMA_PLUGIN_ID); without it a payment token of any other plugin would be accepted',
+    );
+  }
+  if (typeof options.pluginId !== 'string' || !FIGMA_ID.test(options.pluginId)) {
     throw new SetupError('figma_config_invalid', 'figma_config_invalid: figma.pluginId must be the id from your manifest');
   }
   if (options.createUser !== undefined && typeof options.createUser !== 'function') {
@@ -166,6 +188,8 @@ export function resolveFigmaOptions(options: FigmaOptions) {
     cacheSeconds: seconds(options.cacheSeconds, 'cacheSeconds', DEFAULT_FIGMA_CACHE_SECONDS, 7 * 24 * 3600),
     graceSeconds: seconds(options.graceSeconds, 'graceSeconds', DEFAULT_FIGMA_GRACE_SECONDS, 90 * 24 * 3600),
     timeoutMs: seconds(options.timeoutMs, 'timeoutMs', DEFAULT_FIGMA_TIMEOUT_MS, 120_000) || DEFAULT_FIGMA_TIMEOUT_MS,
+    refusalCacheSeconds: seconds(options.refusalCacheSeconds, 'refusalCacheSeconds', DEFAULT_FIGMA_REFUSAL_CACHE_SECONDS, 24 * 3600),
+    refusalCacheSize: seconds(options.refusalCacheSize, 'refusalCacheSize', DEFAULT_FIGMA_REFUSAL_CACHE_SIZE, 1_000_000),
     pluginId: options.pluginId,
     createUser: options.createUser,
   };
@@ -218,9 +242,13 @@ async function callPaymentsApi(config: Resolved, paymentToken: string): Promise<
   if (typeof userId !== 'string' || !FIGMA_ID.test(userId) || typeof status !== 'string') {
     throw unavailable('the Payments API answer has no user_id and payment_status');
   }
+  // Missing counts as different: an answer that names no resource proves nothing about this plugin.
   const resourceId = typeof meta?.resource_id === 'string' ? meta.resource_id : null;
-  if (config.pluginId !== undefined && resourceId !== config.pluginId) {
-    throw new AuthError('payment_token_rejected', 'payment_token_rejected: the payment token is for another plugin or widget than figma.pluginId');
+  if (resourceId !== config.pluginId) {
+    throw new AuthError(
+      'payment_token_wrong_plugin',
+      `payment_token_wrong_plugin: Figma's answer is ${resourceId === null ? 'about no plugin' : 'about another plugin or widget'}, not figma.pluginId; the payment token must come from this plugin's figma.payments.getPluginPaymentTokenAsync()`,
+    );
   }
   const purchased = typeof meta?.date_of_purchase === 'string' ? new Date(meta.date_of_purchase) : null;
   return {
@@ -252,37 +280,66 @@ export function createFigma(
   db = withTypedErrors(db);
   const config = resolveFigmaOptions(options);
 
-  async function verify(paymentToken: unknown): Promise<FigmaPayment> {
-    const token = checkPaymentToken(paymentToken);
-    const digest = sha256Hex(token);
+  // Refusals by token digest: digest -> [when it is forgotten (ms), the refusal's code]. A Map keeps
+  // insertion order, so the first entry is the oldest: past MAX_REMEMBERED_REFUSALS it goes first.
+  const refusals = new Map<string, { until: number; code: 'payment_token_rejected' | 'payment_token_wrong_plugin'; message: string }>();
+  // Checks in flight, by digest: a concurrent check of the same token waits for the same answer.
+  const flights = new Map<string, Promise<FigmaPayment>>();
+
+  function rememberRefusal(digest: string, error: AuthError): void {
+    if (config.refusalCacheSeconds === 0 || config.refusalCacheSize === 0) return;
+    refusals.delete(digest);
+    refusals.set(digest, { until: Date.now() + config.refusalCacheSeconds * 1000, code: error.code as 'payment_token_rejected', message: error.message });
+    while (refusals.size > config.refusalCacheSize) refusals.delete(refusals.keys().next().value!);
+  }
+
+  function rememberedRefusal(digest: string): AuthError | null {
+    const entry = refusals.get(digest);
+    if (!entry) return null;
+    if (entry.until <= Date.now()) {
+      refusals.delete(digest);
+      return null;
+    }
+    return new AuthError(entry.code, entry.message);
+  }
+
+  /** One check: no connection or lock is held while Figma is asked. */
+  async function check(token: string, digest: string): Promise<FigmaPayment> {
+    const cached = (await db.query<CachedRow>(CACHED_SQL, [digest, config.cacheSeconds, config.graceSeconds]))[0];
+    if (cached?.token_fresh && config.cacheSeconds > 0) return toPayment(cached, 'cache');
+    let answer: FigmaAnswer;
     try {
-      return await db.transaction(async (tx) => {
-        await lock(tx, 'figmaPaymentToken', digest);
-        const cached = (await tx.query<CachedRow>(CACHED_SQL, [digest, config.cacheSeconds, config.graceSeconds]))[0];
-        if (cached?.token_fresh && config.cacheSeconds > 0) return toPayment(cached, 'cache');
-        let answer: FigmaAnswer;
-        try {
-          answer = await callPaymentsApi(config, token);
-        } catch (error) {
-          if (error instanceof ServiceError && error.code === 'figma_unavailable' && cached?.answer_in_grace) {
-            return toPayment(cached, 'grace');
-          }
-          throw error;
-        }
-        const rows = await tx.query<FigmaUserRow>(
-          `SELECT * FROM public.figma_record_check($1::text, $2::varchar, $3::varchar, $4::timestamptz, $5::varchar, $6::varchar, $7::integer)`,
-          [digest, answer.figmaUserId, answer.status, answer.dateOfPurchase, answer.resourceId, answer.resourceType, config.graceSeconds],
-        );
-        return toPayment(rows[0]!, 'figma');
-      });
+      answer = await callPaymentsApi(config, token);
     } catch (error) {
+      if (error instanceof AuthError) rememberRefusal(digest, error);
+      if (error instanceof ServiceError && error.code === 'figma_unavailable' && cached?.answer_in_grace) {
+        return toPayment(cached, 'grace');
+      }
       if (error instanceof PluginAuthError && error.code === 'figma_token_invalid') {
-        // Outside the rolled-back transaction: `status` and `verify` warn about the token from now on.
+        // `status` and `verify` warn about the token from now on.
         const status = /HTTP (\d{3})/.exec(error.message)?.[1];
         await db.query('SELECT public.figma_record_api_result($1::integer)', [Number(status)]).catch(() => {});
       }
       throw error;
     }
+    // One statement, its own short transaction: the upserts in figma_record_check are safe to race.
+    const rows = await db.query<FigmaUserRow>(
+      `SELECT * FROM public.figma_record_check($1::text, $2::varchar, $3::varchar, $4::timestamptz, $5::varchar, $6::varchar, $7::integer)`,
+      [digest, answer.figmaUserId, answer.status, answer.dateOfPurchase, answer.resourceId, answer.resourceType, config.graceSeconds],
+    );
+    return toPayment(rows[0]!, 'figma');
+  }
+
+  async function verify(paymentToken: unknown): Promise<FigmaPayment> {
+    const token = checkPaymentToken(paymentToken);
+    const digest = sha256Hex(token);
+    const refused = rememberedRefusal(digest);
+    if (refused) throw refused;
+    const running = flights.get(digest);
+    if (running) return running;
+    const flight = check(token, digest).finally(() => flights.delete(digest));
+    flights.set(digest, flight);
+    return flight;
   }
 
   return {
@@ -290,9 +347,11 @@ export function createFigma(
      * What Figma says about the user of this payment token (from figma.payments
      * .getPluginPaymentTokenAsync() in the plugin), stored. Within cacheSeconds of the last check
      * of this token the stored answer is returned without calling Figma; concurrent checks of one
-     * token make one call. Errors: invalid_payment_token, payment_token_rejected (get a new
-     * token), figma_token_invalid (the personal access token), figma_unavailable (429, 5xx,
-     * timeout, with no stored answer within graceSeconds).
+     * token in this process make one call; a refused token is refused from memory for
+     * refusalCacheSeconds. Errors: invalid_payment_token, payment_token_rejected (get a new
+     * token), payment_token_wrong_plugin (another plugin's token), figma_token_invalid (the
+     * personal access token), figma_unavailable (429, 5xx, timeout, with no stored answer within
+     * graceSeconds).
      */
     verifyPaymentToken: verify,
 

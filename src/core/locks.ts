@@ -16,8 +16,8 @@ export const LOCKS = {
   tokensPerUser: 7304,
   /** one user's subscription writes (Stripe sync, manual assignment): key the user id (sql/023). */
   subscriptionsPerUser: 7305,
-  /** one Figma payment-token check at a time (single flight): key its digest (billing/figma.ts). */
-  figmaPaymentToken: 7310,
+  // 7310 was the Figma payment-token check's single flight; it held a connection across the call
+  // to Figma and is retired (billing/figma.ts coalesces in memory, holding nothing). Not reused.
   /** linking or creating the user of one Figma user id: key the Figma id (sql/015). */
   figmaUser: 7311,
   /** one license key's activations, checks and webhooks: key `provider:digest` (sql/016, billing/licenses.ts). */

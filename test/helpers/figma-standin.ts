@@ -1,7 +1,8 @@
 // A local stand-in for Figma's Payments REST API (GET /v1/payments), on 127.0.0.1, shaped like
 // figma/rest-api-spec: 200 answers { status, error: false, meta: { user_id, resource_id,
 // resource_type, payment_status: { type } (or { status }, the HTML docs' spelling),
-// date_of_purchase? } }; errors { status, error: true, message }. It counts the calls it receives.
+// date_of_purchase? } }; errors { status, error: true, message }. It counts the calls it receives,
+// and can hold every call until released (a slow Figma, without timers).
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -12,8 +13,12 @@ export interface StandInUser {
   /** 'status' answers with the HTML docs' field name instead of the spec's `type`. */
   spelling?: 'type' | 'status';
   dateOfPurchase?: string;
-  resourceId?: string;
+  /** The plugin the token was minted for (default STANDIN_PLUGIN_ID); null: the answer names none. */
+  resourceId?: string | null;
 }
+
+/** The plugin id the stand-in's answers name unless told otherwise: configure figma.pluginId with it. */
+export const STANDIN_PLUGIN_ID = '1234567890123456789';
 
 /** What the next answers are, beyond the normal one: an HTTP error, or a slow answer. */
 export type Failure = { kind: 'http'; status: 400 | 401 | 403 | 404 | 429 | 500 | 502 | 503 } | { kind: 'slow'; ms: number } | { kind: 'garbage' };
@@ -30,6 +35,14 @@ export interface FigmaStandIn {
   failure: Failure | null;
   /** Milliseconds every normal answer waits first (to let concurrent checks pile up). */
   delayMs: number;
+  /**
+   * Slow on demand, without timers: after hold(), every call (answered normally or refused) waits
+   * until release(). `waiting` is how many calls are waiting now; untilWaiting(n) resolves when n are.
+   */
+  hold(): void;
+  release(): void;
+  readonly waiting: number;
+  untilWaiting(n: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,12 +59,43 @@ const ERROR_MESSAGES: Record<number, string> = {
 
 export async function startFigmaStandIn(pat: string): Promise<FigmaStandIn> {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const state: Omit<FigmaStandIn, 'url' | 'close'> = { pat, tokens: new Map(), calls: [], failure: null, delayMs: 0 };
+  let gate: Promise<void> | null = null;
+  let open = () => {};
+  let waiting = 0;
+  let watchers: { n: number; resolve: () => void }[] = [];
+  const notify = () => {
+    watchers = watchers.filter((w) => (waiting >= w.n ? (w.resolve(), false) : true));
+  };
+  const state = {
+    pat, tokens: new Map(), calls: [], failure: null, delayMs: 0,
+    hold() {
+      if (!gate) gate = new Promise<void>((resolve) => (open = resolve));
+    },
+    release() {
+      open();
+      gate = null;
+    },
+    get waiting() {
+      return waiting;
+    },
+    untilWaiting(n: number) {
+      return new Promise<void>((resolve) => {
+        watchers.push({ n, resolve });
+        notify();
+      });
+    },
+  } as Omit<FigmaStandIn, 'url' | 'close'>;
   const server = createServer(async (req: IncomingMessage, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const given = typeof req.headers['x-figma-token'] === 'string' ? req.headers['x-figma-token'] : null;
     const paymentToken = url.searchParams.get('plugin_payment_token');
     state.calls.push({ paymentToken, pat: given });
+    if (gate) {
+      waiting += 1;
+      notify();
+      await gate;
+      waiting -= 1;
+    }
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
       res.end(JSON.stringify(body));
@@ -75,7 +119,7 @@ export async function startFigmaStandIn(pat: string): Promise<FigmaStandIn> {
       error: false,
       meta: {
         user_id: user.figmaUserId,
-        resource_id: user.resourceId ?? '1234567890123456789',
+        ...(user.resourceId === null ? {} : { resource_id: user.resourceId ?? STANDIN_PLUGIN_ID }),
         resource_type: 'PLUGIN',
         payment_status: { [field]: user.status },
         ...(user.dateOfPurchase ? { date_of_purchase: user.dateOfPurchase } : {}),
@@ -85,11 +129,13 @@ export async function startFigmaStandIn(pat: string): Promise<FigmaStandIn> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const standIn = state as FigmaStandIn;
-  standIn.url = `http://127.0.0.1:${port}`;
-  standIn.close = () =>
+  const standInClose = () =>
     new Promise<void>((resolve) => {
+      standIn.release();
       server.closeAllConnections();
       server.close(() => resolve());
     });
+  standIn.url = `http://127.0.0.1:${port}`;
+  standIn.close = standInClose;
   return standIn;
 }
