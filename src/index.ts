@@ -9,6 +9,6 @@ export { createPluginAuth, type PluginAuth, type PluginAuthOptions } from './aut
 export * from './usage/index.ts';
 export * from './tokens/index.ts';
 export * from './billing/index.ts';
-export { createEntitlements, generateEntitlementKey, type Entitlements, type EntitlementClaims, type EntitlementSnapshot, type EntitlementKeyOptions, type EntitlementJwk, type PublicJwks } from './entitlements/index.ts';
+export { createEntitlements, generateEntitlementKey, type Entitlements, type EntitlementClaims, type EntitlementSnapshot, type EntitlementKeyOptions, type EntitlementJwk, type PreviousEntitlementKey, type PublicJwks } from './entitlements/index.ts';
 export { withPluginCors, defaultPluginRoute, PLUGIN_ALLOW_HEADERS, WEBSITE_ONLY_ROUTES, serve, toNodeListener, toRequest, writeResponse, type Handler, type PluginCorsOptions, type Served } from './http/index.ts';
 export * from './dashboard/index.ts';

@@ -9,13 +9,19 @@ import { runScript } from './helpers/run.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { NotFoundError, SetupError, ValidationError } from '../src/core/errors.ts';
 import { generateEntitlementKey, type EntitlementJwk } from '../src/entitlements/index.ts';
-import { verifyEntitlementSnapshot } from '../src/plugin/index.ts';
+import { verifyEntitlementSnapshot, verifyEntitlementSnapshot as verify, type VerifyEntitlementOptions } from '../src/plugin/index.ts';
 import type { Database } from '../src/core/db.ts';
 
 const noDb = {} as Database; // key checks happen before any query
 const keyA = generateEntitlementKey();
 const keyB = generateEntitlementKey();
 const publicOf = ({ d: _d, ...rest }: EntitlementJwk) => rest;
+/** A snapshot signed directly with `key` (as a holder of that private key could), iat and exp in seconds. */
+const signWith = (key: EntitlementJwk, sub: string, iat: number, exp: number) =>
+  importJWK(key as never, 'ES256').then((k) =>
+    new SignJWT({ plan: 'pro', action: 'resize', used: 0, usageLimit: 6, remaining: 6, batchLimit: 20, resetsAt: null })
+      .setProtectedHeader({ alg: 'ES256', kid: String(key.kid), typ: 'entitlement+jwt' })
+      .setSubject(sub).setIssuer('figma-plugin-auth-db').setAudience('figma-plugin-entitlements').setIssuedAt(iat).setExpirationTime(exp).sign(k));
 const nextUtcMidnight = () => {
   const now = new Date();
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString();
@@ -47,7 +53,7 @@ for (const dialect of DIALECTS) {
 
         const consumed = await auth.usage.consume(userId, 'resize');
         snap = await auth.entitlements.snapshot(userId);
-        let checked = await verifyEntitlementSnapshot(snap.jwt, jwks as never);
+        let checked = await verifyEntitlementSnapshot(snap.jwt, jwks as never, { userId });
         assert.equal(checked.kind, 'ok');
         if (checked.kind !== 'ok') return;
         assert.equal(checked.entitlement.remaining, consumed.remaining);
@@ -56,7 +62,7 @@ for (const dialect of DIALECTS) {
 
         await auth.subscriptions.assignPlan(userId, 'pro');
         snap = await auth.entitlements.snapshot(userId);
-        checked = await verifyEntitlementSnapshot(snap.jwt, jwks as never);
+        checked = await verifyEntitlementSnapshot(snap.jwt, jwks as never, { userId });
         assert.equal(checked.kind, 'ok');
         if (checked.kind !== 'ok') return;
         const check = await auth.usage.check(userId, 'resize');
@@ -90,10 +96,63 @@ for (const dialect of DIALECTS) {
         const jwks = await rotated.entitlements.jwks();
         assert.deepEqual(jwks.keys.map((k) => k.kid), [keyB.kid, ed.kid]);
         for (const k of jwks.keys) assert.equal('d' in k, false, 'the JWKS holds public keys only');
-        assert.equal((await verifyEntitlementSnapshot(oldSnap.jwt, jwks as never)).kind, 'ok', 'the previous key still verifies');
+        assert.equal((await verifyEntitlementSnapshot(oldSnap.jwt, jwks as never, { userId })).kind, 'ok', 'the previous key still verifies');
         const newSnap = await rotated.entitlements.snapshot(userId);
         assert.equal(decodeProtectedHeader(newSnap.jwt).kid, keyB.kid, 'new snapshots are signed with the current key');
-        assert.equal((await verifyEntitlementSnapshot(newSnap.jwt, { keys: [publicOf(ed)] } as never)).kind, 'invalid');
+        assert.equal((await verifyEntitlementSnapshot(newSnap.jwt, { keys: [publicOf(ed)] } as never, { userId })).kind, 'invalid');
+        // The earlier form, a bare JWK, ends 15 minutes after start-up.
+        const bareEnd = jwks.keys[1]!.exp!;
+        assert.ok(Math.abs(bareEnd - (Date.now() / 1000 + 900)) < 60, `bare previous key ends ~15 min after start (${bareEnd})`);
+        assert.equal(jwks.keys[0]!.exp, undefined, 'the current key has no end');
+      }));
+
+    test("user A's snapshot is wrong_user in user B's session; the expected user is required", () =>
+      withDatabase(dialect, async ({ db }) => {
+        const auth = createPluginAuth(db, { entitlementSigningKey: keyA });
+        const [a, b] = [await createUser(db), await createUser(db)];
+        const jwks = await auth.entitlements.jwks();
+        const snapA = await auth.entitlements.snapshot(a);
+        assert.equal((await verifyEntitlementSnapshot(snapA.jwt, jwks as never, { userId: a })).kind, 'ok');
+        assert.equal((await verifyEntitlementSnapshot(snapA.jwt, jwks as never, { userId: a.toUpperCase() })).kind, 'ok', 'a uuid in capitals is the same user');
+        assert.deepEqual(await verifyEntitlementSnapshot(snapA.jwt, jwks as never, { userId: b }), { kind: 'wrong_user' });
+        for (const options of [undefined, {}, { userId: '' }, { userId: 42 }]) {
+          await assert.rejects(verifyEntitlementSnapshot(snapA.jwt, jwks as never, options as never), (e) => e instanceof TypeError && /userId/.test(e.message));
+        }
+      }));
+
+    test('a previous key ends at its until: jwks() drops it then, clients refuse it, and a snapshot newly signed with it is refused before that', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const userId = await createUser(db);
+        const now = Date.now();
+        // Rotated from keyA to keyB a while ago; keyA's until is the rotation time + 15 minutes.
+        const until = new Date(now + 1500);
+        const auth = createPluginAuth(db, { entitlementSigningKey: keyB, entitlementPreviousKeys: [{ jwk: keyA, until }] });
+        const jwks = await auth.entitlements.jwks();
+        assert.deepEqual(jwks.keys.map((k) => [k.kid, k.exp]), [[keyB.kid, undefined], [keyA.kid, Math.floor(until.getTime() / 1000)]]);
+        assert.ok(jwks.keys.every((k) => !('d' in k)));
+        const snap = await auth.entitlements.snapshot(userId);
+        assert.equal(decodeProtectedHeader(snap.jwt).kid, keyB.kid, 'the server signs with the current key only');
+        // Signed with keyA before the rotation, ending before keyA does: good until then.
+        const sec = Math.floor(now / 1000);
+        const before = await signWith(keyA, userId, sec - 899, sec);
+        assert.equal((await verifyEntitlementSnapshot(before, jwks as never, { userId, clockToleranceSeconds: 30 })).kind, 'ok');
+        // At or past keyA's end it verifies nothing, even within the clock tolerance of the snapshot's exp.
+        assert.deepEqual(
+          await verifyEntitlementSnapshot(before, jwks as never, { userId, currentDate: new Date(until.getTime() + 1000), clockToleranceSeconds: 60 }),
+          { kind: 'invalid', reason: 'key_retired' },
+        );
+        // Newly signed with the retired key (its private part leaked, say): it would outlive the key. Refused.
+        const forged = await signWith(keyA, userId, sec, sec + 900);
+        assert.deepEqual(await verifyEntitlementSnapshot(forged, jwks as never, { userId }), { kind: 'invalid', reason: 'key_retired' });
+        // After until, jwks() (no restart) no longer lists it: nothing it signed verifies against the new set.
+        await new Promise((r) => setTimeout(r, until.getTime() - Date.now() + 50));
+        const later = await auth.entitlements.jwks();
+        assert.deepEqual(later.keys.map((k) => k.kid), [keyB.kid]);
+        assert.equal((await verifyEntitlementSnapshot(before, later as never, { userId, clockToleranceSeconds: 30 })).kind, 'invalid');
+        assert.equal((await verifyEntitlementSnapshot((await auth.entitlements.snapshot(userId)).jwt, later as never, { userId })).kind, 'ok');
+        // An until already past at start-up: never listed.
+        const expired = createPluginAuth(db, { entitlementSigningKey: keyB, entitlementPreviousKeys: [{ jwk: publicOf(keyA), until: '2026-01-01T00:00:00Z' }] });
+        assert.deepEqual((await expired.entitlements.jwks()).keys.map((k) => k.kid), [keyB.kid]);
       }));
   });
 }
@@ -128,6 +187,11 @@ describe('entitlements: configuration', () => {
         refused('entitlement_key_invalid')(e) && reason.test((e as Error).message), JSON.stringify(key).slice(0, 40));
     }
     assert.throws(startUp({ entitlementPreviousKeys: [publicOf(keyA)] }), refused('entitlement_key_invalid'));
+    for (const until of ['tomorrow', 1767225600000, null, undefined, new Date('x')]) {
+      assert.throws(startUp({ entitlementSigningKey: keyA, entitlementPreviousKeys: [{ jwk: publicOf(keyB), until } as never] }),
+        (e: unknown) => refused('entitlement_key_invalid')(e) && /needs "until"/.test((e as Error).message), String(until));
+    }
+    assert.throws(startUp({ entitlementSigningKey: keyA, entitlementPreviousKeys: [{ until: new Date() } as never] }), /needs "jwk"/);
     assert.throws(startUp({ entitlementSigningKey: keyA, entitlementPreviousKeys: [keyA] }), /repeat the kid/);
     assert.throws(startUp({ entitlementSigningKey: keyA, entitlementPreviousKeys: [{ kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' }] }),
       /entitlementPreviousKeys\[0\] is not a valid key/);
@@ -153,6 +217,8 @@ describe('entitlements: configuration', () => {
           .setAudience('figma-plugin-entitlements').setIssuedAt(iat).setExpirationTime(exp).sign(k));
     const good = { plan: 'free', action: 'resize', used: 0, usageLimit: 2, remaining: 2, batchLimit: 1, resetsAt: null };
     const jwks = { keys: [publicOf(keyA)] } as never;
+    const verifyEntitlementSnapshot = (jwt: string, keys: never, o: Partial<VerifyEntitlementOptions> = {}) =>
+      verify(jwt, keys, { userId: '00000000-0000-4000-8000-000000000000', ...o });
     assert.equal((await verifyEntitlementSnapshot(await sign(good, now, now + 900), jwks)).kind, 'ok');
     assert.deepEqual(await verifyEntitlementSnapshot(await sign(good, now - 1000, now - 100), jwks), { kind: 'expired' });
     assert.deepEqual(await verifyEntitlementSnapshot(await sign(good, now, now + 901), jwks), { kind: 'invalid', reason: 'lifetime_too_long' });

@@ -192,18 +192,32 @@ for (const dialect of DIALECTS) {
           assert.deepEqual(poll, { kind: 'start_over', code: 'login_not_found' });
           assert.equal(await frame.evaluate(() => window.client.checkout()), 'unavailable', 'payments are off in this bridge');
 
-          // The snapshot, verified in the browser against the JWKS; an expired one refused.
+          // The snapshot, verified in the browser against the JWKS, for the signed-in user (client.userId());
+          // another user's snapshot is wrong_user; no user given is a TypeError; an expired one refused.
           const jwks = await auth.entitlements.jwks();
+          const me = await frame.evaluate(() => window.client.userId());
+          assert.equal(me, userId);
           const snap = await frame.evaluate(() => window.client.call('/plugin/entitlements')) as CallResult<{ jwt: string }>;
           assert.equal(snap.kind, 'ok');
-          const checked = await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never), [snap.kind === 'ok' ? snap.data.jwt : '', jwks] as const) as EntitlementCheck;
+          const mine = snap.kind === 'ok' ? snap.data.jwt : '';
+          const checked = await frame.evaluate(([jwt, keys, u]) => window.verify(jwt, keys as never, { userId: u }), [mine, jwks, me!] as const) as EntitlementCheck;
           assert.equal(checked.kind, 'ok');
           if (checked.kind === 'ok') assert.deepEqual([checked.entitlement.plan, checked.entitlement.remaining, checked.entitlement.usageLimit], ['free', 0, 2]);
+          const otherUser = await createUser(db);
+          const theirs = (await auth.entitlements.snapshot(otherUser)).jwt;
+          assert.deepEqual(await frame.evaluate(([jwt, keys, u]) => window.verify(jwt, keys as never, { userId: u }), [theirs, jwks, me!] as const), { kind: 'wrong_user' });
+          assert.match(await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never, undefined as never).then(() => 'resolved', (e: Error) => `${e.name}: ${e.message}`), [mine, jwks] as const), /^TypeError: .*userId/);
+          // A retired key in the JWKS carries its end (exp): a snapshot that would outlive it, i.e. one
+          // signed with it after the rotation, is refused in the browser; one that ends in time verifies.
+          const retire = (ms: number) => createPluginAuth(db, { tokenSecret, entitlementSigningKey: generateEntitlementKey(), entitlementPreviousKeys: [{ jwk: key, until: new Date(Date.now() + ms) }] }).entitlements.jwks();
+          const verifyKind = (keys: unknown) => frame.evaluate(([jwt, k, u]) => window.verify(jwt, k as never, { userId: u }).then((c) => (c.kind === 'invalid' ? c.reason : c.kind)), [mine, keys, me!] as const);
+          assert.equal(await verifyKind(await retire(960_000)), 'ok', 'rotated just now: the key ends after this snapshot does');
+          assert.equal(await verifyKind(await retire(300_000)), 'key_retired', 'rotated 10 minutes ago: a snapshot signed now with the old key is refused');
           const soon = await shortLived.entitlements.snapshot(userId);
           await new Promise((resolve) => setTimeout(resolve, soon.expiresAt.getTime() - Date.now() + 1100));
-          const expired = await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never, { clockToleranceSeconds: 0 }), [soon.jwt, jwks] as const);
+          const expired = await frame.evaluate(([jwt, keys, u]) => window.verify(jwt, keys as never, { userId: u, clockToleranceSeconds: 0 }), [soon.jwt, jwks, userId] as const);
           assert.deepEqual(expired, { kind: 'expired' });
-          const foreign = await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never), [soon.jwt, { keys: [] }] as const);
+          const foreign = await frame.evaluate(([jwt, keys, u]) => window.verify(jwt, keys as never, { userId: u }), [soon.jwt, { keys: [] }, userId] as const);
           assert.equal(foreign.kind, 'invalid');
 
           // Sign-out: gone from the main thread's storage; the next call asks for a sign-in without a request.

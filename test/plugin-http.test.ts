@@ -168,7 +168,8 @@ for (const dialect of DIALECTS) {
           const done = (await (await fetch(`${api}/plugin/login/poll`, { method: 'POST', headers: json, body: JSON.stringify({ readKey: begun.readKey }) })).json()) as { token: string };
           const snapshot = (await (await fetch(`${api}/plugin/entitlements`, { headers: { authorization: `Bearer ${done.token}` } })).json()) as { jwt: string };
           const jwks = await (await fetch(`${api}/plugin/jwks`)).json();
-          const checked = await verifyEntitlementSnapshot(snapshot.jwt, jwks as never);
+          const { sub } = JSON.parse(Buffer.from(done.token.split('.')[1]!, 'base64url').toString()) as { sub: string };
+          const checked = await verifyEntitlementSnapshot(snapshot.jwt, jwks as never, { userId: sub });
           assert.equal(checked.kind, 'ok');
           assert.equal(checked.kind === 'ok' && checked.entitlement.plan, 'free');
         } finally {

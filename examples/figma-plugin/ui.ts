@@ -26,7 +26,9 @@ async function refreshPlan() {
   ]);
   if (snapshot.kind === 'sign_in_again') return show(false);
   if (snapshot.kind !== 'ok') return;
-  const checked = await verifyEntitlementSnapshot(snapshot.data.jwt, jwks);
+  const userId = await client.userId();
+  if (!userId) return show(false);
+  const checked = await verifyEntitlementSnapshot(snapshot.data.jwt, jwks, { userId });
   if (checked.kind !== 'ok') return;
   const { plan, remaining, resetsAt } = checked.entitlement;
   $('plan').textContent = `Plan: ${plan}. ${remaining === null ? 'Unlimited resizes' : `${remaining} resize(s) left`}` +

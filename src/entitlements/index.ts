@@ -24,6 +24,7 @@ export {
   generateEntitlementKey,
   type EntitlementKeyOptions,
   type EntitlementJwk,
+  type PreviousEntitlementKey,
   type PublicJwks,
 } from './keys.ts';
 
@@ -81,9 +82,12 @@ export function createEntitlements(db: Queryable, options: EntitlementKeyOptions
       return { jwt, expiresAt: new Date(exp * 1000) };
     },
 
-    /** The public keys (current first, then previous ones) that verify snapshots. */
+    /**
+     * The public keys that verify snapshots: the current one first, then the previous keys whose
+     * `until` is still ahead (each with its `exp`); a previous key past its end is left out.
+     */
     async jwks(): Promise<PublicJwks> {
-      return keys().jwks;
+      return keys().jwks();
     },
   };
 }

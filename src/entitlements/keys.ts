@@ -18,10 +18,22 @@ export interface EntitlementKeyOptions {
    * throw entitlement_key_missing.
    */
   entitlementSigningKey?: string | EntitlementJwk;
-  /** Keys retired by a rotation (public or private JWKs): still listed in jwks(), never used to sign. */
-  entitlementPreviousKeys?: Array<string | EntitlementJwk>;
+  /**
+   * Keys retired by a rotation (public or private JWKs), never used to sign, each with an end:
+   * `{ jwk, until }` (a Date or an ISO 8601 string; set it to the rotation time + the snapshot
+   * lifetime, 15 minutes). Until then jwks() lists it, with `exp` (seconds) so that clients refuse
+   * it afterwards and refuse snapshots that would outlive it; from then on jwks() drops it. A bare
+   * JWK (the earlier form) ends MAX_ENTITLEMENT_TTL_SECONDS after createPluginAuth ran.
+   */
+  entitlementPreviousKeys?: Array<string | EntitlementJwk | PreviousEntitlementKey>;
   /** Validity of a snapshot in seconds, 1 to 900 (default 900). */
   entitlementTtlSeconds?: number;
+}
+
+/** A retired key and when it stops verifying anything. */
+export interface PreviousEntitlementKey {
+  jwk: string | EntitlementJwk;
+  until: Date | string;
 }
 
 export interface PublicJwk {
@@ -32,6 +44,8 @@ export interface PublicJwk {
   kid: string;
   alg: 'EdDSA' | 'ES256';
   use: 'sig';
+  /** Retired keys only: when the key stops verifying (seconds since the epoch). */
+  exp?: number;
 }
 
 export interface PublicJwks {
@@ -115,7 +129,19 @@ function resolveKey(value: unknown, what: string, kind: 'private' | 'any'): Reso
 export interface ResolvedEntitlementKeys {
   signing: ResolvedKey;
   ttlSeconds: number;
-  jwks: PublicJwks;
+  /** The current key, then the previous keys whose end is still ahead of `now` (ms). */
+  jwks(now?: number): PublicJwks;
+}
+
+/** `{ jwk, until }` or a bare JWK (ending `bareEnd`): the JWK and its end in ms. */
+function previousEntry(entry: unknown, i: number, bareEnd: number): { jwk: unknown; until: number } {
+  const what = `entitlementPreviousKeys[${i}]`;
+  if (typeof entry !== 'object' || entry === null || !('until' in entry || 'jwk' in entry)) return { jwk: entry, until: bareEnd };
+  const { jwk, until } = entry as { jwk?: unknown; until?: unknown };
+  const end = until instanceof Date ? until.getTime() : typeof until === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(until) ? Date.parse(until) : Number.NaN;
+  if (!Number.isFinite(end)) throw invalid(what, 'needs "until": a Date or an ISO 8601 time when the key stops verifying (the rotation time + 15 minutes)');
+  if (jwk === undefined) throw invalid(what, 'needs "jwk": the retired key');
+  return { jwk, until: end };
 }
 
 /** Checks everything now; the returned function throws entitlement_key_missing when no key was given. */
@@ -130,7 +156,12 @@ export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => Re
   const given = options.entitlementSigningKey;
   const previous = options.entitlementPreviousKeys ?? [];
   if (!Array.isArray(previous)) throw invalid('entitlementPreviousKeys', 'must be an array of JWKs');
-  const retired = previous.map((k, i) => resolveKey(k, `entitlementPreviousKeys[${i}]`, 'any'));
+  const bareEnd = Date.now() + MAX_ENTITLEMENT_TTL_SECONDS * 1000;
+  const retired = previous.map((entry, i) => {
+    const { jwk, until } = previousEntry(entry, i, bareEnd);
+    const key = resolveKey(jwk, `entitlementPreviousKeys[${i}]`, 'any');
+    return { ...key, until, publicJwk: { ...key.publicJwk, exp: Math.floor(until / 1000) } };
+  });
   if (given === undefined || given === '') {
     if (retired.length) throw invalid('entitlementSigningKey', 'is missing, but entitlementPreviousKeys are given');
     return () => {
@@ -149,7 +180,8 @@ export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => Re
   const resolved: ResolvedEntitlementKeys = {
     signing,
     ttlSeconds: ttl,
-    jwks: { keys: [signing, ...retired].map((k) => k.publicJwk) },
+    // Read at each call: a retired key leaves the set at its end without a restart.
+    jwks: (now = Date.now()) => ({ keys: [signing.publicJwk, ...retired.filter((k) => k.until > now).map((k) => k.publicJwk)] }),
   };
   return () => resolved;
 }

@@ -219,6 +219,23 @@ export function createPluginClient(options: PluginClientOptions) {
     /** Loads the stored session from the main thread; true when one is valid. call() does this itself. */
     restore,
 
+    /**
+     * The signed-in user's id (null when signed out): what verifyEntitlementSnapshot expects. From
+     * the sign-in answer, else the plugin token's own `sub` (our token, read, not verified here).
+     */
+    async userId(): Promise<string | null> {
+      if (!session || !restored || Date.parse(session.expiresAt) <= Date.now()) await restore();
+      if (!session) return null;
+      if (session.userId) return session.userId;
+      try {
+        const part = session.token.split('.')[1] ?? '';
+        const sub = (JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown }).sub;
+        return typeof sub === 'string' && sub !== '' ? sub : null;
+      } catch {
+        return null;
+      }
+    },
+
     /** Whether a session is loaded and unexpired (after restore() or signIn()). */
     get signedIn(): boolean {
       return session !== null && Date.parse(session.expiresAt) > Date.now();

@@ -24,10 +24,20 @@ export type EntitlementCheck =
   | { kind: 'ok'; entitlement: Entitlement }
   /** Past its exp: fetch a new one (or treat the user as offline). */
   | { kind: 'expired' }
-  /** Bad signature, unknown key, wrong issuer/audience/type, malformed: never trust it. */
+  /** Validly signed, but about another user than options.userId (e.g. a snapshot left from another account): never trust it. */
+  | { kind: 'wrong_user' }
+  /**
+   * Bad signature, unknown key, a retired key past its end or a snapshot outliving it
+   * (`key_retired`), wrong issuer/audience/type, malformed: never trust it.
+   */
   | { kind: 'invalid'; reason: string };
 
 export interface VerifyEntitlementOptions {
+  /**
+   * Required: the id of the user signed in to this plugin session (client.userId()). A snapshot
+   * about anyone else is `wrong_user`.
+   */
+  userId: string;
   /** The time to check exp against (default now). */
   currentDate?: Date;
   /** Allowed clock skew in seconds (default 5). */
@@ -36,15 +46,23 @@ export interface VerifyEntitlementOptions {
 
 const isCount = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isInteger(v));
 
-/** Verifies a snapshot against the server's public JWKS (auth.entitlements.jwks()), offline. */
+/**
+ * Verifies a snapshot against the server's public JWKS (auth.entitlements.jwks()), offline, for the
+ * user `options.userId`. A previous key's `exp` in the JWKS ends it: past it the key verifies
+ * nothing, and a snapshot whose exp is later than its key's is refused (`key_retired`).
+ */
 export async function verifyEntitlementSnapshot(
   jwt: string,
   jwks: JSONWebKeySet,
-  options: VerifyEntitlementOptions = {},
+  options: VerifyEntitlementOptions,
 ): Promise<EntitlementCheck> {
+  if (typeof options?.userId !== 'string' || options.userId === '') {
+    throw new TypeError('verifyEntitlementSnapshot: options.userId (the signed-in user, e.g. await client.userId()) is required');
+  }
   let payload;
+  let protectedHeader;
   try {
-    ({ payload } = await jwtVerify(jwt, createLocalJWKSet(jwks), {
+    ({ payload, protectedHeader } = await jwtVerify(jwt, createLocalJWKSet(jwks), {
       algorithms: [...ENTITLEMENT_ALGORITHMS],
       issuer: ENTITLEMENT_ISSUER,
       audience: ENTITLEMENT_AUDIENCE,
@@ -61,6 +79,14 @@ export async function verifyEntitlementSnapshot(
   if (typeof exp !== 'number' || typeof iat !== 'number' || exp - iat > MAX_ENTITLEMENT_TTL_SECONDS) {
     return { kind: 'invalid', reason: 'lifetime_too_long' };
   }
+  // The key that verified it (by kid; without one, every key jose could have used): its end, if any.
+  const candidates = (jwks.keys ?? []).filter((k) => (protectedHeader.kid === undefined ? k.alg === protectedHeader.alg : k.kid === protectedHeader.kid));
+  const ends = candidates.map((k) => (k as { exp?: unknown }).exp).filter((e) => e !== undefined);
+  if (ends.length) {
+    const end = Math.min(...ends.map((e) => (typeof e === 'number' ? e : Number.NEGATIVE_INFINITY)));
+    const now = (options.currentDate ?? new Date()).getTime() / 1000;
+    if (now >= end || exp > end) return { kind: 'invalid', reason: 'key_retired' };
+  }
   if (
     typeof sub !== 'string' || typeof plan !== 'string' || typeof action !== 'string' || typeof used !== 'number' ||
     !isCount(usageLimit) || !isCount(remaining) || !isCount(batchLimit) ||
@@ -68,6 +94,7 @@ export async function verifyEntitlementSnapshot(
   ) {
     return { kind: 'invalid', reason: 'unexpected_claims' };
   }
+  if (sub.toLowerCase() !== options.userId.toLowerCase()) return { kind: 'wrong_user' };
   return {
     kind: 'ok',
     entitlement: {
