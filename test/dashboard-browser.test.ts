@@ -1,14 +1,44 @@
 // The dashboard in a real browser (Debian's Chromium through playwright-core), on both databases:
 // the seeded history on every chart (read back from the table under it), the funnel's exact
 // counts, 401 without the key, the revoke action, and that the page makes no request beyond
-// 127.0.0.1 and logs no console error. A missing Chromium fails these tests; it never skips them.
+// its own loopback address and logs no console error; and that another local server (another
+// port of the same host) never gets a usable secret from the dashboard's cookie. A missing Chromium fails these tests; it never skips them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { expectOverview, seedDashboardHistory, type Expected, type SeedModel } from './helpers/dashboard.ts';
-import { startDashboardServer } from '../src/dashboard/server.ts';
+import { readCookie, startDashboardServer } from '../src/dashboard/server.ts';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Another local server, e.g. a dev server on another port: records the Cookie header of every request. */
+async function startOtherServer(host: string): Promise<{ origin: string; cookies: (string | null)[]; close(): Promise<void> }> {
+  const cookies: (string | null)[] = [];
+  const server: Server = createServer((req, res) => {
+    cookies.push(req.headers.cookie ?? null);
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<p>another local server</p>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    origin: `http://${host}:${(server.address() as AddressInfo).port}`,
+    cookies,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+/** What the other server can do with what it saw: replay it to the dashboard, with any Host header. */
+function replay(origin: string, host: string, cookie: string): Promise<number> {
+  const u = new URL(origin);
+  return new Promise((resolve, reject) => {
+    httpRequest({ host: u.hostname, port: u.port, path: '/', headers: { host, cookie } }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    }).on('error', reject).end();
+  });
+}
 
 const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser;
@@ -77,7 +107,7 @@ async function checkOverview(page: Page, want: Expected, model: SeedModel): Prom
 
 for (const dialect of DIALECTS) {
   describe(`dashboard in the browser [${dialect}]`, () => {
-    test('the seeded history on every chart, exact funnel, the user view, revoke; nothing leaves 127.0.0.1, no console error', () =>
+    test('the seeded history on every chart, exact funnel, the user view, revoke; nothing leaves its loopback address, no console error', () =>
       withDatabase(dialect, async ({ db }) => {
         const model = await seedDashboardHistory(db, { crowd: 16 });
         const server = await startDashboardServer(db, { port: 0 });
@@ -154,12 +184,64 @@ for (const dialect of DIALECTS) {
           await checkOverview(page, expectOverview(model, { days: 30 }), model);
 
           assert.ok(requests.length > 8);
-          const outside = requests.filter((u) => !u.startsWith('data:') && new URL(u).hostname !== '127.0.0.1');
-          assert.deepEqual(outside, [], 'requests beyond 127.0.0.1');
+          const outside = requests.filter((u) => !u.startsWith('data:') && new URL(u).hostname !== server.host);
+          assert.deepEqual(outside, [], `requests beyond ${server.host}`);
           assert.deepEqual(problems, []);
         } finally {
           await context.close();
           await server.close();
+        }
+      }));
+
+    test('another server on another port of the same host gets no usable secret: a session id, not the key, refused for its Host and once ended; on the random loopback host, no cookie at all', () =>
+      withDatabase(dialect, async ({ db }) => {
+        await seedDashboardHistory(db, { crowd: 1 });
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        // 1. The dashboard on 127.0.0.1 (as with --host 127.0.0.1), a dev server on another port of it.
+        const shared = await startDashboardServer(db, { port: 0, host: '127.0.0.1' });
+        const other = await startOtherServer('127.0.0.1');
+        try {
+          assert.equal((await page.goto(shared.url))!.status(), 200);
+          await page.goto(`${other.origin}/`);
+          const seen = other.cookies.find((c) => c !== null) ?? '';
+          // Browsers scope cookies by host, not port: the other server does receive the cookie...
+          const value = readCookie(seen, shared.cookieName);
+          assert.ok(value, `Chromium sent the dashboard's cookie to another port (${seen})`);
+          // ...but it is not the key, nor holds it.
+          assert.notEqual(value, shared.key);
+          assert.ok(!seen.includes(shared.key), 'the key never reaches another server');
+          // Replayed by a browser page under its own host name: refused (the session is bound to its Host).
+          assert.equal(await replay(shared.origin, new URL(other.origin).host, `${shared.cookieName}=${value}`), 401);
+          assert.equal(await replay(shared.origin, `localhost:${new URL(shared.origin).port}`, `${shared.cookieName}=${value}`), 401);
+          // Once the session ends, the value is worth nothing even with the right Host.
+          shared.endSessions();
+          assert.equal(await replay(shared.origin, new URL(shared.origin).host, `${shared.cookieName}=${value}`), 401);
+          assert.equal((await page.goto(`${shared.origin}/`))!.status(), 401, 'the browser itself is signed out');
+        } finally {
+          await shared.close();
+        }
+        // 2. The default: a random loopback address per start. The other server (127.0.0.1) gets no cookie.
+        const own = await startDashboardServer(db, { port: 0 });
+        try {
+          assert.match(own.host, /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/);
+          assert.notEqual(own.host, '127.0.0.1');
+          assert.equal((await page.goto(own.url))!.status(), 200);
+          assert.match(await page.content(), /Calls per day/);
+          const browserCookies = await context.cookies(own.origin);
+          assert.equal(browserCookies.find((c) => c.name === own.cookieName)?.domain, own.host);
+          const before = other.cookies.length;
+          await page.goto(`${other.origin}/`);
+          const fresh = other.cookies.slice(before); // the page, and the favicon Chromium asks for
+          assert.ok(fresh.length >= 1);
+          for (const seen of fresh) {
+            assert.equal(readCookie(seen, own.cookieName), null, `no dashboard cookie on 127.0.0.1 (${seen})`);
+            assert.ok(!(seen ?? '').includes(own.key));
+          }
+        } finally {
+          await own.close();
+          await other.close();
+          await context.close();
         }
       }));
   });

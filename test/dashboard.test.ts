@@ -2,6 +2,7 @@
 // The browser side is test/dashboard-browser.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -302,7 +303,7 @@ for (const dialect of DIALECTS) {
         assert.equal(await live(other!.tokenId), true);
       }));
 
-    test('the access key: constant-time match, a redirect that moves it into an HttpOnly SameSite=Strict cookie', () =>
+    test('the access key: constant-time match, exchanged by a redirect for a session cookie (HttpOnly, SameSite=Strict) that is not the key', () =>
       withDatabase(dialect, async ({ db }) => {
         assert.equal(keyMatches('abc', 'abc'), true);
         assert.equal(keyMatches('abd', 'abc'), false);
@@ -311,7 +312,10 @@ for (const dialect of DIALECTS) {
         await seedDashboardHistory(db, { crowd: 1 });
         const server = await startDashboardServer(db, { port: 0 });
         try {
-          assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/\?key=[A-Za-z0-9_-]{43}$/);
+          // By default a random loopback address, bound for real (Linux routes all of 127/8 to loopback).
+          assert.match(server.url, /^http:\/\/127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d+\/\?key=[A-Za-z0-9_-]{43}$/);
+          assert.notEqual(server.host, '127.0.0.1');
+          assert.equal(new URL(server.url).hostname, server.host);
           assert.equal((await fetch(`${server.origin}/`)).status, 401);
           assert.equal((await fetch(`${server.origin}/?key=wrong`)).status, 401);
           assert.equal((await fetch(`${server.origin}/`, { headers: { cookie: `${server.cookieName}=wrong` } })).status, 401);
@@ -321,12 +325,47 @@ for (const dialect of DIALECTS) {
           const cookie = hop.headers.get('set-cookie')!;
           assert.match(cookie, /HttpOnly/);
           assert.match(cookie, /SameSite=Strict/);
-          const page = await fetch(`${server.origin}/?days=7`, { headers: { cookie: cookie.split(';')[0]! } });
+          const pair = cookie.split(';')[0]!;
+          const sid = pair.slice(pair.indexOf('=') + 1);
+          assert.match(sid, /^[A-Za-z0-9_-]{43}$/);
+          assert.notEqual(sid, server.key, 'the cookie holds a session id, never the key');
+          assert.ok(!cookie.includes(server.key));
+          const page = await fetch(`${server.origin}/?days=7`, { headers: { cookie: pair } });
           assert.equal(page.status, 200);
           assert.match(await page.text(), /Calls per day/);
+          // Each exchange opens its own session.
+          const second = (await fetch(server.url, { redirect: 'manual' })).headers.get('set-cookie')!.split(';')[0]!;
+          assert.notEqual(second, pair);
+          // A session is bound to the Host it was issued for: the same id sent with another Host is refused.
+          const withHost = (host: string, cookieHeader: string) =>
+            new Promise<number>((resolve, reject) => {
+              const u = new URL(server.origin);
+              http.get({ host: u.hostname, port: u.port, path: '/', headers: { host, cookie: cookieHeader } }, (res) => {
+                res.resume();
+                resolve(res.statusCode!);
+              }).on('error', reject);
+            });
+          assert.equal(await withHost(new URL(server.origin).host, pair), 200);
+          assert.equal(await withHost(`127.0.0.1:${new URL(server.origin).port}`, pair), 401);
+          assert.equal(await withHost(`localhost:${new URL(server.origin).port}`, pair), 401);
+          // Ended sessions are refused; the key still opens a new one.
+          server.endSessions();
+          assert.equal((await fetch(`${server.origin}/`, { headers: { cookie: pair } })).status, 401);
+          assert.equal((await fetch(`${server.origin}/`, { headers: { cookie: second } })).status, 401);
+          const third = (await fetch(server.url, { redirect: 'manual' })).headers.get('set-cookie')!.split(';')[0]!;
+          assert.equal((await fetch(`${server.origin}/`, { headers: { cookie: third } })).status, 200);
         } finally {
           await server.close();
         }
+        // An explicit host is used as given; sessionSeconds is checked.
+        const local = await startDashboardServer(db, { port: 0, host: '127.0.0.1' });
+        try {
+          assert.equal(local.host, '127.0.0.1');
+          assert.match(local.url, /^http:\/\/127\.0\.0\.1:\d+\//);
+        } finally {
+          await local.close();
+        }
+        await assert.rejects(startDashboardServer(db, { port: 0, sessionSeconds: 0 }), TypeError);
       }));
 
     test('`figma-plugin-auth-db dashboard --port 0` prints its URL with a key, serves the page, stops on SIGTERM', async () => {
@@ -355,12 +394,13 @@ for (const dialect of DIALECTS) {
           const link = await new Promise<string>((resolve, reject) => {
             child.stdout.on('data', (d) => {
               stdout += d;
-              const m = /http:\/\/127\.0\.0\.1:\d+\/\?key=[A-Za-z0-9_-]+/.exec(stdout);
+              const m = /http:\/\/127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d+\/\?key=[A-Za-z0-9_-]+/.exec(stdout);
               if (m) resolve(m[0]);
             });
             child.on('close', () => reject(new Error(`dashboard exited: ${stdout}${stderr}`)));
           });
           const origin = new URL(link).origin;
+          assert.notEqual(new URL(link).hostname, '127.0.0.1', 'a random loopback address by default');
           assert.equal((await fetch(`${origin}/`)).status, 401);
           const hop = await fetch(link, { redirect: 'manual' });
           const page = await fetch(`${origin}/`, { headers: { cookie: hop.headers.get('set-cookie')!.split(';')[0]! } });

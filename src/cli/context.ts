@@ -34,7 +34,7 @@ export const OPTIONS = {
   denials: { type: 'string', text: 'how many recent denials to show, 1 to 1000 (default 10)' },
   reason: { type: 'string', text: 'why, kept with the revoked token (default: revoked_by_operator)' },
   port: { type: 'string', text: 'dashboard: the port to listen on (default 7300; 0 = any free port)' },
-  host: { type: 'string', text: 'dashboard: the address to listen on (default 127.0.0.1: this machine only)' },
+  host: { type: 'string', text: 'dashboard: the address to listen on (default a random loopback address 127.x.y.z, new each start: this machine only, and no cookie shared with other local servers)' },
   open: { type: 'boolean', text: 'dashboard: open the URL in the default browser' },
 } as const;
 export type OptionName = keyof typeof OPTIONS;

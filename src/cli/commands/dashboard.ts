@@ -1,5 +1,6 @@
 // The dashboard command: serves the local web dashboard (src/dashboard/) on the target until
-// Ctrl+C, and optionally opens it in the browser.
+// Ctrl+C, and optionally opens it in the browser. Without --host it listens on a random loopback
+// address (127.x.y.z), new at each start, so its session cookie reaches no other local server.
 import { spawn } from 'node:child_process';
 import { startDashboardServer } from '../../dashboard/server.ts';
 import { BIN, UsageError, type Command, type Context } from '../context.ts';
@@ -16,11 +17,11 @@ export const dashboardCommand: Command = {
 async function dashboard(ctx: Context): Promise<number> {
   const port = ctx.values.port === undefined ? 7300 : Number(ctx.values.port);
   if (!/^\d{1,5}$/.test(ctx.values.port ?? '7300') || port > 65535) throw new UsageError('dashboard: --port must be a whole number from 0 to 65535');
-  const host = ctx.values.host ?? '127.0.0.1';
-  if (!/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) throw new UsageError('dashboard: --host must be a host name or an IP address');
+  const host = ctx.values.host;
+  if (host !== undefined && !/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) throw new UsageError('dashboard: --host must be a host name or an IP address');
   const connection = await ctx.connect();
   const server = await startDashboardServer(connection.database(), { port, host, label: connection.description });
-  ctx.out(`Dashboard on ${connection.description}:\n\n  ${server.url}\n\nThe key in the URL is the access key (a new one each start). Press Ctrl+C to stop.`);
+  ctx.out(`Dashboard on ${connection.description}:\n\n  ${server.url}\n\nThe key in the URL is the access key (a new one each start): opening the URL exchanges it for a session cookie. Press Ctrl+C to stop.`);
   if (ctx.values.open) openInBrowser(server.url);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
