@@ -78,7 +78,7 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
 /** auth.figma without options.figma: every call says what to configure. */
 function figmaNotConfigured(): ReturnType<typeof createFigma> {
   const refuse = async (): Promise<never> => {
-    throw new SetupError('figma_not_configured', 'figma_not_configured: pass createPluginAuth(db, { figma: { personalAccessToken } })');
+    throw new SetupError('figma_not_configured', 'figma_not_configured: pass createPluginAuth(db, { figma: { personalAccessToken, pluginId } })');
   };
   return { verifyPaymentToken: refuse, signIn: refuse, link: refuse };
 }
