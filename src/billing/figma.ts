@@ -84,7 +84,10 @@ export interface FigmaPayment {
   grantUntil: Date;
   /** When this Figma user was first verified: the start of a FIRST_USE trial. */
   firstSeenAt: Date;
-  /** 'figma': Figma was called now; 'cache': within cacheSeconds; 'grace': Figma failed and the stored answer was used. */
+  /**
+   * 'figma': Figma was called now (by this check, or by a concurrent check of the same token it
+   * joined); 'cache': within cacheSeconds; 'grace': Figma failed and the stored answer was used.
+   */
   answeredBy: 'figma' | 'cache' | 'grace';
 }
 
@@ -358,7 +361,8 @@ export function createFigma(
     /**
      * Signs in with Figma alone: verifies the payment token, finds or creates the one user of that
      * verified Figma user id, and issues a plugin token. Concurrent first sign-ins of one Figma
-     * user create exactly one user. Errors: those of verifyPaymentToken, invalid_device_name,
+     * user create exactly one user. Figma is asked before any transaction opens. Errors: those of
+     * verifyPaymentToken (payment_token_wrong_plugin among them), invalid_device_name,
      * figma_create_user_failed (pass figma.createUser), and the token configuration's.
      */
     async signIn(paymentToken: string, { deviceName }: { deviceName?: string | null } = {}): Promise<FigmaSignIn> {
