@@ -118,14 +118,17 @@ describe('hot paths, prepared statements [postgres]', () => {
         assert.deepEqual(names, ['fpa_consume_usage']);
         // The server ends the session in the middle of a statement: it fails, and the next one runs on a new connection.
         // Its rejection is caught at once: it may come before the terminate call returns.
-        const sleeping = db.query('SELECT pg_catalog.pg_sleep(30)', []).then(() => undefined, (error: { code?: string }) => error);
+        const sleeping = db.query('SELECT pg_catalog.pg_sleep(30)', []).then(() => undefined, (error: { code?: string; cause?: { code?: string } }) => error);
         for (;;) {
           const active = await admin.query("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = $1::integer AND state = 'active'", [first]);
           if (active.length > 0) break;
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
         await admin.query('SELECT pg_catalog.pg_terminate_backend($1::integer)', [first]);
-        assert.equal((await sleeping)?.code, '57P01');
+        // The typed, retryable connection_lost (test/db-connection.test.ts), the server's 57P01 as its cause.
+        const ended = await sleeping;
+        assert.equal(ended?.code, 'connection_lost');
+        assert.equal(ended?.cause?.code, '57P01');
         const second = await pid();
         assert.notEqual(second, first);
         assert.equal((await auth.usage.check(user, 'export')).used, 2, 'one consume counted, the check counts the call it asks about');

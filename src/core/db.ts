@@ -3,7 +3,7 @@ import { PGlite, parse as parsePglite, protocol as pgliteProtocol } from '@elect
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { redactUrl } from './redact.ts';
-import { fromDatabaseError } from './errors.ts';
+import { DatabaseError, fromDatabaseError, PluginAuthError } from './errors.ts';
 
 /** Something that runs one parameterized statement and returns its rows. */
 export interface Queryable {
@@ -85,8 +85,6 @@ export async function openDatabase(
         }) as typeof pg.types.getTypeParser,
       },
     });
-    // An idle client that errors (server restart) must not crash the process; the next query reports it.
-    pool.on('error', () => {});
     return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
   }
   throw new TypeError(
@@ -210,28 +208,100 @@ export function connectionBroken(error: unknown): boolean {
   return /^(08|57P|53)/.test(error.code ?? '');
 }
 
+/** Socket errors of a connection that was open (not a refused or misaddressed one: those persist). */
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * Whether this error says the connection itself was lost, in a call or while one was being opened:
+ * the server ended the session (57P01 admin shutdown, 57P02 crash shutdown, 57P03 starting up, class
+ * 08), the socket failed, or pg refused to use a client whose connection had failed. Such a call
+ * may succeed when made again; other errors (a refused password, a missing database, a statement
+ * refused) would fail the same way.
+ */
+export function connectionLost(error: unknown): boolean {
+  if (error instanceof pg.DatabaseError) return /^(08|57P0[123])/.test(error.code ?? '');
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (typeof e?.code === 'string' && NETWORK_ERRORS.has(e.code)) return true;
+  return typeof e?.message === 'string' && /^(Connection terminated|Client has encountered a connection error)/.test(e.message);
+}
+
+/** The typed, retryable error of a call whose connection was lost; it keeps the driver's error as cause. */
+function lostError(error: unknown): DatabaseError {
+  const reason = String((error as { message?: unknown } | null)?.message ?? error);
+  return new DatabaseError(
+    'connection_lost',
+    `connection_lost: the connection to the database was lost during the call (${reason}); it was discarded. Retry the call (a consume with the same idempotency key is counted once).`,
+    { cause: error },
+  );
+}
+
 function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: boolean): Database {
+  // Every connection the pool holds has an error listener for its whole life, attached once, when
+  // the pool makes it (before it is handed to anyone) or, for a caller's pool, when we first take
+  // it. pg emits 'error' on a client whose socket fails or whose session the server ends while no
+  // statement of it is running (idle in the pool, checked out between two statements, or in the
+  // same network read as its startup); with no listener that event would end the process. pg then
+  // marks the client unusable, and the pool discards it when it is released.
+  const broken = new WeakSet<pg.ClientBase>();
+  const watched = new WeakSet<pg.ClientBase>();
+  const watch = (client: pg.ClientBase) => {
+    if (watched.has(client)) return;
+    watched.add(client);
+    client.on('error', () => broken.add(client));
+  };
+  pool.on('connect', watch);
+  // pg-pool re-emits an idle client's error on the pool after it has discarded the client.
+  pool.on('error', () => {});
+
+  /**
+   * A call's error: connection_lost when its connection was lost, else the driver's error as it is
+   * (an answer the server gave before it ended the session stays that answer).
+   */
+  const asLost = (error: unknown, client?: pg.ClientBase): unknown =>
+    connectionLost(error) || (client && broken.has(client) && !(error instanceof pg.DatabaseError)) ? lostError(error) : error;
+  const acquire = async (): Promise<pg.PoolClient> => {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw asLost(error);
+    }
+    watch(client);
+    return client;
+  };
+  const isLost = (error: unknown) => (error instanceof DatabaseError && error.code === 'connection_lost') || connectionLost(error);
+  /** Whether to discard the client after one statement: its connection broke, or the error says so. */
+  const discard = (client: pg.PoolClient, failure: unknown): Error | undefined => {
+    if (broken.has(client)) return failure instanceof Error ? failure : new Error('connection lost');
+    if (isLost(failure)) return failure as Error;
+    return connectionBroken(failure) ? (failure as Error) : undefined;
+  };
+
   const asQueryable = (q: pg.PoolClient): Queryable => ({
     async query<R>(text: string, params: readonly unknown[] = [], options: QueryOptions = {}) {
-      // Named: pg parses it once per connection, and the server keeps its plan (measured: BENCHMARKS.md).
-      if (prepare && options.prepare) return (await q.query({ name: options.prepare, text, values: params as unknown[] })).rows as R[];
-      return (await q.query(text, params as unknown[])).rows as R[];
+      try {
+        // Named: pg parses it once per connection, and the server keeps its plan (measured: BENCHMARKS.md).
+        if (prepare && options.prepare) return (await q.query({ name: options.prepare, text, values: params as unknown[] })).rows as R[];
+        return (await q.query(text, params as unknown[])).rows as R[];
+      } catch (error) {
+        throw asLost(error, q);
+      }
     },
     async exec(script: string) {
-      // No parameters: pg sends it with the simple protocol, which allows several statements.
-      await q.query(script);
+      try {
+        // No parameters: pg sends it with the simple protocol, which allows several statements.
+        await q.query(script);
+      } catch (error) {
+        throw asLost(error, q);
+      }
     },
   });
   // One statement on a pooled connection. pg.Pool#query drops the connection on any error, so
   // every refused call (a typed error raised by our SQL, a constraint) would cost a new server
   // session and the statements prepared on it; here the connection goes back to the pool unless
-  // the error broke it (connectionBroken).
+  // the error broke it (connectionBroken) or its connection was lost.
   const onPooled = async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    // A connection lost mid-statement rejects the statement; without a listener the client's
-    // 'error' event would also crash the process.
-    const onError = () => {};
-    client.on('error', onError);
+    const client = await acquire();
     let failure: unknown;
     try {
       return await fn(asQueryable(client));
@@ -239,8 +309,7 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: b
       failure = error;
       throw error;
     } finally {
-      client.off('error', onError);
-      client.release(connectionBroken(failure) ? (failure as Error) : undefined);
+      client.release(discard(client, failure));
     }
   };
   return {
@@ -249,26 +318,28 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: b
     query: (text, params, options) => onPooled((q) => q.query(text, params, options)),
     exec: (script) => onPooled((q) => q.exec(script)),
     async transaction(fn) {
-      const client = await pool.connect();
-      // A connection lost mid-transaction surfaces as the failed query's rejection; without a
-      // listener the client's 'error' event would also crash the process.
-      const onError = () => {};
-      client.on('error', onError);
-      let broken: Error | undefined;
+      const client = await acquire();
+      const tx = asQueryable(client);
+      let drop: Error | undefined;
       try {
-        await client.query('BEGIN');
-        const result = await fn(asQueryable(client));
-        await client.query('COMMIT');
+        await tx.exec('BEGIN');
+        const result = await fn(tx);
+        await tx.exec('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackError: Error) => {
-          broken = rollbackError;
+        if (broken.has(client) || isLost(error)) {
+          // The server ended the session and the transaction with it: nothing to roll back.
+          drop = error instanceof Error ? error : new Error('connection lost');
+          // What the caller's own code threw stays as it was; a driver's error is typed here.
+          throw error instanceof PluginAuthError || !connectionLost(error) ? error : lostError(error);
+        }
+        await tx.exec('ROLLBACK').catch((rollbackError: unknown) => {
+          // A client whose ROLLBACK failed is not returned to the pool: it is destroyed.
+          drop = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
         });
         throw error;
       } finally {
-        client.off('error', onError);
-        // A client whose ROLLBACK failed is not returned to the pool: it is destroyed.
-        client.release(broken);
+        client.release(drop);
       }
     },
     async close() {

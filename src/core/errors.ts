@@ -11,6 +11,15 @@ export class PluginAuthError extends Error {
     this.code = code;
     if (options.cause !== undefined) this.cause = options.cause;
   }
+
+  /**
+   * True when the same call, made again unchanged, may succeed: the failure was transient (its row
+   * in ERRORS says `retryable: true`). A consume retried with the same idempotency key is counted
+   * at most once, whether or not the lost attempt had been counted.
+   */
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code);
+  }
 }
 
 /** Bad input: nothing was written. */
@@ -38,6 +47,8 @@ export interface ErrorInfo {
   readonly area: string;
   /** When it is raised (Markdown, one sentence). */
   readonly meaning: string;
+  /** The same call made again may succeed (`error.retryable`); absent: it will fail the same way. */
+  readonly retryable?: true;
 }
 
 /**
@@ -148,7 +159,8 @@ export const ERRORS = [
   { code: 'check_violation', sqlstate: null, class: 'ValidationError', area: 'database', meaning: 'SQLSTATE 23514: a value a table\'s check refused' },
   { code: 'unique_violation', sqlstate: null, class: 'ValidationError', area: 'database', meaning: 'SQLSTATE 23505: a value that must be unique already exists' },
   { code: 'foreign_key_violation', sqlstate: null, class: 'NotFoundError', area: 'database', meaning: 'SQLSTATE 23503: a referenced row is missing' },
-  { code: 'database_error', sqlstate: null, class: 'DatabaseError', area: 'database', meaning: 'anything else from the server (connection lost, timeout); the message is PostgreSQL\'s' },
+  { code: 'connection_lost', sqlstate: null, class: 'DatabaseError', area: 'database', retryable: true, meaning: '**retryable** (`error.retryable` is true): the connection broke during the call (the server ended the session: restart, failover, `pg_terminate_backend`; or the network dropped it) or while opening one; it was discarded and the pool goes on. The call may or may not have taken effect: retry it (a consume with the same idempotency key is counted once)' },
+  { code: 'database_error', sqlstate: null, class: 'DatabaseError', area: 'database', meaning: 'anything else from the server (a timeout, a lock not granted); the message is PostgreSQL\'s' },
   { code: 'invalid_json', sqlstate: null, class: 'ValidationError', area: 'server', meaning: 'a request body that is not a JSON object (malformed, or another JSON value); answered 400 (see [docs/server.md](docs/server.md#errors))' },
   { code: 'body_too_large', sqlstate: null, class: 'ValidationError', area: 'server', meaning: 'a request body over the route\'s byte cap (16 KiB for plugin routes, 1 MiB for webhooks by default); answered 413, read no further' },
   { code: 'unsupported_media_type', sqlstate: null, class: 'ValidationError', area: 'server', meaning: 'a JSON route called without `content-type: application/json`; answered 415' },
@@ -163,6 +175,8 @@ export const ERRORS = [
 
 /** Every stable code the library reports. */
 export type ErrorCode = (typeof ERRORS)[number]['code'];
+
+const RETRYABLE = new Set<string>(ERRORS.filter((e: ErrorInfo) => e.retryable).map((e) => e.code));
 
 const CLASSES: Record<ErrorClassName, new (code: ErrorCode, message: string, o?: { cause?: unknown }) => PluginAuthError> = {
   ValidationError, NotFoundError, AuthError, SetupError, DatabaseError, ServiceError,
