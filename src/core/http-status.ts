@@ -32,6 +32,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   body_too_large: 413,
   unsupported_media_type: 415,
   not_signed_in: 401,
+  // The database connection was lost mid-call (a failover, a restart): retry with the same key.
+  connection_lost: 503,
   // HTTP-only codes (no PluginAuthError carries them).
   not_found: 404,
   method_not_allowed: 405,
