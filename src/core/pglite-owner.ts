@@ -182,6 +182,9 @@ type Served = Pick<PGlite, 'runExclusive' | 'execProtocolRawStream' | 'execProto
   _runExclusiveTransaction<T>(fn: () => Promise<T>): Promise<T>;
 };
 
+/** How long a closing owner lets its connected clients finish (a pg pool drops an idle connection after 10 s). */
+const CLOSE_GRACE_MS = 30_000;
+
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
@@ -242,7 +245,7 @@ class BackendTail {
  * client's transaction or extended-protocol batch, nor a client's statement inside the owner's
  * transaction. A client that disconnects mid-unit is rolled back.
  */
-export async function serveDatabase(db: Served, socketDir: string): Promise<{ close(): Promise<void> }> {
+export async function serveDatabase(db: Served, socketDir: string): Promise<{ close(graceMs?: number): Promise<void> }> {
   const socketPath = join(socketDir, SOCKET_NAME);
   // We own the directory: a socket file left there is a dead owner's.
   rmSync(socketPath, { force: true });
@@ -353,8 +356,15 @@ export async function serveDatabase(db: Served, socketDir: string): Promise<{ cl
   // Connecting takes write permission on the socket: the owner's user only.
   chmodSync(socketPath, 0o600);
   return {
-    async close() {
+    /**
+     * Stops taking connections; the clients connected now (a CLI command beside a closing setup)
+     * finish and disconnect first, for up to graceMs; then the rest are cut (and rolled back).
+     */
+    async close(graceMs = CLOSE_GRACE_MS) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
       const pending = [...connections].map((c) => {
         c.socket.destroy();
         return c.done();
