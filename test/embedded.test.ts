@@ -235,3 +235,21 @@ test("pglite only: the owner's transactions and the socket's clients never run i
     await owner.close();
   }
 });
+
+test('db.ts does not load PGlite: nothing it imports statically imports the package, and it reaches src/core/pglite.ts by a dynamic import only', () => {
+  const read = (f: string) => readFileSync(join(ROOT, f), 'utf8');
+  // Static value imports (not `import type`), transitively from src/core/db.ts.
+  const staticImports = (text: string) => [...text.matchAll(/^import (?!type\b)[^;]*? from '([^']+)'/gm)].map((m) => m[1]!);
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const spec of staticImports(read(file))) {
+      assert.notEqual(spec, '@electric-sql/pglite', `${file} imports PGlite statically`);
+      if (spec.startsWith('.')) visit(join(file, '..', spec));
+    }
+  };
+  visit('src/core/db.ts');
+  assert.ok(!seen.has('src/core/pglite.ts') && !seen.has('src/core/pglite-owner.ts'), [...seen].join(', '));
+  assert.match(read('src/core/db.ts'), /await import\('\.\/pglite\.ts'\)/);
+});

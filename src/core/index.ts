@@ -1,6 +1,7 @@
 // core/: what every other folder stands on. db (openDatabase: PostgreSQL, Supabase or embedded
 // PGlite behind one Queryable), errors (the one table of error codes), validation (the one module
-// of input checks), locks (the one advisory-lock scheme), env (.env loading), redact (secrets out
+// of input checks), locks (the one advisory-lock scheme), env (.env loading, where the embedded
+// database lives; pglite and pglite-owner hold it, loaded only when asked for), redact (secrets out
 // of anything printed), users (finding a user by id or email). Imports nothing outside core/.
 export { openDatabase, DEFAULT_PGLITE_DIR, type Database, type Queryable, type OpenOptions } from './db.ts';
 export {
@@ -16,6 +17,6 @@ export {
   type ErrorInfo,
   type ErrorClassName,
 } from './errors.ts';
-export { loadDevelopmentEnv } from './env.ts';
+export { loadDevelopmentEnv, pgliteDataDir } from './env.ts';
 export { findUser, type UserRef } from './users.ts';
 export { type LicenseProvider } from './validation.ts';
