@@ -12,7 +12,7 @@ import pg from 'pg';
 import { ROOT, runScript, scriptArgs, type RunResult } from './helpers/run.ts';
 import { copyDataDir } from './helpers/pglite.ts';
 import { openDatabase } from '../src/core/db.ts';
-import { LOCK_FILE, processStart } from '../src/core/pglite-owner.ts';
+import { LOCK_FILE, processStart } from '../src/core/pglite-lock.ts';
 import { PluginAuthError } from '../src/core/errors.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'fpa-embedded-'));
@@ -250,6 +250,6 @@ test('db.ts does not load PGlite: nothing it imports statically imports the pack
     }
   };
   visit('src/core/db.ts');
-  assert.ok(!seen.has('src/core/pglite.ts') && !seen.has('src/core/pglite-owner.ts'), [...seen].join(', '));
+  assert.ok(!seen.has('src/core/pglite.ts') && !seen.has('src/core/pglite-lock.ts') && !seen.has('src/core/pglite-server.ts'), [...seen].join(', '));
   assert.match(read('src/core/db.ts'), /await import\('\.\/pglite\.ts'\)/);
 });

@@ -1,12 +1,13 @@
 // Embedded PGlite behind the Database interface: in memory, a caller's instance, or a data
-// directory owned by one process and served to the others (./pglite-owner.ts). Loaded by
+// directory owned by one process (./pglite-lock.ts) and served to the others (./pglite-server.ts). Loaded by
 // openDatabase (./db.ts) only when a PGlite target is asked for, so that nothing else that imports
 // the library loads PGlite.
 import { PGlite, parse as parsePglite, protocol as pgliteProtocol } from '@electric-sql/pglite';
 import { mkdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Database, OpenOptions, Queryable } from './database.ts';
-import { claimDirectory, currentHolder, lockedError, serveDatabase, socketDirFor, SOCKET_PORT, type Holder } from './pglite-owner.ts';
+import { claimDirectory, currentHolder, lockedError, socketDirFor, SOCKET_PORT, type Holder } from './pglite-lock.ts';
+import { serveDatabase } from './pglite-server.ts';
 
 // The same JavaScript values as the pg pool returns: DATE as 'YYYY-MM-DD' (a Date would shift by
 // the process time zone) and BIGINT as number (ours are identities and counts, far below 2^53).
@@ -39,7 +40,8 @@ export async function openPgliteDirectory(dataDir: string, options: OpenOptions,
   mkdirSync(dir, { recursive: true });
   const deadline = Date.now() + OWNER_WAIT_MS;
   for (;;) {
-    const socket = options.share === false ? undefined : socketDirFor(dir);
+    // Windows has no unix sockets in the file system: an owner there does not serve.
+    const socket = options.share === false || process.platform === 'win32' ? undefined : socketDirFor(dir);
     const claim = await claimDirectory(dir, socket?.dir ?? null);
     if ('owned' in claim) return await ownDirectory(dataDir, claim.owned, socket);
     if (socket?.temporary) rmSync(socket.dir, { recursive: true, force: true });
