@@ -1,5 +1,5 @@
 // `npm run example:backend`: examples/plugin-backend.ts on http://localhost:8787 through Node's
-// http server, on the embedded database (./.data/pglite; DATABASE_URL to use another), so the
+// http server, on the embedded database (PGLITE_DATA_DIR or ./.data/pglite; DATABASE_URL to use another), so the
 // example plugin (examples/figma-plugin/) can be loaded in Figma desktop and used.
 // Development only: there is no website here, so the login page at /plugin-login (the library's
 // loginPageHtml) signs every login in as dev@example.com. PORT, HOST, PLUGIN_TOKEN_SECRET and
@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, toNodeListener } from '../src/index.ts';
+import { createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, pgliteDataDir, toNodeListener } from '../src/index.ts';
 import { loginPageHtml } from '../src/server/index.ts';
 import { applySchema } from '../src/schema/index.ts';
 import { createPluginBackend } from './plugin-backend.ts';
@@ -16,7 +16,9 @@ import { createPluginBackend } from './plugin-backend.ts';
 const env = loadDevelopmentEnv();
 const port = Number(env.PORT ?? 8787);
 const host = env.HOST ?? '127.0.0.1';
-const db = await openDatabase(env.DATABASE_URL);
+// The same directory as `npm run setup` and the CLI, .env files included; while this runs it owns
+// it, and they reach it through this process (docs/embedded.md).
+const db = await openDatabase(env.DATABASE_URL || `pglite:${pgliteDataDir(env)}`);
 await applySchema(db);
 const [dev] = await db.query<{ id: string }>(
   `INSERT INTO public.users (email) VALUES ($1::varchar)

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { parseCatalog, readCatalog, type Catalog } from '../schema/catalog.ts';
-import { DEFAULT_PGLITE_DIR, openDatabase, type Database } from '../core/db.ts';
+import { openDatabase, type Database } from '../core/db.ts';
 import { fromDatabaseError, SetupError, ValidationError } from '../core/errors.ts';
 import { createPlans, toPlan, type PlanRow, type Plans } from '../billing/plans.ts';
 import { describeTarget, resolveTarget, type SetupMode, type SetupTarget } from '../schema/setup.ts';
 import { quoteIdent, sqlStatusSource, type StatusSource } from '../schema/status.ts';
 import { createSupabaseClient } from '../schema/supabase.ts';
-import type { Env } from '../core/env.ts';
+import { pgliteDataDir, type Env } from '../core/env.ts';
 
 /**
  * The CLI's target: `--database-url` (postgres://… or pglite:<dir>) when given, else the same
@@ -18,7 +18,7 @@ export function resolveCliTarget(databaseUrl: string | undefined, env: Env, mode
     if (mode === 'production') {
       throw new SetupError('no_database_configured', 'production never uses the embedded database: give a postgres:// URL');
     }
-    return { kind: 'pglite', dataDir: databaseUrl.slice('pglite:'.length) || DEFAULT_PGLITE_DIR };
+    return { kind: 'pglite', dataDir: databaseUrl.slice('pglite:'.length) || pgliteDataDir(env) };
   }
   return resolveTarget({ DATABASE_URL: databaseUrl }, mode);
 }
@@ -53,6 +53,7 @@ export async function connect(target: SetupTarget): Promise<Connection> {
     db = await openDatabase(target.kind === 'postgres' ? target.url : `pglite:${target.dataDir}`, { max: 1 });
     await db.query('SELECT 1');
   } catch (error) {
+    if (error instanceof SetupError) throw error;
     throw new SetupError('connection_failed', `cannot connect to ${describeTarget(target)}: ${(error as Error).message}`, { cause: error });
   }
   const read = () => readCatalogOrExplain(db);

@@ -1,52 +1,13 @@
 import pg from 'pg';
-import { PGlite, parse as parsePglite, protocol as pgliteProtocol } from '@electric-sql/pglite';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
 import { redactUrl } from './redact.ts';
 import { DatabaseError, fromDatabaseError, PluginAuthError } from './errors.ts';
+import { pgliteDataDir } from './env.ts';
+import type { Database, OpenOptions, Queryable, QueryOptions } from './database.ts';
 
-/** Something that runs one parameterized statement and returns its rows. */
-export interface Queryable {
-  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
-  /** Runs a script of several statements, without parameters (DDL). */
-  exec(script: string): Promise<void>;
-}
+export type { Database, OpenOptions, Queryable, QueryOptions } from './database.ts';
 
-export interface Database extends Queryable {
-  readonly kind: 'postgres' | 'pglite';
-  /** Where it points, safe to print: passwords are redacted. */
-  readonly description: string;
-  /** Runs fn in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  close(): Promise<void>;
-}
-
-/** How one statement is sent. */
-export interface QueryOptions {
-  /**
-   * Prepare it once per connection under this name (always the same text), so that the server
-   * parses and plans it once instead of on every call: on PostgreSQL a named statement per pooled
-   * connection (not when the database was opened with `preparedStatements: false`), on PGlite one
-   * per instance (outside a transaction; inside one the statement goes unnamed).
-   */
-  prepare?: string;
-}
-
-export interface OpenOptions {
-  /** pg pool size (default 10). */
-  max?: number;
-  /**
-   * Prepare the hot statements (consume, check, verify) once per connection. Default: true, except
-   * for a URL on port 6543 or with `pgbouncer=true` (a pooler in transaction mode, such as
-   * Supabase's, keeps no named prepared statement between transactions).
-   */
-  preparedStatements?: boolean;
-  /** Sent to the server as application_name. */
-  applicationName?: string;
-}
-
-/** Where embedded PGlite keeps its files when no URL is given. */
-export const DEFAULT_PGLITE_DIR = './.data/pglite';
+export { DEFAULT_PGLITE_DIR } from './env.ts';
 
 // Both drivers return the same JavaScript values: DATE as 'YYYY-MM-DD' (a Date would shift by the
 // process time zone) and BIGINT as number (ours are identities and counts, far below 2^53).
@@ -58,20 +19,22 @@ const parseInt8 = (value: string | number | bigint): number => Number(value);
 /**
  * Opens the database: a postgres:// URL (any PostgreSQL, Supabase direct or session pooler),
  * `memory://` (in-memory PGlite), `pglite:<dir>`, an existing pg.Pool or PGlite instance, or,
- * when nothing is given, embedded PGlite in ./.data/pglite.
+ * when nothing is given, embedded PGlite in PGLITE_DATA_DIR (default ./.data/pglite). A data
+ * directory has one owner process; other processes reach it through the owner (docs/embedded.md).
  */
 export async function openDatabase(
   target?: string | pg.Pool | PGlite,
   options: OpenOptions = {},
 ): Promise<Database> {
-  if (target instanceof PGlite) return wrapPglite(target, 'PGlite (instance)', false);
+  // PGlite is loaded only when asked for (./pglite.ts), so a PGlite instance is recognised by shape.
+  if (looksLikePglite(target)) return (await import('./pglite.ts')).wrapPglite(target, 'PGlite (instance)', false);
   if (target instanceof pg.Pool) {
     const { connectionString, port } = target.options;
     return wrapPool(target, 'PostgreSQL (pool)', false, options.preparedStatements ?? !transactionPooler(connectionString, port));
   }
-  if (target === undefined || target === '') return openPglite(DEFAULT_PGLITE_DIR);
-  if (target === 'memory://') return openPglite(undefined);
-  if (target.startsWith('pglite:')) return openPglite(target.slice('pglite:'.length) || DEFAULT_PGLITE_DIR);
+  if (target === undefined || target === '') return openPgliteDirectory(pgliteDataDir(), options);
+  if (target === 'memory://') return (await import('./pglite.ts')).openMemoryPglite();
+  if (target.startsWith('pglite:')) return openPgliteDirectory(target.slice('pglite:'.length) || pgliteDataDir(), options);
   if (/^postgres(ql)?:\/\//.test(target)) {
     const pool = new pg.Pool({
       connectionString: target,
@@ -92,95 +55,15 @@ export async function openDatabase(
   );
 }
 
-/** Type parsers for PGlite instances created outside openDatabase (e.g. from a data-dir dump). */
-export const PGLITE_PARSERS = { [DATE_OID]: parseDate, [INT8_OID]: parseInt8 };
-
-async function openPglite(dataDir: string | undefined): Promise<Database> {
-  if (dataDir) mkdirSync(resolve(dataDir), { recursive: true });
-  const parsers = PGLITE_PARSERS;
-  const db = dataDir
-    ? await PGlite.create(resolve(dataDir), { parsers })
-    : await PGlite.create({ parsers });
-  return wrapPglite(db, dataDir ? `embedded PGlite in ${dataDir}` : 'in-memory PGlite', true);
+async function openPgliteDirectory(dir: string, options: OpenOptions): Promise<Database> {
+  const { openPgliteDirectory: open } = await import('./pglite.ts');
+  return open(dir, options, (url, o) => openDatabase(url, o));
 }
 
-function wrapPglite(db: PGlite, description: string, owned: boolean): Database {
-  const asQueryable = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
-    async query<R>(text: string, params: readonly unknown[] = []) {
-      return (await q.query<R>(text, params as unknown[])).rows;
-    },
-    async exec(script: string) {
-      await q.exec(script);
-    },
-  });
-  const base = asQueryable(db);
-  const named = preparedPglite(db);
-  return {
-    kind: 'pglite',
-    description,
-    // A statement sent with `prepare` is parsed and planned once per instance, as on PostgreSQL.
-    query: (text, params, options) => (options?.prepare && named ? named(options.prepare, text, params ?? []) : base.query(text, params)),
-    exec: base.exec,
-    transaction: (fn) => db.transaction((tx) => fn(asQueryable(tx))),
-    async close() {
-      if (owned && !db.closed) await db.close();
-    },
-  };
-}
-
-type BackendMessage = Awaited<ReturnType<PGlite['execProtocol']>>['messages'][number];
-
-interface PglitePrepared {
-  text: string;
-  /** The parameters' type OIDs and the result's row description, from Describe at Parse time. */
-  paramTypes: number[];
-  rowDescription: BackendMessage | undefined;
-}
-
-/**
- * Named statements on PGlite. PGlite's query() sends every statement unnamed: Parse, Describe,
- * Bind, Describe, Execute and Sync, six calls into the WebAssembly server, and the statement is
- * parsed and planned each time. A hot call (consume, check, verify) is instead parsed once per
- * instance under its name, and each call is one Bind, Execute, Sync (measured: BENCHMARKS.md).
- * It runs under both of PGlite's locks, so never inside a transaction someone else has open.
- * Undefined when this PGlite has no such locks (then the statement goes the usual way).
- */
-function preparedPglite(db: PGlite): ((name: string, text: string, params: readonly unknown[]) => Promise<any[]>) | undefined {
-  const internal = db as unknown as {
-    _runExclusiveTransaction?: <T>(fn: () => Promise<T>) => Promise<T>;
-    serializers?: Record<number, (value: unknown) => string>;
-    parsers?: typeof PGLITE_PARSERS;
-  };
-  if (typeof internal._runExclusiveTransaction !== 'function' || typeof db.runExclusive !== 'function') return undefined;
-  const statements = new Map<string, PglitePrepared>();
-  const { serialize } = pgliteProtocol;
-  const exclusive = <T>(fn: () => Promise<T>) => internal._runExclusiveTransaction!(() => db.runExclusive(fn));
-  return async (name, text, params) => {
-    // A name is one text (as pg requires); another text under a taken name goes the usual way.
-    const known = statements.get(name);
-    if (known && known.text !== text) return (await db.query(text, params as unknown[])).rows;
-    return exclusive(async () => {
-      let statement = statements.get(name);
-      if (!statement) {
-        const described = await db.execProtocol(Buffer.concat([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()]));
-        const description = described.messages.find((m) => m.name === 'parameterDescription') as { dataTypeIDs?: number[] } | undefined;
-        statement = {
-          text,
-          paramTypes: description?.dataTypeIDs ?? [],
-          rowDescription: described.messages.find((m) => m.name === 'rowDescription'),
-        };
-        statements.set(name, statement);
-      }
-      const values = params.map((value, i) => {
-        if (value === null || value === undefined) return null;
-        const toText = internal.serializers?.[statement!.paramTypes[i]!];
-        return toText ? toText(value) : String(value);
-      });
-      const result = await db.execProtocol(Buffer.concat([serialize.bind({ statement: name, values }), serialize.execute({}), serialize.sync()]));
-      const messages = statement.rowDescription ? [statement.rowDescription, ...result.messages] : result.messages;
-      return parsePglite.parseResults(messages, internal.parsers ?? PGLITE_PARSERS)[0]?.rows ?? [];
-    });
-  };
+function looksLikePglite(target: unknown): target is PGlite {
+  if (typeof target !== 'object' || target === null || target instanceof pg.Pool) return false;
+  const candidate = target as Partial<PGlite>;
+  return typeof candidate.execProtocol === 'function' && typeof candidate.transaction === 'function' && typeof candidate.query === 'function';
 }
 
 /** A pooler in transaction mode, by its usual port or PgBouncer's flag. */

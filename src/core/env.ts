@@ -21,3 +21,14 @@ export function loadDevelopmentEnv(cwd: string = process.cwd(), env: Env = proce
   }
   return merged;
 }
+
+/** Where embedded PGlite keeps its files when nothing says otherwise. */
+export const DEFAULT_PGLITE_DIR = './.data/pglite';
+
+/**
+ * The one rule for where the embedded database lives, used by openDatabase(), setup and the CLI:
+ * PGLITE_DATA_DIR when set, else ./.data/pglite (relative to the working directory).
+ */
+export function pgliteDataDir(env: Env = process.env): string {
+  return env.PGLITE_DATA_DIR?.trim() || DEFAULT_PGLITE_DIR;
+}

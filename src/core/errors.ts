@@ -61,6 +61,7 @@ export const ERRORS = [
   { code: 'invalid_database_url', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'a `DATABASE_URL` that is not a postgres:// URL, `memory://` or `pglite:<dir>`' },
   { code: 'incomplete_supabase_config', sqlstate: null, class: 'SetupError', area: 'setup', meaning: '`SUPABASE_URL` without `SUPABASE_SERVICE_ROLE_KEY`, or the other way round' },
   { code: 'invalid_supabase_url', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'a `SUPABASE_URL` that is not an https:// project URL' },
+  { code: 'database_locked', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'another process owns the embedded database\'s directory and does not serve it (opened with `share: false`, or not answering on its socket); the message names its pid and since when (see [docs/embedded.md](docs/embedded.md))' },
   { code: 'connection_failed', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'server unreachable, login refused, database missing' },
   { code: 'exec_sql_missing', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'Supabase REST path without the `exec_sql` function' },
   { code: 'missing_dependency', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'an optional package this path needs is not installed (the message names it and the install command)' },

@@ -1,7 +1,9 @@
 // core/: what every other folder stands on. db (openDatabase: PostgreSQL, Supabase or embedded
-// PGlite behind one Queryable), errors (the one table of error codes), validation (the one module
-// of input checks), locks (the one advisory-lock scheme), env (.env loading), redact (secrets out
-// of anything printed), users (finding a user by id or email). Imports nothing outside core/.
+// PGlite behind one Queryable; pglite, pglite-lock and pglite-server hold the embedded engine,
+// loaded only when asked for), errors (the one table of error codes), validation (the one module
+// of input checks), locks (the one advisory-lock scheme), env (.env loading, where the embedded
+// database lives), redact (secrets out of anything printed), users (finding a user by id or
+// email). Imports nothing outside core/.
 export { openDatabase, DEFAULT_PGLITE_DIR, type Database, type Queryable, type OpenOptions } from './db.ts';
 export {
   PluginAuthError,
@@ -16,6 +18,6 @@ export {
   type ErrorInfo,
   type ErrorClassName,
 } from './errors.ts';
-export { loadDevelopmentEnv } from './env.ts';
+export { loadDevelopmentEnv, pgliteDataDir } from './env.ts';
 export { findUser, type UserRef } from './users.ts';
 export { type LicenseProvider } from './validation.ts';

@@ -1,12 +1,12 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { DEFAULT_PGLITE_DIR, openDatabase, withTypedErrors, type Database } from '../core/db.ts';
+import { openDatabase, withTypedErrors, type Database } from '../core/db.ts';
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, parseCatalog, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
 import { SetupError, fromDatabaseError } from '../core/errors.ts';
 import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from './migrations.ts';
 import { redactUrl } from '../core/redact.ts';
 import { createSupabaseClient } from './supabase.ts';
-import type { Env } from '../core/env.ts';
+import { pgliteDataDir, type Env } from '../core/env.ts';
 
 export type SetupMode = 'development' | 'production';
 
@@ -64,7 +64,7 @@ export function resolveTarget(env: Env, mode: SetupMode): SetupTarget {
       'Production setup needs DATABASE_URL, or SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, in the environment; it never falls back to the embedded database.',
     );
   }
-  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR?.trim() || DEFAULT_PGLITE_DIR };
+  return { kind: 'pglite', dataDir: pgliteDataDir(env) };
 }
 
 export function describeTarget(target: SetupTarget): string {
@@ -219,6 +219,7 @@ export async function setup(options: SetupOptions): Promise<SetupResult> {
   try {
     db = await openDatabase(target.kind === 'postgres' ? target.url : `pglite:${target.dataDir}`, { max: 1 });
   } catch (error) {
+    if (error instanceof SetupError) throw error;
     throw new SetupError('connection_failed', causeMessage(error), { cause: error });
   }
   try {

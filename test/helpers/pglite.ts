@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
-import { PGLITE_PARSERS } from '../../src/core/db.ts';
+import { PGLITE_PARSERS } from '../../src/core/pglite.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 
 const DIST = dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')));
