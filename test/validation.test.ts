@@ -81,20 +81,21 @@ for (const dialect of DIALECTS) {
 
     test('source precedence: SOURCE_PRECEDENCE is the precedence each branch of the installed plugin_auth_grants uses', () =>
       withDatabase(dialect, async ({ db }) => {
-        const [{ def }] = await db.query<{ def: string }>(
+        const [row] = await db.query<{ def: string }>(
           "SELECT pg_catalog.pg_get_functiondef('public.plugin_auth_grants(uuid, timestamp with time zone)'::pg_catalog.regprocedure) AS def",
         );
+        const def = row!.def;
         const found: Record<string, number[]> = {};
         const add = (source: string, n: string) => (found[source] ??= []).push(Number(n));
-        for (const m of def!.matchAll(/CASE\s+WHEN\s+s\.status\s*=\s*'manual'\s+THEN\s+(\d+)\s+ELSE\s+(\d+)\s+END\s+AS\s+precedence/g)) {
+        for (const m of def.matchAll(/CASE\s+WHEN\s+s\.status\s*=\s*'manual'\s+THEN\s+(\d+)\s+ELSE\s+(\d+)\s+END\s+AS\s+precedence/g)) {
           add('manual', m[1]!);
           add('stripe', m[2]!);
         }
-        for (const m of def!.matchAll(/CASE\s+WHEN\s+k\.provider\s*=\s*'lemonsqueezy'\s+THEN\s+(\d+)\s+ELSE\s+(\d+)\s+END/g)) {
+        for (const m of def.matchAll(/CASE\s+WHEN\s+k\.provider\s*=\s*'lemonsqueezy'\s+THEN\s+(\d+)\s+ELSE\s+(\d+)\s+END/g)) {
           add('lemonsqueezy', m[1]!);
           add('gumroad', m[2]!);
         }
-        for (const m of def!.matchAll(/SELECT\s+'(figma|seat)'\s*,\s*(\d+)/g)) add(m[1]!, m[2]!);
+        for (const m of def.matchAll(/SELECT\s+'(figma|seat)'\s*,\s*(\d+)/g)) add(m[1]!, m[2]!);
         const installed = Object.fromEntries(Object.entries(found).map(([source, ns]) => {
           assert.equal(new Set(ns).size, 1, `${source}: one precedence in every branch (${ns.join(', ')})`);
           return [source, ns[0]!];

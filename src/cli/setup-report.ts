@@ -12,7 +12,9 @@ export const PLUGIN_TABLES = [
   'user_subscriptions',
 ] as const;
 
-const retryCommand = (mode: SetupMode) => (mode === 'production' ? 'npm run setup:production' : 'npm run setup');
+// The command a consumer of the installed package has (it works in this repository too, where
+// `npm run setup` is the same thing).
+const retryCommand = (mode: SetupMode) => (mode === 'production' ? 'npx figma-plugin-auth-db setup --production' : 'npx figma-plugin-auth-db setup');
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
