@@ -10,7 +10,7 @@
 // tooling, not runtime: it is the `figma-plugin-auth-db/schema` subpath (src/schema/) and the
 // command line (src/cli/). Neither is imported from here (test/layout.test.ts keeps it so).
 export { createPluginAuth, type PluginAuth, type PluginAuthOptions } from './auth.ts';
-export { openDatabase, type Database, type Queryable, type OpenOptions } from './core/db.ts';
+export { openDatabase, type Database, type Queryable, type OpenOptions, type PGliteInstance } from './core/db.ts';
 export {
   PluginAuthError,
   ValidationError,

@@ -13,31 +13,15 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { ROOT, runScript, spawnCollect } from './helpers/run.ts';
+import { pickAnswer, printedAnswer, QUICK_START_RUNS, readmeQuickStart } from './helpers/readme.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const example = readFileSync(new URL('../examples/quick-start.mjs', import.meta.url), 'utf8');
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
-/** The README's quick start: its shell commands and its script. */
-export function readmeQuickStart(text: string): { commands: string[]; script: string; runs: string[] } {
-  const section = text.slice(text.indexOf('## Quick start'), text.indexOf('\n## ', text.indexOf('## Quick start') + 1));
-  const blocks = [...section.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]! }));
-  const shell = (code: string) => code.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
-  const [install, script, run] = blocks;
-  assert.equal(install?.lang, 'sh');
-  assert.equal(script?.lang, 'js');
-  assert.equal(run?.lang, 'sh');
-  return { commands: shell(install!.code), script: script!.code, runs: shell(run!.code) };
-}
-
 const quick = readmeQuickStart(readme);
 const scratch = mkdtempSync(join(tmpdir(), 'fpa-readme-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-/** A parsed `console.log(answer)` line set: the fields a newcomer reads. */
-function printed(stdout: string): Record<string, string> {
-  return Object.fromEntries([...stdout.matchAll(/^\s*(\w+): (.+?),?$/gm)].map((m) => [m[1]!, m[2]!]));
-}
 
 test('the quick start: install, setup, then the script run twice; the script is examples/quick-start.mjs', () => {
   assert.deepEqual(quick.commands, [
@@ -70,13 +54,9 @@ async function runTwice(dir: string, env: Record<string, string | undefined>) {
   for (let i = 0; i < 2; i++) {
     const result = await spawnCollect(process.execPath, ['--import', TSX, 'quick-start.mjs'], { cwd: dir, env });
     assert.equal(result.code, 0, result.all);
-    results.push(printed(result.stdout));
+    results.push(printedAnswer(result.stdout));
   }
-  const pick = (p: Record<string, string>) => ({ allowed: p.allowed, reason: p.reason, planSlug: p.planSlug, used: p.used, usageLimit: p.usageLimit, remaining: p.remaining });
-  assert.deepEqual(results.map(pick), [
-    { allowed: 'true', reason: "'ok'", planSlug: "'free'", used: '1', usageLimit: '2', remaining: '1' },
-    { allowed: 'true', reason: "'ok'", planSlug: "'free'", used: '2', usageLimit: '2', remaining: '0' },
-  ]);
+  assert.deepEqual(results.map(pickAnswer), QUICK_START_RUNS);
 }
 
 const cleanEnv = (extra: Record<string, string> = {}) => {

@@ -61,7 +61,7 @@ const parseInt8 = (value: string | number | bigint): number => Number(value);
  * when nothing is given, embedded PGlite in ./.data/pglite.
  */
 export async function openDatabase(
-  target?: string | pg.Pool | PGlite,
+  target?: string | pg.Pool | PGliteInstance,
   options: OpenOptions = {},
 ): Promise<Database> {
   if (target instanceof PGlite) return wrapPglite(target, 'PGlite (instance)', false);
@@ -69,6 +69,7 @@ export async function openDatabase(
     const { connectionString, port } = target.options;
     return wrapPool(target, 'PostgreSQL (pool)', false, options.preparedStatements ?? !transactionPooler(connectionString, port));
   }
+  if (typeof target === 'object') throw openDatabaseTypeError(); // e.g. a PGlite of another copy of the package
   if (target === undefined || target === '') return openPglite(DEFAULT_PGLITE_DIR);
   if (target === 'memory://') return openPglite(undefined);
   if (target.startsWith('pglite:')) return openPglite(target.slice('pglite:'.length) || DEFAULT_PGLITE_DIR);
@@ -89,9 +90,22 @@ export async function openDatabase(
     pool.on('error', () => {});
     return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
   }
-  throw new TypeError(
-    'openDatabase: expected a postgres:// or postgresql:// URL, "memory://", "pglite:<dir>", a pg.Pool or a PGlite instance',
-  );
+  throw openDatabaseTypeError();
+}
+
+const openDatabaseTypeError = () =>
+  new TypeError('openDatabase: expected a postgres:// or postgresql:// URL, "memory://", "pglite:<dir>", a pg.Pool or a PGlite instance');
+
+/**
+ * A PGlite instance (`new PGlite()` or `PGlite.create()` of @electric-sql/pglite), as openDatabase
+ * takes it. Declared by shape so that this package's declarations never load PGlite's own, which
+ * need Emscripten's global types: a consumer type-checking with skipLibCheck off has none.
+ */
+export interface PGliteInstance {
+  readonly waitReady: Promise<void>;
+  query(...args: never[]): Promise<unknown>;
+  exec(...args: never[]): Promise<unknown>;
+  close(): Promise<void>;
 }
 
 /** Type parsers for PGlite instances created outside openDatabase (e.g. from a data-dir dump). */
