@@ -67,7 +67,7 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
   lines.push('', 'Next Steps:');
   if (mode === 'development') {
     lines.push(`Run: ${retryCommand(mode)} (to apply schema locally; safe to run again)`);
-    lines.push('Run: npm test (to check the library against this machine)');
+    lines.push('Run: npx figma-plugin-auth-db verify (to check the live schema against this package)');
   } else {
     lines.push(`Run: ${retryCommand(mode)} again after upgrading this package (it applies only what is new)`);
   }
