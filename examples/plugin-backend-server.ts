@@ -8,7 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPluginAuth, generateEntitlementKey, loadDevelopmentEnv, openDatabase, pgliteDataDir, toNodeListener } from '../src/index.ts';
+import { createPluginAuth, openDatabase } from '../src/index.ts';
+// Repository internals the installed package does not export from its root: a real deployment
+// runs `npx figma-plugin-auth-db serve` and makes its key with `npx figma-plugin-auth-db keygen`.
+import { loadDevelopmentEnv, pgliteDataDir } from '../src/core/env.ts';
+import { generateEntitlementKey } from '../src/entitlements/keys.ts';
+import { toNodeListener } from '../src/http/node.ts';
 import { loginPageHtml } from '../src/server/index.ts';
 import { applySchema } from '../src/schema/index.ts';
 import { createPluginBackend } from './plugin-backend.ts';

@@ -560,4 +560,40 @@ describe('cli (no database)', () => {
     assert.match(setupHelp.stdout, /--dry-run/);
     assert.match(setupHelp.stdout, /--production/);
   });
+
+  test('a command group answers help like a command: `tokens --help` and `help tokens` list its commands, exit 0', async () => {
+    for (const args of [['tokens', '--help'], ['help', 'tokens'], ['tokens', '-h']]) {
+      const r = await run(args);
+      assert.deepEqual([r.code, r.stderr], [0, ''], args.join(' '));
+      for (const name of ['tokens list <user>', 'tokens revoke <token-id>', 'tokens revoke-all <user>']) assert.match(r.stdout, new RegExp(`\n  ${name} `), `${args.join(' ')}: ${name}`);
+    }
+    // Without --help a group still needs its subcommand (a usage error), and an unknown word stays unknown.
+    assert.equal((await run(['tokens'])).code, 2);
+    const unknown = await run(['help', 'nonsense']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "nonsense"/);
+  });
+
+  test('--version prints the package name and version, exit 0', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await run(['--version']);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, `figma-plugin-auth-db ${pkg.version}\n`, '']);
+  });
+
+  test('keygen: a private JWK on stdout that createPluginAuth takes, the public JWKS on stderr; a bad --alg is a usage error', async () => {
+    for (const alg of ['ES256', 'EdDSA']) {
+      const r = await run(['keygen', '--alg', alg]);
+      assert.equal(r.code, 0, r.stderr);
+      const jwk = JSON.parse(r.stdout) as { alg: string; d?: string; kid: string };
+      assert.equal(jwk.alg, alg);
+      assert.equal(typeof jwk.d, 'string');
+      const jwks = await createPluginAuth({} as Database, { entitlementSigningKey: r.stdout.trim() }).entitlements.jwks();
+      assert.equal(jwks.keys[0]!.kid, jwk.kid);
+      assert.match(r.stderr, /public JWKS/);
+      assert.ok(!r.stderr.includes(jwk.d!), 'the private part only on stdout');
+    }
+    const bad = await run(['keygen', '--alg', 'RS256']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--alg must be ES256 or EdDSA/);
+  });
 });

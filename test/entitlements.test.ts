@@ -235,9 +235,9 @@ describe('entitlements: configuration', () => {
     assert.deepEqual(await verifyEntitlementSnapshot(await sign(good, now, now + 900), jwks, { currentDate: future }), { kind: 'expired' });
   });
 
-  test('npm run entitlements:keygen prints a private JWK that createPluginAuth takes, and its public JWKS', async () => {
+  test('figma-plugin-auth-db keygen prints a private JWK that createPluginAuth takes, and its public JWKS', async () => {
     for (const alg of ['ES256', 'EdDSA']) {
-      const result = await runScript('src/entitlements/keygen.ts', ['--alg', alg]);
+      const result = await runScript('src/cli/main.ts', ['keygen', '--alg', alg]);
       assert.equal(result.code, 0, result.all);
       const jwk = JSON.parse(result.stdout.trim()) as EntitlementJwk;
       assert.equal(jwk.alg, alg);
@@ -247,6 +247,6 @@ describe('entitlements: configuration', () => {
       assert.match(result.stderr, /public JWKS/);
       assert.ok(!result.stderr.includes(String(jwk.d)), 'the public part only on stderr');
     }
-    assert.equal((await runScript('src/entitlements/keygen.ts', ['--alg', 'RS256'])).code, 2);
+    assert.equal((await runScript('src/cli/main.ts', ['keygen', '--alg', 'RS256'])).code, 2);
   });
 });

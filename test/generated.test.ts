@@ -1,4 +1,5 @@
-// Generated artifacts are committed; these tests fail when sql/ changed and `npm run generate` was not run.
+// Generated artifacts are committed; these tests fail when sql/ or src/core/errors.ts changed and
+// `npm run generate` was not run, and when a generated page states a limit the code does not keep.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -6,17 +7,23 @@ import { EXPECTED_SCHEMA_PATH } from '../src/schema/catalog.ts';
 import {
   buildExpectedSchema,
   buildFreshCatalog,
-  embedErrorsInReadme,
-  embedInReadme,
-  README_PATH,
-  renderReadmeSchema,
+  ERRORS_REFERENCE_PATH,
+  renderErrorsReference,
   renderSchemaDiagram,
+  renderSchemaReference,
   SCHEMA_DIAGRAM_PATH,
+  SCHEMA_REFERENCE_PATH,
   serializeExpectedSchema,
 } from '../scripts/generated.ts';
+import { ERRORS } from '../src/core/errors.ts';
+import * as validate from '../src/core/validation.ts';
+import { MAX_ITEMS, MAX_TEXT_LENGTH } from '../src/core/limits.ts';
+import { createTokens } from '../src/tokens/tokens.ts';
+import type { Database } from '../src/core/db.ts';
 
 const fresh = buildFreshCatalog();
 const stale = (file: string) => `${file} is stale: run \`npm run generate\` and commit the result`;
+const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
 test('schema/expected-schema.json is what sql/ builds', async () => {
   const expected = serializeExpectedSchema(await buildExpectedSchema(await fresh));
@@ -29,12 +36,40 @@ test('docs/schema-diagram.md is the diagram of what sql/ builds, marked generate
   assert.equal(committed, renderSchemaDiagram(await fresh), stale('docs/schema-diagram.md'));
 });
 
-test('the README embeds the current schema section (diagram and tables)', async () => {
-  const readme = readFileSync(README_PATH, 'utf8');
-  assert.equal(readme, embedInReadme(readme, renderReadmeSchema(await fresh)), stale('README.md (schema section)'));
+test('docs/reference/schema.md is every table sql/ builds, marked generated; the README links it and holds no schema dump', async () => {
+  const committed = readFileSync(SCHEMA_REFERENCE_PATH, 'utf8');
+  assert.match(committed.split('\n')[0]!, /generated .* do not edit/);
+  assert.equal(committed, renderSchemaReference(await fresh), stale('docs/reference/schema.md'));
+  for (const table of (await fresh).tables) assert.match(committed, new RegExp(`^## \`${table.name}\`$`, 'm'));
+  assert.match(README, /\]\(docs\/reference\/schema\.md\)/);
+  assert.doesNotMatch(README, /\| column \| type \| null \| default \|/);
 });
 
-test('the README embeds the error table generated from src/core/errors.ts', () => {
-  const readme = readFileSync(README_PATH, 'utf8');
-  assert.equal(readme, embedErrorsInReadme(readme), stale('README.md (error table)'));
+test('docs/reference/errors.md lists every code of src/core/errors.ts, marked generated; the README links it', () => {
+  const committed = readFileSync(ERRORS_REFERENCE_PATH, 'utf8');
+  assert.match(committed.split('\n')[0]!, /generated .* do not edit/);
+  assert.equal(committed, renderErrorsReference(), stale('docs/reference/errors.md'));
+  for (const e of ERRORS) assert.match(committed, new RegExp(`\\| \`${e.code}\` \\|`));
+  assert.match(README, /\]\(docs\/reference\/errors\.md\)/);
+});
+
+test('the error page states the limits the checks keep (device names, reasons, items, token caps)', () => {
+  const row = (code: string) => ERRORS.find((e) => e.code === code)!.meaning;
+  const ok = (f: () => unknown) => { try { f(); return true; } catch { return false; } };
+  // Device names and reasons: MAX_TEXT_LENGTH accepted, one more refused, and that is the number stated.
+  for (const [code, check] of [['invalid_device_name', validate.deviceName], ['invalid_reason', validate.reason]] as const) {
+    assert.match(row(code), new RegExp(`longer than ${MAX_TEXT_LENGTH} characters`));
+    assert.equal(ok(() => check('d'.repeat(101))), true);
+    assert.equal(ok(() => check('d'.repeat(MAX_TEXT_LENGTH))), true);
+    assert.equal(ok(() => check('d'.repeat(MAX_TEXT_LENGTH + 1))), false);
+  }
+  assert.match(row('invalid_items'), new RegExp(`from 1 to ${MAX_ITEMS}\\b`));
+  assert.equal(ok(() => validate.items(MAX_ITEMS)), true);
+  assert.equal(ok(() => validate.items(MAX_ITEMS + 1)), false);
+  // The live-token cap has no upper bound: 5000 is taken, 0 is not.
+  assert.match(row('invalid_max_tokens'), /at least 1\b/);
+  assert.doesNotMatch(row('invalid_max_tokens'), /1000/);
+  const noDb = {} as Database;
+  assert.equal(ok(() => createTokens(noDb, { tokenSecret: 's'.repeat(40), maxTokensPerUser: 5000 })), true);
+  assert.equal(ok(() => createTokens(noDb, { tokenSecret: 's'.repeat(40), maxTokensPerUser: 0 })), false);
 });

@@ -1,4 +1,4 @@
-// The tree shows the architecture (README, "Where things are"): a handful of files at the top of
+// The tree shows the architecture (docs/architecture.md, "Where things are in the source"): a handful of files at the top of
 // src/, a folder per concern opening with what it holds, no import cycle, and the runtime never
 // reaching into the schema tooling or the command line.
 import { test } from 'node:test';

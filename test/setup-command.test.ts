@@ -41,7 +41,7 @@ describe('setup commands [pglite]', () => {
         'Seed Data:',
         '- 4 subscription plans (free, basic, pro, enterprise) with pricing and limits',
         'Next Steps:',
-        'Run: npm run setup',
+        'Run: npx figma-plugin-auth-db setup',
       ]) {
         assert.ok(first.stdout.includes(line), `report has "${line}"`);
       }
@@ -61,7 +61,7 @@ describe('setup commands [pglite]', () => {
       // A .env.local with a DATABASE_URL must be ignored in production.
       writeFileSync(join(dir, '.env.local'), 'DATABASE_URL=postgres://x:y@127.0.0.1:1/z\n');
       const result = await runScript('setup-production-db.ts', [], { cwd: dir });
-      assertErrorBlock(result, 'npm run setup:production');
+      assertErrorBlock(result, 'npx figma-plugin-auth-db setup --production');
       assert.match(result.stderr, /Production setup needs DATABASE_URL/);
       assert.match(result.stderr, /\.env files are ignored/);
     } finally {
@@ -90,7 +90,7 @@ describe('setup commands [pglite]', () => {
     ];
     for (const [env, reason] of cases) {
       const result = await runScript('setup-production-db.ts', [], { env });
-      assertErrorBlock(result, 'npm run setup:production');
+      assertErrorBlock(result, 'npx figma-plugin-auth-db setup --production');
       assert.match(result.stderr, reason);
       assertNoSecret(result, key, 'hunter2hunter2');
     }
@@ -124,7 +124,7 @@ if (DIALECTS.includes('postgres')) {
       const result = await runScript('setup-production-db.ts', [], {
         env: { DATABASE_URL: `postgresql://app:${password}@127.0.0.1:1/app` },
       });
-      assertErrorBlock(result, 'npm run setup:production');
+      assertErrorBlock(result, 'npx figma-plugin-auth-db setup --production');
       assert.match(result.stderr, /Reason: .*ECONNREFUSED/);
       assert.match(result.stderr, /Verify DATABASE_URL/);
       assertNoSecret(result, password);
@@ -135,7 +135,7 @@ if (DIALECTS.includes('postgres')) {
       const server = await passwordServer(password);
       try {
         const result = await runScript('setup-database.ts', [], { env: { DATABASE_URL: server.wrongPasswordUrl } });
-        assertErrorBlock(result, 'npm run setup');
+        assertErrorBlock(result, 'npx figma-plugin-auth-db setup');
         assert.match(result.stderr, /Reason: password authentication failed for user "postgres"/);
         assertNoSecret(result, password);
       } finally {
@@ -149,7 +149,7 @@ if (DIALECTS.includes('postgres')) {
       const standIn = await startSupabaseStandIn(t.url!, key);
       try {
         const missing = await runScript('setup-database.ts', [], { env: { SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: key } });
-        assertErrorBlock(missing, 'npm run setup');
+        assertErrorBlock(missing, 'npx figma-plugin-auth-db setup');
         assert.match(missing.stderr, /Reason: .*exec_sql function does not exist/);
         assert.match(missing.stderr, /\* Create the exec_sql function/);
         assert.match(missing.stderr, /\* Verify SUPABASE_SERVICE_ROLE_KEY is set in \.env\.local/);

@@ -3,6 +3,7 @@
 // (bin/figma-plugin-auth-db.js, src/cli/main.ts) touch process.exitCode.
 // This file: main(), the command list, parsing and help. The option table and the Command and
 // Context types are in context.ts; each command group's commands are in commands/.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connect, resolveCliTarget, type Connection } from './target.ts';
 import { loadDevelopmentEnv } from '../core/env.ts';
@@ -15,6 +16,7 @@ import { retentionCommand, usageCommand } from './commands/usage.ts';
 import { tokensListCommand, tokensRevokeAllCommand, tokensRevokeCommand } from './commands/tokens.ts';
 import { dashboardCommand } from './commands/dashboard.ts';
 import { serveCommand } from './commands/serve.ts';
+import { keygenCommand } from './commands/keygen.ts';
 
 export { BIN, type CliIo, type Command, type Context } from './context.ts';
 export { verifyCatalog } from './commands/schema.ts';
@@ -37,6 +39,7 @@ export const COMMANDS: Command[] = [
   retentionCommand,
   dashboardCommand,
   serveCommand,
+  keygenCommand,
 ];
 
 /** Runs the CLI and returns the exit code. Never exits the process itself. */
@@ -49,6 +52,10 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   try {
     const parsed = parse(argv);
     command = parsed.command;
+    if (parsed.text !== undefined) {
+      safe.stdout(`${parsed.text}\n`);
+      return 0;
+    }
     if (!command) {
       safe.stdout(`${mainHelp()}\n`);
       return 0;
@@ -113,17 +120,28 @@ const decodeURIComponentSafe = (s: string) => {
 
 const optionsOf = (command: Command): OptionName[] => ['help', ...(command.options ?? []), ...(command.connects ? TARGET_OPTIONS : [])];
 
-function parse(argv: string[]): { command?: Command; values: Values; args: string[] } {
+/** What parse found: a command to run, or (`text`) help or the version to print with exit 0. */
+interface Parsed {
+  command?: Command;
+  values: Values;
+  args: string[];
+  text?: string;
+}
+
+function parse(argv: string[]): Parsed {
   // First pass, lenient and with every option known: where are the command words?
   const loose = parseArgs({ args: argv, options: spec(Object.keys(OPTIONS) as OptionName[]), strict: false, allowPositionals: true });
   const words = loose.positionals;
   if (words[0] === 'help') return help(words.slice(1));
   const command = COMMANDS.find((c) => c.name === words.slice(0, 2).join(' ')) ?? COMMANDS.find((c) => c.name === words[0]);
   if (!command) {
+    if (loose.values.version && words.length === 0) return { values: {}, args: [], text: version() };
     if (loose.values.help && words.length === 0) return { values: {}, args: [] };
     if (words.length === 0) throw new UsageError('no command given');
-    const group = COMMANDS.filter((c) => c.name.startsWith(`${words[0]} `)).map((c) => c.name);
-    throw new UsageError(group.length ? `"${words[0]}" needs a subcommand: ${group.join(', ')}` : `unknown command "${words[0]}"`);
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${words[0]} `));
+    // `tokens --help`: the group's commands, like `help tokens`.
+    if (group.length && loose.values.help) return { values: {}, args: [], text: groupHelp(words[0]!, group) };
+    throw new UsageError(group.length ? `"${words[0]}" needs a subcommand: ${group.map((c) => c.name).join(', ')}` : `unknown command "${words[0]}"`);
   }
   let strict;
   try {
@@ -139,12 +157,31 @@ function parse(argv: string[]): { command?: Command; values: Values; args: strin
   return { command, values: strict.values as Values, args };
 }
 
-/** `help`, `help status`, `help plans link`. */
-function help(words: string[]): { command?: Command; values: Values; args: string[] } {
+/** `help`, `help status`, `help plans link`, `help tokens` (a group: its commands). */
+function help(words: string[]): Parsed {
   if (words.length === 0) return { values: {}, args: [] };
   const command = COMMANDS.find((c) => c.name === words.join(' ')) ?? COMMANDS.find((c) => c.name === words[0]);
-  if (!command) throw new UsageError(`unknown command "${words.join(' ')}"`);
-  return { command, values: { help: true }, args: [] };
+  if (command) return { command, values: { help: true }, args: [] };
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${words[0]} `));
+  if (group.length) return { values: {}, args: [], text: groupHelp(words[0]!, group) };
+  throw new UsageError(`unknown command "${words.join(' ')}"`);
+}
+
+/** The package's version, from its package.json (two folders up from src/cli/ and dist/cli/ alike). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+  return `${pkg.name} ${pkg.version}`;
+}
+
+function groupHelp(word: string, group: Command[]): string {
+  const width = Math.max(...group.map((c) => `${c.name} ${c.args?.join(' ') ?? ''}`.length));
+  return [
+    `${BIN} ${word}: ${group.length} commands`,
+    '',
+    ...group.map((c) => `  ${`${c.name} ${c.args?.join(' ') ?? ''}`.padEnd(width)}  ${c.summary}`),
+    '',
+    `Run \`${BIN} ${group[0]!.name} --help\` (or \`${BIN} help ${group[0]!.name}\`) for a command's options and examples.`,
+  ].join('\n');
 }
 
 function spec(names: OptionName[]) {
@@ -187,8 +224,10 @@ function mainHelp(): string {
     `  ${BIN} tokens revoke-all ada@example.com`,
     `  ${BIN} dashboard --open`,
     `  METER=/plugin/resize=resize:layers ${BIN} serve`,
+    `  ${BIN} keygen > entitlement-key.jwk`,
     '',
-    `Run \`${BIN} <command> --help\` for a command's options and examples.`,
+    `Run \`${BIN} <command> --help\` (or \`${BIN} help <command>\`) for a command's options and examples;`,
+    `\`${BIN} --version\` prints the version.`,
   ].join('\n');
 }
 

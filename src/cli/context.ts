@@ -17,6 +17,8 @@ export interface CliIo {
 /** Every option any command accepts, declared once so that one name always means one thing. */
 export const OPTIONS = {
   help: { type: 'boolean', short: 'h', text: 'show this help' },
+  version: { type: 'boolean', text: 'print the package version' },
+  alg: { type: 'string', text: 'keygen: the signature algorithm, ES256 (default) or EdDSA' },
   json: { type: 'boolean', text: 'print the result as JSON' },
   'database-url': { type: 'string', text: 'postgres://… or pglite:<dir> (default: the environment, as setup)' },
   production: { type: 'boolean', text: 'read only the environment (no .env files) and never the embedded database' },

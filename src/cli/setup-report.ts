@@ -12,7 +12,9 @@ export const PLUGIN_TABLES = [
   'user_subscriptions',
 ] as const;
 
-const retryCommand = (mode: SetupMode) => (mode === 'production' ? 'npm run setup:production' : 'npm run setup');
+// The command a consumer of the installed package has (it works in this repository too, where
+// `npm run setup` is the same thing).
+const retryCommand = (mode: SetupMode) => (mode === 'production' ? 'npx figma-plugin-auth-db setup --production' : 'npx figma-plugin-auth-db setup');
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
@@ -65,7 +67,7 @@ export function formatSetupReport(result: SetupResult, mode: SetupMode): string 
   lines.push('', 'Next Steps:');
   if (mode === 'development') {
     lines.push(`Run: ${retryCommand(mode)} (to apply schema locally; safe to run again)`);
-    lines.push('Run: npm test (to check the library against this machine)');
+    lines.push('Run: npx figma-plugin-auth-db verify (to check the live schema against this package)');
   } else {
     lines.push(`Run: ${retryCommand(mode)} again after upgrading this package (it applies only what is new)`);
   }

@@ -23,7 +23,7 @@ const parseInt8 = (value: string | number | bigint): number => Number(value);
  * directory has one owner process; other processes reach it through the owner (docs/embedded.md).
  */
 export async function openDatabase(
-  target?: string | pg.Pool | PGlite,
+  target?: string | pg.Pool | PGliteInstance,
   options: OpenOptions = {},
 ): Promise<Database> {
   // PGlite is loaded only when asked for (./pglite.ts), so a PGlite instance is recognised by shape.
@@ -32,6 +32,7 @@ export async function openDatabase(
     const { connectionString, port } = target.options;
     return wrapPool(target, 'PostgreSQL (pool)', false, options.preparedStatements ?? !transactionPooler(connectionString, port));
   }
+  if (typeof target === 'object') throw openDatabaseTypeError(); // e.g. a PGlite of another copy of the package
   if (target === undefined || target === '') return openPgliteDirectory(pgliteDataDir(), options);
   if (target === 'memory://') return (await import('./pglite.ts')).openMemoryPglite();
   if (target.startsWith('pglite:')) return openPgliteDirectory(target.slice('pglite:'.length) || pgliteDataDir(), options);
@@ -50,9 +51,22 @@ export async function openDatabase(
     });
     return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
   }
-  throw new TypeError(
-    'openDatabase: expected a postgres:// or postgresql:// URL, "memory://", "pglite:<dir>", a pg.Pool or a PGlite instance',
-  );
+  throw openDatabaseTypeError();
+}
+
+const openDatabaseTypeError = () =>
+  new TypeError('openDatabase: expected a postgres:// or postgresql:// URL, "memory://", "pglite:<dir>", a pg.Pool or a PGlite instance');
+
+/**
+ * A PGlite instance (`new PGlite()` or `PGlite.create()` of @electric-sql/pglite), as openDatabase
+ * takes it. Declared by shape so that this package's declarations never load PGlite's own, which
+ * need Emscripten's global types: a consumer type-checking with skipLibCheck off has none.
+ */
+export interface PGliteInstance {
+  readonly waitReady: Promise<void>;
+  query(...args: never[]): Promise<unknown>;
+  exec(...args: never[]): Promise<unknown>;
+  close(): Promise<void>;
 }
 
 async function openPgliteDirectory(dir: string, options: OpenOptions): Promise<Database> {

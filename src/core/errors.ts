@@ -1,6 +1,20 @@
+import {
+  ACTION_CHARACTERS_TEXT,
+  MAX_ACTION_LENGTH,
+  MAX_EVENT_SKEW_MS,
+  MAX_ITEMS,
+  MAX_LOGIN_TTL_SECONDS,
+  MAX_METADATA_BYTES,
+  MAX_TEXT_LENGTH,
+  MAX_TOKEN_TTL_SECONDS,
+  MIN_LOGIN_TTL_SECONDS,
+  MIN_MAX_TOKENS,
+  MIN_TOKEN_TTL_SECONDS,
+} from './limits.ts';
+
 /**
  * Every failure the library reports is a PluginAuthError with a stable `code`, one of ERRORS below
- * (the README's error table is generated from it). Messages name what to fix and never contain a token, key or password.
+ * (docs/reference/errors.md is generated from it; its limits are limits.ts's). Messages name what to fix and never contain a token, key or password.
  */
 export class PluginAuthError extends Error {
   readonly code: ErrorCode;
@@ -52,7 +66,7 @@ export interface ErrorInfo {
 }
 
 /**
- * Every error code, once. The README's error section is generated from this table (`npm run
+ * Every error code, once. docs/reference/errors.md is generated from this table (`npm run
  * generate`), and test/errors.test.ts checks it against the code: every code thrown in src/ and
  * every SQLSTATE raised by the installed SQL functions is here, and every row is used.
  */
@@ -74,10 +88,10 @@ export const ERRORS = [
   { code: 'setup_failed', sqlstate: null, class: 'SetupError', area: 'setup', meaning: 'anything else; the message is PostgreSQL\'s' },
   { code: 'invalid_user_id', sqlstate: null, class: 'ValidationError', area: 'any', meaning: 'a user id that is not a uuid (any API taking a user; `findUser`: neither a uuid nor an email); refused before the database, never echoed' },
   { code: 'unknown_user', sqlstate: 'PA001', class: 'NotFoundError', area: 'any', meaning: 'a well-formed user id (or email) that no user has' },
-  { code: 'invalid_items', sqlstate: 'PA002', class: 'ValidationError', area: 'usage', meaning: 'items is not an integer from 1 to 10000 (see [docs/usage.md](docs/usage.md#error-codes))' },
-  { code: 'invalid_action', sqlstate: 'PA003', class: 'ValidationError', area: 'usage', meaning: 'an action that is empty, longer than 64 characters or has control characters' },
-  { code: 'invalid_idempotency_key', sqlstate: 'PA004', class: 'ValidationError', area: 'usage', meaning: 'an idempotency key that is empty, longer than 255 characters or has control characters' },
-  { code: 'invalid_metadata', sqlstate: 'PA005', class: 'ValidationError', area: 'usage', meaning: 'metadata that is not a JSON object, or over 16 kB as stored' },
+  { code: 'invalid_items', sqlstate: 'PA002', class: 'ValidationError', area: 'usage', meaning: `items is not an integer from 1 to ${MAX_ITEMS} (see [docs/usage.md](docs/usage.md#error-codes))` },
+  { code: 'invalid_action', sqlstate: 'PA003', class: 'ValidationError', area: 'usage', meaning: `an action that is not 1 to ${MAX_ACTION_LENGTH} characters of \`${ACTION_CHARACTERS_TEXT}\`` },
+  { code: 'invalid_idempotency_key', sqlstate: 'PA004', class: 'ValidationError', area: 'usage', meaning: `an idempotency key that is empty, longer than ${MAX_TEXT_LENGTH} characters or has control characters` },
+  { code: 'invalid_metadata', sqlstate: 'PA005', class: 'ValidationError', area: 'usage', meaning: `metadata that is not a JSON object, or over ${MAX_METADATA_BYTES} bytes as stored (its jsonb text)` },
   { code: 'invalid_date', sqlstate: 'PA006', class: 'ValidationError', area: 'usage', meaning: 'a summary range that is not two valid dates in order' },
   { code: 'no_plan', sqlstate: 'PA007', class: 'NotFoundError', area: 'usage', meaning: 'the free plan is missing' },
   { code: 'unknown_idempotency_key', sqlstate: 'PA008', class: 'NotFoundError', area: 'usage', meaning: 'refund of a key no call of this user has' },
@@ -91,11 +105,11 @@ export const ERRORS = [
   { code: 'token_key_conflict', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'both `tokenSecret` and an asymmetric key given' },
   { code: 'token_key_invalid', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'a token signing key that cannot be read or has the wrong algorithm' },
   { code: 'token_private_key_missing', sqlstate: null, class: 'SetupError', area: 'tokens', meaning: 'issuing tokens with only a public key' },
-  { code: 'invalid_device_name', sqlstate: 'PA020', class: 'ValidationError', area: 'tokens', meaning: 'a device name longer than 100 characters or with control characters (see [docs/tokens.md](docs/tokens.md#error-codes))' },
-  { code: 'invalid_ttl', sqlstate: 'PA021', class: 'ValidationError', area: 'tokens', meaning: 'a token or login lifetime out of range' },
-  { code: 'invalid_reason', sqlstate: 'PA023', class: 'ValidationError', area: 'tokens', meaning: 'a revocation reason longer than 200 characters or with control characters' },
+  { code: 'invalid_device_name', sqlstate: 'PA020', class: 'ValidationError', area: 'tokens', meaning: `a device name longer than ${MAX_TEXT_LENGTH} characters or with control characters (see [docs/tokens.md](docs/tokens.md#error-codes))` },
+  { code: 'invalid_ttl', sqlstate: 'PA021', class: 'ValidationError', area: 'tokens', meaning: `a token lifetime that is not a whole number of seconds from ${MIN_TOKEN_TTL_SECONDS} to ${MAX_TOKEN_TTL_SECONDS}, or a login lifetime not from ${MIN_LOGIN_TTL_SECONDS} to ${MAX_LOGIN_TTL_SECONDS} seconds` },
+  { code: 'invalid_reason', sqlstate: 'PA023', class: 'ValidationError', area: 'tokens', meaning: `a revocation reason longer than ${MAX_TEXT_LENGTH} characters or with control characters` },
   { code: 'invalid_cutoff', sqlstate: 'PA024', class: 'ValidationError', area: 'tokens', meaning: 'a cutoff in the future (token purge) or less than a day ago (usage purge), or an age that is not `90d`/`36h`' },
-  { code: 'invalid_max_tokens', sqlstate: 'PA028', class: 'ValidationError', area: 'tokens', meaning: 'a live-token cap that is not an integer from 1 to 1000' },
+  { code: 'invalid_max_tokens', sqlstate: 'PA028', class: 'ValidationError', area: 'tokens', meaning: `a live-token cap (\`maxTokensPerUser\`) that is not a whole number of at least ${MIN_MAX_TOKENS}` },
   { code: 'invalid_digest', sqlstate: 'PA029', class: 'ValidationError', area: 'tokens', meaning: 'a token digest that is not 64 hex characters' },
   { code: 'invalid_token_id', sqlstate: null, class: 'ValidationError', area: 'tokens', meaning: 'a token id that is not a uuid' },
   { code: 'token_not_found', sqlstate: 'PA022', class: 'NotFoundError', area: 'tokens', meaning: 'unknown token id' },
@@ -106,7 +120,7 @@ export const ERRORS = [
   { code: 'invalid_entitlement_ttl', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: 'an `entitlementTtlSeconds` out of range, at `createPluginAuth`' },
   { code: 'entitlement_key_missing', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: '`entitlements.snapshot` / `jwks` without `entitlementSigningKey`' },
   { code: 'invalid_subscription', sqlstate: 'PA030', class: 'ValidationError', area: 'subscriptions', meaning: 'a Stripe subscription without the fields sync needs (see [docs/subscriptions.md](docs/subscriptions.md#error-codes))' },
-  { code: 'invalid_event_created', sqlstate: 'PA031', class: 'ValidationError', area: 'subscriptions', meaning: 'an event time that is infinite or more than five minutes ahead (milliseconds get a hint)' },
+  { code: 'invalid_event_created', sqlstate: 'PA031', class: 'ValidationError', area: 'subscriptions', meaning: `an event time that is infinite or more than ${MAX_EVENT_SKEW_MS / 60_000} minutes ahead (milliseconds get a hint)` },
   { code: 'invalid_until', sqlstate: 'PA035', class: 'ValidationError', area: 'subscriptions', meaning: 'a manual assignment\'s end that is not a valid future date' },
   { code: 'price_already_linked', sqlstate: 'PA036', class: 'ValidationError', area: 'subscriptions', meaning: 'the Stripe price belongs to another plan' },
   { code: 'invalid_stripe_id', sqlstate: 'PA037', class: 'ValidationError', area: 'subscriptions', meaning: 'a Stripe id of the wrong shape or prefix' },

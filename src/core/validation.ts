@@ -1,8 +1,21 @@
-// Every input check of the TypeScript API, in one place, run before any round trip. The SQL
-// functions keep their own checks (they are authoritative for supabase.rpc callers); these mirror
-// them and add what only JavaScript can get wrong: NaN, Infinity, 2.5, 2**53, strings where numbers
+// Every input check of the TypeScript API, in one place, run once where a value enters (the method
+// a caller calls), before any round trip; inner layers do not repeat them. The limits are stated
+// once in limits.ts; the SQL functions enforce the same ones as the last line for supabase.rpc
+// callers (test/validation.test.ts holds the two sides to one rule). These checks add what only JavaScript can get wrong: NaN, Infinity, 2.5, 2**53, strings where numbers
 // belong, objects with toString, lone surrogates. No message ever contains the value refused.
 import { ValidationError, type ErrorCode } from './errors.ts';
+import {
+  ACTION_CHARACTERS_TEXT,
+  ACTION_PATTERN,
+  MAX_ACTION_LENGTH,
+  MAX_EVENT_SKEW_MS,
+  MAX_ITEMS,
+  MAX_LICENSE_KEY_LENGTH,
+  MAX_METADATA_BYTES,
+  MAX_TEXT_LENGTH,
+  MAX_TOKEN_TTL_SECONDS,
+  MIN_TOKEN_TTL_SECONDS,
+} from './limits.ts';
 
 /** A canonical uuid: 8-4-4-4-12 hex digits (PostgreSQL also reads braces and undashed forms; we do not). */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -11,24 +24,21 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /** A UTF-16 surrogate without its other half: not text, PostgreSQL cannot store it. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const ACTION = /^[A-Za-z0-9_.:-]{1,64}$/;
+const ACTION = new RegExp(ACTION_PATTERN);
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
-export const MAX_ITEMS = 10_000;
-export const MAX_TEXT_LENGTH = 255;
-/**
- * Usage metadata: at most this many bytes, measured by consume_usage (sql/006) as the UTF-8 length
- * of its jsonb text form, i.e. exactly what is stored and read back. TypeScript checks the
- * structure only; see metadata() below.
- */
-export const MAX_METADATA_BYTES = 16_384;
-/** Stripe event times may run ahead of our clock by this much (clock skew); sql/013 uses the same. */
-export const MAX_EVENT_SKEW_MS = 5 * 60_000;
-
-export const DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
-/** Shorter than a minute risks the token expiring on its way to the plugin. */
-export const MIN_TOKEN_TTL_SECONDS = 60;
-export const MAX_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
+// The limits themselves live in limits.ts (one statement each, read by errors.ts too).
+export {
+  ACTION_PATTERN,
+  MAX_ITEMS,
+  MAX_TEXT_LENGTH,
+  MAX_METADATA_BYTES,
+  MAX_EVENT_SKEW_MS,
+  DEFAULT_TOKEN_TTL_SECONDS,
+  MIN_TOKEN_TTL_SECONDS,
+  MAX_TOKEN_TTL_SECONDS,
+  MAX_LICENSE_KEY_LENGTH,
+} from './limits.ts';
 
 export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
 export const hasControl = (value: string): boolean => CONTROL.test(value);
@@ -52,7 +62,7 @@ export function tokenId(value: unknown): string {
 
 export function action(value: unknown): string {
   if (typeof value !== 'string' || !ACTION.test(value)) {
-    throw new ValidationError('invalid_action', 'invalid_action: action must be 1 to 64 characters of A-Z a-z 0-9 _ . : -');
+    throw new ValidationError('invalid_action', `invalid_action: action must be 1 to ${MAX_ACTION_LENGTH} characters of ${ACTION_CHARACTERS_TEXT}`);
   }
   return value;
 }
@@ -74,7 +84,7 @@ export function idempotencyKey(value: unknown, required: boolean): string | null
   }
   throw new ValidationError(
     'invalid_idempotency_key',
-    'invalid_idempotency_key: the key must be a string of 1 to 255 characters without control characters',
+    `invalid_idempotency_key: the key must be a string of 1 to ${MAX_TEXT_LENGTH} characters without control characters`,
   );
 }
 
@@ -191,8 +201,7 @@ export function eventCreated(value: unknown, now = Date.now()): Date {
 
 /** The stores whose license keys are a plan source (sql/016). */
 export type LicenseProvider = 'lemonsqueezy' | 'gumroad';
-export const MAX_LICENSE_KEY_LENGTH = 255;
-const LICENSE_KEY = /^[\x21-\x7e]{1,255}$/;
+const LICENSE_KEY = new RegExp(`^[\\x21-\\x7e]{1,${MAX_LICENSE_KEY_LENGTH}}$`);
 /** Store product and variant ids as sql/016 accepts them (Gumroad's look like 32-nPAicqbLj8B_WswVlMw==). */
 const STORE_ID = /^[A-Za-z0-9_=+/.:-]{1,128}$/;
 
@@ -224,7 +233,7 @@ export function storeId(value: unknown, name: string, optional: boolean): string
 export function requiredDeviceName(value: unknown): string {
   const name = deviceName(value);
   if (name === null || name.length === 0) {
-    throw new ValidationError('invalid_device_name', 'invalid_device_name: deviceName is required (1 to 255 characters without control characters)');
+    throw new ValidationError('invalid_device_name', `invalid_device_name: deviceName is required (1 to ${MAX_TEXT_LENGTH} characters without control characters)`);
   }
   return name;
 }

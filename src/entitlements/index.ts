@@ -6,7 +6,7 @@
 import { SignJWT } from 'jose';
 import type { Queryable } from '../core/db.ts';
 import * as validate from '../core/validation.ts';
-import { createUsage } from '../usage/usage.ts';
+import { usageCalls } from '../usage/usage.ts';
 import {
   ENTITLEMENT_AUDIENCE,
   ENTITLEMENT_ISSUER,
@@ -50,15 +50,15 @@ export interface EntitlementSnapshot {
 
 export function createEntitlements(db: Queryable, options: EntitlementKeyOptions) {
   const keys = resolveEntitlementKeys(options);
-  const usage = createUsage(db);
+  const usage = usageCalls(db);
   return {
     /** A snapshot of the user's entitlements now, valid for entitlementTtlSeconds (<= 15 minutes). */
     async snapshot(userId: string): Promise<EntitlementSnapshot> {
       const { signing, ttlSeconds } = keys();
-      validate.userId(userId);
+      validate.userId(userId); // the one check of this door; usageCalls does not repeat it
       // check_usage answers what one more consume would: count and remaining *after* it when allowed.
       // The snapshot states now: `remaining` is how many more consumes the plan allows.
-      const answer = await usage.check(userId, 'resize');
+      const answer = await usage.check(userId, 'resize', 1);
       const used = answer.allowed ? answer.used - 1 : answer.used;
       const iat = Math.floor(Date.now() / 1000);
       const exp = iat + ttlSeconds;

@@ -60,7 +60,7 @@ interface ResolvedKey {
 }
 
 const invalid = (what: string, why: string) =>
-  new SetupError('entitlement_key_invalid', `entitlement_key_invalid: ${what} ${why} (generate one with \`npm run entitlements:keygen\`)`);
+  new SetupError('entitlement_key_invalid', `entitlement_key_invalid: ${what} ${why} (generate one with \`npx figma-plugin-auth-db keygen\`)`);
 
 function parse(value: unknown, what: string): EntitlementJwk {
   let jwk = value;
@@ -167,7 +167,7 @@ export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => Re
     return () => {
       throw new SetupError(
         'entitlement_key_missing',
-        'entitlement_key_missing: entitlement snapshots need entitlementSigningKey (a private JWK, e.g. ENTITLEMENT_SIGNING_KEY; `npm run entitlements:keygen` makes one) in createPluginAuth options',
+        'entitlement_key_missing: entitlement snapshots need entitlementSigningKey (a private JWK, e.g. ENTITLEMENT_SIGNING_KEY; `npx figma-plugin-auth-db keygen` makes one) in createPluginAuth options',
       );
     };
   }

@@ -1,18 +1,33 @@
 // The main-thread half of the plugin client (code.ts): answers the UI's bridge requests with
 // figma.clientStorage, figma.openExternal and figma.payments. No DOM, no Node: it runs in Figma's
 // plugin sandbox. Import it from 'figma-plugin-auth-db/plugin/main' (or '/plugin').
-import type { ClientStorageAPI, PaymentsAPI, PluginAPI, UIAPI } from '@figma/plugin-typings/plugin-api-standalone.js';
-import { BRIDGE_TAG, isBridgeRequest, isStoredSession, type BridgeReply, type BridgeRequest, type PaymentStatusType } from './protocol.ts';
+import { BRIDGE_TAG, isBridgeRequest, isStoredSession, type BridgeReply, type BridgeRequest, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
 
 export { BRIDGE_TAG, type StoredSession, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
 
-/** The parts of `figma` the bridge uses (the real global satisfies it; tests pass a stand-in). */
+/**
+ * The parts of `figma` the bridge uses (the real global satisfies it; tests pass a stand-in).
+ * Written out rather than picked from @figma/plugin-typings (an optional peer), so that these
+ * declarations type-check in a project without it; examples/figma-plugin/ checks the real global
+ * against it.
+ */
 export interface BridgeFigma {
-  clientStorage: Pick<ClientStorageAPI, 'getAsync' | 'setAsync' | 'deleteAsync'>;
-  ui: Pick<UIAPI, 'postMessage' | 'on' | 'off'>;
-  openExternal: PluginAPI['openExternal'];
+  clientStorage: {
+    getAsync(key: string): Promise<any>;
+    setAsync(key: string, value: any): Promise<void>;
+    deleteAsync(key: string): Promise<void>;
+  };
+  ui: {
+    postMessage(pluginMessage: any, options?: any): void;
+    on(type: 'message', callback: (pluginMessage: any, props: any) => void): void;
+    off(type: 'message', callback: (pluginMessage: any, props: any) => void): void;
+  };
+  openExternal(url: string): void;
   /** Present when the manifest has the "payments" permission. */
-  payments?: Pick<PaymentsAPI, 'status' | 'initiateCheckoutAsync'>;
+  payments?: {
+    readonly status: { readonly type: PaymentStatusType };
+    initiateCheckoutAsync(options?: { interstitial?: CheckoutInterstitial }): Promise<void>;
+  };
 }
 
 export interface BridgeOptions {

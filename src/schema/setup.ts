@@ -1,4 +1,3 @@
-import type { SupabaseClient } from '@supabase/supabase-js';
 import { openDatabase, withTypedErrors, type Database } from '../core/db.ts';
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, parseCatalog, readCatalog, type Catalog } from './catalog.ts';
 import { lintCatalog } from './lint.ts';
@@ -117,7 +116,7 @@ function assertNoDrift(differences: ReturnType<typeof diffSchema>): void {
  * call is one transaction, so a failure part way still leaves nothing behind. The catalog is then
  * read back through rpc('plugin_auth_catalog').
  */
-export async function applySchemaViaSupabase(client: SupabaseClient, description = 'Supabase'): Promise<SetupResult> {
+export async function applySchemaViaSupabase(client: SupabaseRpcClient, description = 'Supabase'): Promise<SetupResult> {
   const before = await fetchCatalog(client, 0).catch(() => undefined);
   const { error } = await client.rpc('exec_sql', { sql: buildSetupScript() });
   if (error) throw supabaseError(error);
@@ -167,6 +166,14 @@ interface PostgrestErrorLike {
   hint?: string | null;
 }
 
+/**
+ * What setup needs of a supabase-js client: rpc(). Structural, so this package's declarations do
+ * not name @supabase/supabase-js (an optional peer): a consumer without it still type-checks them.
+ */
+export interface SupabaseRpcClient {
+  rpc(fn: string, args?: Record<string, unknown>): PromiseLike<{ data: unknown; error: PostgrestErrorLike | null }>;
+}
+
 function supabaseError(error: PostgrestErrorLike, fn = 'exec_sql'): SetupError {
   // PGRST202: PostgREST found no such function (or it is not exposed / not executable).
   const missing = error.code === 'PGRST202' || (error.message.includes(fn) && /not find|does not exist/.test(error.message));
@@ -188,7 +195,7 @@ function supabaseError(error: PostgrestErrorLike, fn = 'exec_sql'): SetupError {
   return new SetupError('setup_failed', `${error.message}${detail ? ` (${detail})` : ''}`);
 }
 
-async function fetchCatalog(client: SupabaseClient, retries: number): Promise<Catalog> {
+async function fetchCatalog(client: SupabaseRpcClient, retries: number): Promise<Catalog> {
   for (let attempt = 0; ; attempt++) {
     const { data, error } = await client.rpc('plugin_auth_catalog');
     if (!error) return parseCatalog(data);

@@ -9,6 +9,7 @@ import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { mintToken, type IssuedToken } from './input.ts';
 import { sha256Hex, type Signer } from './signer.ts';
 import * as input from '../core/validation.ts';
+import { MAX_LOGIN_TTL_SECONDS, MIN_LOGIN_TTL_SECONDS } from '../core/limits.ts';
 
 export interface LoginOptions {
   /** How long a login request can wait for the browser (default 600 s, i.e. ten minutes). */
@@ -45,8 +46,8 @@ export function createLogin(
   token: { ttlSeconds: number; maxActive: number | null },
 ) {
   const loginTtl = options.loginTtlSeconds ?? DEFAULT_LOGIN_TTL_SECONDS;
-  if (!Number.isInteger(loginTtl) || loginTtl < 10 || loginTtl > 3600) {
-    throw new ValidationError('invalid_ttl', 'invalid_ttl: loginTtlSeconds must be a whole number from 10 to 3600');
+  if (!Number.isInteger(loginTtl) || loginTtl < MIN_LOGIN_TTL_SECONDS || loginTtl > MAX_LOGIN_TTL_SECONDS) {
+    throw new ValidationError('invalid_ttl', `invalid_ttl: loginTtlSeconds must be a whole number from ${MIN_LOGIN_TTL_SECONDS} to ${MAX_LOGIN_TTL_SECONDS}`);
   }
 
   return {

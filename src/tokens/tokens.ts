@@ -7,6 +7,7 @@ import { createLogin, type LoginOptions } from './login.ts';
 import { mintToken } from './input.ts';
 import { createSigner, sha256Hex, type TokenSigningOptions } from './signer.ts';
 import * as input from '../core/validation.ts';
+import { MIN_MAX_TOKENS } from '../core/limits.ts';
 import type { IssuedToken } from './input.ts';
 
 export type { IssuedToken } from './input.ts';
@@ -47,8 +48,8 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
   const signer = createSigner(options);
   const defaultTtl = input.ttlSeconds(options.tokenTtlSeconds ?? input.DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds');
   const maxActive = options.maxTokensPerUser ?? null;
-  if (maxActive !== null && (!Number.isInteger(maxActive) || maxActive < 1)) {
-    throw new ValidationError('invalid_max_tokens', 'invalid_max_tokens: maxTokensPerUser must be a whole number of at least 1');
+  if (maxActive !== null && (!Number.isInteger(maxActive) || maxActive < MIN_MAX_TOKENS)) {
+    throw new ValidationError('invalid_max_tokens', `invalid_max_tokens: maxTokensPerUser must be a whole number of at least ${MIN_MAX_TOKENS}`);
   }
 
   return {

@@ -22,7 +22,7 @@ export interface UsageAnswer {
 }
 
 export interface ConsumeOptions {
-  /** Batch size (layers), 1 to 10000; default 1. Counts as one operation. */
+  /** Batch size (layers), 1 to 10000 (MAX_ITEMS); default 1. Counts as one operation. */
   items?: number;
   /** Same key, same answer: a retried request is counted once. 1 to 255 characters. */
   idempotencyKey?: string | null;
@@ -90,27 +90,49 @@ const toAnswer = (r: AnswerRow): UsageAnswer => ({
   replayed: r.replayed,
 });
 
+/**
+ * The metering calls with inputs already checked where they entered: createUsage's methods below
+ * (the public door), entitlements.snapshot (which checks its user id itself), and the server's
+ * metering path, whose user id is a verified token's, read back from the database as a uuid.
+ * Internal: not exported from the package root. SQL checks every value again (the last line, for
+ * supabase.rpc callers), so a caller that skips a check gets a typed error, never a wrong count.
+ */
+export function usageCalls(db: Queryable) {
+  db = withTypedErrors(db);
+  return {
+    async consume(userId: string, action: string, items: number, idempotencyKey: string | null, metadataJson: string | null): Promise<UsageAnswer> {
+      const rows = await db.query<AnswerRow>(
+        'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)',
+        [userId, action, items, idempotencyKey, metadataJson],
+        { prepare: 'fpa_consume_usage' },
+      );
+      return toAnswer(rows[0]!);
+    },
+    async check(userId: string, action: string, items: number): Promise<UsageAnswer> {
+      const rows = await db.query<AnswerRow>('SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', [userId, action, items], { prepare: 'fpa_check_usage' });
+      return toAnswer(rows[0]!);
+    },
+  };
+}
+
 export function createUsage(db: Queryable) {
   db = withTypedErrors(db);
+  const calls = usageCalls(db);
   return {
     /** Counts one operation if the plan allows it; logs the call either way. */
     async consume(userId: string, action: string, options: ConsumeOptions = {}): Promise<UsageAnswer> {
-      const params = [
+      return calls.consume(
         input.userId(userId),
         input.action(action),
         input.items(options.items),
         input.idempotencyKey(options.idempotencyKey, false),
         input.metadata(options.metadata),
-      ];
-      const rows = await db.query<AnswerRow>('SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)', params, { prepare: 'fpa_consume_usage' });
-      return toAnswer(rows[0]!);
+      );
     },
 
     /** What consume would answer now, writing nothing. Only consume's answer is binding. */
     async check(userId: string, action: string, options: CheckOptions = {}): Promise<UsageAnswer> {
-      const params = [input.userId(userId), input.action(action), input.items(options.items)];
-      const rows = await db.query<AnswerRow>('SELECT * FROM public.check_usage($1::uuid, $2::varchar, $3::integer)', params, { prepare: 'fpa_check_usage' });
-      return toAnswer(rows[0]!);
+      return calls.check(input.userId(userId), input.action(action), input.items(options.items));
     },
 
     /** Gives back the operation counted by the consume with this key, at most once. */
