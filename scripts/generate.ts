@@ -1,4 +1,5 @@
-// npm run generate: rewrites the generated artifacts (schema/expected-schema.json,
+// npm run generate: rewrites the generated artifacts (sql/functions/generated/hot-paths.sql,
+// schema/current.sql, schema/expected-schema.json,
 // docs/schema-diagram.md) from sql/.
 import { writeGenerated } from './generated.ts';
 
