@@ -101,7 +101,8 @@ for (const dialect of DIALECTS) {
       withDatabase(dialect, async ({ db }) => {
         const poisoned: Migration[] = loadMigrations().map((m) => ({
           ...m,
-          sql: `DO $poison$ BEGIN RAISE EXCEPTION 'sql/${m.name}.sql ran on a fresh database'; END $poison$;`,
+          // The text kept as comments: the preflight reads which columns a file adds.
+          sql: `DO $poison$ BEGIN RAISE EXCEPTION 'sql/${m.name}.sql ran on a fresh database'; END $poison$;\n${m.sql.replace(/^/gm, '-- ')}`,
         }));
         await db.exec(`BEGIN;\n${buildSetupScript(poisoned)}\nCOMMIT;`);
         const catalog = await readCatalog(db);
