@@ -1,3 +1,6 @@
+-- plugin_auth_catalog(): the live schema as JSON, read by setup, verify and status.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.plugin_auth_catalog()
  RETURNS jsonb
  LANGUAGE sql

@@ -1,3 +1,6 @@
+-- Figma payments: users known by their Figma id, payment checks, the API's health, plan links.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.plugin_auth_users_has_figma_column()
  RETURNS boolean
  LANGUAGE plpgsql

@@ -1,3 +1,8 @@
+-- Who is entitled to what: the access rule of a subscription row (subscription_grants_access, the
+-- single source of that rule: scripts/sql-generate.ts inlines it into plugin_auth_grants), a
+-- license's terms, the effective plan, and manual plan assignment.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.subscription_grants_access(p_status character varying, p_current_period_end timestamp with time zone, p_at timestamp with time zone DEFAULT now())
  RETURNS boolean
  LANGUAGE plpgsql

@@ -1,3 +1,6 @@
+-- Trigger functions that record every change of a user's plan (user_plan_history, the dashboard).
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.plugin_auth_record_plan_history()
  RETURNS trigger
  LANGUAGE plpgsql

@@ -1,3 +1,6 @@
+-- Lemon Squeezy and Gumroad licenses: plan links, activations per device, webhooks, history.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.license_check_provider(p_provider character varying)
  RETURNS void
  LANGUAGE plpgsql

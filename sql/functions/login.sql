@@ -1,3 +1,7 @@
+-- The plugin's sign-in handshake: begin (the plugin), complete (the signed-in browser), poll and
+-- claim (the plugin again). Keys are stored as digests only.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.begin_plugin_login(p_read_key_hash text, p_write_key_hash text, p_ttl_seconds integer DEFAULT 600, p_device_name character varying DEFAULT NULL::character varying)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql

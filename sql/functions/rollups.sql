@@ -1,3 +1,6 @@
+-- The usage rollups behind the dashboard and usage_report.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.usage_rollup()
  RETURNS bigint
  LANGUAGE plpgsql

@@ -1,3 +1,6 @@
+-- Team seats: a team owner assigns members to the seats of a license or Stripe subscription.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.seat_assign_member(p_owner_id uuid, p_member_id uuid, OUT license_id uuid, OUT subscription_id uuid, OUT seats_used integer, OUT seats integer)
  RETURNS record
  LANGUAGE plpgsql

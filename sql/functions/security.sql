@@ -1,3 +1,7 @@
+-- Row level security and grants on exactly this package's tables and functions; run by every
+-- setup (src/schema/migrations.ts). Owner only.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.plugin_auth_revoke_public(p_object regclass, p_roles text[])
  RETURNS boolean
  LANGUAGE plpgsql

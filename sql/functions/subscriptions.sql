@@ -1,3 +1,6 @@
+-- Stripe: plan links by product and price, and the webhook's subscription sync.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.stripe_timestamp(p_value jsonb)
  RETURNS timestamp with time zone
  LANGUAGE sql

@@ -1,3 +1,7 @@
+-- Plugin sessions: issuing, verifying, listing and revoking plugin tokens (stored as SHA-256
+-- digests only), and purging expired ones.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.plugin_auth_check_digest(p_digest text, p_what text)
  RETURNS void
  LANGUAGE plpgsql

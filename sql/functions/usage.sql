@@ -1,3 +1,7 @@
+-- Usage metering besides the generated hot paths (sql/functions/generated/hot-paths.sql): the one
+-- unknown_user check, refunds, the per-day summary, and retention.
+-- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
+
 CREATE OR REPLACE FUNCTION public.plugin_auth_require_user(p_user_id uuid)
  RETURNS void
  LANGUAGE plpgsql
