@@ -2,24 +2,56 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { openDatabase } from '../src/core/db.ts';
 import { EXPECTED_SCHEMA_PATH, expectedFromCatalog, readCatalog, type Catalog, type ExpectedSchema } from '../src/schema/catalog.ts';
 import { buildMermaidDiagram } from '../src/schema/diagram.ts';
-import { buildSetupScript } from '../src/schema/migrations.ts';
+import { BASELINE_PATH, buildSetupScript, parseBaseline } from '../src/schema/migrations.ts';
+import { isDeepStrictEqual } from 'node:util';
 import { ERRORS } from '../src/core/errors.ts';
+import { describeSchema, renderCurrentSchema } from './schema-dump.ts';
+import { writeHotPaths } from './sql-generate.ts';
 
 export const GENERATED_NOTE = 'Generated from sql/*.sql by `npm run generate`. Do not edit: tests fail when it is stale.';
 
 export const SCHEMA_DIAGRAM_PATH = new URL('../docs/schema-diagram.md', import.meta.url);
 
-/** The catalog of sql/ applied to a fresh in-memory PGlite: what every generated artifact is built from. */
-export async function buildFreshCatalog(): Promise<Catalog> {
+/**
+ * sql/ applied to a fresh in-memory PGlite file by file (every numbered file in order, then the
+ * function files; not from schema/current.sql, which is generated from it): what every generated
+ * artifact is built from. Returns the catalog and schema/current.sql.
+ */
+export async function buildFromHistory(): Promise<{ catalog: Catalog; current: string }> {
   const db = await openDatabase('memory://');
   try {
     // No preflight or security step: the database is empty, and the snapshot must not depend on
     // its previous self.
-    await db.exec(`BEGIN;\n${buildSetupScript(undefined, null)}\nCOMMIT;`);
-    return await readCatalog(db);
+    await db.exec(`BEGIN;\n${buildSetupScript(undefined, null, { baseline: null })}\nCOMMIT;`);
+    const catalog = await readCatalog(db);
+    const current = await renderCurrentSchema(db, catalog);
+    await assertBaselineBuildsTheSame(current, await describeSchema(db));
+    return { catalog, current };
   } finally {
     await db.close();
   }
+}
+
+/** A fresh database built from the rendered schema/current.sql must have exactly the schema it was rendered from. */
+async function assertBaselineBuildsTheSame(current: string, fromHistory: unknown): Promise<void> {
+  const db = await openDatabase('memory://');
+  try {
+    await db.exec(`BEGIN;\n${buildSetupScript(undefined, null, { baseline: parseBaseline(current) })}\nCOMMIT;`);
+    const fromBaseline = await describeSchema(db);
+    if (!isDeepStrictEqual(fromBaseline, fromHistory)) {
+      const a = JSON.stringify(fromHistory, null, 1).split('\n');
+      const b = JSON.stringify(fromBaseline, null, 1).split('\n');
+      const i = a.findIndex((line, n) => line !== b[n]);
+      throw new Error(`schema/current.sql does not build the schema it was rendered from (scripts/schema-dump.ts); first difference near:\n  from sql/:      ${a.slice(Math.max(0, i - 3), i + 2).join(' ')}\n  from baseline: ${b.slice(Math.max(0, i - 3), i + 2).join(' ')}`);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+/** The catalog of sql/ applied to a fresh in-memory PGlite (buildFromHistory). */
+export async function buildFreshCatalog(): Promise<Catalog> {
+  return (await buildFromHistory()).catalog;
 }
 
 /** Builds the expected schema by applying sql/ to a fresh in-memory PGlite and reading it back. */
@@ -120,13 +152,15 @@ export function renderErrorsReference(): string {
   return lines.join('\n');
 }
 
-/** Every generated artifact, from one fresh catalog. */
+/** Every generated artifact: the hot paths first (a function file), then all else from one fresh catalog. */
 export async function writeGenerated(): Promise<string[]> {
-  const catalog = await buildFreshCatalog();
+  writeHotPaths();
+  const { catalog, current } = await buildFromHistory();
+  writeFileSync(BASELINE_PATH, current);
   await writeExpectedSchema(catalog);
   writeFileSync(SCHEMA_DIAGRAM_PATH, renderSchemaDiagram(catalog));
   mkdirSync(new URL('.', SCHEMA_REFERENCE_PATH), { recursive: true });
   writeFileSync(SCHEMA_REFERENCE_PATH, renderSchemaReference(catalog));
   writeFileSync(ERRORS_REFERENCE_PATH, renderErrorsReference());
-  return ['schema/expected-schema.json', 'docs/schema-diagram.md', 'docs/reference/schema.md', 'docs/reference/errors.md'];
+  return ['sql/functions/generated/hot-paths.sql', 'schema/current.sql', 'schema/expected-schema.json', 'docs/schema-diagram.md', 'docs/reference/schema.md', 'docs/reference/errors.md'];
 }

@@ -17,6 +17,7 @@ import { openDatabase, type Database } from '../src/core/db.ts';
 import { readCatalog } from '../src/schema/catalog.ts';
 import { foreignKeys } from '../src/schema/diagram.ts';
 import { buildSetupScript, loadMigrations, schemaVersion } from '../src/schema/migrations.ts';
+import { buildExportScript } from '../src/schema/export.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { sha256Hex } from '../src/tokens/signer.ts';
 
@@ -504,7 +505,7 @@ describe('cli (no database)', () => {
     assert.match(usage.stderr, /unknown command "frobnicate"/);
   });
 
-  test('export supabase writes supabase/migrations/<UTC timestamp>_figma_plugin_auth.sql equal to the setup script', async () => {
+  test('export supabase writes supabase/migrations/<UTC timestamp>_figma_plugin_auth.sql: the setup script without the numbered files', async () => {
     const dir = tempDir();
     const first = await run(['export', 'supabase', dir, '--json']);
     const result = json<{ path: string; written: boolean }>(first);
@@ -513,7 +514,7 @@ describe('cli (no database)', () => {
     assert.equal(files.length, 1);
     assert.match(files[0]!, /^20\d{12}_figma_plugin_auth\.sql$/);
     assert.equal(result.path, join(dir, 'supabase', 'migrations', files[0]!));
-    assert.equal(readFileSync(result.path, 'utf8'), buildSetupScript());
+    assert.equal(readFileSync(result.path, 'utf8'), buildExportScript());
     // Same schema again: nothing new to push.
     const again = await run(['export', 'supabase'], { cwd: dir });
     assert.equal(again.code, 0, again.stderr);

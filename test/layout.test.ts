@@ -75,5 +75,5 @@ test('the package exports the runtime at the root and the tooling at ./schema', 
   const root = readFileSync(new URL('src/index.ts', ROOT), 'utf8');
   assert.doesNotMatch(root, /from '\.\/(schema|cli)\//);
   // sql/ ships once: at the package root, where src/schema/migrations.ts finds it.
-  assert.deepEqual(pkg.files, ['dist', 'sql', 'schema/expected-schema.json', 'bin']);
+  assert.deepEqual(pkg.files, ['dist', 'sql', 'schema/expected-schema.json', 'schema/current.sql', 'bin']);
 });

@@ -61,12 +61,12 @@ after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test('npm pack without a build ships the build (prepack), sql/ once, the expected schema and the bin; no sources or tests', () => {
+test('npm pack without a build ships the build (prepack), sql/ once, the expected schema, the baseline and the bin; no sources or tests', () => {
   assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'));
   assert.ok(files.includes('dist/schema/index.js') && files.includes('dist/plugin/index.js') && files.includes('dist/cli/cli.js'));
-  assert.ok(files.includes('bin/figma-plugin-auth-db.js') && files.includes('schema/expected-schema.json'));
+  assert.ok(files.includes('bin/figma-plugin-auth-db.js') && files.includes('schema/expected-schema.json') && files.includes('schema/current.sql') && files.includes('sql/functions/generated/hot-paths.sql'));
   const sql = files.filter((f) => f.endsWith('.sql'));
-  assert.ok(sql.length >= 10 && sql.every((f) => f.startsWith('sql/')), `sql files once, at sql/: ${sql.join(', ')}`);
+  assert.ok(sql.length >= 10 && sql.every((f) => f.startsWith('sql/') || f === 'schema/current.sql'), `sql files once, at sql/: ${sql.join(', ')}`);
   assert.deepEqual(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('dist/test')), []);
 });
 

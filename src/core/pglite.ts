@@ -105,8 +105,11 @@ async function reachOwner(dir: string, dataDir: string, holder: Holder, options:
     } catch (error) {
       await db.close().catch(() => {});
       // Not answering yet (opening), or closing: ask the lock again.
-      const code = (error as NodeJS.ErrnoException).code;
-      const ended = /Connection terminated/.test((error as Error).message);
+      // The pool reports a broken connection as connection_lost; the socket's own error is its cause.
+      const lost = (error as { code?: unknown }).code === 'connection_lost';
+      const raw = (lost ? (error as { cause?: unknown }).cause : error) as NodeJS.ErrnoException | undefined;
+      const code = raw?.code;
+      const ended = lost || /Connection terminated/.test(String(raw?.message));
       if (code !== 'ECONNREFUSED' && code !== 'ENOENT' && code !== 'ECONNRESET' && code !== 'EPIPE' && !ended) throw error;
     }
     if (currentHolder(dir)?.token !== holder.token) return undefined;

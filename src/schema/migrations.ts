@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HOST_TABLES, loadExpectedSchema, type CatalogFunction, type ExpectedSchema } from './catalog.ts';
+import { loadFunctionFiles, type FunctionFile } from './functions.ts';
 
 /** One numbered file of sql/: the only place DDL is written. */
 export interface Migration {
@@ -48,6 +49,62 @@ export function schemaVersion(migrations: Migration[] = loadMigrations()): numbe
 
 const BODY_TAG = '$plugin_auth_sql$';
 
+/** Tables setup itself creates before anything else (its bookkeeping), not part of the baseline. */
+export const SETUP_TABLES = ['plugin_auth_migrations', 'plugin_auth_function_files'] as const;
+
+/** The line of schema/current.sql after which its statements run, once the functions exist. */
+export const AFTER_FUNCTIONS_MARK = '-- @@ after the functions';
+
+export const BASELINE_PATH = fileURLToPath(new URL('../../schema/current.sql', import.meta.url));
+
+/** schema/current.sql (scripts/schema-dump.ts): the state at the latest numbered file, in two parts. */
+export interface Baseline {
+  /** Tables, constraints, indexes, seed rows: run before the function files. */
+  state: string;
+  /** Triggers: run after them. */
+  afterFunctions: string;
+}
+
+let cachedBaseline: Baseline | null | undefined;
+
+export function loadBaseline(path: string = BASELINE_PATH): Baseline | null {
+  if (path === BASELINE_PATH && cachedBaseline !== undefined) return cachedBaseline;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null; // only while generating it for the first time
+  }
+  const baseline = parseBaseline(text);
+  if (path === BASELINE_PATH) cachedBaseline = baseline;
+  return baseline;
+}
+
+export function parseBaseline(text: string): Baseline {
+  const at = text.indexOf(`\n${AFTER_FUNCTIONS_MARK}\n`);
+  if (at < 0) throw new Error(`schema/current.sql has no line ${AFTER_FUNCTIONS_MARK}`);
+  return { state: text.slice(0, at + 1), afterFunctions: text.slice(at + 1) };
+}
+
+export interface SetupScriptOptions {
+  /**
+   * The function files (sql/functions/). Default: all of them when `migrations` is the whole of
+   * sql/, none otherwise (a database at an earlier version, built the way it was then).
+   */
+  functions?: FunctionFile[];
+  /**
+   * What a fresh database gets instead of every numbered file (schema/current.sql). Default as for
+   * `functions`; null: a fresh database applies every numbered file in order (how the baseline
+   * itself is generated).
+   */
+  baseline?: Baseline | null;
+  /**
+   * Leave out the text of the numbered files up to this version (an export for a database at that
+   * version or a fresh one). A database that still lacks one of them is refused.
+   */
+  omitThrough?: number;
+}
+
 
 /**
  * Corrected files. An applied file is immutable (its checksum is recorded), with one documented
@@ -69,41 +126,52 @@ export const OWNER_ONLY_FUNCTIONS = ['plugin_auth_secure', 'plugin_auth_revoke_p
 /**
  * The whole setup as one SQL script, identical for every target: run inside BEGIN/COMMIT over a
  * direct connection, or as the single argument of Supabase's exec_sql (one rpc call is one
- * transaction). `--dry-run` prints exactly this text.
+ * transaction). `--dry-run` prints exactly this text. The SQL is laid out by kind (docs/schema.md):
+ * numbered files in sql/ change state and are applied history; sql/functions/ holds the current
+ * text of every function; schema/current.sql is the state at the latest numbered file.
  *
  * 1. Timeouts: never wait forever behind another session's lock, never run away.
  * 2. A transaction-scoped advisory lock: concurrent setups queue here; it is released at
  *    COMMIT/ROLLBACK, so it is safe on pooled connections.
  * 3. search_path = pg_catalog, pg_temp for the script's own statements: an object planted in
  *    public (a function, an operator) is never picked up by our DDL, and pg_temp never wins.
- * 4. The migrations table records each file with its checksum. Files already applied are skipped;
- *    a file that changed since it was applied (unless listed in CORRECTED_FILES), or a database
- *    newer than this package, stops setup.
+ * 4. The migrations table records each numbered file with its checksum; plugin_auth_function_files
+ *    each function file with its checksum. A numbered file that changed since it was applied
+ *    (unless listed in CORRECTED_FILES), or a database newer than this package, stops setup.
  * 5. Preflight: tables of ours that already exist must have the expected columns.
  * 6. Restore check: when nothing is pending but an object of the snapshot is missing (a table,
- *    index, constraint, function or seed plan), every applied file runs again, in order (each is
- *    written to be re-runnable: IF NOT EXISTS, CREATE OR REPLACE, guarded DO blocks, ON CONFLICT
- *    DO NOTHING), and constraints that only a CREATE TABLE declares are added from the snapshot.
- *    A function that exists with another definition is refused first (schema_drift): restoring
- *    would overwrite it. An upgrade (a file pending) re-runs every file in order too. A normal
- *    re-run runs no DDL at all.
- * 7. Each pending file runs, and is recorded, in the same transaction: all or nothing.
- * 8. Trust check: no function with one of our names that is not ours, no object of ours owned by
+ *    index, constraint, function or seed plan), the baseline (schema/current.sql: every statement
+ *    re-runnable) and every function file run again, and constraints that only a CREATE TABLE
+ *    declares are added from the snapshot. A function that exists with another definition is
+ *    refused first (schema_drift): restoring would overwrite it. An upgrade (a file pending) does
+ *    the same after the pending files. A normal re-run runs no DDL at all.
+ * 7. A fresh database (no numbered file recorded) gets the baseline and records every numbered file
+ *    as applied, without running them; a database at an earlier version gets each pending numbered
+ *    file, in order, each recorded in the same transaction: all or nothing.
+ * 8. Each function file whose checksum differs from the recorded one (or all of them, when fresh or
+ *    restoring) runs and is recorded; then the baseline's triggers.
+ * 9. Trust check: no function with one of our names that is not ours, no object of ours owned by
  *    an untrusted role, no operator shadowing pg_catalog's (untrusted_object), nobody else may
  *    CREATE in public (schema_create_open). The rules: src/schema/trust.ts.
- * 9. Security: RLS and grants on exactly our tables and functions (sql/012, plugin_auth_secure).
+ * 10. Security: RLS and grants on exactly our tables and functions (plugin_auth_secure).
  *
- * Rule for new sql/ files that follows from 6: every file must be re-runnable on top of the final
- * schema. Never change a function's result type under the same signature (re-running the older
- * file would fail): give the new one another name or signature and drop the old one.
+ * Rules for new files that follow: a numbered file holds state only (tables, columns, indexes,
+ * constraints, backfills, dropping a function that is gone) and is re-runnable; a function's text
+ * lives in exactly one function file. Never change a function's result type under the same
+ * signature (CREATE OR REPLACE cannot): drop it in a numbered file, then define it anew.
  */
 export function buildSetupScript(
   migrations: Migration[] = loadMigrations(),
   expected: ExpectedSchema | null = loadExpectedSchemaIfPresent(),
+  options: SetupScriptOptions = {},
 ): string {
+  const current = migrations.length > 0 && schemaVersion(migrations) === schemaVersion();
+  const functions = options.functions ?? (current ? loadFunctionFiles() : []);
+  const baseline = options.baseline !== undefined ? options.baseline : current ? loadBaseline() : null;
+  const omitThrough = options.omitThrough ?? 0;
   const known = migrations.map((m) => `(${m.version}, '${m.checksum}')`).join(', ');
   const parts: string[] = [
-    `-- figma-plugin-auth-db schema setup: version ${schemaVersion(migrations)}, generated from sql/*.sql.`,
+    `-- figma-plugin-auth-db schema setup: version ${schemaVersion(migrations)}, generated from sql/ and schema/current.sql.`,
     '-- Runs as one transaction. Safe to run again: applied files are skipped.',
     "SET LOCAL lock_timeout = '60s';",
     "SET LOCAL statement_timeout = '300s';",
@@ -126,6 +194,20 @@ BEGIN
 END
 $plugin_auth_comment$;`,
   ];
+  if (functions.length) {
+    parts.push(`CREATE TABLE IF NOT EXISTS public.plugin_auth_function_files (
+  file VARCHAR(255) PRIMARY KEY,
+  checksum CHAR(64) NOT NULL,
+  applied_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
+);`, `DO $plugin_auth_comment$
+BEGIN
+  IF pg_catalog.obj_description('public.plugin_auth_function_files'::regclass, 'pg_class')
+     IS DISTINCT FROM 'function files: one row per sql/functions/ file, with the checksum last applied' THEN
+    COMMENT ON TABLE public.plugin_auth_function_files IS 'function files: one row per sql/functions/ file, with the checksum last applied';
+  END IF;
+END
+$plugin_auth_comment$;`);
+  }
   const corrected = migrations.flatMap((m) => (CORRECTED_FILES[m.version]?.checksums ?? []).map((old) => `(${m.version}, '${old}', '${m.checksum}')`));
   if (corrected.length) {
     parts.push(`-- Corrected files (src/schema/migrations.ts, CORRECTED_FILES): an earlier text of the same migration.
@@ -161,34 +243,113 @@ BEGIN
   END LOOP;
 END
 $plugin_auth_check$;`);
+  if (baseline) {
+    // Decided before anything is applied: the file blocks below read it.
+    parts.push(`-- A fresh database (no numbered file recorded) is built from schema/current.sql, not file by file.
+SELECT pg_catalog.set_config('plugin_auth.fresh',
+  CASE WHEN EXISTS (SELECT 1 FROM public.plugin_auth_migrations) THEN 'off' ELSE 'on' END, true);`);
+  }
+  const omitted = migrations.filter((m) => m.version <= omitThrough);
+  if (omitted.length) {
+    parts.push(`-- This script leaves out the text of sql/001-${String(omitThrough).padStart(3, '0')}: it installs on a fresh database or upgrades one at version ${omitThrough} or later.
+DO $plugin_auth_omitted$
+BEGIN
+  IF EXISTS (SELECT 1 FROM public.plugin_auth_migrations)
+     AND EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY[${omitted.map((m) => m.version).join(', ')}]::INTEGER[]) AS v(version)
+                  WHERE NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations m WHERE m.version = v.version)) THEN
+    RAISE EXCEPTION 'this script upgrades databases at schema version ${omitThrough} or later, and this one is older: run figma-plugin-auth-db setup against it once (it carries every numbered file)';
+  END IF;
+END
+$plugin_auth_omitted$;`);
+  }
   if (expected) parts.push(buildPreflight(expected, migrations), buildRestoreCheck(expected, migrations));
+  const notFresh = baseline ? "pg_catalog.current_setting('plugin_auth.fresh', true) IS DISTINCT FROM 'on' AND " : '';
   for (const m of migrations) {
+    if (m.version <= omitThrough) continue;
     const tag = `$plugin_auth_${String(m.version).padStart(3, '0')}$`;
     if (m.sql.includes(BODY_TAG) || m.sql.includes(tag)) {
       throw new Error(`sql/${m.name}.sql must not contain ${BODY_TAG} or ${tag}`);
     }
+    // Without a baseline (generation, or a database built as an earlier version was), restoring
+    // runs every applied file again, as versions before the baseline did.
+    const rerun = baseline ? '' : `
+  ELSIF pg_catalog.current_setting('plugin_auth.restore', true) = 'on' THEN
+    EXECUTE ${BODY_TAG}
+${m.sql.trimEnd()}
+${BODY_TAG};`;
     parts.push(`-- ${m.name}.sql
 DO ${tag}
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations WHERE version = ${m.version}) THEN
+  IF ${notFresh}NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations WHERE version = ${m.version}) THEN
     EXECUTE ${BODY_TAG}
 ${m.sql.trimEnd()}
 ${BODY_TAG};
     INSERT INTO public.plugin_auth_migrations (version, name, checksum)
-    VALUES (${m.version}, '${m.name}', '${m.checksum}');
-  ELSIF pg_catalog.current_setting('plugin_auth.restore', true) = 'on' THEN
-    EXECUTE ${BODY_TAG}
-${m.sql.trimEnd()}
-${BODY_TAG};
+    VALUES (${m.version}, '${m.name}', '${m.checksum}');${rerun}
   END IF;
 END
 ${tag};`);
+  }
+  const freshOrRestore = "(pg_catalog.current_setting('plugin_auth.fresh', true) = 'on' OR pg_catalog.current_setting('plugin_auth.restore', true) = 'on')";
+  if (baseline) {
+    const records = migrations.map((m) => `(${m.version}, '${m.name}', '${m.checksum}')`).join(',\n           ');
+    parts.push(`-- schema/current.sql, before the functions: on a fresh database, and when restoring or upgrading.
+DO $plugin_auth_baseline$
+BEGIN
+  IF ${freshOrRestore} THEN
+    EXECUTE ${BODY_TAG}
+${noTag(baseline.state, 'schema/current.sql').trimEnd()}
+${BODY_TAG};
+  END IF;
+  IF pg_catalog.current_setting('plugin_auth.fresh', true) = 'on' THEN
+    INSERT INTO public.plugin_auth_migrations (version, name, checksum)
+    VALUES ${records};
+    PERFORM pg_catalog.set_config('plugin_auth.restore', 'on', true);
+  END IF;
+END
+$plugin_auth_baseline$;`);
+  }
+  functions.forEach((f, i) => {
+    const tag = `$plugin_auth_functions_${i}$`;
+    parts.push(`-- sql/functions/${f.name}.sql
+DO ${tag}
+BEGIN
+  IF pg_catalog.current_setting('plugin_auth.restore', true) = 'on'
+     OR NOT EXISTS (SELECT 1 FROM public.plugin_auth_function_files
+                     WHERE file = '${f.name}' AND checksum = '${f.checksum}') THEN
+    EXECUTE ${BODY_TAG}
+${noTag(noTag(f.sql, `sql/functions/${f.name}.sql`), `sql/functions/${f.name}.sql`, tag).trimEnd()}
+${BODY_TAG};
+    INSERT INTO public.plugin_auth_function_files AS f (file, checksum) VALUES ('${f.name}', '${f.checksum}')
+    ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = pg_catalog.now()
+     WHERE f.checksum IS DISTINCT FROM EXCLUDED.checksum;
+  END IF;
+END
+${tag};`);
+  });
+  if (baseline) {
+    parts.push(`-- schema/current.sql, after the functions.
+DO $plugin_auth_baseline_after$
+BEGIN
+  IF ${freshOrRestore} THEN
+    EXECUTE ${BODY_TAG}
+${noTag(baseline.afterFunctions, 'schema/current.sql').trimEnd()}
+${BODY_TAG};
+  END IF;
+END
+$plugin_auth_baseline_after$;`);
   }
   if (expected) parts.push(buildConstraintRestore(expected), buildTrustCheck(expected), buildSecurityCall(expected));
   // Supabase's REST API (PostgREST) caches the schema; this makes new functions callable via rpc at
   // once. Anywhere else nobody listens, and a NOTIFY is delivered only if the transaction commits.
   parts.push("NOTIFY pgrst, 'reload schema';");
   return `${parts.join('\n\n')}\n`;
+}
+
+/** A text embedded in the script must not close the dollar quote around it. */
+function noTag(text: string, where: string, tag: string = BODY_TAG): string {
+  if (text.includes(tag)) throw new Error(`${where} must not contain ${tag}`);
+  return text;
 }
 
 function loadExpectedSchemaIfPresent(): ExpectedSchema | null {
