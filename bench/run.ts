@@ -128,7 +128,7 @@ async function hotPaths(db: Database, label: string, concurrency: number, users:
         [payload.jti],
         { prepare: 'bench_verify_lookup' },
       );
-      if (rows[0]?.token_hash !== sha256Hex(token)) throw new Error('bench: digest mismatch');
+      if (rows[0]?.token_hash !== (await sha256Hex(token))) throw new Error('bench: digest mismatch');
     },
   });
   return lines;

@@ -1,4 +1,4 @@
-import { withTypedErrors, type Database } from './core/db.ts';
+import { withTypedErrors, type Database } from './core/queryable.ts';
 import { SetupError } from './core/errors.ts';
 import { createTokens, type TokenOptions } from './tokens/tokens.ts';
 import { createSubscriptions } from './billing/subscriptions.ts';

@@ -406,7 +406,7 @@ for (const dialect of DIALECTS) {
           const phone = await tokens.issue(user, { deviceName: 'phone' });
           return { userId: user, issued: [laptop, phone] };
         });
-        const secrets = issued.flatMap((i) => [i.token, sha256Hex(i.token), ...i.token.split('.').filter((part) => part.length > 20)]);
+        const secrets = (await Promise.all(issued.map(async (i) => [i.token, await sha256Hex(i.token), ...i.token.split('.').filter((part) => part.length > 20)]))).flat();
         const noSecrets = (r: Run) => {
           for (const s of secrets) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), `token material printed:\n${r.stdout}${r.stderr}`);
         };

@@ -12,7 +12,7 @@
 // token in this process share one call (single flight, keyed by the token's SHA-256 digest); and
 // a token Figma refused is refused from memory for refusalCacheSeconds (digests only, bounded in
 // number) without asking again.
-import { withTypedErrors, type Database, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Database, type Queryable } from '../core/queryable.ts';
 import { AuthError, PluginAuthError, ServiceError, SetupError, ValidationError, sqlState } from '../core/errors.ts';
 import { sha256Hex } from '../tokens/signer.ts';
 import * as validate from '../core/validation.ts';
@@ -335,7 +335,7 @@ export function createFigma(
 
   async function verify(paymentToken: unknown): Promise<FigmaPayment> {
     const token = checkPaymentToken(paymentToken);
-    const digest = sha256Hex(token);
+    const digest = await sha256Hex(token);
     const refused = rememberedRefusal(digest);
     if (refused) throw refused;
     const running = flights.get(digest);

@@ -3,7 +3,7 @@
 // carry `activated` / `valid` / `deactivated`, `error`, `license_key { id, status, activation_limit,
 // activation_usage, expires_at }`, `instance { id, name }` and `meta { order_id, product_id,
 // variant_id, … }`. Webhooks are signed: X-Signature is the hex HMAC-SHA256 of the raw body.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { fromHex, utf8 } from '../core/bytes.ts';
 import { AuthError, SetupError } from '../core/errors.ts';
 import { dateOrNull, idText, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
 
@@ -81,9 +81,9 @@ export async function lemonDeactivate(config: StoreConfig, key: string, instance
   throw refusal(status, body!);
 }
 
-/** X-Signature over the raw body, compared in constant time. */
-export function lemonSignatureValid(secret: string, rawBody: Uint8Array, signature: string | null): boolean {
+/** X-Signature over the raw body, checked by Web Crypto's HMAC verify (a constant-time comparison). */
+export async function lemonSignatureValid(secret: string, rawBody: Uint8Array, signature: string | null): Promise<boolean> {
   if (signature === null || !/^[0-9a-f]{64}$/i.test(signature)) return false;
-  const expected = createHmac('sha256', secret).update(rawBody).digest();
-  return timingSafeEqual(expected, Buffer.from(signature, 'hex'));
+  const key = await crypto.subtle.importKey('raw', utf8(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+  return crypto.subtle.verify('HMAC', key, fromHex(signature)!, rawBody as Uint8Array<ArrayBuffer>);
 }

@@ -6,11 +6,11 @@
 // a key runs in one transaction that first takes a transaction-scoped advisory lock on that digest
 // (namespace 7320, taken by license_begin_activation or here): concurrent activations of one key
 // queue there, so the device limit is exact, and concurrent checks make one call (single flight).
-import { createHash } from 'node:crypto';
-import { withTypedErrors, type Database, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Database, type Queryable } from '../core/queryable.ts';
 import { lock } from '../core/locks.ts';
 import { AuthError, NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError } from '../core/errors.ts';
 import { sha256Hex } from '../tokens/signer.ts';
+import { fromUtf8, utf8 } from '../core/bytes.ts';
 import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
@@ -129,7 +129,7 @@ function header(headers: HeaderBag, name: string): string | null {
 }
 
 function rawBytes(rawBody: unknown): Uint8Array {
-  if (typeof rawBody === 'string') return Buffer.from(rawBody, 'utf8');
+  if (typeof rawBody === 'string') return utf8(rawBody);
   if (rawBody instanceof Uint8Array) return rawBody;
   if (rawBody instanceof ArrayBuffer) return new Uint8Array(rawBody);
   throw new ValidationError('invalid_webhook', 'invalid_webhook: pass the raw request body (string, Uint8Array or ArrayBuffer), exactly as received');
@@ -194,7 +194,7 @@ export function createLicenses(
     const device = validate.requiredDeviceName(input.deviceName);
     const productId = provider === 'gumroad' ? validate.storeId(input.productId, 'productId', true) : null;
     store(provider);
-    const hash = digest(key);
+    const hash = await digest(key);
     let createdInstance: string | null = null;
     try {
       const row = await db.transaction(async (tx) => {
@@ -244,7 +244,7 @@ export function createLicenses(
     const provider = validate.licenseProvider(input.provider);
     const key = validate.licenseKey(input.licenseKey);
     const device = validate.requiredDeviceName(input.deviceName);
-    const hash = digest(key);
+    const hash = await digest(key);
     const left = await db.transaction(async (tx) => {
       await lock(tx, 'licenseKey', `${provider}:${hash}`);
       const found = await tx.query<{ instance_id: string | null }>(
@@ -264,7 +264,7 @@ export function createLicenses(
     const provider = validate.licenseProvider(input.provider);
     const key = validate.licenseKey(input.licenseKey);
     store(provider);
-    const hash = digest(key);
+    const hash = await digest(key);
     const result = await db.transaction(async (tx) => {
       await lock(tx, 'licenseKey', `${provider}:${hash}`);
       const row = (await tx.query<LicenseRow>(
@@ -351,12 +351,12 @@ export function createLicenses(
   /** Lemon Squeezy: signed; the event says what changed. */
   async function lemonWebhook(bytes: Uint8Array, headers: HeaderBag): Promise<WebhookResult> {
     if (!lemon) throw notConfigured('lemonsqueezy');
-    if (!lemonSignatureValid(lemon.secret, bytes, header(headers, 'x-signature'))) {
+    if (!(await lemonSignatureValid(lemon.secret, bytes, header(headers, 'x-signature')))) {
       throw new AuthError('invalid_signature', 'invalid_signature: the X-Signature header is missing or is not the HMAC-SHA256 of this body with lemonSqueezy.webhookSecret');
     }
     let body: { meta?: { event_name?: unknown }; data?: { id?: unknown; type?: unknown; attributes?: Record<string, unknown> } };
     try {
-      body = JSON.parse(Buffer.from(bytes).toString('utf8'));
+      body = JSON.parse(fromUtf8(bytes));
     } catch {
       throw new ValidationError('invalid_webhook', 'invalid_webhook: the Lemon Squeezy webhook body is not JSON');
     }
@@ -392,7 +392,7 @@ export function createLicenses(
     if (match !== 'none' && (value === null || at === null)) {
       throw new ValidationError('invalid_webhook', `invalid_webhook: ${event} without the id and updated_at it is matched and ordered by`);
     }
-    const eventId = createHash('sha256').update(bytes).digest('hex');
+    const eventId = await sha256Hex(bytes);
     const rows = await applyWebhook(db, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false);
     return { ...rows[0]!, event };
   }
@@ -400,12 +400,12 @@ export function createLicenses(
   /** Gumroad: unsigned, so a hint: the key is verified with the API before anything changes. */
   async function gumroadWebhook(bytes: Uint8Array): Promise<WebhookResult> {
     const config = store('gumroad');
-    const form = new URLSearchParams(Buffer.from(bytes).toString('utf8'));
+    const form = new URLSearchParams(fromUtf8(bytes));
     const name = form.get('resource_name') ?? 'sale';
     const event = /^[a-z0-9_.:-]{1,64}$/.test(name) ? name : 'unknown';
-    const eventId = createHash('sha256').update(bytes).digest('hex');
+    const eventId = await sha256Hex(bytes);
     const key = form.get('license_key');
-    const hash = key !== null && /^[\x21-\x7e]{1,255}$/.test(key) ? digest(key) : null;
+    const hash = key !== null && /^[\x21-\x7e]{1,255}$/.test(key) ? await digest(key) : null;
     return db.transaction(async (tx) => {
       const row = hash
         ? (await tx.query<{ product_id: string }>(

@@ -1,4 +1,4 @@
-import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import { sqlState, ValidationError } from '../core/errors.ts';
 import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';

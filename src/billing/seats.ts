@@ -4,7 +4,7 @@
 // seat_assign_member locks the owner's team licenses and subscription, so concurrent assigns queue
 // and the N+1th is no_seats_left, exactly. When a team shrinks below its members, the members
 // assigned first keep their seats (plugin_auth_grants); the newest wait for a free one.
-import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import { NotFoundError } from '../core/errors.ts';
 import * as validate from '../core/validation.ts';
 

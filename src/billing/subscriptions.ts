@@ -1,4 +1,4 @@
-import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { toPlan, type Plan, type PlanLimits, type PlanRow } from './plans.ts';
 import { toGrant, type PlanGrant, type PlanSource } from './sources.ts';

@@ -45,4 +45,10 @@ export interface OpenOptions {
    * same directory gets `database_locked` (docs/embedded.md).
    */
   share?: boolean;
+  /**
+   * The driver for a postgres:// URL: 'pg' (default) or 'postgres' (postgres.js, which also runs
+   * on Deno, Bun and Cloudflare Workers; see docs/deploy.md). A postgres.js instance passed as
+   * the target always uses postgres.js.
+   */
+  driver?: 'pg' | 'postgres';
 }

@@ -1,11 +1,16 @@
 import pg from 'pg';
 import type { PGlite } from '@electric-sql/pglite';
 import { redactUrl } from './redact.ts';
-import { DatabaseError, fromDatabaseError, PluginAuthError } from './errors.ts';
+import { DatabaseError, PluginAuthError } from './errors.ts';
 import { pgliteDataDir } from './env.ts';
 import type { Database, OpenOptions, Queryable, QueryOptions } from './database.ts';
+import { isPostgresJs, openPostgresJs } from './postgresjs.ts';
+import type { Sql } from 'postgres';
 
 export type { Database, OpenOptions, Queryable, QueryOptions } from './database.ts';
+// The typed-error wrapper lives in queryable.ts, which imports no driver (the edge entry uses it
+// without pg or PGlite).
+export { withTypedErrors } from './queryable.ts';
 
 export { DEFAULT_PGLITE_DIR } from './env.ts';
 
@@ -18,14 +23,15 @@ const parseInt8 = (value: string | number | bigint): number => Number(value);
 
 /**
  * Opens the database: a postgres:// URL (any PostgreSQL, Supabase direct or session pooler),
- * `memory://` (in-memory PGlite), `pglite:<dir>`, an existing pg.Pool or PGlite instance, or,
+ * `memory://` (in-memory PGlite), `pglite:<dir>`, an existing pg.Pool, postgres.js or PGlite instance, or,
  * when nothing is given, embedded PGlite in PGLITE_DATA_DIR (default ./.data/pglite). A data
  * directory has one owner process; other processes reach it through the owner (docs/embedded.md).
  */
 export async function openDatabase(
-  target?: string | pg.Pool | PGliteInstance,
+  target?: string | pg.Pool | PGliteInstance | Sql,
   options: OpenOptions = {},
 ): Promise<Database> {
+  if (isPostgresJs(target)) return openPostgresJs(target, options);
   // PGlite is loaded only when asked for (./pglite.ts), so a PGlite instance is recognised by shape.
   if (looksLikePglite(target)) return (await import('./pglite.ts')).wrapPglite(target, 'PGlite (instance)', false);
   if (target instanceof pg.Pool) {
@@ -36,6 +42,7 @@ export async function openDatabase(
   if (target === undefined || target === '') return openPgliteDirectory(pgliteDataDir(), options);
   if (target === 'memory://') return (await import('./pglite.ts')).openMemoryPglite();
   if (target.startsWith('pglite:')) return openPgliteDirectory(target.slice('pglite:'.length) || pgliteDataDir(), options);
+  if (/^postgres(ql)?:\/\//.test(target) && options.driver === 'postgres') return openPostgresJs(target, options);
   if (/^postgres(ql)?:\/\//.test(target)) {
     const pool = new pg.Pool({
       connectionString: target,
@@ -243,47 +250,4 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: b
       if (owned) await pool.end();
     },
   };
-}
-
-const TYPED = Symbol('figma-plugin-auth-db: typed errors');
-const typedError = (error: unknown): never => {
-  throw fromDatabaseError(error);
-};
-
-/**
- * The library's query path: the same database, with every driver error turned into the typed
- * error of its SQLSTATE (fromDatabaseError: our SQL functions' codes, then the SQLSTATE classes).
- * Every module of the library reads and writes through it, so translation happens here and only
- * here; wrapping twice is wrapping once. Errors the caller's own function throws inside
- * `transaction` pass through as they are.
- */
-export function withTypedErrors<Q extends Pick<Queryable, 'query'>>(db: Q): Q {
-  if ((db as { [TYPED]?: true })[TYPED]) return db;
-  const typed = Object.create(db) as Q & { [TYPED]: true } & Partial<Database>;
-  typed[TYPED] = true;
-  typed.query = ((text: string, params?: readonly unknown[], options?: QueryOptions) =>
-    (db as unknown as Queryable).query(text, params, options).catch(typedError)) as Q['query'];
-  const full = db as unknown as Partial<Database>;
-  if (typeof full.exec === 'function') typed.exec = (script: string) => full.exec!(script).catch(typedError);
-  if (typeof full.transaction === 'function') {
-    typed.transaction = async <T>(fn: (tx: Queryable) => Promise<T>) => {
-      // What fn throws is the caller's (its queries are already typed); what BEGIN, COMMIT or the
-      // pool throws is the driver's.
-      let thrown: { error: unknown } | undefined;
-      try {
-        return await full.transaction!(async (tx) => {
-          try {
-            return await fn(withTypedErrors(tx));
-          } catch (error) {
-            thrown = { error };
-            throw error;
-          }
-        });
-      } catch (error) {
-        if (thrown && thrown.error === error) throw error;
-        return typedError(error);
-      }
-    };
-  }
-  return typed;
 }

@@ -1,6 +1,6 @@
 // Operators name users the way they know them: by id or by email. One lookup, shared by the CLI
 // commands that take a <user>, so "unknown user" is one error everywhere.
-import { withTypedErrors, type Queryable } from './db.ts';
+import { withTypedErrors, type Queryable } from './queryable.ts';
 import { NotFoundError, ValidationError } from './errors.ts';
 import { hasControl, isUuid } from './validation.ts';
 

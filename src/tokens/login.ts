@@ -3,7 +3,7 @@
 // carrying the write key; that page signs the user in and calls completeLogin(writeKey, userId);
 // meanwhile the plugin polls with the read key and, once, receives a freshly minted token.
 // Keys are random 256-bit values; the database holds only their SHA-256 digests.
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../core/bytes.ts';
 import type { Database } from '../core/db.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { mintToken, type IssuedToken } from './input.ts';
@@ -29,10 +29,10 @@ const KEY_BYTES = 32;
 // 32 bytes in base64url: exactly 43 characters. Anything else cannot be one of our keys.
 const KEY_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
-const newKey = () => randomBytes(KEY_BYTES).toString('base64url');
+const newKey = () => randomBase64url(KEY_BYTES);
 
 /** A string that is not shaped like a key is answered as a key that names no login: no database call. */
-function keyDigest(key: unknown, which: 'read' | 'write'): string {
+function keyDigest(key: unknown, which: 'read' | 'write'): Promise<string> {
   if (typeof key !== 'string' || !KEY_SHAPE.test(key)) {
     throw new NotFoundError('login_not_found', `login_not_found: that is not a ${which} key issued by beginLogin`);
   }
@@ -58,7 +58,7 @@ export function createLogin(
       const readKey = newKey();
       const writeKey = newKey();
       const rows = await db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1::text, $2::text, $3::integer, $4::varchar) AS expires_at', [
-          sha256Hex(readKey), sha256Hex(writeKey), loginTtl, device,
+          await sha256Hex(readKey), await sha256Hex(writeKey), loginTtl, device,
         ]);
       return { readKey, writeKey, expiresAt: rows[0]!.expires_at };
     },
@@ -68,7 +68,7 @@ export function createLogin(
      * user is a no-op; for another user it is refused (login_already_completed).
      */
     async completeLogin(writeKey: string, userId: string): Promise<void> {
-      const digest = keyDigest(writeKey, 'write');
+      const digest = await keyDigest(writeKey, 'write');
       input.userId(userId);
       await db.query('SELECT public.complete_plugin_login($1::text, $2::uuid)', [digest, userId]);
     },
@@ -80,7 +80,7 @@ export function createLogin(
      * One round trip while pending, two on success.
      */
     async pollLogin(readKey: string): Promise<IssuedToken | null> {
-      const digest = keyDigest(readKey, 'read');
+      const digest = await keyDigest(readKey, 'read');
       const sign = signer();
       const rows = await db.query<{ status: 'pending' | 'completed'; user_id: string | null }>(
           'SELECT status, user_id FROM public.poll_plugin_login($1::text)',

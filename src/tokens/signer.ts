@@ -1,8 +1,9 @@
 // Signing and checking plugin JWTs with jose. Pure: no database. The key material is resolved once,
 // when createPluginAuth runs, so a bad secret or key fails at start-up, not on the first request;
 // a *missing* one fails only when a method that needs it is called (usage-only servers need none).
-import { KeyObject, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { fromBase64 } from '../core/bytes.ts';
 import { AuthError, SetupError } from '../core/errors.ts';
 import { isUuid } from '../core/validation.ts';
 
@@ -29,7 +30,7 @@ export const MAX_TOKEN_LENGTH = 4096;
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Lowercase hex SHA-256: what plugin_tokens and plugin_login_requests store instead of the value. */
-export const sha256Hex = (value: string): string => createHash('sha256').update(value, 'utf8').digest('hex');
+export { sha256Hex } from '../core/bytes.ts';
 
 export interface VerifiedClaims {
   userId: string;
@@ -47,7 +48,7 @@ const invalid = (why: string) => new AuthError('token_invalid', `token_invalid: 
 
 type Resolved =
   | { alg: 'HS256'; signKey: Uint8Array; verifyKey: Uint8Array }
-  | { alg: 'EdDSA'; signKey: KeyObject | CryptoKey | undefined; verifyKey: KeyObject | CryptoKey }
+  | { alg: 'EdDSA'; signKey: AsyncKey | undefined; verifyKey: AsyncKey }
   | undefined;
 
 function resolveKeys(options: TokenSigningOptions): Resolved {
@@ -76,20 +77,44 @@ function resolveKeys(options: TokenSigningOptions): Resolved {
   return { alg: 'HS256', signKey: bytes, verifyKey: bytes };
 }
 
-function asKey(key: TokenKey, kind: 'public' | 'private'): KeyObject | CryptoKey {
+/** A key ready for jose, or the promise of one (a PEM is imported by Web Crypto on first use). */
+type AsyncKey = KeyObject | CryptoKey | Promise<CryptoKey>;
+
+// The fixed DER prefixes of an Ed25519 SubjectPublicKeyInfo (RFC 8410: 12 bytes, then the 32-byte
+// key) and PKCS#8 PrivateKeyInfo (16 bytes, then the 32-byte seed). A PEM is checked against them
+// when createPluginAuth runs, so a wrong key fails at start-up though the import itself is async.
+const ED25519_SPKI = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_PKCS8 = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+
+function ed25519Der(pem: string, kind: 'public' | 'private'): Uint8Array<ArrayBuffer> | undefined {
+  const label = kind === 'public' ? 'PUBLIC KEY' : 'PRIVATE KEY';
+  const match = new RegExp(`^\\s*-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----\\s*$`).exec(pem);
+  const der = match ? fromBase64(match[1]!) : undefined;
+  const prefix = kind === 'public' ? ED25519_SPKI : ED25519_PKCS8;
+  if (!der || der.length !== prefix.length + 32 || prefix.some((byte, i) => der[i] !== byte)) return undefined;
+  return der;
+}
+
+/** A Node KeyObject, recognised without importing node:crypto (edge runtimes have none). */
+const isKeyObject = (key: unknown): key is KeyObject =>
+  typeof key === 'object' && key !== null && typeof (key as KeyObject).export === 'function' && 'asymmetricKeyType' in key;
+
+function asKey(key: TokenKey, kind: 'public' | 'private'): AsyncKey {
   const bad = () =>
     new SetupError('token_key_invalid', `token_key_invalid: tokenKeyPair.${kind}Key must be an Ed25519 ${kind} key (KeyObject, CryptoKey or PEM)`);
-  let resolved: KeyObject | CryptoKey;
-  try {
-    resolved = typeof key === 'string' ? (kind === 'public' ? createPublicKey(key) : createPrivateKey(key)) : key;
-  } catch {
-    throw bad();
+  if (typeof key === 'string') {
+    const der = ed25519Der(key, kind);
+    if (!der) throw bad();
+    const imported = crypto.subtle.importKey(kind === 'public' ? 'spki' : 'pkcs8', der, { name: 'Ed25519' }, false, [kind === 'public' ? 'verify' : 'sign']);
+    // Checked above; a platform refusing it anyway is reported when the key is first used.
+    imported.catch(() => {});
+    return imported.catch(() => Promise.reject(bad()));
   }
-  const ok = resolved instanceof KeyObject
-    ? resolved.type === kind && resolved.asymmetricKeyType === 'ed25519'
-    : resolved.type === kind && resolved.algorithm.name === 'Ed25519';
+  const ok = isKeyObject(key)
+    ? key.type === kind && key.asymmetricKeyType === 'ed25519'
+    : typeof key === 'object' && key !== null && (key as CryptoKey).type === kind && (key as CryptoKey).algorithm?.name === 'Ed25519';
   if (!ok) throw bad();
-  return resolved;
+  return key;
 }
 
 export function createSigner(options: TokenSigningOptions): () => Signer {
@@ -115,16 +140,17 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
         .setExpirationTime(exp)
         .setIssuer(issuer)
         .setAudience(audience)
-        .sign(keys.signKey);
+        .sign(await keys.signKey);
     },
     async verify(token) {
       // Cheap shape checks first: garbage never reaches the JSON parser or the crypto.
       if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !JWS_COMPACT.test(token)) {
         throw invalid('not a token issued by this service');
       }
+      const verifyKey = await keys.verifyKey;
       let payload;
       try {
-        ({ payload } = await jwtVerify(token, keys.verifyKey, {
+        ({ payload } = await jwtVerify(token, verifyKey, {
           // The allow-list is exactly the configured algorithm: never `none`, never a swapped one.
           algorithms: [keys.alg],
           issuer,

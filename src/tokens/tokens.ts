@@ -1,7 +1,7 @@
 // Plugin sessions: tokens a Figma plugin keeps in figma.clientStorage. The token is a JWT; the
 // database keeps its SHA-256 digest (never the token), which makes every token revocable and
 // auditable. verify costs one round trip when the JWT is good and none when it is not.
-import { withTypedErrors, type Database } from '../core/db.ts';
+import { withTypedErrors, type Database } from '../core/queryable.ts';
 import { AuthError, ValidationError } from '../core/errors.ts';
 import { createLogin, type LoginOptions } from './login.ts';
 import { mintToken } from './input.ts';
@@ -74,7 +74,7 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
       const claims = await signer().verify(token);
       const rows = await db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
         'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
-        [claims.tokenId, sha256Hex(token)],
+        [claims.tokenId, await sha256Hex(token)],
         { prepare: 'fpa_verify_plugin_token' },
       );
       const row = rows[0];

@@ -2,7 +2,7 @@
 // totals (the CLI's `usage` command), and calls per UTC day and action across all users
 // (usageReport, from the rollup in sql/011_growth.sql, so its cost does not grow with plugin_usage).
 // Metering itself lives in usage.ts / sql/006.
-import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import type { UsageReason } from './usage.ts';
 import * as input from '../core/validation.ts';

@@ -3,7 +3,7 @@
 // It never deletes daily_usage_summary rows: those counters ARE the limits (the free plan counts
 // every day of a user's life). Deleting a call also ends idempotent replay of its key: a retry
 // with that key after the purge is counted as a new call.
-import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import { ValidationError, type ErrorCode } from '../core/errors.ts';
 
 export interface PurgeOptions {

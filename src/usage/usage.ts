@@ -1,7 +1,7 @@
 // usage.consume / check / refund / summary: typed calls of the SQL functions in
 // sql/006_usage_metering.sql, which hold all the rules (so rpc callers get the same behaviour).
 // One call is one statement, so one round trip and one transaction.
-import { withTypedErrors, type Queryable } from '../core/db.ts';
+import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import * as input from '../core/validation.ts';
 
 export type UsageReason = 'ok' | 'limit_reached' | 'batch_too_large';
