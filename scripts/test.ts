@@ -40,7 +40,7 @@ const { DIALECTS, ensureTemplate } = await import('../test/helpers/databases.ts'
 const { warmPgliteSnapshots } = await import('../test/helpers/pglite.ts');
 try {
   await Promise.all([
-    DIALECTS.includes('postgres') ? ensureTemplate() : undefined,
+    DIALECTS.some((d) => d !== 'pglite') ? ensureTemplate() : undefined,
     DIALECTS.includes('pglite') ? warmPgliteSnapshots() : undefined,
   ]);
 } catch (error) {

@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, SERVER_DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
 import { DAY, PRICES, linkPrices, subscription } from './helpers/stripe.ts';
 import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
 import { dumpDatabase } from './helpers/dump.ts';
@@ -540,10 +540,10 @@ for (const dialect of DIALECTS) {
   });
 }
 
-if (DIALECTS.includes('postgres')) {
-  describe('licenses, concurrency [postgres, real parallel connections]', () => {
+for (const dialect of SERVER_DIALECTS) {
+  describe(`licenses, concurrency [${dialect}, real parallel connections]`, () => {
     test('16 concurrent activations of one key on 16 devices with a device limit of 3: exactly 3 succeed [postgres]', () =>
-      withStores('postgres', async ({ auth, lemon, gumroad, db }) => {
+      withStores(dialect, async ({ auth, lemon, gumroad, db }) => {
         await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 3 });
         for (const provider of ['lemonsqueezy', 'gumroad'] as const) {
           const user = await createUser(db);
@@ -565,7 +565,7 @@ if (DIALECTS.includes('postgres')) {
       }, 20));
 
     test('16 parallel seat assigns for 5 seats: exactly 5 members seated [postgres]', () =>
-      withStores('postgres', async ({ auth, gumroad, db }) => {
+      withStores(dialect, async ({ auth, gumroad, db }) => {
         const owner = await createUser(db);
         const { key } = gumroad.sell({ isMultiseatLicense: true, quantity: 5 });
         await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
@@ -580,10 +580,10 @@ if (DIALECTS.includes('postgres')) {
   });
 }
 
-if (DIALECTS.includes('postgres')) {
-  describe('seats, concurrency [postgres, real parallel connections]', () => {
+for (const dialect of SERVER_DIALECTS) {
+  describe(`seats, concurrency [${dialect}, real parallel connections]`, () => {
     test('16 parallel seat assigns for a Stripe subscription of quantity 5: exactly 5 members seated [postgres]', () =>
-      withDatabase('postgres', async ({ db }) => {
+      withDatabase(dialect, async ({ db }) => {
         const auth = createPluginAuth(db);
         await linkPrices(db);
         const owner = await createUser(db);
@@ -602,7 +602,7 @@ if (DIALECTS.includes('postgres')) {
       }, { max: 20 }));
 
     test('16 parallel seat assigns for a Stripe quantity of 4 and a Gumroad team of 3: exactly 7 members seated [postgres]', () =>
-      withStores('postgres', async ({ auth, gumroad, db }) => {
+      withStores(dialect, async ({ auth, gumroad, db }) => {
         await linkPrices(db);
         const owner = await createUser(db);
         const { key } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, SERVER_DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { DAY, PRICES, T0, event, linkPrices, random, shuffle, subscription, type SubscriptionFields } from './helpers/stripe.ts';
 import { createSubscriptions, type StripeSubscriptionLike } from '../src/billing/subscriptions.ts';
 import { NotFoundError, ValidationError, type PluginAuthError } from '../src/core/errors.ts';
@@ -357,75 +357,77 @@ for (const dialect of DIALECTS) {
   });
 }
 
-describe('subscriptions [postgres only]', () => {
-  test('concurrent deliveries of different events for one subscription end in the newest event\'s state', () =>
-    withDatabase(
-      'postgres',
-      async ({ db }) => {
-        await linkPrices(db);
-        const subs = createSubscriptions(db);
-        const statuses = ['trialing', 'active', 'past_due', 'unpaid', 'canceled', 'paused'];
-        const prices = [PRICES.basic, PRICES.pro, PRICES.enterprise];
-        let deliveries = 0;
-        let applied = 0;
-        const started = performance.now();
-        for (let round = 1; round <= 6; round++) {
-          const rand = random(round);
-          const userId = await createUser(db);
-          // 32 distinct events (created T0+1 ... T0+32), each delivered twice, all at once on 16 connections,
-          // starting with no row at all (the first inserts race too).
-          const events = Array.from({ length: 32 }, (_, i) => ({
-            created: T0 + i + 1,
-            object: subscription({
-              id: `sub_race_${round}`,
-              customer: `cus_race_${round}`,
-              userId,
-              status: statuses[Math.floor(rand() * statuses.length)]!,
-              priceId: prices[Math.floor(rand() * prices.length)]!,
-              periodStart: T0 + i,
-              periodEnd: T0 + i + 30 * DAY,
-            }),
-          }));
-          const batch = shuffle([...events, ...events], rand);
-          const results = await Promise.all(batch.map((e) => subs.syncFromStripe(asSub(e.object), { eventCreated: e.created })));
-          deliveries += results.length;
-          applied += results.filter((r) => r.applied).length;
+for (const dialect of SERVER_DIALECTS) {
+  describe(`subscriptions [${dialect}, real server only]`, () => {
+    test('concurrent deliveries of different events for one subscription end in the newest event\'s state', () =>
+      withDatabase(
+        dialect,
+        async ({ db }) => {
+          await linkPrices(db);
+          const subs = createSubscriptions(db);
+          const statuses = ['trialing', 'active', 'past_due', 'unpaid', 'canceled', 'paused'];
+          const prices = [PRICES.basic, PRICES.pro, PRICES.enterprise];
+          let deliveries = 0;
+          let applied = 0;
+          const started = performance.now();
+          for (let round = 1; round <= 6; round++) {
+            const rand = random(round);
+            const userId = await createUser(db);
+            // 32 distinct events (created T0+1 ... T0+32), each delivered twice, all at once on 16 connections,
+            // starting with no row at all (the first inserts race too).
+            const events = Array.from({ length: 32 }, (_, i) => ({
+              created: T0 + i + 1,
+              object: subscription({
+                id: `sub_race_${round}`,
+                customer: `cus_race_${round}`,
+                userId,
+                status: statuses[Math.floor(rand() * statuses.length)]!,
+                priceId: prices[Math.floor(rand() * prices.length)]!,
+                periodStart: T0 + i,
+                periodEnd: T0 + i + 30 * DAY,
+              }),
+            }));
+            const batch = shuffle([...events, ...events], rand);
+            const results = await Promise.all(batch.map((e) => subs.syncFromStripe(asSub(e.object), { eventCreated: e.created })));
+            deliveries += results.length;
+            applied += results.filter((r) => r.applied).length;
 
-          const newest = events.at(-1)!;
-          const row = await state(db, userId);
-          assert.equal(row!.status, newest.object.status, `round ${round}`);
-          assert.equal(row!.stripe_price_id, newest.object.items.data[0].price.id);
-          assert.deepEqual(row!.stripe_event_created, new Date(newest.created * 1000));
-          assert.deepEqual(row!.current_period_start, new Date((newest.created - 1) * 1000));
-          // The newest event applies exactly once; its redelivery is a duplicate.
-          const newestResults = results.filter((_, i) => batch[i] === newest);
-          assert.deepEqual(newestResults.map((r) => (r.applied ? 'applied' : r.reason)).sort(), ['applied', 'duplicate']);
-          assert.equal(await rowCount(db), round);
-        }
-        const ms = performance.now() - started;
-        process.stdout.write(`# concurrent sync: ${deliveries} deliveries on 16 connections, ${applied} applied, ${Math.round(ms)} ms\n`);
-      },
-      { max: 16 },
-    ));
+            const newest = events.at(-1)!;
+            const row = await state(db, userId);
+            assert.equal(row!.status, newest.object.status, `round ${round}`);
+            assert.equal(row!.stripe_price_id, newest.object.items.data[0].price.id);
+            assert.deepEqual(row!.stripe_event_created, new Date(newest.created * 1000));
+            assert.deepEqual(row!.current_period_start, new Date((newest.created - 1) * 1000));
+            // The newest event applies exactly once; its redelivery is a duplicate.
+            const newestResults = results.filter((_, i) => batch[i] === newest);
+            assert.deepEqual(newestResults.map((r) => (r.applied ? 'applied' : r.reason)).sort(), ['applied', 'duplicate']);
+            assert.equal(await rowCount(db), round);
+          }
+          const ms = performance.now() - started;
+          process.stdout.write(`# concurrent sync: ${deliveries} deliveries on 16 connections, ${applied} applied, ${Math.round(ms)} ms\n`);
+        },
+        { max: 16 },
+      ));
 
-  test('simultaneous first deliveries for users without a row never fail (60 users x 16 deliveries)', () =>
-    withDatabase(
-      'postgres',
-      async ({ db }) => {
-        await linkPrices(db);
-        const subs = createSubscriptions(db);
-        const failures: string[] = [];
-        for (let round = 0; round < 60; round++) {
-          const userId = await createUser(db);
-          const object = subscription({ id: `sub_first_${round}`, customer: `cus_first_${round}`, userId, status: 'active' });
-          const results = await Promise.allSettled(
-            Array.from({ length: 16 }, (_, i) => subs.syncFromStripe(asSub(object), { eventCreated: T0 + i })),
-          );
-          for (const r of results) if (r.status === 'rejected') failures.push(String((r.reason as Error).message));
-          assert.deepEqual((await state(db, userId))!.stripe_event_created, new Date((T0 + 15) * 1000));
-        }
-        assert.deepEqual(failures, []);
-      },
-      { max: 16 },
-    ));
-});
+    test('simultaneous first deliveries for users without a row never fail (60 users x 16 deliveries)', () =>
+      withDatabase(
+        dialect,
+        async ({ db }) => {
+          await linkPrices(db);
+          const subs = createSubscriptions(db);
+          const failures: string[] = [];
+          for (let round = 0; round < 60; round++) {
+            const userId = await createUser(db);
+            const object = subscription({ id: `sub_first_${round}`, customer: `cus_first_${round}`, userId, status: 'active' });
+            const results = await Promise.allSettled(
+              Array.from({ length: 16 }, (_, i) => subs.syncFromStripe(asSub(object), { eventCreated: T0 + i })),
+            );
+            for (const r of results) if (r.status === 'rejected') failures.push(String((r.reason as Error).message));
+            assert.deepEqual((await state(db, userId))!.stripe_event_created, new Date((T0 + 15) * 1000));
+          }
+          assert.deepEqual(failures, []);
+        },
+        { max: 16 },
+      ));
+  });
+}

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, SERVER_DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { SECRET, assertAbsent, code, counting, signBy } from './helpers/tokens.ts';
 import { createPluginAuth } from '../src/auth.ts';
@@ -302,35 +302,37 @@ for (const dialect of DIALECTS) {
   });
 }
 
-describe('tokens [postgres only]', () => {
-  test('20 concurrent issues with maxTokensPerUser 3 leave exactly 3 active tokens', () =>
-    withDatabase('postgres', async ({ db }) => {
-      const tokens = createTokens(db, { tokenSecret: SECRET, maxTokensPerUser: 3 });
-      const userId = await createUser(db);
-      const issued = await Promise.all(Array.from({ length: 20 }, (_, i) => tokens.issue(userId, { deviceName: `d${i}` })));
-      assert.equal(new Set(issued.map((t) => t.tokenId)).size, 20);
-      const active = (await tokens.list(userId)).filter((t) => t.status === 'active');
-      assert.equal(active.length, 3);
-      let ok = 0;
-      for (const t of issued) ok += await tokens.verify(t.token).then(() => 1, () => 0);
-      assert.equal(ok, 3);
-    }, { max: 8 }));
+for (const dialect of SERVER_DIALECTS) {
+  describe(`tokens [${dialect}, real server only]`, () => {
+    test('20 concurrent issues with maxTokensPerUser 3 leave exactly 3 active tokens', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const tokens = createTokens(db, { tokenSecret: SECRET, maxTokensPerUser: 3 });
+        const userId = await createUser(db);
+        const issued = await Promise.all(Array.from({ length: 20 }, (_, i) => tokens.issue(userId, { deviceName: `d${i}` })));
+        assert.equal(new Set(issued.map((t) => t.tokenId)).size, 20);
+        const active = (await tokens.list(userId)).filter((t) => t.status === 'active');
+        assert.equal(active.length, 3);
+        let ok = 0;
+        for (const t of issued) ok += await tokens.verify(t.token).then(() => 1, () => 0);
+        assert.equal(ok, 3);
+      }, { max: 8 }));
 
-  test('a burst of 200 verifies on 8 connections writes last_used_at exactly once', () =>
-    withDatabase('postgres', async ({ db }) => {
-      const tokens = createTokens(db, { tokenSecret: SECRET });
-      const userId = await createUser(db);
-      const t = await tokens.issue(userId, {});
-      // Test-only: count every row update of plugin_tokens, whichever connection makes it.
-      await db.exec(`
-        CREATE TABLE public.test_token_writes (n INTEGER NOT NULL);
-        CREATE FUNCTION public.test_count_token_write() RETURNS trigger LANGUAGE plpgsql AS
-          $f$ BEGIN INSERT INTO public.test_token_writes VALUES (1); RETURN NEW; END $f$;
-        CREATE TRIGGER test_count_token_write AFTER UPDATE ON public.plugin_tokens
-          FOR EACH ROW EXECUTE FUNCTION public.test_count_token_write();`);
-      const results = await Promise.allSettled(Array.from({ length: 200 }, () => tokens.verify(t.token)));
-      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 200);
-      const writes = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.test_token_writes');
-      assert.equal(writes[0]!.n, 1);
-    }, { max: 8 }));
-});
+    test('a burst of 200 verifies on 8 connections writes last_used_at exactly once', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const tokens = createTokens(db, { tokenSecret: SECRET });
+        const userId = await createUser(db);
+        const t = await tokens.issue(userId, {});
+        // Test-only: count every row update of plugin_tokens, whichever connection makes it.
+        await db.exec(`
+          CREATE TABLE public.test_token_writes (n INTEGER NOT NULL);
+          CREATE FUNCTION public.test_count_token_write() RETURNS trigger LANGUAGE plpgsql AS
+            $f$ BEGIN INSERT INTO public.test_token_writes VALUES (1); RETURN NEW; END $f$;
+          CREATE TRIGGER test_count_token_write AFTER UPDATE ON public.plugin_tokens
+            FOR EACH ROW EXECUTE FUNCTION public.test_count_token_write();`);
+        const results = await Promise.allSettled(Array.from({ length: 200 }, () => tokens.verify(t.token)));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 200);
+        const writes = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.test_token_writes');
+        assert.equal(writes[0]!.n, 1);
+      }, { max: 8 }));
+  });
+}

@@ -382,10 +382,10 @@ for (const dialect of DIALECTS) {
       }));
   });
 
-  if (dialect === 'postgres') {
-    describe('usage metering concurrency [postgres only]', () => {
+  if (dialect !== 'pglite') {
+    describe(`usage metering concurrency [${dialect}, real server only]`, () => {
       test('the same idempotency key fired from 16 connections counts once, every answer the same', () =>
-        withDatabase('postgres', async ({ db }) => {
+        withDatabase(dialect, async ({ db }) => {
           const usage = createUsage(db);
           const user = await createUser(db);
           await setPlan(db, user, 'basic');
@@ -398,7 +398,7 @@ for (const dialect of DIALECTS) {
         }, { max: 16 }));
 
       test('16 keys, 4 requests each, at once on basic: 4 operations allowed, each key answered consistently', () =>
-        withDatabase('postgres', async ({ db }) => {
+        withDatabase(dialect, async ({ db }) => {
           const usage = createUsage(db);
           const user = await createUser(db);
           await setPlan(db, user, 'basic');
@@ -413,7 +413,7 @@ for (const dialect of DIALECTS) {
         }, { max: 32 }));
 
       test('plan switching between daily and lifetime while 128 consumes are in flight: every answer within its limit', () =>
-        withDatabase('postgres', async ({ db }) => {
+        withDatabase(dialect, async ({ db }) => {
           const usage = createUsage(db);
           const user = await createUser(db);
           const flips = (async () => {
@@ -435,7 +435,7 @@ for (const dialect of DIALECTS) {
         }, { max: 32 }));
 
       test('16 concurrent refunds of one key give back once', () =>
-        withDatabase('postgres', async ({ db }) => {
+        withDatabase(dialect, async ({ db }) => {
           const usage = createUsage(db);
           const user = await createUser(db);
           await setPlan(db, user, 'pro');
@@ -447,7 +447,7 @@ for (const dialect of DIALECTS) {
         }, { max: 16 }));
 
       test('consumes and refunds interleaved on the free plan never allow more than limit + refunds', () =>
-        withDatabase('postgres', async ({ db }) => {
+        withDatabase(dialect, async ({ db }) => {
           const usage = createUsage(db);
           const user = await createUser(db);
           const first = await Promise.all(Array.from({ length: 8 }, (_, i) => usage.consume(user, 'resize', { idempotencyKey: `a${i}` })));

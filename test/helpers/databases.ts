@@ -11,13 +11,23 @@ import { openDatabase, type Database } from '../../src/core/db.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 import { pgliteOptions, pgliteSnapshot } from './pglite.ts';
 
-export type Dialect = 'pglite' | 'postgres';
+/**
+ * pglite: embedded PGlite. postgres: the real server through pg. postgresjs: the same real server
+ * through postgres.js (the second driver), opened with openDatabase(url, { driver: 'postgres' }).
+ */
+export type Dialect = 'pglite' | 'postgres' | 'postgresjs';
 
-/** Which databases the suite runs on: TEST_DIALECTS (default both). */
+/**
+ * Which databases the suite runs on: TEST_DIALECTS (default pglite,postgres). postgresjs is not in
+ * the default set: `npm run test:postgresjs` runs the files that exercise the driver on it.
+ */
 export const DIALECTS: Dialect[] = (process.env.TEST_DIALECTS ?? 'pglite,postgres')
   .split(',')
   .map((d) => d.trim())
-  .filter((d): d is Dialect => d === 'pglite' || d === 'postgres');
+  .filter((d): d is Dialect => d === 'pglite' || d === 'postgres' || d === 'postgresjs');
+
+/** The dialects that are a real server (parallel connections, pg_terminate_backend, roles). */
+export const SERVER_DIALECTS: Dialect[] = DIALECTS.filter((d) => d !== 'pglite');
 
 /** The real server's admin URL. Real-server tests never skip: no URL is a failure, not a skip. */
 export function serverUrl(): string {
@@ -120,7 +130,7 @@ export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}
   const name = `fpa_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   await admin((client) => client.query(`CREATE DATABASE ${name}${setup ? ` TEMPLATE ${TEMPLATE}` : ''}`));
   const url = urlFor(name);
-  const db = await openDatabase(url, { max: options.max ?? 10 });
+  const db = await openDatabase(url, { max: options.max ?? 10, driver: dialect === 'postgresjs' ? 'postgres' : 'pg' });
   return { dialect, db, url, name };
 }
 
