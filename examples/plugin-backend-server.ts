@@ -32,7 +32,7 @@ const [dev] = await db.query<{ id: string }>(
 );
 const auth = createPluginAuth(db, {
   tokenSecret: env.PLUGIN_TOKEN_SECRET || randomBytes(48).toString('base64'),
-  entitlementSigningKey: env.ENTITLEMENT_SIGNING_KEY || generateEntitlementKey(),
+  entitlementSigningKey: env.ENTITLEMENT_SIGNING_KEY || (await generateEntitlementKey()),
 });
 
 // The website and the API share this origin, as they do behind one domain in production.

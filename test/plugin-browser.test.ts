@@ -88,7 +88,7 @@ for (const dialect of DIALECTS) {
   describe(`plugin client in Chromium [${dialect}]`, () => {
     test('sign in, metered calls to the 402, a retried call counted once, snapshots, sign-out', () =>
       withDatabase(dialect, async ({ db }) => {
-        const key = generateEntitlementKey();
+        const key = await generateEntitlementKey();
         const tokenSecret = 'browser-test-secret-that-is-long-enough-0123456789';
         const auth = createPluginAuth(db, { tokenSecret, entitlementSigningKey: key });
         const shortLived = createPluginAuth(db, { tokenSecret, entitlementSigningKey: key, entitlementTtlSeconds: 1 });

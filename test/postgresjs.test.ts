@@ -10,7 +10,7 @@ import { createUser, withDatabase } from './helpers/databases.ts';
 import { SECRET } from './helpers/tokens.ts';
 import { rejectsWith } from './helpers/assert.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { NotFoundError, ValidationError, PluginAuthError } from '../src/core/errors.ts';
+import { NotFoundError, ValidationError, PluginAuthError, SetupError } from '../src/core/errors.ts';
 import { openDatabase } from '../src/core/db.ts';
 import { withTypedErrors, type Database } from '../src/core/queryable.ts';
 import { POSTGRESJS_TYPES, isPostgresJs, openPostgresJs } from '../src/core/postgresjs.ts';
@@ -172,8 +172,10 @@ describe('postgres.js driver [postgres]', () => {
       }
     }));
 
-  test('a URL that is not postgres:// is refused', async () => {
-    await assert.rejects(openPostgresJs('mysql://x'), TypeError);
+  test('no URL is no_database_configured (naming SUPABASE_DB_URL), another scheme invalid_database_url: never a silent default', async () => {
+    await rejectsWith(openPostgresJs(undefined), SetupError, 'no_database_configured', (e) => assert.match(e.message, /SUPABASE_DB_URL/));
+    await rejectsWith(openPostgresJs(''), SetupError, 'no_database_configured');
+    await rejectsWith(openPostgresJs('mysql://user:hunter2@x/db'), SetupError, 'invalid_database_url', (e) => assert.doesNotMatch(e.message, /hunter2/));
     await assert.rejects(openDatabase('http://x', { driver: 'postgres' }), TypeError);
   });
 });

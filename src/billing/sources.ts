@@ -1,7 +1,7 @@
 // Where a plan can come from. The rule itself is SQL (public.plugin_auth_grants, sql/015): every
 // grant in force, one branch per source, best first. This file only names the sources for
 // TypeScript and reads that function's rows.
-import type { Queryable } from '../core/db.ts';
+import type { Queryable } from '../core/queryable.ts';
 
 /**
  * A source of a plan. 'free' means no grant is in force. 'lemonsqueezy' and 'gumroad' are license

@@ -3,7 +3,7 @@
 // released at COMMIT or ROLLBACK (safe on pooled connections), and one namespace per thing
 // serialized, so unrelated locks never collide. The namespaces are listed here once;
 // test/locks.test.ts checks every installed function and every TypeScript caller against them.
-import type { Queryable } from './db.ts';
+import type { Queryable } from './queryable.ts';
 
 export const LOCKS = {
   /** consume/refund of one idempotency key: key `user:idempotency_key` (sql/006, 017). */

@@ -6,6 +6,7 @@
 import postgres, { type Sql } from 'postgres';
 import type { Database, Queryable, QueryOptions } from './queryable.ts';
 import { redactUrl } from './redact.ts';
+import { SetupError } from './errors.ts';
 
 export interface PostgresJsOptions {
   /** Pool size (default 10; on a per-request database in a Worker, 1 is enough). */
@@ -30,9 +31,19 @@ const INT8_OID = 20;
 // zone), BIGINT becomes a number (ours are identities and counts, far below 2^53). Only parsers:
 // parameters are sent as the type the server asks for (postgres.js v4 does not infer), and every
 // statement of ours casts each parameter to its exact type.
+// JSON parameters as pg sends them: a string is already JSON text (the library passes
+// JSON.stringify'd objects to `$n::jsonb`) and goes as it is; anything else is stringified.
+const JSON_OID = 114;
+const JSONB_OID = 3802;
 const TYPES = {
   dateText: { from: [DATE_OID], parse: (value: string) => value },
   int8Number: { from: [INT8_OID], parse: (value: string) => Number(value) },
+  jsonText: {
+    to: JSONB_OID,
+    from: [JSON_OID, JSONB_OID],
+    serialize: (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value)),
+    parse: (text: string) => JSON.parse(text) as unknown,
+  },
 };
 
 /** Is this a postgres.js instance (the function `postgres(url)` returns)? */
@@ -52,14 +63,21 @@ export function isPostgresJs(value: unknown): value is Sql {
  * closes with it), or a postgres.js instance of yours (close() leaves it open). An instance you
  * create yourself should use the same parsers for equal values: pass `types: POSTGRESJS_TYPES`.
  */
-export async function openPostgresJs(target: string | Sql, options: PostgresJsOptions = {}): Promise<Database> {
+export async function openPostgresJs(target: string | Sql | undefined, options: PostgresJsOptions = {}): Promise<Database> {
   if (isPostgresJs(target)) {
     const { host, port } = target.options as { host?: string[]; port?: number[] };
     const prepare = options.preparedStatements ?? !(port ?? []).includes(6543);
     return wrapSql(target, `PostgreSQL at ${(host ?? []).join(',') || 'localhost'} (postgres.js instance)`, false, prepare);
   }
+  // On an edge runtime a missing URL must say so: there is no embedded default to fall back to.
+  if (target === undefined || target === null || target === '') {
+    throw new SetupError(
+      'no_database_configured',
+      'no_database_configured: no database URL: set DATABASE_URL (on Supabase Edge Functions: SUPABASE_DB_URL) to a postgres:// URL',
+    );
+  }
   if (typeof target !== 'string' || !/^postgres(ql)?:\/\//.test(target)) {
-    throw new TypeError('openPostgresJs: expected a postgres:// or postgresql:// URL or a postgres.js instance');
+    throw new SetupError('invalid_database_url', 'invalid_database_url: expected a postgres:// or postgresql:// URL or a postgres.js instance');
   }
   const sql = postgres(target, {
     max: options.max ?? 10,

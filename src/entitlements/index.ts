@@ -4,7 +4,7 @@
 // authority. The signing key is resolved when createPluginAuth runs (a bad key fails at start-up);
 // without one, snapshot() and jwks() throw entitlement_key_missing.
 import { SignJWT } from 'jose';
-import type { Queryable } from '../core/db.ts';
+import type { Queryable } from '../core/queryable.ts';
 import * as validate from '../core/validation.ts';
 import { usageCalls } from '../usage/usage.ts';
 import {
@@ -54,7 +54,7 @@ export function createEntitlements(db: Queryable, options: EntitlementKeyOptions
   return {
     /** A snapshot of the user's entitlements now, valid for entitlementTtlSeconds (<= 15 minutes). */
     async snapshot(userId: string): Promise<EntitlementSnapshot> {
-      const { signing, ttlSeconds } = keys();
+      const { signing, ttlSeconds } = await keys();
       validate.userId(userId); // the one check of this door; usageCalls does not repeat it
       // check_usage answers what one more consume would: count and remaining *after* it when allowed.
       // The snapshot states now: `remaining` is how many more consumes the plan allows.
@@ -87,7 +87,7 @@ export function createEntitlements(db: Queryable, options: EntitlementKeyOptions
      * `until` is still ahead (each with its `exp`); a previous key past its end is left out.
      */
     async jwks(): Promise<PublicJwks> {
-      return keys().jwks();
+      return (await keys()).jwks();
     },
   };
 }

@@ -1,7 +1,10 @@
 // The entitlement signing key: a private JWK (Ed25519 -> EdDSA, or P-256 -> ES256), checked when
 // createPluginAuth runs. Messages name what is wrong, never any key material.
-import { KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+// Web Crypto only (this module is part of the edge entry): its calls are async, so createPluginAuth
+// checks the key's shape at once and starts the cryptographic checks (the key imports, "x"/"y"
+// match "d", the thumbprint kid); what they find is reported by the first snapshot() or jwks().
 import { SetupError } from '../core/errors.ts';
+import { sha256Base64url, utf8 } from '../core/bytes.ts';
 
 import { MAX_ENTITLEMENT_TTL_SECONDS } from '../plugin/constants.ts';
 
@@ -53,7 +56,7 @@ export interface PublicJwks {
 }
 
 interface ResolvedKey {
-  key: KeyObject;
+  key: CryptoKey;
   alg: 'EdDSA' | 'ES256';
   kid: string;
   publicJwk: PublicJwk;
@@ -77,12 +80,16 @@ function parse(value: unknown, what: string): EntitlementJwk {
 }
 
 /** RFC 7638 thumbprint: the default kid. */
-function thumbprint(jwk: PublicJwk): string {
+function thumbprint(jwk: PublicJwk): Promise<string> {
   const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+  return sha256Base64url(JSON.stringify(members));
 }
 
-function resolveKey(value: unknown, what: string, kind: 'private' | 'any'): ResolvedKey {
+const BASE64URL_32 = /^[A-Za-z0-9_-]{43}$/;
+const PROBE = utf8('figma-plugin-auth-db entitlement key check');
+
+/** The checks that need no crypto, at createPluginAuth; then resolveKeyMaterial. */
+function checkKeyShape(value: unknown, what: string, kind: 'private' | 'any'): { jwk: EntitlementJwk; alg: ResolvedKey['alg']; isPrivate: boolean } {
   const jwk = parse(value, what);
   const isPrivate = typeof jwk.d === 'string';
   if (kind === 'private' && !isPrivate) throw invalid(what, 'must be a private key (the JWK has no "d")');
@@ -94,35 +101,48 @@ function resolveKey(value: unknown, what: string, kind: 'private' | 'any'): Reso
   if (jwk.kid !== undefined && (typeof jwk.kid !== 'string' || jwk.kid === '' || jwk.kid.length > 200)) {
     throw invalid(what, 'has a "kid" that is not a non-empty string');
   }
-  let key: KeyObject;
-  let derived: Record<string, unknown>;
-  let matches = true;
+  // Every coordinate of both curves is 32 bytes: 43 base64url characters.
+  const { x, y, d } = jwk as Record<string, unknown>;
+  const coordinates = alg === 'ES256' ? [x, y] : [x];
+  if (isPrivate) coordinates.push(d);
+  if (!coordinates.every((c) => typeof c === 'string' && BASE64URL_32.test(c))) throw invalid(what, 'is not a valid key');
+  return { jwk, alg, isPrivate };
+}
+
+/** Imports the key, checks that "x"/"y" belong to "d" (a signature made with "d" verifies with them), derives the kid. */
+async function resolveKeyMaterial({ jwk, alg, isPrivate }: ReturnType<typeof checkKeyShape>, what: string): Promise<ResolvedKey> {
+  const { kty, crv, x, y, d } = jwk as Record<string, string>;
+  const publicMaterial = alg === 'ES256' ? { kty, crv, x, y } : { kty, crv, x };
+  const params = alg === 'ES256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'Ed25519' };
+  const signParams = alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' };
+  const mismatch = () => invalid(what, 'has "x"/"y" that do not match its "d"');
+  let publicKey: CryptoKey;
   try {
-    const { kty, crv, x, y, d } = jwk as Record<string, string>;
-    const publicMaterial = alg === 'ES256' ? { kty, crv, x, y } : { kty, crv, x };
-    const publicKey = createPublicKey({ key: publicMaterial, format: 'jwk' });
-    key = isPrivate ? createPrivateKey({ key: { ...publicMaterial, d }, format: 'jwk' }) : publicKey;
-    derived = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
-    if (isPrivate) {
-      // Node takes "x"/"y" as given: a signature made with "d" must verify with them.
-      const probe = Buffer.from('figma-plugin-auth-db entitlement key check');
-      const digest = alg === 'ES256' ? 'sha256' : null;
-      matches = verify(digest, probe, publicKey, sign(digest, probe, key));
-    }
+    publicKey = await crypto.subtle.importKey('jwk', publicMaterial, params, true, ['verify']);
   } catch {
     throw invalid(what, 'is not a valid key');
   }
-  if (!matches) throw invalid(what, 'has "x"/"y" that do not match its "d"');
+  let key = publicKey;
+  if (isPrivate) {
+    // Some platforms refuse a private JWK whose public part is not d's at import, others sign with
+    // d regardless: the probe signature settles it on both.
+    try {
+      key = await crypto.subtle.importKey('jwk', { ...publicMaterial, d }, params, false, ['sign']);
+    } catch {
+      throw mismatch();
+    }
+    if (!(await crypto.subtle.verify(signParams, publicKey, await crypto.subtle.sign(signParams, key, PROBE), PROBE))) throw mismatch();
+  }
   const publicJwk: PublicJwk = {
     kty: jwk.kty as PublicJwk['kty'],
     crv: jwk.crv as PublicJwk['crv'],
-    x: derived.x as string,
-    ...(alg === 'ES256' ? { y: derived.y as string } : {}),
+    x: x!,
+    ...(alg === 'ES256' ? { y: y! } : {}),
     kid: '',
     alg,
     use: 'sig',
   };
-  publicJwk.kid = (jwk.kid as string | undefined) ?? thumbprint(publicJwk);
+  publicJwk.kid = (jwk.kid as string | undefined) ?? (await thumbprint(publicJwk));
   return { key, alg, kid: publicJwk.kid, publicJwk };
 }
 
@@ -144,8 +164,13 @@ function previousEntry(entry: unknown, i: number, bareEnd: number): { jwk: unkno
   return { jwk, until: end };
 }
 
-/** Checks everything now; the returned function throws entitlement_key_missing when no key was given. */
-export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => ResolvedEntitlementKeys {
+
+/**
+ * Checks the options' shape now (throws at createPluginAuth) and starts the key checks; the
+ * returned function resolves the keys, or rejects with what the checks found, or with
+ * entitlement_key_missing when no key was given.
+ */
+export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => Promise<ResolvedEntitlementKeys> {
   const ttl = options.entitlementTtlSeconds ?? MAX_ENTITLEMENT_TTL_SECONDS;
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_ENTITLEMENT_TTL_SECONDS) {
     throw new SetupError(
@@ -157,39 +182,55 @@ export function resolveEntitlementKeys(options: EntitlementKeyOptions): () => Re
   const previous = options.entitlementPreviousKeys ?? [];
   if (!Array.isArray(previous)) throw invalid('entitlementPreviousKeys', 'must be an array of JWKs');
   const bareEnd = Date.now() + MAX_ENTITLEMENT_TTL_SECONDS * 1000;
-  const retired = previous.map((entry, i) => {
+  const retiredShapes = previous.map((entry, i) => {
     const { jwk, until } = previousEntry(entry, i, bareEnd);
-    const key = resolveKey(jwk, `entitlementPreviousKeys[${i}]`, 'any');
-    return { ...key, until, publicJwk: { ...key.publicJwk, exp: Math.floor(until / 1000) } };
+    return { ...checkKeyShape(jwk, `entitlementPreviousKeys[${i}]`, 'any'), until };
   });
   if (given === undefined || given === '') {
-    if (retired.length) throw invalid('entitlementSigningKey', 'is missing, but entitlementPreviousKeys are given');
-    return () => {
-      throw new SetupError(
-        'entitlement_key_missing',
-        'entitlement_key_missing: entitlement snapshots need entitlementSigningKey (a private JWK, e.g. ENTITLEMENT_SIGNING_KEY; `npx figma-plugin-auth-db keygen` makes one) in createPluginAuth options',
+    if (retiredShapes.length) throw invalid('entitlementSigningKey', 'is missing, but entitlementPreviousKeys are given');
+    return () =>
+      Promise.reject(
+        new SetupError(
+          'entitlement_key_missing',
+          'entitlement_key_missing: entitlement snapshots need entitlementSigningKey (a private JWK, e.g. ENTITLEMENT_SIGNING_KEY; `npx figma-plugin-auth-db keygen` makes one) in createPluginAuth options',
+        ),
       );
+  }
+  const signingShape = checkKeyShape(given, 'entitlementSigningKey', 'private');
+  // Kids given in the JWKs repeat: known now. A repeat among thumbprints is found by the checks below.
+  const givenKids = [signingShape, ...retiredShapes].map((k) => k.jwk.kid).filter((kid): kid is string => typeof kid === 'string');
+  const repeated = givenKids.find((kid, i) => givenKids.indexOf(kid) !== i);
+  if (repeated !== undefined) throw invalid('entitlementPreviousKeys', `repeat the kid ${JSON.stringify(repeated)}`);
+  const resolved = (async (): Promise<ResolvedEntitlementKeys> => {
+    const signing = await resolveKeyMaterial(signingShape, 'entitlementSigningKey');
+    const retired = await Promise.all(
+      retiredShapes.map(async (shape, i) => {
+        const key = await resolveKeyMaterial(shape, `entitlementPreviousKeys[${i}]`);
+        return { ...key, until: shape.until, publicJwk: { ...key.publicJwk, exp: Math.floor(shape.until / 1000) } };
+      }),
+    );
+    const kids = new Set<string>();
+    for (const k of [signing, ...retired]) {
+      if (kids.has(k.kid)) throw invalid('entitlementPreviousKeys', `repeat the kid ${JSON.stringify(k.kid)}`);
+      kids.add(k.kid);
+    }
+    return {
+      signing,
+      ttlSeconds: ttl,
+      // Read at each call: a retired key leaves the set at its end without a restart.
+      jwks: (now = Date.now()) => ({ keys: [signing.publicJwk, ...retired.filter((k) => k.until > now).map((k) => k.publicJwk)] }),
     };
-  }
-  const signing = resolveKey(given, 'entitlementSigningKey', 'private');
-  const kids = new Set<string>();
-  for (const k of [signing, ...retired]) {
-    if (kids.has(k.kid)) throw invalid('entitlementPreviousKeys', `repeat the kid ${JSON.stringify(k.kid)}`);
-    kids.add(k.kid);
-  }
-  const resolved: ResolvedEntitlementKeys = {
-    signing,
-    ttlSeconds: ttl,
-    // Read at each call: a retired key leaves the set at its end without a restart.
-    jwks: (now = Date.now()) => ({ keys: [signing.publicJwk, ...retired.filter((k) => k.until > now).map((k) => k.publicJwk)] }),
-  };
+  })();
+  // Started now; its failure is reported to each caller, never as an unhandled rejection.
+  resolved.catch(() => {});
   return () => resolved;
 }
 
 /** A new private JWK for entitlementSigningKey, with its thumbprint as kid. ES256 by default. */
-export function generateEntitlementKey(alg: 'ES256' | 'EdDSA' = 'ES256'): EntitlementJwk {
-  const { privateKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
-  const jwk = privateKey.export({ format: 'jwk' }) as Record<string, string>;
+export async function generateEntitlementKey(alg: 'ES256' | 'EdDSA' = 'ES256'): Promise<EntitlementJwk> {
+  const params = alg === 'ES256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'Ed25519' };
+  const pair = (await crypto.subtle.generateKey(params, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const { key_ops: _ops, ext: _ext, ...jwk } = (await crypto.subtle.exportKey('jwk', pair.privateKey)) as Record<string, unknown>;
   const publicJwk = { ...jwk, alg, use: 'sig', kid: '' } as unknown as PublicJwk;
-  return { ...jwk, alg, use: 'sig', kid: thumbprint(publicJwk) };
+  return { ...jwk, alg, use: 'sig', kid: await thumbprint(publicJwk) };
 }

@@ -4,7 +4,7 @@
 // meanwhile the plugin polls with the read key and, once, receives a freshly minted token.
 // Keys are random 256-bit values; the database holds only their SHA-256 digests.
 import { randomBase64url } from '../core/bytes.ts';
-import type { Database } from '../core/db.ts';
+import type { Database } from '../core/queryable.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { mintToken, type IssuedToken } from './input.ts';
 import { sha256Hex, type Signer } from './signer.ts';

@@ -1,11 +1,20 @@
 // Signing and checking plugin JWTs with jose. Pure: no database. The key material is resolved once,
 // when createPluginAuth runs, so a bad secret or key fails at start-up, not on the first request;
 // a *missing* one fails only when a method that needs it is called (usage-only servers need none).
-import type { KeyObject } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { fromBase64 } from '../core/bytes.ts';
 import { AuthError, SetupError } from '../core/errors.ts';
 import { isUuid } from '../core/validation.ts';
+
+/**
+ * Node's KeyObject as far as it is used here, described rather than imported: this module is part of
+ * the edge entry, where node:crypto does not exist.
+ */
+export interface KeyObject {
+  readonly type: string;
+  readonly asymmetricKeyType?: string;
+  export(options?: unknown): unknown;
+}
 
 /** A key as jose takes it, or a PEM string (PKCS#8 private, SPKI public). */
 export type TokenKey = KeyObject | CryptoKey | string;
@@ -140,7 +149,7 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
         .setExpirationTime(exp)
         .setIssuer(issuer)
         .setAudience(audience)
-        .sign(await keys.signKey);
+        .sign((await keys.signKey) as CryptoKey);
     },
     async verify(token) {
       // Cheap shape checks first: garbage never reaches the JSON parser or the crypto.
@@ -150,7 +159,7 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
       const verifyKey = await keys.verifyKey;
       let payload;
       try {
-        ({ payload } = await jwtVerify(token, verifyKey, {
+        ({ payload } = await jwtVerify(token, verifyKey as CryptoKey, {
           // The allow-list is exactly the configured algorithm: never `none`, never a swapped one.
           algorithms: [keys.alg],
           issuer,
