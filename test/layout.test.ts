@@ -25,7 +25,7 @@ test('src/ holds a handful of files at its top level and a folder per concern', 
   const top = readdirSync(new URL('src/', ROOT)).filter((n) => statSync(new URL(`src/${n}`, ROOT)).isFile());
   assert.deepEqual(top.sort(), ['auth.ts', 'index.ts']);
   const folders = readdirSync(new URL('src/', ROOT)).filter((n) => statSync(new URL(`src/${n}`, ROOT)).isDirectory()).sort();
-  assert.deepEqual(folders, ['billing', 'cli', 'core', 'dashboard', 'entitlements', 'http', 'plugin', 'schema', 'server', 'tokens', 'usage']);
+  assert.deepEqual(folders, ['billing', 'cli', 'core', 'dashboard', 'edge', 'entitlements', 'http', 'plugin', 'schema', 'server', 'tokens', 'usage']);
   for (const folder of folders) {
     const main = folder === 'cli' ? 'cli.ts' : 'index.ts';
     const text = readFileSync(new URL(`src/${folder}/${main}`, ROOT), 'utf8');
@@ -71,7 +71,7 @@ test('the runtime never imports the schema tooling or the command line; core/ an
 
 test('the package exports the runtime at the root and the tooling at ./schema', () => {
   const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8'));
-  assert.deepEqual(Object.keys(pkg.exports).sort(), ['.', './plugin', './plugin/main', './schema', './server']);
+  assert.deepEqual(Object.keys(pkg.exports).sort(), ['.', './edge', './plugin', './plugin/main', './schema', './server']);
   const root = readFileSync(new URL('src/index.ts', ROOT), 'utf8');
   assert.doesNotMatch(root, /from '\.\/(schema|cli)\//);
   // sql/ ships once: at the package root, where src/schema/migrations.ts finds it.

@@ -75,12 +75,15 @@ test('the installed root is narrow: the entry, the errors and three operator hel
     const root = await import('figma-plugin-auth-db');
     const schema = await import('figma-plugin-auth-db/schema');
     const plugin = await import('figma-plugin-auth-db/plugin');
+    const edge = await import('figma-plugin-auth-db/edge');
     console.log(JSON.stringify({
+      edge: ['createPluginAuth', 'createPluginServer', 'openPostgresJs', 'withRequestDatabase', 'toNextRoute'].every((n) => n in edge) && !('openDatabase' in edge),
       root: Object.keys(root).sort(),
       schema: ['setup', 'buildSetupScript', 'readCatalog'].every((n) => n in schema),
       plugin: typeof plugin.createPluginClient }));`;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env: env() });
   assert.deepEqual(JSON.parse(stdout), {
+    edge: true,
     root: [
       'AuthError', 'DatabaseError', 'ERRORS', 'NotFoundError', 'PluginAuthError', 'ServiceError', 'SetupError', 'ValidationError',
       'createDashboardHandler', 'createPluginAuth', 'openDatabase', 'purgeUsage', 'usageReport',
