@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { build } from 'esbuild';
+import { createServer, type AddressInfo } from 'node:net';
 import { buildSetupScript } from '../src/schema/migrations.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -51,7 +52,23 @@ interface Runtime {
   command: string;
   args: string[];
   env: Record<string, string>;
+  cwd?: string;
+  /** When it does not print READY <port>: the port it is told, and what it prints once listening. */
+  port?: number;
+  ready?: RegExp;
 }
+
+/** A port free at this moment, for a server that cannot be asked to pick one. */
+const freePort = () =>
+  new Promise<number>((resolvePromise, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolvePromise(port));
+    });
+    server.on('error', reject);
+  });
+const nextPort = await freePort();
 
 const RUNTIMES: Runtime[] = [
   {
@@ -76,7 +93,29 @@ const RUNTIMES: Runtime[] = [
     args: [join(RUNTIMES_DIR, 'workers.mjs')],
     env: { DATABASE_URL: url, PLUGIN_TOKEN_SECRET: tokenSecret, WORKER_SCRIPT: join(OUT, 'worker.js') },
   },
+  {
+    // Next.js App Router, Node runtime, production build (`next build` runs first, below).
+    name: 'next',
+    command: join(BIN, 'next'),
+    args: ['start', '--hostname', '127.0.0.1', '--port', String(nextPort)],
+    cwd: join(RUNTIMES_DIR, 'next'),
+    env: { DATABASE_URL: url, PLUGIN_TOKEN_SECRET: tokenSecret, NEXT_TELEMETRY_DISABLED: '1' },
+    port: nextPort,
+    ready: /Ready in/,
+  },
 ];
+
+/** `next build` of test/runtimes/next; its output is shown only when it fails. */
+function buildNext(): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(join(BIN, 'next'), ['build'], { cwd: join(RUNTIMES_DIR, 'next'), env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
+    let output = '';
+    child.stdout.on('data', (c) => (output += c));
+    child.stderr.on('data', (c) => (output += c));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolvePromise() : reject(new Error(`next build failed (${code}):\n${output}`))));
+  });
+}
 
 async function bundleWorker(): Promise<void> {
   await build({
@@ -93,13 +132,13 @@ async function bundleWorker(): Promise<void> {
 
 /** Starts a runtime's server; resolves with its base URL once it prints READY <port>. */
 function start(runtime: Runtime): Promise<{ base: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(runtime.command, runtime.args, { cwd: ROOT, env: { ...process.env, ...runtime.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(runtime.command, runtime.args, { cwd: runtime.cwd ?? ROOT, env: { ...process.env, ...runtime.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`${runtime.name}: not listening after 120 s\n${output}`)), 120_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const ready = /READY (\d+)/.exec(output);
+      const ready = runtime.ready ? (runtime.ready.test(output) ? [output, String(runtime.port)] : null) : /READY (\d+)/.exec(output);
       if (ready) {
         clearTimeout(timer);
         resolvePromise({ base: `http://127.0.0.1:${ready[1]}`, child, output: () => output });
@@ -213,6 +252,7 @@ try {
     const started = Date.now();
     let server: Awaited<ReturnType<typeof start>> | undefined;
     try {
+      if (runtime.name === 'next') await buildNext();
       server = await start(runtime);
       await flow(runtime.name, server.base);
       console.log(`ok - ${runtime.name}: preflight, token, metered calls to the 402, idempotent retry (${((Date.now() - started) / 1000).toFixed(1)} s)`);

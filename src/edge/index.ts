@@ -19,3 +19,4 @@ export {
 } from '../core/errors.ts';
 export { withPluginCors, defaultPluginRoute, PLUGIN_ALLOW_HEADERS, WEBSITE_ONLY_ROUTES, type Handler, type PluginCorsOptions } from '../http/cors.ts';
 export { withRequestDatabase, type WaitUntil } from './request-database.ts';
+export { toNextRoute, type NextRouteHandlers } from './next.ts';
