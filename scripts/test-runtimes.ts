@@ -23,7 +23,7 @@ const RUNTIMES_DIR = join(ROOT, 'test', 'runtimes');
 const BIN = join(RUNTIMES_DIR, 'node_modules', '.bin');
 const OUT = join(ROOT, '.data', 'runtimes');
 mkdirSync(OUT, { recursive: true });
-if (!['deno', 'bun', 'node'].every((b) => existsSync(join(BIN, b)))) {
+if (!['deno', 'bun', 'node', 'next'].every((b) => existsSync(join(BIN, b))) || !existsSync(join(RUNTIMES_DIR, 'node_modules', 'hono'))) {
   console.log('# installing the runtimes: npm ci --prefix test/runtimes');
   execFileSync('npm', ['ci', '--prefix', RUNTIMES_DIR, '--no-audit', '--no-fund'], { stdio: 'inherit' });
 }
@@ -83,6 +83,13 @@ const RUNTIMES: Runtime[] = [
     name: 'bun',
     command: join(BIN, 'bun'),
     args: ['run', join(ROOT, 'test/runtimes/bun.ts')],
+    env: { DATABASE_URL: url, PLUGIN_TOKEN_SECRET: tokenSecret },
+  },
+  {
+    // Hono on Node: a Hono app mounting the backend under /api/*.
+    name: 'hono',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(ROOT, 'test/runtimes/hono.ts')],
     env: { DATABASE_URL: url, PLUGIN_TOKEN_SECRET: tokenSecret },
   },
   {
@@ -244,6 +251,8 @@ async function denoEdgeSize(): Promise<number> {
 }
 
 const failures: string[] = [];
+// The files importing the runtimes' packages are type-checked here, once those are installed.
+execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(RUNTIMES_DIR, 'tsconfig.json')], { stdio: 'inherit' });
 await withClient(admin, (c) => c.query(`CREATE DATABASE ${name}`));
 try {
   await withClient(url, (c) => c.query(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`));
