@@ -116,7 +116,7 @@ export const ERRORS = [
   { code: 'login_not_found', sqlstate: 'PA025', class: 'NotFoundError', area: 'tokens', meaning: 'unknown, used or purged login key' },
   { code: 'login_expired', sqlstate: 'PA026', class: 'AuthError', area: 'tokens', meaning: 'the login\'s ten minutes passed' },
   { code: 'login_already_completed', sqlstate: 'PA027', class: 'AuthError', area: 'tokens', meaning: 'the login was completed for another user' },
-  { code: 'entitlement_key_invalid', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: 'bad `entitlementSigningKey` / `entitlementPreviousKeys`, at `createPluginAuth`' },
+  { code: 'entitlement_key_invalid', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: 'bad `entitlementSigningKey` / `entitlementPreviousKeys`: its shape at `createPluginAuth`, a key that fails the Web Crypto checks at the first `snapshot` / `jwks`' },
   { code: 'invalid_entitlement_ttl', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: 'an `entitlementTtlSeconds` out of range, at `createPluginAuth`' },
   { code: 'entitlement_key_missing', sqlstate: null, class: 'SetupError', area: 'entitlements', meaning: '`entitlements.snapshot` / `jwks` without `entitlementSigningKey`' },
   { code: 'invalid_subscription', sqlstate: 'PA030', class: 'ValidationError', area: 'subscriptions', meaning: 'a Stripe subscription without the fields sync needs (see [docs/subscriptions.md](docs/subscriptions.md#error-codes))' },

@@ -114,10 +114,13 @@ function asKey(key: TokenKey, kind: 'public' | 'private'): AsyncKey {
   if (typeof key === 'string') {
     const der = ed25519Der(key, kind);
     if (!der) throw bad();
-    const imported = crypto.subtle.importKey(kind === 'public' ? 'spki' : 'pkcs8', der, { name: 'Ed25519' }, false, [kind === 'public' ? 'verify' : 'sign']);
-    // Checked above; a platform refusing it anyway is reported when the key is first used.
+    const imported = crypto.subtle
+      .importKey(kind === 'public' ? 'spki' : 'pkcs8', der, { name: 'Ed25519' }, false, [kind === 'public' ? 'verify' : 'sign'])
+      .catch(() => Promise.reject(bad()));
+    // Checked above; a platform refusing it anyway is reported when the key is first used, never
+    // as an unhandled rejection.
     imported.catch(() => {});
-    return imported.catch(() => Promise.reject(bad()));
+    return imported;
   }
   const ok = isKeyObject(key)
     ? key.type === kind && key.asymmetricKeyType === 'ed25519'
