@@ -17,6 +17,7 @@ import pg from 'pg';
 import { build } from 'esbuild';
 import { createServer, type AddressInfo } from 'node:net';
 import { buildSetupScript } from '../src/schema/migrations.ts';
+import { SESSION_HEADER, WEBSITE_ORIGIN } from '../test/runtimes/backend.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNTIMES_DIR = join(ROOT, 'test', 'runtimes');
@@ -182,16 +183,21 @@ async function flow(runtime: string, base: string): Promise<void> {
   const userId = await withClient(url, async (c) =>
     (await c.query<{ id: string }>('INSERT INTO public.users (email, name) VALUES ($1::text, $2::text) RETURNING id', [`${runtime}-${Date.now()}@example.com`, runtime])).rows[0]!.id);
 
-  // Login hand-over: the plugin begins and polls; the website completes for its signed-in user.
-  const begun = await post('/api/plugin/login/begin', {});
+  // Login hand-over: the plugin begins and polls; the website's page completes for its signed-in
+  // user (its session cookie played by a header), from the website's own origin.
+  const begun = await post('/api/plugin/login', {});
   assert.equal(begun.status, 200, `${runtime}: begin`);
   assert.equal(begun.headers.get('access-control-allow-origin'), '*');
-  const { readKey, writeKey } = (await begun.json()) as { readKey: string; writeKey: string };
-  assert.equal((await post('/api/plugin/login/poll', { readKey })).status, 202, `${runtime}: pending before the website completes`);
-  assert.equal((await post('/api/login/complete', { writeKey, userId }, { 'content-type': 'application/json' })).status, 200);
-  const polled = await post('/api/plugin/login/poll', { readKey });
-  assert.equal(polled.status, 200, `${runtime}: poll`);
-  const { token } = (await polled.json()) as { token: string };
+  const { readKey, loginUrl } = (await begun.json()) as { readKey: string; loginUrl: string };
+  const writeKey = new URL(loginUrl).hash.slice(1);
+  const poll = async () => (await (await post('/api/plugin/login/poll', { readKey })).json()) as { status: string; token?: string };
+  assert.equal((await poll()).status, 'pending', `${runtime}: pending before the website completes`);
+  const website = { 'content-type': 'application/json', origin: WEBSITE_ORIGIN, 'sec-fetch-site': 'same-origin' };
+  assert.equal((await post('/api/plugin/login/complete', { writeKey }, { ...website, origin: 'null' })).status, 403, `${runtime}: the plugin's origin cannot complete`);
+  assert.equal((await post('/api/plugin/login/complete', { writeKey }, { ...website, [SESSION_HEADER]: userId })).status, 200, `${runtime}: complete`);
+  const polled = await poll();
+  assert.equal(polled.status, 'done', `${runtime}: poll`);
+  const token = polled.token!;
   assert.match(token, /^eyJ/);
 
   // Metered calls on the free plan (2 resizes, ever): two allowed, a retry replayed, then 402.

@@ -87,7 +87,7 @@ for (const dialect of DIALECTS) {
         const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
           cwd: ROOT,
           env: {
-            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, ENTITLEMENT_SIGNING_KEY: JSON.stringify(generateEntitlementKey()),
+            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, ENTITLEMENT_SIGNING_KEY: JSON.stringify(await generateEntitlementKey()),
             PORT: '0', BASE_PATH: '/api', METER: '/plugin/resize=resize:layers, /plugin/ping=ping', WEBSITE_ORIGIN: origin, WEBSITE_SESSION_URL: `${website.url}/session`,
           },
           stdio: ['ignore', 'pipe', 'pipe'],

@@ -37,7 +37,7 @@ async function start(db: Database, options: Partial<PluginServerOptions> & { bar
   const { bare, figmaUrl, lemonUrl, gumroadUrl, signedIn, ...rest } = options;
   const auth = createPluginAuth(db, bare ? { tokenSecret: TOKEN_SECRET } : {
     tokenSecret: TOKEN_SECRET,
-    entitlementSigningKey: generateEntitlementKey(),
+    entitlementSigningKey: await generateEntitlementKey(),
     ...(figmaUrl ? { figma: { personalAccessToken: PAT, apiBaseUrl: figmaUrl, pluginId: '1234567890123456789' } } : {}),
     ...(lemonUrl ? { lemonSqueezy: { apiBaseUrl: lemonUrl, webhookSecret: LEMON_SECRET } } : {}),
     ...(gumroadUrl ? { gumroad: { apiBaseUrl: gumroadUrl } } : {}),

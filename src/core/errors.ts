@@ -17,11 +17,15 @@ import {
  * (docs/reference/errors.md is generated from it; its limits are limits.ts's). Messages name what to fix and never contain a token, key or password.
  */
 export class PluginAuthError extends Error {
+  // The class's name, written out: a minifier (Next.js's production build) renames classes, and
+  // the HTTP status table and the plugin client read `name`.
+  override name = 'PluginAuthError';
   readonly code: ErrorCode;
   override readonly cause?: unknown;
   constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(message);
-    this.name = new.target.name;
+    // A subclass of the caller's gets its own name (ours write theirs out, below).
+    if (new.target !== PluginAuthError) this.name = new.target.name;
     this.code = code;
     if (options.cause !== undefined) this.cause = options.cause;
   }
@@ -37,17 +41,29 @@ export class PluginAuthError extends Error {
 }
 
 /** Bad input: nothing was written. */
-export class ValidationError extends PluginAuthError {}
+export class ValidationError extends PluginAuthError {
+  override name = 'ValidationError';
+}
 /** A referenced row (user, plan, token, login request, Stripe customer or price) does not exist. */
-export class NotFoundError extends PluginAuthError {}
+export class NotFoundError extends PluginAuthError {
+  override name = 'NotFoundError';
+}
 /** A plugin token or login key that must be refused. */
-export class AuthError extends PluginAuthError {}
+export class AuthError extends PluginAuthError {
+  override name = 'AuthError';
+}
 /** Setup or schema verification failed. */
-export class SetupError extends PluginAuthError {}
+export class SetupError extends PluginAuthError {
+  override name = 'SetupError';
+}
 /** The database refused or failed in a way this library does not model. */
-export class DatabaseError extends PluginAuthError {}
+export class DatabaseError extends PluginAuthError {
+  override name = 'DatabaseError';
+}
 /** An outside service (Figma's Payments API) refused our credentials or did not answer usefully. */
-export class ServiceError extends PluginAuthError {}
+export class ServiceError extends PluginAuthError {
+  override name = 'ServiceError';
+}
 
 export type ErrorClassName = 'ValidationError' | 'NotFoundError' | 'AuthError' | 'SetupError' | 'DatabaseError' | 'ServiceError';
 

@@ -36,6 +36,8 @@ async function serve(ctx: Context): Promise<number> {
     const [row] = await db.query<{ ready: boolean }>(`SELECT pg_catalog.to_regclass('public.users') IS NOT NULL AS ready`);
     if (!row?.ready) throw new SetupError('not_set_up', `not_set_up: the database has no schema yet: run \`${BIN} setup\` first`);
     const auth = createPluginAuth(db, settings.auth);
+    // The key's cryptographic checks (Web Crypto, async): a key that fails them stops the start too.
+    if (settings.auth.entitlementSigningKey) await auth.entitlements.jwks();
     const website = settings.website;
     const handle = createPluginServer(auth, {
       basePath: settings.basePath,
