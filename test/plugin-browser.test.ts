@@ -209,7 +209,7 @@ for (const dialect of DIALECTS) {
           assert.match(await frame.evaluate(([jwt, keys]) => window.verify(jwt, keys as never, undefined as never).then(() => 'resolved', (e: Error) => `${e.name}: ${e.message}`), [mine, jwks] as const), /^TypeError: .*userId/);
           // A retired key in the JWKS carries its end (exp): a snapshot that would outlive it, i.e. one
           // signed with it after the rotation, is refused in the browser; one that ends in time verifies.
-          const retire = (ms: number) => createPluginAuth(db, { tokenSecret, entitlementSigningKey: generateEntitlementKey(), entitlementPreviousKeys: [{ jwk: key, until: new Date(Date.now() + ms) }] }).entitlements.jwks();
+          const retire = async (ms: number) => createPluginAuth(db, { tokenSecret, entitlementSigningKey: await generateEntitlementKey(), entitlementPreviousKeys: [{ jwk: key, until: new Date(Date.now() + ms) }] }).entitlements.jwks();
           const verifyKind = (keys: unknown) => frame.evaluate(([jwt, k, u]) => window.verify(jwt, k as never, { userId: u }).then((c) => (c.kind === 'invalid' ? c.reason : c.kind)), [mine, keys, me!] as const);
           assert.equal(await verifyKind(await retire(960_000)), 'ok', 'rotated just now: the key ends after this snapshot does');
           assert.equal(await verifyKind(await retire(300_000)), 'key_retired', 'rotated 10 minutes ago: a snapshot signed now with the old key is refused');
