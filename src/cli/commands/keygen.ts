@@ -15,7 +15,7 @@ export const keygenCommand: Command = {
 async function keygen(ctx: Context): Promise<number> {
   const alg = ctx.values.alg ?? 'ES256';
   if (alg !== 'ES256' && alg !== 'EdDSA') throw new UsageError(`keygen: --alg must be ES256 or EdDSA`, keygenCommand);
-  const jwk = generateEntitlementKey(alg);
+  const jwk = await generateEntitlementKey(alg);
   const { d: _private, ...publicJwk } = jwk;
   ctx.out(JSON.stringify(jwk));
   ctx.io.stderr(`# public JWKS (what the plugin verifies with): ${JSON.stringify({ keys: [publicJwk] })}\n`);
