@@ -13,7 +13,7 @@ import { startThrowawayPostgres } from './throwaway-postgres.ts';
 
 const args = process.argv.slice(2);
 /** The longest-running files (most CPU), started first; the rest follow in name order. */
-const HEAVY = ['hostile', 'cli', 'usage', 'setup', 'subscriptions', 'tokens', 'secrets', 'usage-property', 'setup-command'];
+const HEAVY = ['auth.hostile-input', 'cli', 'usage', 'schema.setup', 'billing.subscriptions', 'tokens', 'core.redact', 'usage.property', 'cli.setup-command'];
 const weight = (f: string) => {
   const i = HEAVY.indexOf(f.replace(/\.test\.ts$/, ''));
   return i === -1 ? HEAVY.length : i;
@@ -58,5 +58,5 @@ const code: number = await new Promise((resolve) => {
 });
 await stop?.();
 // The runner's code, said explicitly: nothing that runs while the process winds down (an exit hook
-// of a dependency, a 'beforeExit' listener) gets to replace it. test/test-script.test.ts checks it.
+// of a dependency, a 'beforeExit' listener) gets to replace it. test/repo.test-script.test.ts checks it.
 process.exit(code);

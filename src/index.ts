@@ -8,7 +8,7 @@
 // usage/, tokens/, billing/ (plans, subscriptions and every payment source), entitlements/, http/,
 // dashboard/, and plugin/ (the browser-side client, its own subpath). Setting up the schema is
 // tooling, not runtime: it is the `figma-plugin-auth-db/schema` subpath (src/schema/) and the
-// command line (src/cli/). Neither is imported from here (test/layout.test.ts keeps it so).
+// command line (src/cli/). Neither is imported from here (test/repo.layout.test.ts keeps it so).
 export { createPluginAuth, type PluginAuth, type PluginAuthOptions } from './auth.ts';
 export { openDatabase, type Database, type Queryable, type OpenOptions, type PGliteInstance } from './core/db.ts';
 export {

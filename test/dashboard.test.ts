@@ -1,5 +1,5 @@
 // The dashboard's queries, handler, plan-history trigger and CLI command, on both databases.
-// The browser side is test/dashboard-browser.test.ts.
+// The browser side is test/dashboard.browser.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';

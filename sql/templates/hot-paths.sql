@@ -12,7 +12,7 @@
 -- Layout: each section starts with a line `-- @@ <name>` and runs to the next one; its text is
 -- taken as is (no comments between sections: they would become part of the text). @name@ inside a
 -- section is replaced by that section's (rendered) text. To change consume_usage: edit its section
--- here, run `npm run generate`, then setup; test/generated.test.ts fails while the output is stale.
+-- here, run `npm run generate`, then setup; test/repo.generated.test.ts fails while the output is stale.
 -- @@ plugin_auth_grants
 CREATE OR REPLACE FUNCTION public.plugin_auth_grants(
   p_user_id UUID,

@@ -83,7 +83,7 @@ export interface ErrorInfo {
 
 /**
  * Every error code, once. docs/reference/errors.md is generated from this table (`npm run
- * generate`), and test/errors.test.ts checks it against the code: every code thrown in src/ and
+ * generate`), and test/core.errors.test.ts checks it against the code: every code thrown in src/ and
  * every SQLSTATE raised by the installed SQL functions is here, and every row is used.
  */
 export const ERRORS = [

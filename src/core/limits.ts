@@ -1,6 +1,6 @@
 // The input limits, each stated once. validation.ts enforces them before any round trip, errors.ts
 // words its table with them (so docs/reference/errors.md, generated from that table, cannot publish
-// another number), and test/validation.test.ts checks each against what the installed SQL
+// another number), and test/core.validation.test.ts checks each against what the installed SQL
 // functions enforce, the last line for supabase.rpc callers. Imports nothing.
 
 /** Metered actions: 1 to 64 of these characters. The SQL functions use the same pattern text. */

@@ -2,7 +2,7 @@
 // transaction-scoped and two-keyed, pg_advisory_xact_lock(namespace, pg_catalog.hashtext(key)):
 // released at COMMIT or ROLLBACK (safe on pooled connections), and one namespace per thing
 // serialized, so unrelated locks never collide. The namespaces are listed here once;
-// test/locks.test.ts checks every installed function and every TypeScript caller against them.
+// test/core.locks.test.ts checks every installed function and every TypeScript caller against them.
 import type { Queryable } from './queryable.ts';
 
 export const LOCKS = {

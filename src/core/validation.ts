@@ -1,7 +1,7 @@
 // Every input check of the TypeScript API, in one place, run once where a value enters (the method
 // a caller calls), before any round trip; inner layers do not repeat them. The limits are stated
 // once in limits.ts; the SQL functions enforce the same ones as the last line for supabase.rpc
-// callers (test/validation.test.ts holds the two sides to one rule). These checks add what only JavaScript can get wrong: NaN, Infinity, 2.5, 2**53, strings where numbers
+// callers (test/core.validation.test.ts holds the two sides to one rule). These checks add what only JavaScript can get wrong: NaN, Infinity, 2.5, 2**53, strings where numbers
 // belong, objects with toString, lone surrogates. No message ever contains the value refused.
 import { ValidationError, type ErrorCode } from './errors.ts';
 import {

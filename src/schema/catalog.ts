@@ -109,7 +109,7 @@ export interface ExpectedSchema {
 
 export const EXPECTED_SCHEMA_PATH = new URL('../../schema/expected-schema.json', import.meta.url);
 
-/** The schema snapshot generated from sql/ by `npm run generate` (test: generated.test.ts). */
+/** The schema snapshot generated from sql/ by `npm run generate` (test: repo.generated.test.ts). */
 export function loadExpectedSchema(): ExpectedSchema {
   const raw = JSON.parse(readFileSync(EXPECTED_SCHEMA_PATH, 'utf8')) as ExpectedSchema & { '//'?: string };
   delete raw['//'];

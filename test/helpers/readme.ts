@@ -1,5 +1,5 @@
 // The README's quick start, read the way a newcomer reads it: the install commands, the script,
-// the two runs. Shared by test/readme.test.ts (against the source) and test/package.test.ts
+// the two runs. Shared by test/repo.readme.test.ts (against the source) and test/package.test.ts
 // (against the packed tarball).
 import assert from 'node:assert/strict';
 

@@ -125,7 +125,7 @@ describe('hot paths, prepared statements [postgres]', () => {
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
         await admin.query('SELECT pg_catalog.pg_terminate_backend($1::integer)', [first]);
-        // The typed, retryable connection_lost (test/db-connection.test.ts), the server's 57P01 as its cause.
+        // The typed, retryable connection_lost (test/core.db.test.ts), the server's 57P01 as its cause.
         const ended = await sleeping;
         assert.equal(ended?.code, 'connection_lost');
         assert.equal(ended?.cause?.code, '57P01');
