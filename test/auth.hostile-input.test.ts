@@ -21,8 +21,8 @@ import { PluginAuthError } from '../src/core/errors.ts';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
 import { resolveTarget } from '../src/schema/setup.ts';
 import { runSetupCommand } from '../src/cli/setup-command.ts';
+import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
 
-const SECRET = randomBytes(48).toString('base64url');
 let total = 0;
 after(() => process.stdout.write(`# hostile cases tried: ${total}\n`));
 

@@ -15,8 +15,8 @@ import { sqlStatusSource } from '../src/schema/status.ts';
 import { readCatalog } from '../src/schema/catalog.ts';
 import { figmaWarnings } from '../src/schema/figma-health.ts';
 import type { FigmaOptions } from '../src/billing/figma.ts';
+import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
 
-const SECRET = randomBytes(48).toString('base64url');
 const PAT = `figd_${randomBytes(24).toString('base64url')}`;
 const newToken = () => `pt_${randomBytes(24).toString('base64url')}`;
 const newFigmaId = () => String(1e15 + Math.floor(Math.random() * 1e15));

@@ -2,7 +2,7 @@
 // (sql/016, src/billing/licenses.ts). Both stores are local stand-ins on 127.0.0.1.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { DIALECTS, SERVER_DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
 import { DAY, PRICES, linkPrices, subscription } from './helpers/stripe.ts';
 import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
@@ -12,8 +12,8 @@ import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
 import type { Database } from '../src/core/db.ts';
 import { PluginAuthError } from '../src/core/errors.ts';
 import type { LicenseOptions } from '../src/billing/licenses.ts';
+import { LEMON_WEBHOOK_SECRET as WEBHOOK_SECRET } from './helpers/secrets.ts';
 
-const WEBHOOK_SECRET = `whsec_${randomBytes(16).toString('hex')}`;
 const GUMROAD_PRODUCT = 'plug-pro_Wsw==';
 const code = (e: unknown) => (e as PluginAuthError).code;
 const count = async (db: Database, table: string) => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${table}`))[0]!.n;

@@ -15,8 +15,8 @@ import { openDatabase } from '../src/core/db.ts';
 import { applySchema } from '../src/schema/index.ts';
 import { serve } from '../src/http/node.ts';
 import { generateEntitlementKey } from '../src/entitlements/index.ts';
+import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
 
-const SECRET = 'serve-test-token-secret-that-is-long-enough-0123456789';
 const BASE = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PLUGIN_TOKEN_SECRET: SECRET };
 
 describe('serve: startup errors', () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DIALECTS, createUser, dropDatabase, freshDatabase, type Dialect } from './helpers/databases.ts';
 import { copyDataDir } from './helpers/pglite.ts';
+import { TOKEN_SECRET } from './helpers/secrets.ts';
 import { main } from '../src/cli/cli.ts';
 import { openDatabase, type Database } from '../src/core/db.ts';
 import { readCatalog } from '../src/schema/catalog.ts';
@@ -401,7 +402,7 @@ for (const dialect of DIALECTS) {
       withTarget(dialect, async (t) => {
         const { userId, issued } = await inDb(t, async (db) => {
           const user = await createUser(db, 'grace@example.com');
-          const tokens = createPluginAuth(db, { tokenSecret: 'a-test-secret-of-at-least-32-bytes!!' }).tokens;
+          const tokens = createPluginAuth(db, { tokenSecret: TOKEN_SECRET }).tokens;
           const laptop = await tokens.issue(user, { deviceName: 'laptop' });
           const phone = await tokens.issue(user, { deviceName: 'phone' });
           return { userId: user, issued: [laptop, phone] };

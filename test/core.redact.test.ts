@@ -14,8 +14,7 @@ import { dumpDatabase } from './helpers/dump.ts';
 import { STANDIN_PLUGIN_ID, startFigmaStandIn } from './helpers/figma-standin.ts';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
 import { createHmac } from 'node:crypto';
-
-const SECRET = randomBytes(48).toString('base64url');
+import { LEMON_WEBHOOK_SECRET, TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
 
 function assertClean(text: string, secrets: string[], where: string) {
   for (const secret of secrets) {
@@ -124,7 +123,7 @@ for (const dialect of DIALECTS) {
       withDatabase(dialect, async ({ db }) => {
         const lemon = await startLemonSqueezyStandIn();
         const gumroad = await startGumroadStandIn();
-        const webhookSecret = `whsec_${randomBytes(16).toString('hex')}`;
+        const webhookSecret = LEMON_WEBHOOK_SECRET;
         const accessToken = `gat_${randomBytes(16).toString('hex')}`;
         try {
           const options = { lemonSqueezy: { apiBaseUrl: lemon.url, webhookSecret }, gumroad: { apiBaseUrl: gumroad.url, accessToken }, licenses: { cacheSeconds: 0 } };

@@ -16,8 +16,7 @@ import { createUsageReport, usageReport } from '../src/usage/report.ts';
 import { purgeUsage } from '../src/usage/retention.ts';
 import { findUser } from '../src/core/users.ts';
 import type { Database } from '../src/core/db.ts';
-
-const SECRET = randomBytes(48).toString('base64url');
+import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
 
 /** Every .ts file under src/, recursively. */
 function sources(dir = 'src'): string[] {

@@ -12,16 +12,16 @@ import { confirmationCode } from '../src/server/index.ts';
 import { STANDIN_PLUGIN_ID, startFigmaStandIn } from './helpers/figma-standin.ts';
 import { createHmac } from 'node:crypto';
 import { startGumroadStandIn, startLemonSqueezyStandIn } from './helpers/license-standins.ts';
+import { LEMON_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET as stripeWebhookSecret, TOKEN_SECRET } from './helpers/secrets.ts';
 
 const stripe = new Stripe('sk_test_example_only');
-const stripeWebhookSecret = 'whsec_example_only';
 
 for (const dialect of DIALECTS) {
   describe(`example plugin backend [${dialect}]`, () => {
     test('login hand-over, verify, metered resizes, Stripe upgrade', () =>
       withDatabase(dialect, async ({ db }) => {
         await linkPrices(db);
-        const auth = createPluginAuth(db, { tokenSecret: 'example-secret-that-is-long-enough-0123456789' });
+        const auth = createPluginAuth(db, { tokenSecret: TOKEN_SECRET });
         const userId = await createUser(db);
         let signedIn: string | null = null;
         const handle = createPluginBackend(auth, {
@@ -97,7 +97,7 @@ for (const dialect of DIALECTS) {
       try {
         await withDatabase(dialect, async ({ db }) => {
           const auth = createPluginAuth(db, {
-            tokenSecret: 'example-secret-that-is-long-enough-0123456789',
+            tokenSecret: TOKEN_SECRET,
             figma: { personalAccessToken: pat, pluginId: STANDIN_PLUGIN_ID, apiBaseUrl: figma.url },
           });
           await auth.plans.linkFigma('pro', 'PAID');
@@ -132,11 +132,11 @@ for (const dialect of DIALECTS) {
     test('license keys: activate from the plugin, 402 gone; a signed Lemon Squeezy refund and a Gumroad ping through the webhook routes; the webhooks stay closed to CORS', async () => {
       const lemon = await startLemonSqueezyStandIn();
       const gumroad = await startGumroadStandIn();
-      const webhookSecret = 'ls_webhook_secret_example';
+      const webhookSecret = LEMON_WEBHOOK_SECRET;
       try {
         await withDatabase(dialect, async ({ db }) => {
           const auth = createPluginAuth(db, {
-            tokenSecret: 'example-secret-that-is-long-enough-0123456789',
+            tokenSecret: TOKEN_SECRET,
             lemonSqueezy: { apiBaseUrl: lemon.url, webhookSecret },
             gumroad: { apiBaseUrl: gumroad.url },
           });

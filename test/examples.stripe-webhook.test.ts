@@ -8,10 +8,10 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { PRICES, T0, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { createStripeWebhookHandler } from '../examples/stripe-webhook.ts';
 import { createPluginAuth } from '../src/auth.ts';
+import { STRIPE_WEBHOOK_SECRET as webhookSecret } from './helpers/secrets.ts';
 
 // A test-mode-looking key; no request ever leaves the process (only signature checks run).
 const stripe = new Stripe('sk_test_webhook_example_only');
-const webhookSecret = 'whsec_test_example_only';
 
 function delivery(payload: string, secret = webhookSecret): Request {
   const signature = stripe.webhooks.generateTestHeaderString({ payload, secret });

@@ -16,6 +16,7 @@ import { createPluginAuth } from '../src/auth.ts';
 import { generateEntitlementKey } from '../src/entitlements/index.ts';
 import { serve, withPluginCors, type Served } from '../src/http/index.ts';
 import type { CallResult, SignInResult, EntitlementCheck, PluginClient } from '../src/plugin/index.ts';
+import { TOKEN_SECRET } from './helpers/secrets.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -89,7 +90,7 @@ for (const dialect of DIALECTS) {
     test('sign in, metered calls to the 402, a retried call counted once, snapshots, sign-out', () =>
       withDatabase(dialect, async ({ db }) => {
         const key = await generateEntitlementKey();
-        const tokenSecret = 'browser-test-secret-that-is-long-enough-0123456789';
+        const tokenSecret = TOKEN_SECRET;
         const auth = createPluginAuth(db, { tokenSecret, entitlementSigningKey: key });
         const shortLived = createPluginAuth(db, { tokenSecret, entitlementSigningKey: key, entitlementTtlSeconds: 1 });
         const userId = await createUser(db);

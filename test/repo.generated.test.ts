@@ -23,6 +23,7 @@ import * as validate from '../src/core/validation.ts';
 import { MAX_ITEMS, MAX_TEXT_LENGTH } from '../src/core/limits.ts';
 import { createTokens } from '../src/tokens/tokens.ts';
 import type { Database } from '../src/core/db.ts';
+import { TOKEN_SECRET } from './helpers/secrets.ts';
 
 // Also checks that schema/current.sql, as rendered, builds exactly the schema it was rendered from.
 const built = buildFromHistory();
@@ -75,8 +76,8 @@ test('the error page states the limits the checks keep (device names, reasons, i
   assert.match(row('invalid_max_tokens'), /at least 1\b/);
   assert.doesNotMatch(row('invalid_max_tokens'), /1000/);
   const noDb = {} as Database;
-  assert.equal(ok(() => createTokens(noDb, { tokenSecret: 's'.repeat(40), maxTokensPerUser: 5000 })), true);
-  assert.equal(ok(() => createTokens(noDb, { tokenSecret: 's'.repeat(40), maxTokensPerUser: 0 })), false);
+  assert.equal(ok(() => createTokens(noDb, { tokenSecret: TOKEN_SECRET, maxTokensPerUser: 5000 })), true);
+  assert.equal(ok(() => createTokens(noDb, { tokenSecret: TOKEN_SECRET, maxTokensPerUser: 0 })), false);
 });
 
 test('sql/functions/generated/hot-paths.sql is rendered from sql/templates/hot-paths.sql and the access rule, marked generated', () => {

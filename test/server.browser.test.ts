@@ -12,6 +12,7 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { serve, type Served } from '../src/http/node.ts';
 import { createPluginServer, loginPageHtml, type LogEntry } from '../src/server/index.ts';
+import { TOKEN_SECRET } from './helpers/secrets.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -28,7 +29,7 @@ for (const dialect of DIALECTS) {
     test('a cross-site form POST, no-cors fetch and CORS fetch are refused; the honest page completes', () =>
       withDatabase(dialect, async ({ db }) => {
         const victim = await createUser(db);
-        const auth = createPluginAuth(db, { tokenSecret: 'csrf-browser-test-secret-that-is-long-enough-012345' });
+        const auth = createPluginAuth(db, { tokenSecret: TOKEN_SECRET });
         const seen: Array<{ contentType: string | null; origin: string | null; site: string | null; cookie: boolean }> = [];
         const logs: LogEntry[] = [];
         let website: Served | undefined;

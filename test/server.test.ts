@@ -21,11 +21,9 @@ import { clientOutcome, httpStatusOf, STATUS_BY_CODE } from '../src/core/http-st
 import { ERRORS } from '../src/core/errors.ts';
 import { confirmationCode, createPluginServer, loginPageHtml, type LogEntry, type PluginServerOptions } from '../src/server/index.ts';
 import type { Database } from '../src/core/db.ts';
+import { LEMON_WEBHOOK_SECRET as LEMON_SECRET, STRIPE_WEBHOOK_SECRET as STRIPE_SECRET, TOKEN_SECRET } from './helpers/secrets.ts';
 
-const TOKEN_SECRET = 'server-test-secret-that-is-long-enough-0123456789';
 const WEBSITE = 'https://app.example.com';
-const STRIPE_SECRET = 'whsec_servertest0123456789';
-const LEMON_SECRET = 'ls_webhook_secret_server';
 const PAT = 'figd_server-test-personal-access-token';
 const stripe = new Stripe('sk_test_example_only');
 const JSON_HEADERS = { 'content-type': 'application/json' };

@@ -7,8 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from '../../src/core/db.ts';
 import { createPluginAuth } from '../../src/auth.ts';
 import { random } from './stripe.ts';
+import { TOKEN_SECRET } from './secrets.ts';
 
-export const SEED_TOKEN_SECRET = 'dashboard-seed-secret-0123456789abcdef0123';
 
 export type Reason = 'ok' | 'limit_reached' | 'batch_too_large';
 
@@ -252,7 +252,7 @@ export async function seedDashboardHistory(db: Database, options: { crowd?: numb
   }
 
   // One user through the real API, today: two free resizes, a denial, then a plan and a token.
-  const auth = createPluginAuth(db, { tokenSecret: SEED_TOKEN_SECRET });
+  const auth = createPluginAuth(db, { tokenSecret: TOKEN_SECRET });
   const [gus] = await db.query<{ id: string; created_at: Date }>(
     `INSERT INTO public.users (email, name) VALUES ('gus@example.com', 'Gus') RETURNING id, created_at`,
   );

@@ -1,12 +1,13 @@
 // Shared by the token and login tests: a secret, a database wrapper that counts round trips, and a
 // way to sign JWTs by hand (to forge expired, not-yet-valid, mis-addressed ones).
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import type { Database } from '../../src/core/db.ts';
 import type { Dump } from './dump.ts';
 
-export const SECRET = randomBytes(48).toString('base64url');
+/** The token secret of test/helpers/secrets.ts, under the name the token and login tests use. */
+export { TOKEN_SECRET as SECRET } from './secrets.ts';
 
 /** The same database, counting the statements sent through it. */
 export function counting(db: Database): { db: Database; count: () => number } {
