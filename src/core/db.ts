@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { EventEmitter } from 'node:events';
 import type { PGlite } from '@electric-sql/pglite';
 import { redactUrl } from './redact.ts';
 import { DatabaseError, PluginAuthError } from './errors.ts';
@@ -44,19 +45,26 @@ export async function openDatabase(
   if (target.startsWith('pglite:')) return openPgliteDirectory(target.slice('pglite:'.length) || pgliteDataDir(), options);
   if (/^postgres(ql)?:\/\//.test(target) && options.driver === 'postgres') return openPostgresJs(target, options);
   if (/^postgres(ql)?:\/\//.test(target)) {
-    const pool = new pg.Pool({
-      connectionString: target,
-      max: options.max ?? 10,
-      application_name: options.applicationName ?? 'figma-plugin-auth-db',
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-          if (oid === DATE_OID) return parseDate;
-          if (oid === INT8_OID) return parseInt8;
-          return pg.types.getTypeParser(oid, format as 'text');
-        }) as typeof pg.types.getTypeParser,
-      },
-    });
-    return wrapPool(pool, `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
+    const multi = parseMultiHostUrl(target);
+    const newPool = (connectionString: string) =>
+      new pg.Pool({
+        connectionString,
+        max: options.max ?? 10,
+        application_name: options.applicationName ?? 'figma-plugin-auth-db',
+        types: {
+          getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+            if (oid === DATE_OID) return parseDate;
+            if (oid === INT8_OID) return parseInt8;
+            return pg.types.getTypeParser(oid, format as 'text');
+          }) as typeof pg.types.getTypeParser,
+        },
+      });
+    if (multi) {
+      const pool = new FailoverPool(multi.urls.map(newPool), multi.hosts, multi.targetSessionAttrs);
+      const description = `PostgreSQL at ${multi.hosts.join(',')} (${multi.targetSessionAttrs}; ${redactUrl(multi.urls[0]!)})`;
+      return wrapPool(pool, description, true, options.preparedStatements ?? !multi.urls.some((url) => transactionPooler(url)));
+    }
+    return wrapPool(newPool(target), `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
   }
   throw openDatabaseTypeError();
 }
@@ -139,7 +147,135 @@ function lostError(error: unknown): DatabaseError {
   );
 }
 
-function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: boolean): Database {
+/** What wrapPool needs of a pool: a pg.Pool, or a FailoverPool over one pg.Pool per host. */
+interface PoolLike {
+  connect(): Promise<pg.PoolClient>;
+  on(event: 'connect', listener: (client: pg.PoolClient) => void): unknown;
+  on(event: 'error', listener: (error: Error, client: pg.PoolClient) => void): unknown;
+  end(): Promise<void>;
+}
+
+/** Which server a multi-host URL asks for (libpq's `target_session_attrs`, the values we support). */
+export type TargetSessionAttrs = 'any' | 'read-write' | 'primary';
+
+export interface MultiHostUrl {
+  /** `host:port` of each host, in the URL's order. */
+  hosts: string[];
+  /** One single-host URL per host (the same user, database and parameters, without target_session_attrs). */
+  urls: string[];
+  targetSessionAttrs: TargetSessionAttrs;
+}
+
+/**
+ * A libpq-style multi-host URL, `postgres://user@h1:5432,h2:5433/db?target_session_attrs=read-write`
+ * (node-postgres reads only one host): its hosts and one URL per host. Undefined for a URL with one
+ * host. A bracketed IPv6 host is allowed (`[::1]:5432`); a host without a port gets 5432.
+ * target_session_attrs other than any, read-write and primary is a TypeError.
+ */
+export function parseMultiHostUrl(url: string): MultiHostUrl | undefined {
+  const match = /^(postgres(?:ql)?:\/\/)([^@/?#]*@)?([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(url);
+  if (!match || !match[3]!.includes(',')) return undefined;
+  const [, scheme, userinfo = '', hostList, path = '/', query = ''] = match;
+  const hosts = hostList!.split(',').map((host) => {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(:\d{1,5})?$/.test(host)) {
+      throw new TypeError(`openDatabase: a multi-host URL needs host:port entries separated by commas (got an empty or malformed host)`);
+    }
+    return /:\d{1,5}$/.test(host) && !/^\[[^\]]*\]$/.test(host) ? host : `${host}:5432`;
+  });
+  const params = new URLSearchParams(query.slice(1));
+  const attrs = params.get('target_session_attrs') ?? 'any';
+  if (attrs !== 'any' && attrs !== 'read-write' && attrs !== 'primary') {
+    throw new TypeError(`openDatabase: target_session_attrs must be any, read-write or primary (got ${JSON.stringify(attrs.slice(0, 20))})`);
+  }
+  params.delete('target_session_attrs');
+  const rest = params.toString();
+  return {
+    hosts,
+    urls: hosts.map((host) => `${scheme}${userinfo}${host}${path}${rest ? `?${rest}` : ''}`),
+    targetSessionAttrs: attrs,
+  };
+}
+
+/**
+ * One pg.Pool per host of a multi-host URL, used one host at a time, as libpq does with
+ * target_session_attrs: a new connection is opened on the host that served last, else on the
+ * next ones in turn; with `read-write` it is kept only if `transaction_read_only` is off (libpq's
+ * test), with `primary` only if the server is not in recovery. After a failover the old primary's
+ * connections break (connection_lost for the calls on them) and the next call finds the new primary.
+ * When no host qualifies and some host answered (a standby still in recovery, a server starting
+ * or shutting down) the error is the retryable connection_lost: a failover is under way. When every
+ * host refused the connection, the last host's error is thrown as it is.
+ */
+class FailoverPool extends EventEmitter implements PoolLike {
+  private current = 0;
+  private readonly checked = new WeakSet<pg.PoolClient>();
+
+  constructor(
+    private readonly pools: pg.Pool[],
+    private readonly hosts: string[],
+    private readonly attrs: TargetSessionAttrs,
+  ) {
+    super();
+    for (const pool of pools) {
+      pool.on('connect', (client) => this.emit('connect', client));
+      pool.on('error', (error, client) => this.emit('error', error, client));
+    }
+  }
+
+  async connect(): Promise<pg.PoolClient> {
+    const failures: string[] = [];
+    let retryable = false;
+    let last: unknown;
+    for (let k = 0; k < this.pools.length; k++) {
+      const i = (this.current + k) % this.pools.length;
+      let client: pg.PoolClient;
+      try {
+        client = await this.pools[i]!.connect();
+      } catch (error) {
+        last = error;
+        retryable ||= connectionLost(error) || error instanceof pg.DatabaseError;
+        failures.push(`${this.hosts[i]}: ${String((error as { message?: unknown } | null)?.message ?? error)}`);
+        continue;
+      }
+      if (this.attrs !== 'any' && !this.checked.has(client)) {
+        let fit: boolean;
+        try {
+          const sql = this.attrs === 'primary'
+            ? 'SELECT NOT pg_is_in_recovery() AS fit'
+            : "SELECT current_setting('transaction_read_only') = 'off' AS fit";
+          fit = (await client.query<{ fit: boolean }>(sql)).rows[0]?.fit === true;
+        } catch (error) {
+          client.release(error instanceof Error ? error : true);
+          last = error;
+          retryable = true;
+          failures.push(`${this.hosts[i]}: ${String((error as { message?: unknown } | null)?.message ?? error)}`);
+          continue;
+        }
+        if (!fit) {
+          client.release(true);
+          retryable = true;
+          failures.push(`${this.hosts[i]}: ${this.attrs === 'primary' ? 'in recovery' : 'read-only'}`);
+          continue;
+        }
+        this.checked.add(client);
+      }
+      this.current = i;
+      return client;
+    }
+    if (!retryable) throw last;
+    throw new DatabaseError(
+      'connection_lost',
+      `connection_lost: no host of the URL accepts a ${this.attrs} session now (${failures.join('; ')}); a failover may be under way. Retry the call.`,
+      { cause: last },
+    );
+  }
+
+  async end(): Promise<void> {
+    await Promise.all(this.pools.map((pool) => pool.end()));
+  }
+}
+
+function wrapPool(pool: PoolLike, description: string, owned: boolean, prepare: boolean): Database {
   // Every connection the pool holds has an error listener for its whole life, attached once, when
   // the pool makes it (before it is handed to anyone) or, for a caller's pool, when we first take
   // it. pg emits 'error' on a client whose socket fails or whose session the server ends while no
@@ -153,7 +289,7 @@ function wrapPool(pool: pg.Pool, description: string, owned: boolean, prepare: b
     watched.add(client);
     client.on('error', () => broken.add(client));
   };
-  pool.on('connect', watch);
+  pool.on('connect', (client) => watch(client));
   // pg-pool re-emits an idle client's error on the pool after it has discarded the client.
   pool.on('error', () => {});
 
