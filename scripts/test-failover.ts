@@ -120,6 +120,7 @@ runScript('test:failover', 6 * 60_000, async () => {
   const webhookLast = new Map<string, { slug: string; subscriptionId: string }>();
   let stopped = false;
   let nextUser = 0;
+  let replayed = 0;
 
   /** One call until answered: retried (same arguments, same key) on a retryable error only. */
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -143,6 +144,8 @@ runScript('test:failover', 6 * 60_000, async () => {
       const key = randomUUID();
       const answer = await call(() => auth.usage.consume(user, 'resize', { idempotencyKey: key }));
       answered.set(key, { userId: user, allowed: answer.allowed, at: Date.now() });
+      // A retry whose first attempt had committed before its connection was lost: the stored answer.
+      if (answer.replayed) replayed++;
       if (!answer.allowed) user = consumeUsers[nextUser++ % USERS]!;
     }
   };
@@ -209,9 +212,10 @@ runScript('test:failover', 6 * 60_000, async () => {
   const a = await primaryNode();
   const syncA = await syncNames();
   check(syncA !== '', 'replication is synchronous before the planned failover');
+  console.log(`synchronous_standby_names on the primary: ${syncA}`);
   const b = nodes.find((n) => n !== a)!;
   const planned = await phase('planned failover (pg_autoctl perform failover)', async () => {
-    await autoctl(['perform', 'failover', '--pgdata', monitor.pgdata, '--wait', '90'], 120_000).catch((error) => {
+    await autoctl(['perform', 'failover', '--pgdata', a.pgdata, '--wait', '90'], 120_000).catch((error) => {
       // perform failover waits for the new primary; its exit code is not the test's verdict, the states are.
       console.log(`pg_autoctl perform failover: ${String(error.message).split('\n')[0]}`);
     });
@@ -267,7 +271,7 @@ runScript('test:failover', 6 * 60_000, async () => {
   check(unexpected.length === 0, `only connection_lost errors were seen (also: ${unexpected.join(', ')})`);
   const allowed = [...answered.values()].filter((x) => x.allowed).length;
   console.log(
-    `answers: ${answered.size} keyed consumes (${allowed} allowed), ${successes.length} successful calls in all; ` +
+    `answers: ${answered.size} keyed consumes (${allowed} allowed; ${replayed} answered by a replay: the lost attempt had committed), ${successes.length} successful calls in all; ` +
       `errors: ${JSON.stringify(Object.fromEntries(errors))}; users at their limit: ${counters.filter((c) => c.counted === LIMIT).length}`,
   );
   console.log(`OUTAGE planned=${(planned / 1000).toFixed(2)}s crash=${(crash / 1000).toFixed(2)}s`);

@@ -202,10 +202,17 @@ export function parseMultiHostUrl(url: string): MultiHostUrl | undefined {
  * next ones in turn; with `read-write` it is kept only if `transaction_read_only` is off (libpq's
  * test), with `primary` only if the server is not in recovery. After a failover the old primary's
  * connections break (connection_lost for the calls on them) and the next call finds the new primary.
- * When no host qualifies and some host answered (a standby still in recovery, a server starting
- * or shutting down) the error is the retryable connection_lost: a failover is under way. When every
- * host refused the connection, the last host's error is thrown as it is.
+ * When no host qualifies the error is the retryable connection_lost (a failover is under way: the
+ * old primary down or demoted, the standby not yet promoted), unless every host failed in a way
+ * that does not pass (a refused password or role, a missing database, an unknown host name): then
+ * the last host's error is thrown as it is.
  */
+function persistentConnectError(error: unknown): boolean {
+  if (error instanceof pg.DatabaseError) return /^(28|3D)/.test(error.code ?? '');
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ENOTFOUND';
+}
+
 class FailoverPool extends EventEmitter implements PoolLike {
   private current = 0;
   private readonly checked = new WeakSet<pg.PoolClient>();
@@ -233,7 +240,7 @@ class FailoverPool extends EventEmitter implements PoolLike {
         client = await this.pools[i]!.connect();
       } catch (error) {
         last = error;
-        retryable ||= connectionLost(error) || error instanceof pg.DatabaseError;
+        retryable ||= !persistentConnectError(error);
         failures.push(`${this.hosts[i]}: ${String((error as { message?: unknown } | null)?.message ?? error)}`);
         continue;
       }
