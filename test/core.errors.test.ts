@@ -78,7 +78,12 @@ for (const dialect of DIALECTS) {
         let own = buildSetupScript(migrations);
         for (const m of migrations) own = own.split(m.sql).join('');
         const script = { name: 'the setup script', src: own.replace(/--[^\n]*/g, '') };
-        for (const { name, src } of [...rows, script]) {
+        // The PL/Proxy layout's SQL (sql/plproxy/, installed on a proxy database, not by setup).
+        const plproxy = readdirSync(new URL('../sql/plproxy/', import.meta.url))
+          .filter((f) => f.endsWith('.sql'))
+          .map((f) => ({ name: `sql/plproxy/${f}`, src: readFileSync(new URL(`../sql/plproxy/${f}`, import.meta.url), 'utf8').replace(/--[^\n]*/g, '') }));
+        assert.ok(plproxy.length >= 2, 'sql/plproxy/ is read');
+        for (const { name, src } of [...rows, script, ...plproxy]) {
           for (const m of src.matchAll(/RAISE\s+EXCEPTION\s+'([a-z_]+):(?:[^']|'')*'[^;]*?ERRCODE\s*=\s*'([A-Z0-9]{5})'/gs)) {
             const [, code, state] = m as unknown as [string, string, string];
             if (!state.startsWith('PA')) continue;

@@ -165,6 +165,7 @@ export const ERRORS = [
   { code: 'invalid_license_link', sqlstate: 'PA082', class: 'ValidationError', area: 'licenses', meaning: 'a license mapping with a device limit or seat count out of range' },
   { code: 'invalid_license_answer', sqlstate: 'PA083', class: 'ValidationError', area: 'licenses', meaning: 'a store answer with a status, limit or quantity out of range (nothing stored)' },
   { code: 'invalid_event_id', sqlstate: 'PA089', class: 'ValidationError', area: 'licenses', meaning: 'a webhook without a usable event id' },
+  { code: 'not_partitioned', sqlstate: 'PA090', class: 'SetupError', area: 'scale', meaning: 'a call the PL/Proxy proxy of a layout sharded by user does not route (seats whose owner and member are on different partitions, login requests, retention and the rollup); raised by `sql/plproxy/proxy.sql` (see [docs/scale.md](docs/scale.md))' },
   { code: 'invalid_webhook', sqlstate: null, class: 'ValidationError', area: 'licenses', meaning: 'a webhook body that is not the store\'s JSON or form' },
   { code: 'license_in_use', sqlstate: 'PA084', class: 'AuthError', area: 'licenses', meaning: 'the key is bound to another user' },
   { code: 'device_limit_reached', sqlstate: 'PA085', class: 'AuthError', area: 'licenses', meaning: 'past the device limit; the message names the devices to release' },
