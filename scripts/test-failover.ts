@@ -83,6 +83,12 @@ runScript('test:failover', 6 * 60_000, async () => {
   await createNode(nodes[1]!);
   await waitForStates(monitorUri, { node_a: ['primary'], node_b: ['secondary'] }, 150_000);
   console.log(`pg_auto_failover formation up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${await formation(monitorUri)}`);
+  const timings = await monitorQuery<{ name: string; setting: string; unit: string | null }>(
+    monitorUri,
+    `SELECT name, setting, unit FROM pg_settings WHERE name IN ('pgautofailover.health_check_period', 'pgautofailover.node_considered_unhealthy_timeout',
+       'pgautofailover.primary_demote_timeout', 'pgautofailover.health_check_max_retries', 'pgautofailover.health_check_retry_delay') ORDER BY name`,
+  );
+  console.log(`monitor settings (defaults): ${timings.map((t) => `${t.name.replace('pgautofailover.', '')}=${t.setting}${t.unit ?? ''}`).join(', ')}`);
 
   const url = `postgres://postgres@${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}/app?target_session_attrs=read-write`;
   const setupDb = await openDatabase(url, { max: 1 });
@@ -236,6 +242,9 @@ runScript('test:failover', 6 * 60_000, async () => {
     }
   }, { [a.name]: ['wait_primary', 'primary'] });
   check((await primaryNode()) === a, 'the surviving standby became the primary');
+  // With its standby gone the new primary runs alone (wait_primary): synchronous replication is off
+  // until a standby is back, pg_auto_failover's availability fallback.
+  console.log(`after the crash: synchronous_standby_names on the new primary: '${await syncNames()}'`);
 
   stopped = true;
   await load;
