@@ -23,7 +23,7 @@ import {
 } from './scale/instances.ts';
 
 const LIMIT = 30; // the test plan's resizes per day: users reach it during the run
-const USERS = 400;
+const USERS = 1000;
 const CONSUMERS = 8;
 const VERIFIERS = 2;
 const WEBHOOK_USERS = 4;
