@@ -19,7 +19,7 @@ import { applySchema } from '../src/schema/setup.ts';
 import { PRICES, linkPrices, subscription } from '../test/helpers/stripe.ts';
 import { freePort } from './throwaway-postgres.ts';
 import {
-  check, ensurePackages, killGroup, postmasterPid, run, runScript, sleep, startService, tempDir, trackDataDir, trackTempDir,
+  check, ensurePackages, killGroup, PG_BIN, postmasterPid, run, runScript, sleep, startService, tempDir, trackDataDir, trackTempDir,
 } from './scale/instances.ts';
 
 const LIMIT = 30; // the test plan's resizes per day: users reach it during the run
@@ -36,7 +36,7 @@ interface Node {
 }
 
 runScript('test:failover', 6 * 60_000, async () => {
-  ensurePackages(['postgresql-15-auto-failover'], '/usr/bin/pg_autoctl');
+  ensurePackages(['postgresql-15-auto-failover'], '/usr/bin/pg_autoctl', '/usr/lib/postgresql/15/lib/pgautofailover.so', `${PG_BIN}/pg_ctl`);
   const root = tempDir('fpa-failover-');
   trackTempDir(root);
   const env = {

@@ -32,7 +32,7 @@ const BENCH_SECONDS = Number(process.env.SHARDED_BENCH_SECONDS ?? 6);
 const BENCH_WORKERS = 6;
 
 runScript('test:sharded', 6 * 60_000, async () => {
-  ensurePackages(['postgresql-15-plproxy'], '/usr/lib/postgresql/15/lib/plproxy.so');
+  ensurePackages(['postgresql-15-plproxy'], '/usr/lib/postgresql/15/lib/plproxy.so', '/usr/share/postgresql/15/extension/plproxy.control', '/usr/lib/postgresql/15/bin/initdb');
   const root = tempDir('fpa-sharded-');
   trackTempDir(root);
   const data = join(root, 'data');

@@ -10,16 +10,17 @@ import { join } from 'node:path';
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 const isRoot = process.getuid?.() === 0;
 
-/** Installs the Debian packages unless `probe` (a file they install) exists; a missing file afterwards is a failure. */
-export function ensurePackages(packages: string[], probe: string): void {
-  if (existsSync(probe)) return;
-  if (!isRoot) throw new Error(`${probe} is missing and this process is not root: apt-get install -y ${packages.join(' ')}`);
+/** Installs the Debian packages unless the probes (files they install) exist; a missing file afterwards is a failure. */
+export function ensurePackages(packages: string[], ...probes: string[]): void {
+  const missing = () => probes.filter((probe) => !existsSync(probe));
+  if (missing().length === 0) return;
+  if (!isRoot) throw new Error(`${missing().join(', ')} missing and this process is not root: apt-get install -y ${packages.join(' ')}`);
   console.log(`installing ${packages.join(' ')} (apt-get)`);
   for (const args of [['update', '-qq'], ['install', '-y', '-qq', ...packages]]) {
     const result = spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status})`);
   }
-  if (!existsSync(probe)) throw new Error(`${probe} is still missing after installing ${packages.join(' ')}`);
+  if (missing().length) throw new Error(`${missing().join(', ')} still missing after installing ${packages.join(' ')}`);
 }
 
 /** A temporary directory the `postgres` user owns when we are root. */
