@@ -1,6 +1,7 @@
 import { withTypedErrors, type Database } from './core/queryable.ts';
 import { SetupError } from './core/errors.ts';
 import { createTokens, type TokenOptions } from './tokens/tokens.ts';
+import { createFigmaIdentity } from './tokens/figma-identity.ts';
 import { createSubscriptions } from './billing/subscriptions.ts';
 import { createPlans } from './billing/plans.ts';
 import { createUsage } from './usage/usage.ts';
@@ -53,6 +54,8 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
     db: raw,
     usage: createUsage(db),
     tokens,
+    /** Sign in with Figma: the user of a Figma id verified through OAuth (createPluginServer's figmaOAuth). */
+    figmaIdentity: createFigmaIdentity(db),
     subscriptions,
     plans: createPlans(db),
     figma: options.figma

@@ -16,6 +16,7 @@ import { applySchema } from '../src/schema/index.ts';
 import { serve } from '../src/http/node.ts';
 import { generateEntitlementKey } from '../src/entitlements/index.ts';
 import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
+import { startFigmaOAuthStandIn } from './helpers/figma-oauth-standin.ts';
 
 const BASE = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PLUGIN_TOKEN_SECRET: SECRET };
 
@@ -38,6 +39,10 @@ describe('serve: startup errors', () => {
     ['HOST malformed', { ...BASE, HOST: 'a b' }, /HOST is not a host name/],
     ['BASE_PATH malformed', { ...BASE, BASE_PATH: 'api' }, /BASE_PATH must start with \//],
     ['METER malformed', { ...BASE, METER: '/plugin/resize=resize:layers,resize' }, /METER: "resize" is not \/path=action/],
+    ['FIGMA_CLIENT_ID missing', { ...BASE, FIGMA_CLIENT_SECRET: 'figma-client-secret-value-91' }, /FIGMA_CLIENT_ID is missing/, 'figma-client-secret-value-91'],
+    ['FIGMA_CLIENT_SECRET missing', { ...BASE, FIGMA_CLIENT_ID: 'client-id-1' }, /FIGMA_CLIENT_SECRET is missing/],
+    ['FIGMA_OAUTH_BASE_URL malformed', { ...BASE, FIGMA_CLIENT_ID: 'client-id-1', FIGMA_CLIENT_SECRET: 'figma-client-secret-value-91', FIGMA_OAUTH_BASE_URL: 'www.figma.com' }, /FIGMA_OAUTH_BASE_URL is not an http\(s\) URL/, 'figma-client-secret-value-91'],
+    ['PUBLIC_URL malformed', { ...BASE, FIGMA_CLIENT_ID: 'client-id-1', FIGMA_CLIENT_SECRET: 'figma-client-secret-value-91', PUBLIC_URL: 'api.example.com' }, /PUBLIC_URL is not an http\(s\) URL/, 'figma-client-secret-value-91'],
     ['METER twice', { ...BASE, METER: '/plugin/a=x,/plugin/a=y' }, /METER: \/plugin\/a is listed twice/],
   ];
   for (const [name, env, expected, secret] of cases) {
@@ -160,6 +165,68 @@ for (const dialect of DIALECTS) {
         } finally {
           if (child.exitCode === null) child.kill('SIGKILL');
           await website.close();
+          if (dir) rmSync(dir, { recursive: true, force: true });
+        }
+      }));
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`serve with Sign in with Figma [${dialect}]`, () => {
+    test('FIGMA_CLIENT_ID, FIGMA_CLIENT_SECRET, FIGMA_OAUTH_BASE_URL and FIGMA_API_BASE_URL: the plugin signs in through the stand-in', () =>
+      withDatabase(dialect, async ({ url }) => {
+        let dir: string | undefined;
+        let databaseUrl = url;
+        if (!databaseUrl) {
+          dir = mkdtempSync(join(tmpdir(), 'fpa-serve-figma-'));
+          databaseUrl = `pglite:${dir}`;
+          const own = await openDatabase(databaseUrl);
+          await applySchema(own);
+          await own.close();
+        }
+        const figma = await startFigmaOAuthStandIn({ account: { id: '2718281828', handle: 'Serve', email: 'serve@example.com' } });
+        const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
+          cwd: ROOT,
+          env: {
+            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, PORT: '0', BASE_PATH: '/api', METER: '/plugin/resize=resize',
+            FIGMA_CLIENT_ID: figma.clientId, FIGMA_CLIENT_SECRET: figma.clientSecret, FIGMA_OAUTH_BASE_URL: figma.url, FIGMA_API_BASE_URL: figma.url,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        const listening = new Promise<string>((resolve, reject) => {
+          child.stdout.on('data', (d) => {
+            stdout += d;
+            const m = /listening on (http:\/\/\S+)/.exec(stdout);
+            if (m) resolve(m[1]!);
+          });
+          child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}${stderr}`)));
+        });
+        try {
+          const base = await listening;
+          assert.match(stdout, /features: tokens, figma-sign-in, meter/);
+          figma.redirectUris.add(`${base}/plugin/login/figma/callback`);
+          const json = { 'content-type': 'application/json' };
+          const begun = (await (await fetch(`${base}/plugin/login`, { method: 'POST', headers: json, body: '{}' })).json()) as { readKey: string; loginUrl: string };
+          assert.ok(begun.loginUrl.startsWith(`${base}/plugin/login/figma#`), begun.loginUrl);
+          const started = await fetch(`${base}/plugin/login/figma/start`, {
+            method: 'POST', redirect: 'manual',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(base).origin, 'sec-fetch-site': 'same-origin' },
+            body: new URLSearchParams({ login: begun.loginUrl.split('#')[1]! }).toString(),
+          });
+          assert.equal(started.status, 303);
+          const back = await figma.consent(started.headers.get('location')!);
+          const done = await fetch(back, { headers: { cookie: started.headers.getSetCookie()[0]!.split(';')[0]! } });
+          assert.equal(done.status, 200);
+          const polled = (await (await fetch(`${base}/plugin/login/poll`, { method: 'POST', headers: json, body: JSON.stringify({ readKey: begun.readKey }) })).json()) as { token: string };
+          const metered = await fetch(`${base}/plugin/resize`, { method: 'POST', headers: { ...json, authorization: `Bearer ${polled.token}` }, body: '{}' });
+          assert.equal(metered.status, 200);
+          assert.ok(!stdout.includes(figma.clientSecret) && !stderr.includes(figma.clientSecret) && !stderr.includes(figma.issued[0]!));
+        } finally {
+          if (child.exitCode === null) child.kill('SIGKILL');
+          await figma.close();
           if (dir) rmSync(dir, { recursive: true, force: true });
         }
       }));

@@ -23,6 +23,7 @@ export const OPTIONS = {
   'database-url': { type: 'string', text: 'postgres://… or pglite:<dir> (default: the environment, as setup)' },
   production: { type: 'boolean', text: 'read only the environment (no .env files) and never the embedded database' },
   'dry-run': { type: 'boolean', text: 'setup: print the exact SQL it would run, connect to nothing; retention: count, delete nothing' },
+  'supabase-auth-users': { type: 'boolean', text: 'setup: also install the opt-in Supabase user sync (a users row for each auth.users row, by trigger; docs/sign-in.md)' },
   product: { type: 'string', text: 'Stripe product id, prod_… (with --license: the store\'s product id)' },
   license: { type: 'string', text: 'plans link: the store whose license keys grant the plan, lemonsqueezy or gumroad (with --product)' },
   variant: { type: 'string', text: 'plans link --license: only this variant of the product (Lemon Squeezy variant id)' },

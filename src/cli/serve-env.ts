@@ -4,7 +4,7 @@
 import { SetupError } from '../core/errors.ts';
 import type { Env } from '../core/env.ts';
 import type { PluginAuthOptions } from '../auth.ts';
-import type { MeteredRoute } from '../server/index.ts';
+import type { FigmaOAuthOptions, MeteredRoute } from '../server/index.ts';
 
 export interface ServeSettings {
   databaseUrl: string;
@@ -14,6 +14,8 @@ export interface ServeSettings {
   auth: PluginAuthOptions;
   stripeWebhookSecret?: string;
   website?: { origin: string; sessionUrl: string; loginUrl?: string };
+  /** Sign in with Figma (FIGMA_CLIENT_ID, FIGMA_CLIENT_SECRET, FIGMA_OAUTH_BASE_URL, FIGMA_API_BASE_URL, PUBLIC_URL). */
+  figmaOAuth?: FigmaOAuthOptions;
   meter: Record<string, MeteredRoute>;
   /** What is on, for the startup line (names only). */
   features: string[];
@@ -24,6 +26,7 @@ export const SERVE_ENV = [
   'DATABASE_URL', 'PLUGIN_TOKEN_SECRET', 'ENTITLEMENT_SIGNING_KEY', 'STRIPE_WEBHOOK_SECRET',
   'FIGMA_PERSONAL_ACCESS_TOKEN', 'FIGMA_PLUGIN_ID', 'FIGMA_API_BASE_URL', 'LEMONSQUEEZY_WEBHOOK_SECRET', 'LEMONSQUEEZY_API_BASE_URL',
   'GUMROAD_ACCESS_TOKEN', 'GUMROAD_API_BASE_URL', 'WEBSITE_ORIGIN', 'WEBSITE_SESSION_URL', 'WEBSITE_LOGIN_URL',
+  'FIGMA_CLIENT_ID', 'FIGMA_CLIENT_SECRET', 'FIGMA_OAUTH_BASE_URL', 'PUBLIC_URL',
   'PORT', 'HOST', 'BASE_PATH', 'METER',
 ] as const;
 
@@ -112,6 +115,22 @@ export function readServeSettings(env: Env): ServeSettings {
     }
   }
 
+  // Sign in with Figma: both halves of the OAuth app's credentials, or neither.
+  const clientId = get('FIGMA_CLIENT_ID');
+  const clientSecret = get('FIGMA_CLIENT_SECRET');
+  let figmaOAuth: FigmaOAuthOptions | undefined;
+  if (clientId || clientSecret) {
+    if (!clientId) problems.push('FIGMA_CLIENT_ID is missing: FIGMA_CLIENT_SECRET is set, but Sign in with Figma needs the OAuth app\'s client id too');
+    if (!clientSecret) problems.push('FIGMA_CLIENT_SECRET is missing: FIGMA_CLIENT_ID is set, but Sign in with Figma needs the OAuth app\'s client secret too');
+    const oauthBaseUrl = httpUrl('FIGMA_OAUTH_BASE_URL');
+    const apiBaseUrl = httpUrl('FIGMA_API_BASE_URL');
+    const publicUrl = httpUrl('PUBLIC_URL');
+    if (clientId && clientSecret) {
+      figmaOAuth = { clientId, clientSecret, ...(oauthBaseUrl ? { oauthBaseUrl } : {}), ...(apiBaseUrl ? { apiBaseUrl } : {}), ...(publicUrl ? { publicUrl } : {}) };
+      features.push('figma-sign-in');
+    }
+  }
+
   const portText = get('PORT') ?? '8787';
   const port = Number(portText);
   if (!/^\d{1,5}$/.test(portText) || port > 65535) problems.push('PORT is not a whole number from 0 to 65535');
@@ -140,6 +159,7 @@ export function readServeSettings(env: Env): ServeSettings {
     databaseUrl: databaseUrl!, port, host, basePath, auth, meter, features,
     ...(stripeWebhookSecret ? { stripeWebhookSecret } : {}),
     ...(website ? { website } : {}),
+    ...(figmaOAuth ? { figmaOAuth } : {}),
   };
 
   function httpUrl(name: (typeof SERVE_ENV)[number]): string | undefined {

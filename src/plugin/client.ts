@@ -241,11 +241,14 @@ export function createPluginClient(options: PluginClientOptions) {
       return session !== null && Date.parse(session.expiresAt) > Date.now();
     },
 
-    /** Begins a login, opens the system browser, polls until done or expired, and stores the token via the main thread. */
-    async signIn(signInOptions: { signal?: AbortSignal } = {}): Promise<SignInResult> {
-      const { signal } = signInOptions;
+    /**
+     * Begins a login, opens the system browser, polls until done or expired, and stores the token via the main thread.
+     * `method: 'figma'` asks for Sign in with Figma when the server offers the website login too (docs/sign-in.md).
+     */
+    async signIn(signInOptions: { signal?: AbortSignal; method?: 'figma' | 'website' } = {}): Promise<SignInResult> {
+      const { signal, method } = signInOptions;
       const json = { 'content-type': 'application/json' };
-      const begun = await send(routes.login, { method: 'POST', headers: json, body: '{}' }, signal);
+      const begun = await send(method ? `${routes.login}?method=${method === 'figma' ? 'figma' : 'website'}` : routes.login, { method: 'POST', headers: json, body: '{}' }, signal);
       if (begun.kind !== 'response') return begun;
       if (!begun.response.ok) {
         const code = await errorCode(begun.response);

@@ -17,3 +17,4 @@ export { readCatalog, diffSchema, loadExpectedSchema, formatDifferences, type Ca
 export { lintCatalog, type Finding } from './lint.ts';
 export { buildMermaidDiagram } from './diagram.ts';
 export { readStatus } from './status.ts';
+export { installSupabaseUserSync, supabaseUserSyncSql } from './supabase-users.ts';

@@ -9,10 +9,11 @@ import { PLUGIN_ALLOW_HEADERS } from '../http/cors.ts';
 import type { PluginAuth } from '../auth.ts';
 import { DEFAULT_LIMITS, readBody, readJsonObject, requireJson } from './body.ts';
 import { confirmationCode } from './login-page.ts';
+import { createFigmaOAuth, figmaErrorPage, type FigmaOAuthOptions } from './figma-oauth.ts';
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
 
 /** The parts of createPluginAuth's object the server calls. */
-export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'licenses' | 'subscriptions' | 'configured'>;
+export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'subscriptions' | 'configured'>;
 
 export interface MeteredRoute {
   /** The usage action counted (e.g. 'resize'). */
@@ -55,13 +56,15 @@ export interface PluginServerOptions {
   limits?: { json?: number; webhook?: number };
   /** One call per failed request (status ≥ 400). Default: one line on console.error. */
   log?: (entry: LogEntry) => void;
-  /** Sign in with Figma (OAuth): not available yet. */
-  figmaOAuth?: never;
+  /** Sign in with Figma (OAuth 2, authorization code + PKCE, GET /v1/me): docs/sign-in.md. */
+  figmaOAuth?: FigmaOAuthOptions;
 }
 
 type Route = {
   /** Opened to the plugin UI (CORS for the "null" origin). */
   plugin: boolean;
+  /** A browser page: errors are answered as a small HTML page, not JSON. */
+  page?: boolean;
   handle: (request: Request, id: string) => Promise<Response>;
 };
 
@@ -73,10 +76,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
   if (!auth?.configured?.tokens) {
     throw new SetupError('token_secret_missing', 'token_secret_missing: the server needs plugin tokens: createPluginAuth(db, { tokenSecret })');
   }
-  if ((options as { figmaOAuth?: unknown }).figmaOAuth !== undefined) {
-    throw new SetupError('server_config_invalid', 'server_config_invalid: figmaOAuth is not available in this version');
-  }
   const basePath = normalizeBasePath(options.basePath);
+  const figmaOAuth = options.figmaOAuth === undefined ? null : createFigmaOAuth(auth, options.figmaOAuth, basePath);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value < 1) throw new SetupError('server_config_invalid', `server_config_invalid: limits.${name} must be a positive whole number of bytes`);
@@ -100,17 +101,22 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
   // (a non-string is the same refusal as a malformed string).
   const text = (value: unknown) => value as string;
 
-  // Login hand-over: the plugin begins and polls; the website's page completes.
-  if (options.website) {
+  // Login hand-over: the plugin begins and polls; the website's page, or Sign in with Figma, completes.
+  if (options.website || figmaOAuth) {
     const website = options.website;
-    const origin = normalizeOrigin(website.origin);
-    const loginUrl = website.loginUrl ?? `${origin}/plugin-login`;
+    const origin = website ? normalizeOrigin(website.origin) : null;
+    const loginUrl = website ? website.loginUrl ?? `${origin}/plugin-login` : null;
     add('POST', '/plugin/login', {
       plugin: true,
-      handle: async () => {
+      handle: async (request) => {
+        // ?method=figma picks Sign in with Figma when the website login is configured too.
+        const method = new URL(request.url).searchParams.get('method');
+        if (method !== null && method !== 'figma' && method !== 'website') throw new ValidationError('invalid_login_method', 'invalid_login_method: method is figma or website');
+        if ((method === 'figma' && !figmaOAuth) || (method === 'website' && !loginUrl)) throw new HttpOnly('not_found', 404);
         const { readKey, writeKey, expiresAt } = await auth.tokens.beginLogin({ deviceName: 'Figma' });
         // The write key travels in the URL fragment, which browsers never send to a server.
-        return json({ readKey, loginUrl: `${loginUrl}#${writeKey}`, code: await confirmationCode(writeKey), expiresAt });
+        const url = figmaOAuth && (method === 'figma' || !loginUrl) ? figmaOAuth.loginUrl(request, writeKey) : `${loginUrl}#${writeKey}`;
+        return json({ readKey, loginUrl: url, code: await confirmationCode(writeKey), expiresAt });
       },
     });
     add('POST', '/plugin/login/poll', {
@@ -121,6 +127,15 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         return json(session ? { status: 'done', ...session } : { status: 'pending' });
       },
     });
+  }
+  if (figmaOAuth) {
+    add('GET', '/plugin/login/figma', { plugin: false, page: true, handle: () => figmaOAuth.page() });
+    add('POST', '/plugin/login/figma/start', { plugin: false, page: true, handle: (request) => figmaOAuth.start(request) });
+    add('GET', '/plugin/login/figma/callback', { plugin: false, page: true, handle: (request) => figmaOAuth.callback(request) });
+  }
+  if (options.website) {
+    const website = options.website;
+    const origin = normalizeOrigin(website.origin);
     add('POST', '/plugin/login/complete', {
       plugin: false, // website-only: CORS is never opened for it
       handle: async (request) => {
@@ -261,7 +276,9 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         log({ requestId, method: request.method, route: path !== null && byMethod ? path : '(unknown)', status, error: errorName(error), code });
         // Unread body: stop it here (the Node adapter then closes the connection).
         await request.body?.cancel().catch(() => {});
-        response = Response.json(status >= 500 ? { error: code, requestId } : { error: code }, { status, headers: error instanceof HttpOnly ? error.headers : {} });
+        response = route?.page
+          ? figmaErrorPage(status, code)
+          : Response.json(status >= 500 ? { error: code, requestId } : { error: code }, { status, headers: error instanceof HttpOnly ? error.headers : {} });
       }
     }
     // A copy: a Response may have immutable headers.

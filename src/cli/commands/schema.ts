@@ -11,13 +11,14 @@ import { exportSupabaseMigration } from '../../schema/export.ts';
 import { envForTarget, resolveCliTarget } from '../target.ts';
 import { formatStatus } from '../format.ts';
 import { runSetupCommand } from '../setup-command.ts';
+import { installSupabaseUserSync } from '../../schema/supabase-users.ts';
 import { BIN, type Command, type Context } from '../context.ts';
 
 export const setupCommand: Command = {
   name: 'setup',
   summary: 'apply the schema (one transaction, safe to re-run) and print the report',
-  options: ['production', 'dry-run', 'database-url'],
-  examples: [`${BIN} setup`, `${BIN} setup --production`, `${BIN} setup --dry-run > schema.sql`, `${BIN} setup --database-url pglite:./.data/pglite`],
+  options: ['production', 'dry-run', 'database-url', 'supabase-auth-users'],
+  examples: [`${BIN} setup`, `${BIN} setup --production`, `${BIN} setup --production --supabase-auth-users`, `${BIN} setup --dry-run > schema.sql`, `${BIN} setup --database-url pglite:./.data/pglite`],
   run: setup,
 };
 
@@ -65,7 +66,7 @@ async function setup(ctx: Context): Promise<number> {
   const url = ctx.values['database-url'];
   // An explicit --database-url is the whole configuration: no .env file may override it.
   const explicit = url === undefined ? undefined : envForTarget(resolveCliTarget(url, {}, mode));
-  return runSetupCommand({
+  const code = await runSetupCommand({
     mode,
     cwd: ctx.io.cwd,
     env: explicit ?? ctx.io.env,
@@ -73,6 +74,12 @@ async function setup(ctx: Context): Promise<number> {
     out: (text) => ctx.out(text),
     err: (text) => ctx.io.stderr(`${text}\n`),
   });
+  if (code !== 0 || !ctx.values['supabase-auth-users']) return code;
+  // Opt-in, after a successful setup: never part of the schema setup applies by itself.
+  const connection = await ctx.connect();
+  await installSupabaseUserSync(connection.database());
+  ctx.out('✅ Supabase user sync installed: a users row for each auth.users row (trigger plugin_auth_on_supabase_user; existing rows copied).');
+  return 0;
 }
 
 async function verify(ctx: Context): Promise<number> {

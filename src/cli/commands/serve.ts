@@ -45,6 +45,7 @@ async function serve(ctx: Context): Promise<number> {
       log: (e: LogEntry) => ctx.io.stderr(`${BIN} serve: ${e.requestId} ${e.method} ${e.route} ${e.status} ${e.error} ${e.code}\n`),
       ...(settings.stripeWebhookSecret ? { stripe: { webhookSecret: settings.stripeWebhookSecret } } : {}),
       ...(website ? { website: { origin: website.origin, userId: sessionUser(website.sessionUrl), ...(website.loginUrl ? { loginUrl: website.loginUrl } : {}) } } : {}),
+      ...(settings.figmaOAuth ? { figmaOAuth: settings.figmaOAuth } : {}),
     });
     const database = db;
     const health = async () => {
