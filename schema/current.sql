@@ -541,7 +541,7 @@ BEGIN
 END
 $plugin_auth_trigger$;
 
--- Functions (57), each defined in one file under sql/functions/:
+-- Functions (58), each defined in one file under sql/functions/:
 --   public.assign_plan(p_user_id uuid, p_plan_slug character varying, p_until timestamp with time zone) RETURNS TABLE(user_id uuid, plan_slug character varying, status character varying, current_period_end timestamp with time zone)  [sql/functions/grants.sql]
 --   public.begin_plugin_login(p_read_key_hash text, p_write_key_hash text, p_ttl_seconds integer, p_device_name character varying) RETURNS timestamp with time zone  [sql/functions/login.sql]
 --   public.check_usage(p_user_id uuid, p_action character varying, p_items integer) RETURNS TABLE(allowed boolean, reason text, plan_slug text, used integer, usage_limit integer, remaining integer, batch_limit integer, resets_at timestamp with time zone, replayed boolean)  [sql/functions/generated/hot-paths.sql]
@@ -551,6 +551,7 @@ $plugin_auth_trigger$;
 --   public.effective_plan(p_user_id uuid, p_at timestamp with time zone) RETURNS SETOF public.subscription_plans  [sql/functions/grants.sql]
 --   public.figma_create_user(p_figma_user_id character varying) RETURNS uuid  [sql/functions/figma.sql]
 --   public.figma_link_user(p_figma_user_id character varying, p_user_id uuid) RETURNS void  [sql/functions/figma.sql]
+--   public.figma_oauth_user(p_figma_user_id character varying, p_email character varying) RETURNS TABLE(user_id uuid, created boolean, email_stored boolean)  [sql/functions/figma.sql]
 --   public.figma_record_api_result(p_http_status integer) RETURNS void  [sql/functions/figma.sql]
 --   public.figma_record_check(p_token_hash text, p_figma_user_id character varying, p_payment_status character varying, p_date_of_purchase timestamp with time zone, p_resource_id character varying, p_resource_type character varying, p_grace_seconds integer) RETURNS SETOF public.figma_users  [sql/functions/figma.sql]
 --   public.figma_user_for_sign_in(p_figma_user_id character varying) RETURNS uuid  [sql/functions/figma.sql]

@@ -1,5 +1,5 @@
 // Sign in with Figma, the database half: the user of a Figma identity the server verified through
-// OAuth (GET /v1/me). One SQL call (public.figma_oauth_user, sql/026) finds or creates the user under
+// OAuth (GET /v1/me). One SQL call (public.figma_oauth_user, sql/functions/figma.sql) finds or creates the user under
 // the per-Figma-user lock, so concurrent first sign-ins of one Figma account make one user. An email
 // already used by another user is never merged: see docs/sign-in.md ("Linking").
 import { withTypedErrors, type Database } from '../core/db.ts';
