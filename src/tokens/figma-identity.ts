@@ -2,7 +2,7 @@
 // OAuth (GET /v1/me). One SQL call (public.figma_oauth_user, sql/functions/figma.sql) finds or creates the user under
 // the per-Figma-user lock, so concurrent first sign-ins of one Figma account make one user. An email
 // already used by another user is never merged: see docs/sign-in.md ("Linking").
-import { withTypedErrors, type Database } from '../core/db.ts';
+import { withTypedErrors, type Database } from '../core/queryable.ts';
 import { ValidationError } from '../core/errors.ts';
 import { hasControl } from '../core/validation.ts';
 
