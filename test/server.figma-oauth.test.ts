@@ -1,8 +1,9 @@
 // Sign in with Figma (src/server/figma-oauth.ts, src/tokens/figma-identity.ts, figma_oauth_user in
-// sql/functions/figma.sql) through real HTTP on 127.0.0.1 against a stand-in of Figma's OAuth endpoints and /v1/me, on both
-// databases: the whole flow to a metered call, one user per Figma id (also 16 first sign-ins at
-// once), linking with Figma checkout, the email rule, and the hostile cases (state, replayed code,
-// PKCE, consent denied, /v1/me failing, slow or lying, cross-site start, a forged cookie).
+// sql/functions/figma.sql) through real HTTP on 127.0.0.1 against a stand-in of Figma's OAuth
+// endpoints and /v1/me, on both databases: the whole flow to a metered call, one user per Figma id
+// (also 16 first sign-ins at once), linking with Figma checkout, the email rule, and the hostile
+// cases (state, replayed code, PKCE, consent denied, /v1/me failing, slow or lying, cross-site
+// start, a forged cookie).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKEN_SECRET } from './helpers/secrets.ts';
