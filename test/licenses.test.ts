@@ -12,6 +12,8 @@ import { createPluginAuth, type PluginAuth } from '../src/auth.ts';
 import type { Database } from '../src/core/db.ts';
 import { PluginAuthError } from '../src/core/errors.ts';
 import type { LicenseOptions } from '../src/billing/licenses.ts';
+import { readDevices } from '../src/dashboard/queries.ts';
+import { SECRET } from './helpers/tokens.ts';
 
 const WEBHOOK_SECRET = `whsec_${randomBytes(16).toString('hex')}`;
 const GUMROAD_PRODUCT = 'plug-pro_Wsw==';
@@ -407,6 +409,90 @@ for (const dialect of DIALECTS) {
         // Deleting the owner's row frees its seats (ON DELETE CASCADE).
         await db.query('DELETE FROM public.user_subscriptions WHERE user_id = $1::uuid', [other]);
         assert.equal(await count(db, 'seat_assignments'), 4);
+      }));
+
+    test('seat squatting: a stranger\'s team that is refunded no longer holds the member; a team in force does (issue 22)', () =>
+      withStores(dialect, async ({ auth, gumroad, db }) => {
+        const [stranger, employer, victim] = [await createUser(db), await createUser(db), await createUser(db)];
+        const squat = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        const honest = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        await auth.licenses.activate(stranger, { provider: 'gumroad', licenseKey: squat.key, ...await device(db, stranger, 'd') });
+        await auth.licenses.activate(employer, { provider: 'gumroad', licenseKey: honest.key, ...await device(db, employer, 'd') });
+        await auth.seats.assign(stranger, victim);
+        // While the stranger's team is in force, the seat is theirs: seat_taken.
+        await assert.rejects(auth.seats.assign(employer, victim), (e) => code(e) === 'seat_taken');
+        // Refunded (the ping re-verified with Gumroad): the team is no longer in force.
+        squat.purchase.refunded = true;
+        const ping = new URLSearchParams({ resource_name: 'refund', license_key: squat.key, product_id: GUMROAD_PRODUCT }).toString();
+        assert.equal((await auth.licenses.handleWebhook('gumroad', ping)).applied, true);
+        const seated = await auth.seats.assign(employer, victim);
+        assert.deepEqual([seated.seatsUsed, seated.seats], [1, 3]);
+        assert.deepEqual([(await auth.subscriptions.effectivePlan(victim)).source, (await auth.seats.list(stranger)).used], ['seat', 0]);
+        assert.deepEqual((await auth.seats.list(employer)).members.map((m) => [m.userId, m.active]), [[victim, true]]);
+        // An expired team, too; and a Stripe team that was cancelled.
+        const other = await createUser(db);
+        await auth.seats.assign(employer, other);
+        await db.query("UPDATE public.licenses SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid", [employer]);
+        const third = gumroad.sell({ isMultiseatLicense: true, quantity: 2 });
+        await auth.licenses.activate(stranger, { provider: 'gumroad', licenseKey: third.key, ...await device(db, stranger, 'd') });
+        assert.equal((await auth.seats.assign(stranger, other)).seatsUsed, 1);
+        assert.equal(await count(db, 'seat_assignments'), 2);
+      }));
+
+    test('Gumroad pings for unknown keys write nothing; stored deliveries are purged by age (issue 22)', () =>
+      withStores(dialect, async ({ auth, db, gumroad }) => {
+        const before = await dumpDatabase(db);
+        for (let i = 0; i < 500; i++) {
+          const ping = new URLSearchParams({ resource_name: 'sale', license_key: `UNKNOWN-${i}`, product_id: GUMROAD_PRODUCT }).toString();
+          assert.deepEqual(await auth.licenses.handleWebhook('gumroad', ping), { applied: false, reason: 'unknown_license', event: 'sale', licenses: 0 });
+        }
+        assert.deepEqual(await dumpDatabase(db), before, '500 pings for unknown keys: not a row');
+        assert.equal(gumroad.calls.length, 0, 'and no call to Gumroad');
+        // Lemon Squeezy's signed deliveries are stored (to de-duplicate them) until purged.
+        const event = (id: number) => lemonEvent('license_key_updated', { type: 'license-keys', id, attributes: { status: 'active', updated_at: ago(1000) } });
+        for (const id of [1, 2, 3]) {
+          const e = event(id);
+          await auth.licenses.handleWebhook('lemonsqueezy', e.body, e.headers);
+        }
+        assert.equal(await count(db, 'license_webhook_events'), 3);
+        await db.query("UPDATE public.license_webhook_events SET received_at = now() - interval '40 days' WHERE event_id IN (SELECT event_id FROM public.license_webhook_events ORDER BY received_at LIMIT 2)");
+        assert.deepEqual(await auth.licenses.purgeWebhookEvents({ olderThan: '30d' }), { deleted: 2 });
+        assert.equal(await count(db, 'license_webhook_events'), 1);
+        await assert.rejects(auth.licenses.purgeWebhookEvents({ olderThan: new Date() }), (e) => code(e) === 'invalid_cutoff');
+        await assert.rejects(auth.licenses.purgeWebhookEvents({ olderThan: 'soon' }), (e) => code(e) === 'invalid_cutoff');
+        assert.equal(await count(db, 'license_webhook_events'), 1);
+      }));
+
+    test('a device limit of 1 counts devices, not names: five sessions named "Figma" are five devices (issue 22)', () =>
+      withStores(dialect, async ({ gumroad, db }) => {
+        const auth = createPluginAuth(db, { tokenSecret: SECRET, gumroad: { apiBaseUrl: gumroad.url } });
+        await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 1 });
+        const user = await createUser(db);
+        const { key } = gumroad.sell();
+        const sessions = await Promise.all(Array.from({ length: 5 }, () => auth.tokens.issue(user, { deviceName: 'Figma' })));
+        const verified = await Promise.all(sessions.map((s) => auth.tokens.verify(s.token)));
+        const activate = (i: number) => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceId: verified[i]!.deviceId, deviceName: verified[i]!.deviceName });
+        assert.equal((await activate(0)).activationsUsed, 1);
+        for (const i of [1, 2, 3, 4]) await assert.rejects(activate(i), (e) => code(e) === 'device_limit_reached');
+        // The same device again, and the same install after signing in again: fine.
+        assert.equal((await activate(0)).activationsUsed, 1);
+        const relogin = await auth.tokens.issue(user, { deviceName: 'Figma', deviceId: verified[0]!.deviceId });
+        const back = await auth.tokens.verify(relogin.token);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceId: back.deviceId })).activationsUsed, 1);
+        const [license] = await auth.licenses.list(user);
+        assert.deepEqual(license!.devices.map((d) => [d.deviceId, d.deviceName]), [[verified[0]!.deviceId, 'Figma']]);
+        // Another user's device id is not this user's device: unknown_device, nothing written.
+        const other = await createUser(db);
+        const theirs = await auth.tokens.issue(other, { deviceName: 'Figma' });
+        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceId: theirs.deviceId }), (e) => code(e) === 'unknown_device');
+        // Deactivating frees the device; another one may take the place.
+        await auth.licenses.deactivate(user, { provider: 'gumroad', licenseKey: key, deviceId: verified[0]!.deviceId });
+        assert.equal((await activate(3)).activationsUsed, 1);
+        // The dashboard's sharing table counts the five devices, named "Figma" once.
+        const devices = await readDevices(db, 2);
+        const row = devices.sharing.find((s) => s.userId === user)!;
+        assert.deepEqual([row.devices, row.tokens, row.deviceNames], [5, 6, ['Figma']]);
+        assert.equal(devices.buckets.find((b) => b.count === 5)!.byDevices, 1);
       }));
 
     test('a license team that shrinks (Gumroad quantity 3 -> 2) keeps its first members seated', () =>
