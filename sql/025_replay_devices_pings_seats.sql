@@ -75,6 +75,9 @@ BEGIN
 END
 $license_devices_key$;
 
+COMMENT ON TABLE public.license_devices IS 'devices a license is activated on (plugin session device ids; names for display)';
+COMMENT ON TABLE public.license_webhook_events IS 'applied signed store webhook deliveries (SHA-256 of the body), for de-duplication; never Gumroad pings';
+
 -- Gumroad pings were stored unverified; none is read again.
 DELETE FROM public.license_webhook_events WHERE provider = 'gumroad';
 -- Retention of the stored (signed) deliveries reads by age.
