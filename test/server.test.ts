@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import Stripe from 'stripe';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, device, withDatabase } from './helpers/databases.ts';
 import { ROOT } from './helpers/run.ts';
 import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { startFigmaStandIn } from './helpers/figma-standin.ts';
@@ -327,8 +327,11 @@ for (const dialect of DIALECTS) {
             await auth.plans.linkFigma('pro', 'PAID');
             figma.tokens.set('payment-token-1', { figmaUserId: '777', status: 'PAID', dateOfPurchase: new Date().toISOString() });
             let r = await post(`${s.url}/plugin/figma/sign-in`, JSON.stringify({ paymentToken: 'payment-token-1' }));
-            const signedIn = await json<{ token: string; planSlug: string; figmaUserId: string }>(r);
+            const signedIn = await json<{ token: string; planSlug: string; figmaUserId: string; deviceId: string }>(r);
             assert.deepEqual([r.status, signedIn.planSlug, signedIn.figmaUserId], [200, 'pro', '777']);
+            // Signing in again from the same install, with the device id it was given: the same device.
+            r = await post(`${s.url}/plugin/figma/sign-in`, JSON.stringify({ paymentToken: 'payment-token-1', deviceId: signedIn.deviceId }));
+            assert.equal((await json<{ deviceId: string }>(r)).deviceId, signedIn.deviceId);
             r = await post(`${s.url}/plugin/figma/sign-in`, JSON.stringify({ paymentToken: 42 }));
             assert.deepEqual([r.status, await json(r)], [400, { error: 'invalid_payment_token' }]);
 
@@ -353,7 +356,7 @@ for (const dialect of DIALECTS) {
 
             await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'plug-pro_Wsw==' });
             const g = gumroad.sell();
-            await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: g.key, deviceName: 'laptop' });
+            await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: g.key, ...await device(db, user, 'laptop') });
             g.purchase.refunded = true;
             const ping = new URLSearchParams({ resource_name: 'refund', license_key: g.key, product_id: 'plug-pro_Wsw==' }).toString();
             r = await post(`${s.url}/webhooks/gumroad`, ping, { 'content-type': 'application/x-www-form-urlencoded' });

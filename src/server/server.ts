@@ -95,7 +95,6 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     return auth.tokens.verify(token);
   };
   // The device of a plugin session, in one place: what tokens.verify says about the token.
-  const deviceOf = (session: Awaited<ReturnType<ServerAuth['tokens']['verify']>>) => session.deviceName ?? 'Figma';
   // Keys and tokens from a body go to the library as they came: it checks their type and shape
   // (a non-string is the same refusal as a malformed string).
   const text = (value: unknown) => value as string;
@@ -153,9 +152,11 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     add('POST', '/plugin/figma/sign-in', {
       plugin: true,
       handle: async (request) => {
-        const { paymentToken } = await readJsonObject(request, limits.json);
-        const { token, tokenId, expiresAt, userId, figmaUserId, planSlug } = await auth.figma.signIn(text(paymentToken), { deviceName: 'Figma' });
-        return json({ token, tokenId, expiresAt, userId, figmaUserId, planSlug });
+        // deviceId: the id this install was given at its last sign-in (kept if it is this user's).
+        const { paymentToken, deviceId } = await readJsonObject(request, limits.json);
+        const signedIn = await auth.figma.signIn(text(paymentToken), { deviceName: 'Figma', deviceId: deviceId as string | undefined });
+        const { token, tokenId, expiresAt, userId, figmaUserId, planSlug } = signedIn;
+        return json({ token, tokenId, expiresAt, deviceId: signedIn.deviceId, userId, figmaUserId, planSlug });
       },
     });
   }
@@ -164,7 +165,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     const license = async (request: Request, action: 'activate' | 'deactivate') => {
       const session = await bearer(request);
       const { provider, licenseKey } = await readJsonObject(request, limits.json);
-      const input = { provider: provider as 'lemonsqueezy' | 'gumroad', licenseKey: text(licenseKey), deviceName: deviceOf(session) };
+      // The device is the session's: a server-minted id (device limits count ids, never names).
+      const input = { provider: provider as 'lemonsqueezy' | 'gumroad', licenseKey: text(licenseKey), deviceId: session.deviceId, deviceName: session.deviceName };
       return json(action === 'activate' ? await auth.licenses.activate(session.userId, input) : await auth.licenses.deactivate(session.userId, input));
     };
     add('POST', '/plugin/license/activate', { plugin: true, handle: (request) => license(request, 'activate') });
