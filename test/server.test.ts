@@ -21,6 +21,9 @@ import { clientOutcome, httpStatusOf, STATUS_BY_CODE } from '../src/core/http-st
 import { ERRORS } from '../src/core/errors.ts';
 import { confirmationCode, createPluginServer, loginPageHtml, type LogEntry, type PluginServerOptions } from '../src/server/index.ts';
 import type { Database } from '../src/core/db.ts';
+import { createPluginClient } from '../src/plugin/client.ts';
+import { installPluginBridge } from '../src/plugin/main.ts';
+import { BRIDGE_TAG, type BridgeOp } from '../src/plugin/protocol.ts';
 
 const TOKEN_SECRET = 'server-test-secret-that-is-long-enough-0123456789';
 const WEBSITE = 'https://app.example.com';
@@ -184,6 +187,123 @@ for (const dialect of DIALECTS) {
           r = await fetch(`${s.url}/plugin/entitlements`, { headers: { authorization: `Bearer ${other.token}` } });
           assert.equal(r.status, 200, 'the other session stays');
           assert.ok(s.logs.every((l) => /^[0-9a-f-]{36}$/.test(l.requestId)));
+        } finally {
+          await s.close();
+        }
+      }));
+
+    test('a device across logins: the login route takes { deviceId }; two logins from one install (raw HTTP, then the plugin client) keep one device; another user\'s device id is not kept', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const alice = await createUser(db);
+        const bob = await createUser(db);
+        let signedIn: string | null = null;
+        const s = await start(db, { signedIn: () => signedIn });
+        const devicesOf = async (userId: string) =>
+          (await db.query<{ device_id: string }>('SELECT DISTINCT device_id::text AS device_id FROM public.plugin_tokens WHERE user_id = $1::uuid', [userId])).map((r) => r.device_id);
+        // One login over HTTP as `userId`, with the body given to the login route.
+        const login = async (userId: string, body: string | undefined, headers: Record<string, string> = JSON_HEADERS) => {
+          const begun = await fetch(`${s.url}/plugin/login`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) });
+          assert.equal(begun.status, 200, await begun.clone().text());
+          const b = await json<{ readKey: string; loginUrl: string }>(begun);
+          signedIn = userId;
+          const ok = await post(`${s.url}/plugin/login/complete`, JSON.stringify({ writeKey: new URL(b.loginUrl).hash.slice(1) }), { ...JSON_HEADERS, origin: WEBSITE });
+          assert.equal(ok.status, 200);
+          return json<{ status: string; token: string; deviceId: string }>(await post(`${s.url}/plugin/login/poll`, JSON.stringify({ readKey: b.readKey })));
+        };
+        try {
+          // Raw HTTP: no body (as before) mints a device; sending it back keeps it.
+          const first = await login(alice, undefined, {});
+          assert.equal(first.status, 'done');
+          assert.match(first.deviceId, /^[0-9a-f-]{36}$/);
+          const second = await login(alice, JSON.stringify({ deviceId: first.deviceId }));
+          assert.equal(second.deviceId, first.deviceId, 'the same install stays one device');
+          assert.notEqual(second.token, first.token);
+          assert.deepEqual(await devicesOf(alice), [first.deviceId]);
+          // Alice's device id sent by Bob's login: Bob gets a device of his own.
+          const stolen = await login(bob, JSON.stringify({ deviceId: first.deviceId }));
+          assert.notEqual(stolen.deviceId, first.deviceId);
+          assert.deepEqual(await devicesOf(bob), [stolen.deviceId]);
+          assert.deepEqual(await devicesOf(alice), [first.deviceId], 'nothing of Alice changed');
+          // Bad bodies: typed refusals, no login request written.
+          const before = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_login_requests'))[0]!.n;
+          for (const [body, headers, status, error] of [
+            [JSON.stringify({ deviceId: 'Figma' }), JSON_HEADERS, 400, 'invalid_device_id'],
+            [JSON.stringify({ deviceId: 42 }), JSON_HEADERS, 400, 'invalid_device_id'],
+            ['[1]', JSON_HEADERS, 400, 'invalid_json'],
+            [JSON.stringify({ deviceId: first.deviceId }), { 'content-type': 'text/plain' }, 415, 'unsupported_media_type'],
+          ] as const) {
+            const r = await post(`${s.url}/plugin/login`, body, headers);
+            assert.deepEqual([r.status, await json(r)], [status, { error }], body);
+          }
+          assert.equal((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_login_requests'))[0]!.n, before);
+
+          // The plugin client, with the main thread's bridge on a stand-in of figma (clientStorage in a Map).
+          const storage = new Map<string, unknown>();
+          const listeners: Array<(message: unknown, props: unknown) => void> = [];
+          const pending = new Map<string, (reply: { ok: boolean; value?: unknown; error?: string }) => void>();
+          installPluginBridge({
+            clientStorage: {
+              getAsync: async (key) => structuredClone(storage.get(key)),
+              setAsync: async (key, value) => void storage.set(key, structuredClone(value)),
+              deleteAsync: async (key) => void storage.delete(key),
+            },
+            ui: {
+              postMessage: (reply: { id: string; ok: boolean; value?: unknown; error?: string }) => pending.get(reply.id)?.(reply),
+              on: (_type, callback) => void listeners.push(callback),
+              off: () => {},
+            },
+            openExternal: () => {},
+          });
+          let requestId = 0;
+          const bridge = {
+            request: (op: BridgeOp) => new Promise<unknown>((resolve, reject) => {
+              const id = `r${++requestId}`;
+              pending.set(id, (reply) => (reply.ok ? resolve(reply.value) : reject(new Error(reply.error))));
+              for (const listener of listeners) listener({ ...op, tag: BRIDGE_TAG, kind: 'request', id }, {});
+            }),
+          };
+          let signInAs = alice;
+          const sent: unknown[] = [];
+          const newClient = () => createPluginClient({
+            apiBaseUrl: s.url,
+            bridge,
+            poll: { initialDelayMs: 20, maxDelayMs: 50 },
+            retry: { attempts: 1 },
+            fetch: async (input, init) => {
+              if (String(input).endsWith('/plugin/login')) sent.push(JSON.parse(String(init?.body)));
+              return fetch(input, init);
+            },
+            // The browser: the signed-in user confirms on the website page.
+            openUrl: (url) => {
+              signedIn = signInAs;
+              void post(`${s.url}/plugin/login/complete`, JSON.stringify({ writeKey: new URL(url).hash.slice(1) }), { ...JSON_HEADERS, origin: WEBSITE });
+              return true;
+            },
+          });
+          const carol = await createUser(db);
+          signInAs = carol;
+          const client = newClient();
+          assert.equal((await client.signIn()).kind, 'ok');
+          const [carolDevice] = await devicesOf(carol);
+          assert.equal(storage.get('figma-plugin-auth-db.session.device'), carolDevice, 'the main thread keeps the device id');
+          await client.signOut();
+          assert.equal(storage.get('figma-plugin-auth-db.session'), undefined, 'the session is gone');
+          assert.equal((await client.signIn()).kind, 'ok');
+          // A new UI (the plugin closed and opened again): the id comes from the main thread's storage.
+          assert.equal((await newClient().signIn()).kind, 'ok');
+          assert.deepEqual(sent, [{}, { deviceId: carolDevice }, { deviceId: carolDevice }]);
+          assert.deepEqual(await devicesOf(carol), [carolDevice], 'three logins from one install: one device');
+          const tokens = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_tokens WHERE user_id = $1::uuid', [carol]);
+          assert.equal(tokens[0]!.n, 3);
+          // The same install, then signed in as another user: the id is Carol's, so Dave gets his own.
+          const dave = await createUser(db);
+          signInAs = dave;
+          assert.equal((await newClient().signIn()).kind, 'ok');
+          assert.deepEqual(sent.at(-1), { deviceId: carolDevice });
+          const daveDevices = await devicesOf(dave);
+          assert.equal(daveDevices.length, 1);
+          assert.notEqual(daveDevices[0], carolDevice);
+          assert.equal(storage.get('figma-plugin-auth-db.session.device'), daveDevices[0], 'the install now holds the device the server gave');
         } finally {
           await s.close();
         }

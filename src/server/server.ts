@@ -7,7 +7,7 @@ import { AuthError, PluginAuthError, SetupError, ValidationError } from '../core
 import { httpStatusOf } from '../core/http-status.ts';
 import { PLUGIN_ALLOW_HEADERS } from '../http/cors.ts';
 import type { PluginAuth } from '../auth.ts';
-import { DEFAULT_LIMITS, readBody, readJsonObject, requireJson } from './body.ts';
+import { DEFAULT_LIMITS, readBody, readJsonObject, readOptionalJsonObject, requireJson } from './body.ts';
 import { confirmationCode } from './login-page.ts';
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
 
@@ -106,8 +106,11 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     const loginUrl = website.loginUrl ?? `${origin}/plugin-login`;
     add('POST', '/plugin/login', {
       plugin: true,
-      handle: async () => {
-        const { readKey, writeKey, expiresAt } = await auth.tokens.beginLogin({ deviceName: 'Figma' });
+      handle: async (request) => {
+        // Optional body { deviceId }: the id this install was given at its last sign-in, kept
+        // when the user who completes the login has a session with it (else a new device).
+        const { deviceId } = await readOptionalJsonObject(request, limits.json);
+        const { readKey, writeKey, expiresAt } = await auth.tokens.beginLogin({ deviceName: 'Figma', deviceId: deviceId as string | undefined });
         // The write key travels in the URL fragment, which browsers never send to a server.
         return json({ readKey, loginUrl: `${loginUrl}#${writeKey}`, code: await confirmationCode(writeKey), expiresAt });
       },
