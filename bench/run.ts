@@ -124,7 +124,7 @@ async function hotPaths(db: Database, label: string, concurrency: number, users:
         algorithms: ['HS256'], issuer: 'figma-plugin-auth-db', audience: 'figma-plugin',
       });
       const rows = await db.query<{ token_hash: string }>(
-        'SELECT user_id, token_hash, expires_at, revoked_at, device_name FROM public.plugin_tokens WHERE id = $1::uuid',
+        'SELECT user_id, token_hash, expires_at, revoked_at, device_name, device_id FROM public.plugin_tokens WHERE id = $1::uuid',
         [payload.jti],
         { prepare: 'bench_verify_lookup' },
       );

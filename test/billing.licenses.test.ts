@@ -2,8 +2,8 @@
 // (sql/016, src/billing/licenses.ts). Both stores are local stand-ins on 127.0.0.1.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { DIALECTS, SERVER_DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
+import { createHmac, randomBytes } from 'node:crypto';
+import { DIALECTS, SERVER_DIALECTS, createUser, device, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
 import { DAY, PRICES, linkPrices, subscription } from './helpers/stripe.ts';
 import { buildSetupScript, loadMigrations } from '../src/schema/migrations.ts';
 import { dumpDatabase } from './helpers/dump.ts';
@@ -13,6 +13,8 @@ import type { Database } from '../src/core/db.ts';
 import { PluginAuthError } from '../src/core/errors.ts';
 import type { LicenseOptions } from '../src/billing/licenses.ts';
 import { LEMON_WEBHOOK_SECRET as WEBHOOK_SECRET } from './helpers/secrets.ts';
+import { readDevices } from '../src/dashboard/queries.ts';
+import { SECRET } from './helpers/tokens.ts';
 
 const GUMROAD_PRODUCT = 'plug-pro_Wsw==';
 const code = (e: unknown) => (e as PluginAuthError).code;
@@ -56,7 +58,7 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, db }) => {
         const user = await createUser(db);
         const { key, license } = lemon.sell({ activationLimit: 3, expiresAt: '2099-01-01T00:00:00.000000Z' });
-        const a = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'Figma desktop' });
+        const a = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'Figma desktop') });
         assert.deepEqual([a.activated, a.planSlug, a.activationsUsed, a.activationLimit, a.expiresAt?.toISOString()], [true, 'pro', 1, 3, '2099-01-01T00:00:00.000Z']);
         assert.deepEqual(lemon.calls.at(-1), { path: '/v1/licenses/activate', form: { license_key: key, instance_name: 'Figma desktop' } });
         assert.equal(license.instances.size, 1);
@@ -64,7 +66,7 @@ for (const dialect of DIALECTS) {
         const plan = await auth.subscriptions.effectivePlan(user);
         assert.deepEqual([plan.source, plan.grants[0]!.detail], ['lemonsqueezy', 'active']);
         // The same device again: idempotent, no second instance at the store.
-        const again = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'Figma desktop' });
+        const again = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'Figma desktop') });
         assert.equal(again.activationsUsed, 1);
         assert.equal(license.instances.size, 1);
         const calls = lemon.calls.length;
@@ -79,7 +81,7 @@ for (const dialect of DIALECTS) {
         const stored = await db.query<{ key_hash: string; provider_key_id: string }>('SELECT key_hash, provider_key_id FROM public.licenses');
         assert.deepEqual(stored.map((r) => r.provider_key_id), [String(license.id)]);
         assert.match(stored[0]!.key_hash, /^[0-9a-f]{64}$/);
-        const d = await auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'Figma desktop' });
+        const d = await auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceId: (await device(db, user, 'Figma desktop')).deviceId });
         assert.equal(d.activationsUsed, 0);
         assert.equal(license.instances.size, 0, 'deactivated at Lemon Squeezy');
         assert.equal(lemon.calls.at(-1)!.path, '/v1/licenses/deactivate');
@@ -95,21 +97,23 @@ for (const dialect of DIALECTS) {
         const [alice, bob] = [await createUser(db), await createUser(db)];
         const ls = lemon.sell();
         const gr = gumroad.sell();
-        await auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'a' });
-        await auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'a' });
+        await auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, alice, 'a') });
+        await auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, alice, 'a') });
+        await device(db, bob, 'a');
+        await device(db, bob, 'b');
         const before = await dumpDatabase(db);
         const calls = lemon.calls.length + gumroad.calls.length;
         for (const [provider, key] of [['lemonsqueezy', ls.key], ['gumroad', gr.key]] as const) {
-          await assert.rejects(auth.licenses.activate(bob, { provider, licenseKey: key, deviceName: 'b' }), (e) => code(e) === 'license_in_use');
+          await assert.rejects(auth.licenses.activate(bob, { provider, licenseKey: key, ...await device(db, bob, 'b') }), (e) => code(e) === 'license_in_use');
           await assert.rejects(auth.licenses.validate(bob, { provider, licenseKey: key }), (e) => code(e) === 'license_in_use');
-          await assert.rejects(auth.licenses.deactivate(bob, { provider, licenseKey: key, deviceName: 'a' }), (e) => code(e) === 'license_not_found');
+          await assert.rejects(auth.licenses.deactivate(bob, { provider, licenseKey: key, deviceId: (await device(db, bob, 'a')).deviceId }), (e) => code(e) === 'license_not_found');
         }
         assert.equal(lemon.calls.length + gumroad.calls.length, calls, 'refused before asking the store');
         assert.deepEqual(await dumpDatabase(db), before);
         assert.equal((await auth.subscriptions.effectivePlan(bob)).source, 'free');
         // Unknown keys: the store refuses them.
-        await assert.rejects(auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: 'NOPE-0000', deviceName: 'b' }), (e) => code(e) === 'license_key_rejected');
-        await assert.rejects(auth.licenses.activate(bob, { provider: 'gumroad', licenseKey: 'NOPE-0000', deviceName: 'b' }), (e) => code(e) === 'license_key_rejected');
+        await assert.rejects(auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: 'NOPE-0000', ...await device(db, bob, 'b') }), (e) => code(e) === 'license_key_rejected');
+        await assert.rejects(auth.licenses.activate(bob, { provider: 'gumroad', licenseKey: 'NOPE-0000', ...await device(db, bob, 'b') }), (e) => code(e) === 'license_key_rejected');
         await assert.rejects(auth.licenses.validate(bob, { provider: 'gumroad', licenseKey: 'NOPE-0000' }), (e) => code(e) === 'license_not_found');
         assert.deepEqual(await dumpDatabase(db), before);
       }));
@@ -120,16 +124,17 @@ for (const dialect of DIALECTS) {
         await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 2 });
         const user = await createUser(db);
         const { key, purchase } = gumroad.sell();
-        const a = await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'laptop' });
+        const a = await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...await device(db, user, 'laptop') });
         assert.deepEqual([a.planSlug, a.activationsUsed, a.activationLimit], ['pro', 1, 2]);
         assert.ok(gumroad.calls.every((c) => c.form.increment_uses_count === 'false'));
         assert.equal(purchase.uses, 0);
-        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'desktop' })).activationsUsed, 2);
-        const error = await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'tablet' }).then(() => null, (e: unknown) => e);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...await device(db, user, 'desktop') })).activationsUsed, 2);
+        const error = await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...await device(db, user, 'tablet') }).then(() => null, (e: unknown) => e);
         assert.equal(code(error), 'device_limit_reached');
-        assert.match((error as Error).message, /2 of 2 devices; deactivate one of: laptop, desktop/);
-        await auth.licenses.deactivate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'laptop' });
-        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'tablet' })).activationsUsed, 2);
+        const [laptop, desktop] = [await device(db, user, 'laptop'), await device(db, user, 'desktop')];
+        assert.equal((error as Error).message, `device_limit_reached: this license is active on 2 of 2 devices; deactivate one of: laptop (${laptop.deviceId.slice(0, 8)}), desktop (${desktop.deviceId.slice(0, 8)})`);
+        await auth.licenses.deactivate(user, { provider: 'gumroad', licenseKey: key, deviceId: (await device(db, user, 'laptop')).deviceId });
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...await device(db, user, 'tablet') })).activationsUsed, 2);
         assert.deepEqual((await auth.licenses.list(user))[0]!.devices.map((d) => d.deviceName).sort(), ['desktop', 'tablet']);
         assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'gumroad');
         // Lemon Squeezy's own activation limit is honoured (its 400 answer).
@@ -139,9 +144,9 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, db }) => {
         const user = await createUser(db);
         const { key, license } = lemon.sell({ activationLimit: 1 });
-        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'one' });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'one') });
         const calls = lemon.calls.length;
-        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'two' }),
+        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'two') }),
           (e) => code(e) === 'device_limit_reached' && /deactivate one of: one/.test((e as Error).message));
         assert.equal(lemon.calls.length, calls, 'our stored limit refuses before the store is asked');
         assert.equal(license.instances.size, 1);
@@ -151,7 +156,7 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, db }) => {
         const user = await createUser(db);
         const { key, license } = lemon.sell();
-        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'd') });
         assert.equal((await auth.usage.check(user, 'resize')).planSlug, 'pro');
         const refund = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { refunded: true, status: 'refunded', updated_at: ago(1000) } });
         const before = await dumpDatabase(db);
@@ -183,7 +188,7 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, db }) => {
         const user = await createUser(db);
         const { key, license } = lemon.sell();
-        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'd') });
         // The later event (expired, t-1s) arrives first; the earlier renewal (active, t-10s) second.
         const expired = lemonEvent('subscription_expired', { type: 'subscriptions', id: 77, attributes: { order_id: license.orderId, status: 'expired', updated_at: ago(1000) } });
         const renewed = lemonEvent('subscription_updated', { type: 'subscriptions', id: 77, attributes: { order_id: license.orderId, status: 'active', updated_at: ago(10_000) } });
@@ -211,7 +216,7 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, gumroad, db }) => {
         const user = await createUser(db);
         const { key, purchase } = gumroad.sell();
-        await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'd' });
+        await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...await device(db, user, 'd') });
         const ping = (fields: Record<string, string>) => new URLSearchParams({ seller_id: 'seller', product_id: GUMROAD_PRODUCT, sale_id: purchase.saleId, license_key: key, ...fields }).toString();
         // Forged: claims a refund Gumroad knows nothing of.
         const calls = gumroad.calls.length;
@@ -220,11 +225,22 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(gumroad.calls.at(-1)!.form, { product_id: GUMROAD_PRODUCT, license_key: key, increment_uses_count: 'false' });
         assert.equal(forged.event, 'refund');
         assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'gumroad', 'the API says not refunded: still granted');
+        // The buyer sends the bytes of the refund ping Gumroad will send, before Gumroad does: it
+        // is re-verified (not refunded yet), changes nothing and is not remembered, so Gumroad's
+        // own ping with the same bytes is not a "duplicate": it revokes.
+        const refundPing = ping({ resource_name: 'refund', refunded: 'true', timestamp: '2' });
+        const early = await auth.licenses.handleWebhook('gumroad', refundPing);
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'gumroad', early.reason);
         purchase.refunded = true;
-        const real = await auth.licenses.handleWebhook('gumroad', ping({ resource_name: 'refund', refunded: 'true', timestamp: '2' }));
+        const real = await auth.licenses.handleWebhook('gumroad', refundPing);
         assert.deepEqual([real.applied, real.reason], [true, 'applied']);
         assert.equal((await auth.usage.consume(user, 'resize')).planSlug, 'free');
-        assert.equal((await auth.licenses.handleWebhook('gumroad', ping({ resource_name: 'refund', refunded: 'true', timestamp: '2' }))).reason, 'duplicate');
+        // The same ping again: verified again (never de-duplicated), the same state.
+        const calls2 = gumroad.calls.length;
+        assert.notEqual((await auth.licenses.handleWebhook('gumroad', refundPing)).reason, 'duplicate');
+        assert.equal(gumroad.calls.length, calls2 + 1);
+        assert.equal((await auth.usage.consume(user, 'resize')).planSlug, 'free');
+        assert.equal(await count(db, 'license_webhook_events'), 0, 'Gumroad pings are never stored');
         // Dispute and chargeback, and a subscription that ended.
         purchase.refunded = false;
         purchase.disputed = true;
@@ -245,7 +261,7 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, db, make }) => {
         const user = await createUser(db);
         const { key } = lemon.sell();
-        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'd') });
         const noCache = make({ cacheSeconds: 0 });
         assert.equal((await noCache.licenses.validate(user, { provider: 'lemonsqueezy', licenseKey: key })).answeredBy, 'store');
         lemon.ratePerMinute = lemon.calls.length; // the minute's budget is spent
@@ -267,8 +283,9 @@ for (const dialect of DIALECTS) {
         // A new activation while the store is rate limited: license_unavailable, nothing written.
         const { key: other } = lemon.sell();
         lemon.ratePerMinute = 0;
+        await device(db, user, 'x');
         const before = await dumpDatabase(db);
-        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: other, deviceName: 'x' }), (e) => code(e) === 'license_unavailable');
+        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: other, ...await device(db, user, 'x') }), (e) => code(e) === 'license_unavailable');
         assert.deepEqual(await dumpDatabase(db), before);
       }));
 
@@ -277,7 +294,7 @@ for (const dialect of DIALECTS) {
         const owner = await createUser(db);
         const members = await Promise.all(Array.from({ length: 5 }, () => createUser(db)));
         const { key, purchase } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
-        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, ...await device(db, owner, 'owner') });
         assert.equal((await auth.subscriptions.effectivePlan(owner)).source, 'free', 'a team license grants through seats');
         for (const m of members.slice(0, 3)) await auth.seats.assign(owner, m);
         assert.equal((await auth.seats.assign(owner, members[0]!)).seatsUsed, 3, 'idempotent');
@@ -295,7 +312,7 @@ for (const dialect of DIALECTS) {
         const other = await createUser(db);
         const ls = lemon.sell({ variantId: 333 });
         await auth.plans.linkLicense('enterprise', { provider: 'lemonsqueezy', productId: '111', variantId: '333', seats: 2 });
-        await auth.licenses.activate(other, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'o' });
+        await auth.licenses.activate(other, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, other, 'o') });
         await assert.rejects(auth.seats.assign(other, members[3]!), (e) => code(e) === 'seat_taken');
         await auth.seats.assign(other, members[4]!);
         assert.deepEqual([(await auth.subscriptions.effectivePlan(members[4]!)).planSlug, (await auth.seats.list(other)).seats], ['enterprise', 2]);
@@ -381,15 +398,101 @@ for (const dialect of DIALECTS) {
         await sync(5);
         await auth.subscriptions.assignPlan(owner, 'basic');
         assert.deepEqual([await source(owner), await source(members[1]!)], ['manual:basic', 'free:free']);
-        // A member holds one seat: another owner's team cannot take one of this owner's members.
+        // A member holds one seat, but only of a team in force: this owner's is not (a manual plan
+        // over the row), so another owner's team may seat one of its members (seat_taken while in
+        // force: the seat-squatting test below).
         const other = await createUser(db);
         await auth.subscriptions.syncFromStripe({ ...subscription({ userId: other, id: 'sub_other', customer: 'cus_other', priceId: PRICES.enterprise }), items: { data: [{ price: { id: PRICES.enterprise }, quantity: 2 }] } } as never, { eventCreated: ++at });
-        await assert.rejects(auth.seats.assign(other, members[1]!), (e) => code(e) === 'seat_taken');
+        await auth.seats.assign(other, members[1]!);
         await auth.seats.assign(other, members[5]!);
-        assert.equal(await source(members[5]!), 'seat:enterprise');
+        assert.deepEqual([await source(members[1]!), await source(members[5]!)], ['seat:enterprise', 'seat:enterprise']);
         // Deleting the owner's row frees its seats (ON DELETE CASCADE).
         await db.query('DELETE FROM public.user_subscriptions WHERE user_id = $1::uuid', [other]);
-        assert.equal(await count(db, 'seat_assignments'), 5);
+        assert.equal(await count(db, 'seat_assignments'), 4);
+      }));
+
+    test('seat squatting: a stranger\'s team that is refunded no longer holds the member; a team in force does (issue 22)', () =>
+      withStores(dialect, async ({ auth, gumroad, db }) => {
+        const [stranger, employer, victim] = [await createUser(db), await createUser(db), await createUser(db)];
+        const squat = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        const honest = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
+        await auth.licenses.activate(stranger, { provider: 'gumroad', licenseKey: squat.key, ...await device(db, stranger, 'd') });
+        await auth.licenses.activate(employer, { provider: 'gumroad', licenseKey: honest.key, ...await device(db, employer, 'd') });
+        await auth.seats.assign(stranger, victim);
+        // While the stranger's team is in force, the seat is theirs: seat_taken.
+        await assert.rejects(auth.seats.assign(employer, victim), (e) => code(e) === 'seat_taken');
+        // Refunded (the ping re-verified with Gumroad): the team is no longer in force.
+        squat.purchase.refunded = true;
+        const ping = new URLSearchParams({ resource_name: 'refund', license_key: squat.key, product_id: GUMROAD_PRODUCT }).toString();
+        assert.equal((await auth.licenses.handleWebhook('gumroad', ping)).applied, true);
+        const seated = await auth.seats.assign(employer, victim);
+        assert.deepEqual([seated.seatsUsed, seated.seats], [1, 3]);
+        assert.deepEqual([(await auth.subscriptions.effectivePlan(victim)).source, (await auth.seats.list(stranger)).used], ['seat', 0]);
+        assert.deepEqual((await auth.seats.list(employer)).members.map((m) => [m.userId, m.active]), [[victim, true]]);
+        // An expired team, too; and a Stripe team that was cancelled.
+        const other = await createUser(db);
+        await auth.seats.assign(employer, other);
+        await db.query("UPDATE public.licenses SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid", [employer]);
+        const third = gumroad.sell({ isMultiseatLicense: true, quantity: 2 });
+        await auth.licenses.activate(stranger, { provider: 'gumroad', licenseKey: third.key, ...await device(db, stranger, 'd') });
+        assert.equal((await auth.seats.assign(stranger, other)).seatsUsed, 1);
+        assert.equal(await count(db, 'seat_assignments'), 2);
+      }));
+
+    test('Gumroad pings for unknown keys write nothing; stored deliveries are purged by age (issue 22)', () =>
+      withStores(dialect, async ({ auth, db, gumroad }) => {
+        const before = await dumpDatabase(db);
+        for (let i = 0; i < 500; i++) {
+          const ping = new URLSearchParams({ resource_name: 'sale', license_key: `UNKNOWN-${i}`, product_id: GUMROAD_PRODUCT }).toString();
+          assert.deepEqual(await auth.licenses.handleWebhook('gumroad', ping), { applied: false, reason: 'unknown_license', event: 'sale', licenses: 0 });
+        }
+        assert.deepEqual(await dumpDatabase(db), before, '500 pings for unknown keys: not a row');
+        assert.equal(gumroad.calls.length, 0, 'and no call to Gumroad');
+        // Lemon Squeezy's signed deliveries are stored (to de-duplicate them) until purged.
+        const event = (id: number) => lemonEvent('license_key_updated', { type: 'license-keys', id, attributes: { status: 'active', updated_at: ago(1000) } });
+        for (const id of [1, 2, 3]) {
+          const e = event(id);
+          await auth.licenses.handleWebhook('lemonsqueezy', e.body, e.headers);
+        }
+        assert.equal(await count(db, 'license_webhook_events'), 3);
+        await db.query("UPDATE public.license_webhook_events SET received_at = now() - interval '40 days' WHERE event_id IN (SELECT event_id FROM public.license_webhook_events ORDER BY received_at LIMIT 2)");
+        assert.deepEqual(await auth.licenses.purgeWebhookEvents({ olderThan: '30d' }), { deleted: 2 });
+        assert.equal(await count(db, 'license_webhook_events'), 1);
+        await assert.rejects(auth.licenses.purgeWebhookEvents({ olderThan: new Date() }), (e) => code(e) === 'invalid_cutoff');
+        await assert.rejects(auth.licenses.purgeWebhookEvents({ olderThan: 'soon' }), (e) => code(e) === 'invalid_cutoff');
+        assert.equal(await count(db, 'license_webhook_events'), 1);
+      }));
+
+    test('a device limit of 1 counts devices, not names: five sessions named "Figma" are five devices (issue 22)', () =>
+      withStores(dialect, async ({ gumroad, db }) => {
+        const auth = createPluginAuth(db, { tokenSecret: SECRET, gumroad: { apiBaseUrl: gumroad.url } });
+        await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 1 });
+        const user = await createUser(db);
+        const { key } = gumroad.sell();
+        const sessions = await Promise.all(Array.from({ length: 5 }, () => auth.tokens.issue(user, { deviceName: 'Figma' })));
+        const verified = await Promise.all(sessions.map((s) => auth.tokens.verify(s.token)));
+        const activate = (i: number) => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceId: verified[i]!.deviceId, deviceName: verified[i]!.deviceName });
+        assert.equal((await activate(0)).activationsUsed, 1);
+        for (const i of [1, 2, 3, 4]) await assert.rejects(activate(i), (e) => code(e) === 'device_limit_reached');
+        // The same device again, and the same install after signing in again: fine.
+        assert.equal((await activate(0)).activationsUsed, 1);
+        const relogin = await auth.tokens.issue(user, { deviceName: 'Figma', deviceId: verified[0]!.deviceId });
+        const back = await auth.tokens.verify(relogin.token);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceId: back.deviceId })).activationsUsed, 1);
+        const [license] = await auth.licenses.list(user);
+        assert.deepEqual(license!.devices.map((d) => [d.deviceId, d.deviceName]), [[verified[0]!.deviceId, 'Figma']]);
+        // Another user's device id is not this user's device: unknown_device, nothing written.
+        const other = await createUser(db);
+        const theirs = await auth.tokens.issue(other, { deviceName: 'Figma' });
+        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceId: theirs.deviceId }), (e) => code(e) === 'unknown_device');
+        // Deactivating frees the device; another one may take the place.
+        await auth.licenses.deactivate(user, { provider: 'gumroad', licenseKey: key, deviceId: verified[0]!.deviceId });
+        assert.equal((await activate(3)).activationsUsed, 1);
+        // The dashboard's sharing table counts the five devices, named "Figma" once.
+        const devices = await readDevices(db, 2);
+        const row = devices.sharing.find((s) => s.userId === user)!;
+        assert.deepEqual([row.devices, row.tokens, row.deviceNames], [5, 6, ['Figma']]);
+        assert.equal(devices.buckets.find((b) => b.count === 5)!.byDevices, 1);
       }));
 
     test('a license team that shrinks (Gumroad quantity 3 -> 2) keeps its first members seated', () =>
@@ -397,7 +500,7 @@ for (const dialect of DIALECTS) {
         const owner = await createUser(db);
         const members = await Promise.all(Array.from({ length: 3 }, () => createUser(db)));
         const { key, purchase } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
-        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, ...await device(db, owner, 'owner') });
         for (const m of members) await auth.seats.assign(owner, m);
         purchase.quantity = 2;
         await db.query("UPDATE public.licenses SET checked_at = checked_at - interval '10 minutes'");
@@ -421,18 +524,18 @@ for (const dialect of DIALECTS) {
         const user = await createUser(db);
         // Lemon Squeezy allows 5, the mapping none, the plan 2: 2.
         const ls = lemon.sell({ activationLimit: 5 });
-        const first = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'laptop' });
+        const first = await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, user, 'laptop') });
         assert.equal(first.activationLimit, 2);
-        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'desktop' });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, user, 'desktop') });
         const calls = lemon.calls.length;
-        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'tablet' }),
-          (e) => code(e) === 'device_limit_reached' && /2 of 2 devices; deactivate one of: laptop, desktop/.test((e as Error).message));
+        await assert.rejects(auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, user, 'tablet') }),
+          (e) => code(e) === 'device_limit_reached' && /2 of 2 devices; deactivate one of: laptop \([0-9a-f]{8}\), desktop \([0-9a-f]{8}\)$/.test((e as Error).message));
         assert.equal(lemon.calls.length, calls, 'refused before the store is asked');
         // Gumroad has no limit of its own: the plan's applies; the mapping's when smaller.
         const gr = gumroad.sell();
-        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'a' })).activationLimit, 2);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, user, 'a') })).activationLimit, 2);
         await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: GUMROAD_PRODUCT, deviceLimit: 1 });
-        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'b' }), (e) => code(e) === 'device_limit_reached');
+        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, user, 'b') }), (e) => code(e) === 'device_limit_reached');
         assert.deepEqual((await auth.licenses.list(user)).map((l) => [l.provider, l.activationLimit]), [['lemonsqueezy', 2], ['gumroad', 1]]);
         // The store's own limit when it is the smallest.
         await auth.plans.setDeviceLimit('pro', 1000);
@@ -441,11 +544,11 @@ for (const dialect of DIALECTS) {
         // No cap anywhere (Gumroad, no mapping limit, plan cap removed): none.
         assert.equal((await auth.plans.setDeviceLimit('pro', null)).deviceLimit, null);
         assert.deepEqual((await auth.licenses.list(user)).map((l) => l.activationLimit), [5, null]);
-        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'b' })).activationsUsed, 2);
+        assert.equal((await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, user, 'b') })).activationsUsed, 2);
         // Lowering a cap keeps the devices already active and refuses new ones.
         await auth.plans.setDeviceLimit('pro', 1);
         assert.deepEqual((await auth.licenses.list(user)).map((l) => l.devices.length), [2, 2]);
-        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'c' }), (e) => code(e) === 'device_limit_reached');
+        await assert.rejects(auth.licenses.activate(user, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, user, 'c') }), (e) => code(e) === 'device_limit_reached');
         // Bad caps: a typed error, nothing written.
         const before = await dumpDatabase(db);
         for (const [slug, limit, expected] of [['pro', 0, 'invalid_license_link'], ['pro', 1001, 'invalid_license_link'], ['pro', 1.5, 'invalid_license_link'],
@@ -459,7 +562,7 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, db }) => {
         const user = await createUser(db);
         const { key, license } = lemon.sell();
-        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' });
+        await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'd') });
         const partial = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { status: 'paid', refunded: false, refunded_amount: 100, updated_at: ago(2000) } });
         assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', partial.body, partial.headers), { applied: false, reason: 'ignored', licenses: 0, event: 'order_refunded' });
         assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'lemonsqueezy');
@@ -495,24 +598,28 @@ for (const dialect of DIALECTS) {
       withStores(dialect, async ({ auth, lemon, gumroad, db }) => {
         const user = await createUser(db);
         const { key } = lemon.sell();
+        const d = await device(db, user, 'd');
         const before = await dumpDatabase(db);
         const calls = () => lemon.calls.length + gumroad.calls.length;
         const start = calls();
         const cases: [() => Promise<unknown>, string][] = [
-          [() => auth.licenses.activate('nope', { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' }), 'invalid_user_id'],
-          [() => auth.licenses.activate(user, { provider: 'paddle' as never, licenseKey: key, deviceName: 'd' }), 'invalid_license_provider'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: '', deviceName: 'd' }), 'invalid_license_key'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 'a b', deviceName: 'd' }), 'invalid_license_key'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 'x'.repeat(256), deviceName: 'd' }), 'invalid_license_key'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 42 as never, deviceName: 'd' }), 'invalid_license_key'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: '' }), 'invalid_device_name'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'a\u0085b' }), 'invalid_device_name'],
-          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key } as never), 'invalid_device_name'],
-          [() => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'd', productId: '../x y' }), 'invalid_license_product'],
+          [() => auth.licenses.activate('nope', { provider: 'lemonsqueezy', licenseKey: key, ...d }), 'invalid_user_id'],
+          [() => auth.licenses.activate(user, { provider: 'paddle' as never, licenseKey: key, ...d }), 'invalid_license_provider'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: '', ...d }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 'a b', ...d }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 'x'.repeat(256), ...d }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: 42 as never, ...d }), 'invalid_license_key'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceId: d.deviceId, deviceName: '' }), 'invalid_device_name'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceId: d.deviceId, deviceName: 'a\u0085b' }), 'invalid_device_name'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key } as never), 'invalid_device_id'],
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceId: 'Figma' }), 'invalid_device_id'],
+          // A device id no session of this user carries (another user's, or made up): refused before the store is asked.
+          [() => auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceId: '00000000-0000-4000-8000-000000000001' }), 'unknown_device'],
+          [() => auth.licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...d, productId: '../x y' }), 'invalid_license_product'],
           [() => auth.licenses.activate(user, null as never), 'invalid_license_key'],
-          [() => auth.licenses.activate('00000000-0000-4000-8000-000000000000', { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'd' }), 'unknown_user'],
+          [() => auth.licenses.activate('00000000-0000-4000-8000-000000000000', { provider: 'lemonsqueezy', licenseKey: key, ...d }), 'unknown_user'],
           [() => auth.licenses.validate(user, { provider: 'gumroad', licenseKey: '\u0000' }), 'invalid_license_key'],
-          [() => auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceName: 'never' }), 'license_not_found'],
+          [() => auth.licenses.deactivate(user, { provider: 'lemonsqueezy', licenseKey: key, deviceId: d.deviceId }), 'license_not_found'],
           [() => auth.licenses.handleWebhook('paddle' as never, '{}', {}), 'invalid_license_provider'],
           [() => auth.licenses.handleWebhook('lemonsqueezy', 42 as never, {}), 'invalid_webhook'],
           [() => auth.licenses.handleWebhook('lemonsqueezy', '{}', {}), 'invalid_signature'],
@@ -522,7 +629,7 @@ for (const dialect of DIALECTS) {
           [() => auth.seats.assign(user, user), 'no_seats_left'],
           [() => auth.seats.remove(user, 'x'), 'invalid_user_id'],
           [() => auth.seats.list('x'), 'invalid_user_id'],
-          [() => createPluginAuth(db).licenses.activate(user, { provider: 'gumroad', licenseKey: key, deviceName: 'd' }), 'license_not_configured'],
+          [() => createPluginAuth(db).licenses.activate(user, { provider: 'gumroad', licenseKey: key, ...d }), 'license_not_configured'],
           [() => createPluginAuth(db).licenses.handleWebhook('lemonsqueezy', '{}', {}), 'license_not_configured'],
         ];
         for (const [call, expected] of cases) {
@@ -549,8 +656,9 @@ for (const dialect of SERVER_DIALECTS) {
           const user = await createUser(db);
           const key = provider === 'lemonsqueezy' ? lemon.sell({ activationLimit: 3 }).key : gumroad.sell().key;
           lemon.delayMs = gumroad.delayMs = 30;
-          const results = await Promise.allSettled(Array.from({ length: 16 }, (_, i) =>
-            auth.licenses.activate(user, { provider, licenseKey: key, deviceName: `device-${i}` })));
+          const sessions = [];
+          for (let i = 0; i < 16; i++) sessions.push(await device(db, user, `device-${i}`));
+          const results = await Promise.allSettled(sessions.map((d) => auth.licenses.activate(user, { provider, licenseKey: key, ...d })));
           const ok = results.filter((r) => r.status === 'fulfilled');
           const refused = results.filter((r) => r.status === 'rejected');
           assert.equal(ok.length, 3, provider);
@@ -568,7 +676,7 @@ for (const dialect of SERVER_DIALECTS) {
       withStores(dialect, async ({ auth, gumroad, db }) => {
         const owner = await createUser(db);
         const { key } = gumroad.sell({ isMultiseatLicense: true, quantity: 5 });
-        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, ...await device(db, owner, 'owner') });
         const members = await Promise.all(Array.from({ length: 16 }, () => createUser(db)));
         const results = await Promise.allSettled(members.map((m) => auth.seats.assign(owner, m)));
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
@@ -606,7 +714,7 @@ for (const dialect of SERVER_DIALECTS) {
         await linkPrices(db);
         const owner = await createUser(db);
         const { key } = gumroad.sell({ isMultiseatLicense: true, quantity: 3 });
-        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, deviceName: 'owner' });
+        await auth.licenses.activate(owner, { provider: 'gumroad', licenseKey: key, ...await device(db, owner, 'owner') });
         const s = subscription({ userId: owner, priceId: PRICES.enterprise });
         s.items.data[0].quantity = 4;
         await auth.subscriptions.syncFromStripe(s as never, { eventCreated: Math.floor(Date.now() / 1000) - 60 });

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { DIALECTS, createUser, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, device, dropDatabase, freshDatabase, withDatabase } from './helpers/databases.ts';
 import { runScript } from './helpers/run.ts';
 import { passwordServer } from './helpers/password-server.ts';
 import { startSupabaseStandIn } from './helpers/supabase-standin.ts';
@@ -140,17 +140,17 @@ for (const dialect of DIALECTS) {
           const answers: unknown[] = [];
           const logs = await captureConsole(async () => {
             const catching = async (fn: () => Promise<unknown>) => { try { await fn(); } catch (e) { errors.push(e); } };
-            await auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'a' });
-            await auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'a' });
-            await catching(() => auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: ls.key, deviceName: 'b' })); // license_in_use
-            await catching(() => auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, deviceName: 'b' })); // device_limit_reached
-            await catching(() => auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: unknown, deviceName: 'a' })); // 404
-            await catching(() => auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: unknown, deviceName: 'a' }));
-            await catching(() => auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: `${unknown} x`, deviceName: 'a' })); // invalid
+            await auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, alice, 'a') });
+            await auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, alice, 'a') });
+            await catching(async () => auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: ls.key, ...await device(db, bob, 'b') })); // license_in_use
+            await catching(async () => auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: gr.key, ...await device(db, alice, 'b') })); // device_limit_reached
+            await catching(async () => auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: unknown, ...await device(db, alice, 'a') })); // 404
+            await catching(async () => auth.licenses.activate(alice, { provider: 'gumroad', licenseKey: unknown, ...await device(db, alice, 'a') }));
+            await catching(async () => auth.licenses.activate(alice, { provider: 'lemonsqueezy', licenseKey: `${unknown} x`, ...await device(db, alice, 'a') })); // invalid
             lemon.failure = { kind: 'http', status: 503 };
-            await catching(() => auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: unknown, deviceName: 'a' }));
+            await catching(async () => auth.licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: unknown, ...await device(db, bob, 'a') }));
             lemon.failure = { kind: 'slow', ms: 500 };
-            await catching(() => createPluginAuth(db, { ...options, licenses: { timeoutMs: 50 } }).licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: unknown, deviceName: 'a' }));
+            await catching(async () => createPluginAuth(db, { ...options, licenses: { timeoutMs: 50 } }).licenses.activate(bob, { provider: 'lemonsqueezy', licenseKey: unknown, ...await device(db, bob, 'a') }));
             lemon.failure = null;
             // Gumroad unreachable: validate answers from the stored check, within the grace period
             // (docs/licenses.md), and that answer must not carry the key either.

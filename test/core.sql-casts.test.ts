@@ -45,7 +45,7 @@ test('every SQL statement in src/ casts each of its parameters ($n::type)', () =
 /**
  * Plants, for every function of ours in public, an overload with every argument `text` (jsonb
  * arguments kept: they are sent cast) that raises `hijacked`. Where that signature is ours already
- * (all-text functions) there is nothing to plant. Then consume_usage and verify_plugin_token get
+ * (all-text functions) there is nothing to plant. Then consume_usage, verify_plugin_token and verify_plugin_session get
  * overloads that answer wrongly: "allowed" for anyone, "ok" for any token.
  */
 async function plantOverloads(db: Pick<Database, 'query' | 'exec'>, victim: string): Promise<string[]> {
@@ -79,6 +79,9 @@ async function plantOverloads(db: Pick<Database, 'query' | 'exec'>, victim: stri
     CREATE OR REPLACE FUNCTION public.verify_plugin_token(text, text)
     RETURNS TABLE (status TEXT, user_id UUID, expires_at TIMESTAMPTZ, device_name VARCHAR)
     LANGUAGE sql AS $b$ SELECT 'ok', '${victim}'::uuid, now() + interval '1 year', 'planted'::varchar $b$;
+    CREATE OR REPLACE FUNCTION public.verify_plugin_session(text, text)
+    RETURNS TABLE (status TEXT, user_id UUID, expires_at TIMESTAMPTZ, device_name VARCHAR, device_id UUID)
+    LANGUAGE sql AS $b$ SELECT 'ok', '${victim}'::uuid, now() + interval '1 year', 'planted'::varchar, gen_random_uuid() $b$;
   `);
   return (await db.query<{ signature: string }>('SELECT signature FROM public.hijack_planted ORDER BY 1')).map((r) => r.signature);
 }
@@ -95,9 +98,9 @@ for (const dialect of DIALECTS) {
         // The issue's two examples are among them, and so is every function the library calls with parameters.
         for (const signature of [
           'consume_usage(text, text, text, text, jsonb)', 'verify_plugin_token(text, text)', 'check_usage(text, text, text)',
-          'refund_usage(text, text)', 'usage_summary(text, text, text)', 'issue_plugin_token(text, text, text, text, text, text)',
+          'refund_usage(text, text)', 'usage_summary(text, text, text)', 'issue_plugin_token(text, text, text, text, text, text, text)', 'verify_plugin_session(text, text)',
           'revoke_plugin_token(text, text)', 'revoke_all_plugin_tokens(text, text)', 'list_plugin_tokens(text)',
-          'begin_plugin_login(text, text, text, text)', 'complete_plugin_login(text, text)',
+          'begin_plugin_login(text, text, text, text, text)', 'complete_plugin_login(text, text)',
           'claim_plugin_login(text, text, text, text, text, text)', 'sync_stripe_subscription(jsonb, text)',
           'assign_plan(text, text, text)', 'link_stripe_plan(text, text, text)', 'usage_report(text)',
           'purge_usage_batch(text, text, text)', 'effective_plan(text, text)', 'subscription_grants_access(text, text, text)',
@@ -171,11 +174,16 @@ if (DIALECTS.includes('postgres')) {
             CREATE FUNCTION public.verify_plugin_token(text, text)
             RETURNS TABLE (status TEXT, user_id UUID, expires_at TIMESTAMPTZ, device_name VARCHAR)
             LANGUAGE sql AS $b$ SELECT 'ok', '${user}'::uuid, now() + interval '1 year', 'planted'::varchar $b$;
-            GRANT EXECUTE ON FUNCTION public.consume_usage(text, text, text, text, jsonb), public.verify_plugin_token(text, text) TO PUBLIC;`);
+            CREATE FUNCTION public.verify_plugin_session(text, text)
+            RETURNS TABLE (status TEXT, user_id UUID, expires_at TIMESTAMPTZ, device_name VARCHAR, device_id UUID)
+            LANGUAGE sql AS $b$ SELECT 'ok', '${user}'::uuid, now() + interval '1 year', 'planted'::varchar, gen_random_uuid() $b$;
+            GRANT EXECUTE ON FUNCTION public.consume_usage(text, text, text, text, jsonb), public.verify_plugin_token(text, text),
+              public.verify_plugin_session(text, text) TO PUBLIC;`);
         });
         const owners = await db.query<{ owner: string }>(
           `SELECT DISTINCT pg_get_userbyid(proowner) AS owner FROM pg_proc
-            WHERE oid IN ('public.consume_usage(text, text, text, text, jsonb)'::regprocedure, 'public.verify_plugin_token(text, text)'::regprocedure)`,
+            WHERE oid IN ('public.consume_usage(text, text, text, text, jsonb)'::regprocedure, 'public.verify_plugin_token(text, text)'::regprocedure,
+                          'public.verify_plugin_session(text, text)'::regprocedure)`,
         );
         assert.deepEqual(owners.map((o) => o.owner), ['fpa_test_intruder']);
         for (let i = 0; i < 2; i++) assert.equal((await auth.usage.consume(user, 'resize')).reason, 'ok');

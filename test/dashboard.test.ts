@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, device, withDatabase } from './helpers/databases.ts';
 import { expectOverview, seedDashboardHistory, utcDate } from './helpers/dashboard.ts';
 import { createDashboardHandler } from '../src/index.ts';
 import { readFunnel, readOverview, readRange, readTopUsers, readUsersPerDay, readUserView, type RangeDays } from '../src/dashboard/queries.ts';
@@ -178,11 +178,11 @@ for (const dialect of DIALECTS) {
         const member = await createUser(db, 'member@example.com');
         await db.query(`SELECT * FROM public.link_license_plan('basic', 'gumroad', 'solo')`);
         await db.query(`SELECT * FROM public.link_license_plan('enterprise', 'lemonsqueezy', 'team', NULL, NULL, 3)`);
-        const activate = (provider: string, user: string, product: string, quantity: number) =>
+        const activate = async (provider: string, user: string, product: string, quantity: number) =>
           db.query<{ license_id: string }>(
-            `SELECT license_id FROM public.license_record_activation($1::varchar, $2::text, 'ABCD', $3::uuid, 'Mac', NULL, $4::varchar,
+            `SELECT license_id FROM public.license_record_activation($1::varchar, $2::text, 'ABCD', $3::uuid, $6::uuid, 'Mac', NULL, $4::varchar,
                NULL, NULL, 'active', NULL, $5::integer, NULL, NULL)`,
-            [provider, digest(), user, product, quantity],
+            [provider, digest(), user, product, quantity, (await device(db, user, 'Mac')).deviceId],
           );
         await activate('gumroad', dee, 'solo', 1);
         const [team] = await activate('lemonsqueezy', owner, 'team', 3);

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, device, withDatabase } from './helpers/databases.ts';
 import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
 import { createPluginAuth } from '../src/auth.ts';
@@ -170,7 +170,7 @@ for (const dialect of DIALECTS) {
           assert.equal((await resize()).status, 402, 'revoked at once');
           // Gumroad: the ping is re-verified; while Gumroad is down the route answers 503 so it retries.
           const g = gumroad.sell();
-          await auth.licenses.activate(other, { provider: 'gumroad', licenseKey: g.key, deviceName: 'laptop' });
+          await auth.licenses.activate(other, { provider: 'gumroad', licenseKey: g.key, ...await device(db, other, 'laptop') });
           g.purchase.refunded = true;
           const ping = new URLSearchParams({ resource_name: 'refund', license_key: g.key, product_id: 'plug-pro_Wsw==' }).toString();
           gumroad.failure = { kind: 'http', status: 503 };

@@ -39,6 +39,7 @@ for (const dialect of DIALECTS) {
           ALTER FUNCTION public.subscription_grants_access(varchar, timestamptz, timestamptz) RESET search_path;
           GRANT EXECUTE ON FUNCTION public.increment_daily_usage(uuid, varchar, date) TO PUBLIC;
           DROP INDEX public.idx_plugin_tokens_user_id;
+          DROP INDEX public.idx_plugin_tokens_user_device; -- (user_id, device_id) covers the foreign key too (sql/025)
           CREATE INDEX idx_twin ON public.plugin_usage (created_at);`);
         const findings = lintCatalog(await readCatalog(db), OURS).map((f) => `${f.rule} ${f.object}`);
         assert.deepEqual(findings.sort(), [

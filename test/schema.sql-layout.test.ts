@@ -45,11 +45,27 @@ test('no function is defined twice among the files of sql/functions/, and none o
     const other = f.sql.replace(/CREATE OR REPLACE FUNCTION[\s\S]*?AS (\$\w*\$)[\s\S]*?\1;?/g, '').replace(/--[^\n]*/g, '').trim();
     assert.equal(other, '', `sql/functions/${f.name}.sql has statements other than CREATE OR REPLACE FUNCTION`);
   }
-  // Numbered files after the last one of the old layout change state only.
-  for (const m of loadMigrations().filter((m) => m.version > LAST_OLD_LAYOUT)) {
-    assert.doesNotMatch(m.sql, /CREATE\s+(OR\s+REPLACE\s+)?FUNCTION|prosrc|pg_get_functiondef/i, `sql/${m.name}.sql: functions belong in sql/functions/`);
+  // Numbered files after the last one of the old layout change state only: no function is
+  // created, replaced or altered there (nor rebuilt from the catalog). Dropping one is state (a
+  // retired signature, so the function file can create the new one); that it is retired is
+  // checked on a database below.
+  for (const m of newLayoutMigrations()) {
+    const code = m.sql.replace(/--[^\n]*/g, '');
+    assert.doesNotMatch(code, /CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)|ALTER\s+(FUNCTION|PROCEDURE)|prosrc|pg_get_functiondef/i, `sql/${m.name}.sql: functions belong in sql/functions/`);
   }
+  assert.ok(retiredSignatures().length > 0, 'sql/025 drops the signatures it retires');
 });
+
+function newLayoutMigrations(): Migration[] {
+  return loadMigrations().filter((m) => m.version > LAST_OLD_LAYOUT);
+}
+
+/** `DROP FUNCTION [IF EXISTS] public.name(types)` of the numbered files after the old layout. */
+function retiredSignatures(): { file: string; signature: string }[] {
+  return newLayoutMigrations().flatMap((m) =>
+    [...m.sql.replace(/--[^\n]*/g, '').matchAll(/DROP\s+FUNCTION\s+(?:IF\s+EXISTS\s+)?(public\.\w+\s*\([^()]*\))/gi)]
+      .map((d) => ({ file: m.name, signature: d[1]!.replace(/\s+/g, ' ') })));
+}
 
 test('export supabase defines each function once, and carries no numbered file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fpa-export-'));
@@ -94,6 +110,11 @@ for (const dialect of DIALECTS) {
           const first = await applySchema(fresh);
           assert.deepEqual(first.applied, loadMigrations().map((m) => m.name), 'a fresh install records every numbered file');
           assert.deepEqual(await describeSchema(fresh), upgraded, 'fresh and upgraded: the same tables, columns, constraints, indexes, functions, triggers, sequences, grants');
+          // A numbered file drops only signatures that no function file defines any more.
+          for (const { file, signature } of retiredSignatures()) {
+            const [row] = await fresh.query<{ oid: string | null }>('SELECT pg_catalog.to_regprocedure($1::text)::text AS oid', [signature]);
+            assert.equal(row!.oid, null, `sql/${file}.sql drops ${signature}, which the function files define`);
+          }
         }, { setup: false });
       }, { setup: false }));
 

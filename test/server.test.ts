@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import Stripe from 'stripe';
-import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
+import { DIALECTS, createUser, device, withDatabase } from './helpers/databases.ts';
 import { ROOT } from './helpers/run.ts';
 import { PRICES, event, linkPrices, subscription } from './helpers/stripe.ts';
 import { startFigmaStandIn } from './helpers/figma-standin.ts';
@@ -22,6 +22,9 @@ import { ERRORS } from '../src/core/errors.ts';
 import { confirmationCode, createPluginServer, loginPageHtml, type LogEntry, type PluginServerOptions } from '../src/server/index.ts';
 import type { Database } from '../src/core/db.ts';
 import { LEMON_WEBHOOK_SECRET as LEMON_SECRET, STRIPE_WEBHOOK_SECRET as STRIPE_SECRET, TOKEN_SECRET } from './helpers/secrets.ts';
+import { createPluginClient } from '../src/plugin/client.ts';
+import { installPluginBridge } from '../src/plugin/main.ts';
+import { BRIDGE_TAG, type BridgeOp } from '../src/plugin/protocol.ts';
 
 const WEBSITE = 'https://app.example.com';
 const PAT = 'figd_server-test-personal-access-token';
@@ -189,6 +192,123 @@ for (const dialect of DIALECTS) {
         }
       }));
 
+    test('a device across logins: the login route takes { deviceId }; two logins from one install (raw HTTP, then the plugin client) keep one device; another user\'s device id is not kept', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const alice = await createUser(db);
+        const bob = await createUser(db);
+        let signedIn: string | null = null;
+        const s = await start(db, { signedIn: () => signedIn });
+        const devicesOf = async (userId: string) =>
+          (await db.query<{ device_id: string }>('SELECT DISTINCT device_id::text AS device_id FROM public.plugin_tokens WHERE user_id = $1::uuid', [userId])).map((r) => r.device_id);
+        // One login over HTTP as `userId`, with the body given to the login route.
+        const login = async (userId: string, body: string | undefined, headers: Record<string, string> = JSON_HEADERS) => {
+          const begun = await fetch(`${s.url}/plugin/login`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) });
+          assert.equal(begun.status, 200, await begun.clone().text());
+          const b = await json<{ readKey: string; loginUrl: string }>(begun);
+          signedIn = userId;
+          const ok = await post(`${s.url}/plugin/login/complete`, JSON.stringify({ writeKey: new URL(b.loginUrl).hash.slice(1) }), { ...JSON_HEADERS, origin: WEBSITE });
+          assert.equal(ok.status, 200);
+          return json<{ status: string; token: string; deviceId: string }>(await post(`${s.url}/plugin/login/poll`, JSON.stringify({ readKey: b.readKey })));
+        };
+        try {
+          // Raw HTTP: no body (as before) mints a device; sending it back keeps it.
+          const first = await login(alice, undefined, {});
+          assert.equal(first.status, 'done');
+          assert.match(first.deviceId, /^[0-9a-f-]{36}$/);
+          const second = await login(alice, JSON.stringify({ deviceId: first.deviceId }));
+          assert.equal(second.deviceId, first.deviceId, 'the same install stays one device');
+          assert.notEqual(second.token, first.token);
+          assert.deepEqual(await devicesOf(alice), [first.deviceId]);
+          // Alice's device id sent by Bob's login: Bob gets a device of his own.
+          const stolen = await login(bob, JSON.stringify({ deviceId: first.deviceId }));
+          assert.notEqual(stolen.deviceId, first.deviceId);
+          assert.deepEqual(await devicesOf(bob), [stolen.deviceId]);
+          assert.deepEqual(await devicesOf(alice), [first.deviceId], 'nothing of Alice changed');
+          // Bad bodies: typed refusals, no login request written.
+          const before = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_login_requests'))[0]!.n;
+          for (const [body, headers, status, error] of [
+            [JSON.stringify({ deviceId: 'Figma' }), JSON_HEADERS, 400, 'invalid_device_id'],
+            [JSON.stringify({ deviceId: 42 }), JSON_HEADERS, 400, 'invalid_device_id'],
+            ['[1]', JSON_HEADERS, 400, 'invalid_json'],
+            [JSON.stringify({ deviceId: first.deviceId }), { 'content-type': 'text/plain' }, 415, 'unsupported_media_type'],
+          ] as const) {
+            const r = await post(`${s.url}/plugin/login`, body, headers);
+            assert.deepEqual([r.status, await json(r)], [status, { error }], body);
+          }
+          assert.equal((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_login_requests'))[0]!.n, before);
+
+          // The plugin client, with the main thread's bridge on a stand-in of figma (clientStorage in a Map).
+          const storage = new Map<string, unknown>();
+          const listeners: Array<(message: unknown, props: unknown) => void> = [];
+          const pending = new Map<string, (reply: { ok: boolean; value?: unknown; error?: string }) => void>();
+          installPluginBridge({
+            clientStorage: {
+              getAsync: async (key) => structuredClone(storage.get(key)),
+              setAsync: async (key, value) => void storage.set(key, structuredClone(value)),
+              deleteAsync: async (key) => void storage.delete(key),
+            },
+            ui: {
+              postMessage: (reply: { id: string; ok: boolean; value?: unknown; error?: string }) => pending.get(reply.id)?.(reply),
+              on: (_type, callback) => void listeners.push(callback),
+              off: () => {},
+            },
+            openExternal: () => {},
+          });
+          let requestId = 0;
+          const bridge = {
+            request: (op: BridgeOp) => new Promise<unknown>((resolve, reject) => {
+              const id = `r${++requestId}`;
+              pending.set(id, (reply) => (reply.ok ? resolve(reply.value) : reject(new Error(reply.error))));
+              for (const listener of listeners) listener({ ...op, tag: BRIDGE_TAG, kind: 'request', id }, {});
+            }),
+          };
+          let signInAs = alice;
+          const sent: unknown[] = [];
+          const newClient = () => createPluginClient({
+            apiBaseUrl: s.url,
+            bridge,
+            poll: { initialDelayMs: 20, maxDelayMs: 50 },
+            retry: { attempts: 1 },
+            fetch: async (input, init) => {
+              if (String(input).endsWith('/plugin/login')) sent.push(JSON.parse(String(init?.body)));
+              return fetch(input, init);
+            },
+            // The browser: the signed-in user confirms on the website page.
+            openUrl: (url) => {
+              signedIn = signInAs;
+              void post(`${s.url}/plugin/login/complete`, JSON.stringify({ writeKey: new URL(url).hash.slice(1) }), { ...JSON_HEADERS, origin: WEBSITE });
+              return true;
+            },
+          });
+          const carol = await createUser(db);
+          signInAs = carol;
+          const client = newClient();
+          assert.equal((await client.signIn()).kind, 'ok');
+          const [carolDevice] = await devicesOf(carol);
+          assert.equal(storage.get('figma-plugin-auth-db.session.device'), carolDevice, 'the main thread keeps the device id');
+          await client.signOut();
+          assert.equal(storage.get('figma-plugin-auth-db.session'), undefined, 'the session is gone');
+          assert.equal((await client.signIn()).kind, 'ok');
+          // A new UI (the plugin closed and opened again): the id comes from the main thread's storage.
+          assert.equal((await newClient().signIn()).kind, 'ok');
+          assert.deepEqual(sent, [{}, { deviceId: carolDevice }, { deviceId: carolDevice }]);
+          assert.deepEqual(await devicesOf(carol), [carolDevice], 'three logins from one install: one device');
+          const tokens = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_tokens WHERE user_id = $1::uuid', [carol]);
+          assert.equal(tokens[0]!.n, 3);
+          // The same install, then signed in as another user: the id is Carol's, so Dave gets his own.
+          const dave = await createUser(db);
+          signInAs = dave;
+          assert.equal((await newClient().signIn()).kind, 'ok');
+          assert.deepEqual(sent.at(-1), { deviceId: carolDevice });
+          const daveDevices = await devicesOf(dave);
+          assert.equal(daveDevices.length, 1);
+          assert.notEqual(daveDevices[0], carolDevice);
+          assert.equal(storage.get('figma-plugin-auth-db.session.device'), daveDevices[0], 'the install now holds the device the server gave');
+        } finally {
+          await s.close();
+        }
+      }));
+
     test('the website route refuses cross-site requests (text/plain, form, foreign or null Origin, Sec-Fetch-Site cross-site/same-site/none, neither header) and completes nothing', () =>
       withDatabase(dialect, async ({ db }) => {
         const userId = await createUser(db);
@@ -327,8 +447,11 @@ for (const dialect of DIALECTS) {
             await auth.plans.linkFigma('pro', 'PAID');
             figma.tokens.set('payment-token-1', { figmaUserId: '777', status: 'PAID', dateOfPurchase: new Date().toISOString() });
             let r = await post(`${s.url}/plugin/figma/sign-in`, JSON.stringify({ paymentToken: 'payment-token-1' }));
-            const signedIn = await json<{ token: string; planSlug: string; figmaUserId: string }>(r);
+            const signedIn = await json<{ token: string; planSlug: string; figmaUserId: string; deviceId: string }>(r);
             assert.deepEqual([r.status, signedIn.planSlug, signedIn.figmaUserId], [200, 'pro', '777']);
+            // Signing in again from the same install, with the device id it was given: the same device.
+            r = await post(`${s.url}/plugin/figma/sign-in`, JSON.stringify({ paymentToken: 'payment-token-1', deviceId: signedIn.deviceId }));
+            assert.equal((await json<{ deviceId: string }>(r)).deviceId, signedIn.deviceId);
             r = await post(`${s.url}/plugin/figma/sign-in`, JSON.stringify({ paymentToken: 42 }));
             assert.deepEqual([r.status, await json(r)], [400, { error: 'invalid_payment_token' }]);
 
@@ -353,7 +476,7 @@ for (const dialect of DIALECTS) {
 
             await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: 'plug-pro_Wsw==' });
             const g = gumroad.sell();
-            await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: g.key, deviceName: 'laptop' });
+            await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: g.key, ...await device(db, user, 'laptop') });
             g.purchase.refunded = true;
             const ping = new URLSearchParams({ resource_name: 'refund', license_key: g.key, product_id: 'plug-pro_Wsw==' }).toString();
             r = await post(`${s.url}/webhooks/gumroad`, ping, { 'content-type': 'application/x-www-form-urlencoded' });

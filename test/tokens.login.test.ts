@@ -31,7 +31,7 @@ for (const dialect of DIALECTS) {
         const issued = await tokens.pollLogin(login.readKey);
         assert.ok(issued);
         assert.deepEqual(await tokens.verify(issued.token), {
-          userId, tokenId: issued.tokenId, expiresAt: issued.expiresAt, deviceName: 'Figma desktop',
+          userId, tokenId: issued.tokenId, expiresAt: issued.expiresAt, deviceName: 'Figma desktop', deviceId: issued.deviceId,
         });
         await assert.rejects(tokens.pollLogin(login.readKey), (e) => e instanceof NotFoundError && code('login_not_found')(e));
         await assert.rejects(tokens.completeLogin(login.writeKey, userId), code('login_not_found'));

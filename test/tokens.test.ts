@@ -39,9 +39,43 @@ for (const dialect of DIALECTS) {
         assert.equal(issued.expiresAt.getTime(), claims.exp! * 1000);
 
         const verified = await tokens.verify(issued.token);
-        assert.deepEqual(verified, { userId, tokenId: issued.tokenId, expiresAt: issued.expiresAt, deviceName: 'Figma desktop' });
+        assert.deepEqual(verified, { userId, tokenId: issued.tokenId, expiresAt: issued.expiresAt, deviceName: 'Figma desktop', deviceId: issued.deviceId });
         const stored = await db.query<{ token_hash: string }>('SELECT token_hash FROM public.plugin_tokens WHERE id = $1', [issued.tokenId]);
         assert.equal(stored[0]!.token_hash, sha256(issued.token));
+      }));
+
+    test('a device is a server-minted id per install, never the name: kept only when a session of the same user had it (issue 22)', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const tokens = createTokens(db, { tokenSecret: SECRET });
+        const [alice, bob] = [await createUser(db), await createUser(db)];
+        // Five installs all named "Figma": five devices.
+        const five = await Promise.all(Array.from({ length: 5 }, () => tokens.issue(alice, { deviceName: 'Figma' })));
+        assert.equal(new Set(five.map((t) => t.deviceId)).size, 5);
+        for (const t of five) assert.deepEqual(await tokens.verify(t.token).then((v) => [v.deviceId, v.deviceName]), [t.deviceId, 'Figma']);
+        // The same install signing in again sends back its id: the same device, under any name.
+        const again = await tokens.issue(alice, { deviceName: 'Renamed', deviceId: five[0]!.deviceId });
+        assert.equal(again.deviceId, five[0]!.deviceId);
+        // Kept after that device's sessions were revoked (the id is still one the server gave alice).
+        await tokens.revokeAll(alice);
+        assert.equal((await tokens.issue(alice, { deviceId: five[1]!.deviceId })).deviceId, five[1]!.deviceId);
+        // Another user's device id, or one the server never minted: a new device, never theirs.
+        const stolen = await tokens.issue(bob, { deviceName: 'Figma', deviceId: five[2]!.deviceId });
+        assert.ok(!five.some((t) => t.deviceId === stolen.deviceId));
+        const madeUp = await tokens.issue(bob, { deviceId: randomUUID() });
+        assert.notEqual(madeUp.deviceId, stolen.deviceId);
+        // The login hand-over keeps the device the same way (checked once the user is known).
+        for (const [keep, same] of [[five[3]!.deviceId, true], [stolen.deviceId, false]] as const) {
+          const login = await tokens.beginLogin({ deviceName: 'Figma', deviceId: keep });
+          await tokens.completeLogin(login.writeKey, alice);
+          const issued = (await tokens.pollLogin(login.readKey))!;
+          assert.equal(issued.deviceId === keep, same);
+          assert.equal((await tokens.verify(issued.token)).deviceId, issued.deviceId);
+        }
+        await assert.rejects(tokens.issue(alice, { deviceId: 'Figma' }), (e) => e instanceof ValidationError && e.code === 'invalid_device_id');
+        await assert.rejects(tokens.beginLogin({ deviceId: 42 as never }), (e) => e instanceof ValidationError && e.code === 'invalid_device_id');
+        // Issued before sql/025: each token got a device of its own (the column's default).
+        const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_tokens WHERE device_id IS NULL');
+        assert.equal(rows[0]!.n, 0);
       }));
 
     test('no raw token appears anywhere in a full data dump after issue and verify', () =>

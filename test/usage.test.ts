@@ -249,6 +249,53 @@ for (const dialect of DIALECTS) {
         await rejectsWith(usage.consume(user, 'resize', { idempotencyKey: 'op-1', items: 2 }), ValidationError, 'idempotency_key_reused');
       }));
 
+    test('a key replays only a retry: never after a refund, after the 10-minute window, or for another operation (issue 22)', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const usage = createUsage(db);
+        const user = await createUser(db);
+        await setPlan(db, user, 'basic'); // 4 a day
+        // (a) consume, refund (the work failed), retry with the same key: refused, never allowed uncounted.
+        assert.equal((await usage.consume(user, 'resize', { idempotencyKey: 'job-1' })).allowed, true);
+        assert.equal((await usage.refund(user, 'job-1')).refunded, true);
+        const before = await totals(db, user);
+        for (let i = 0; i < 10; i++) {
+          await rejectsWith(usage.consume(user, 'resize', { idempotencyKey: 'job-1' }), ValidationError, 'idempotency_key_reused');
+        }
+        assert.deepEqual(await totals(db, user), before, 'refused: nothing written');
+        // Ten operations, each with a key and a refund-then-retry: the plan's 4 a day still hold.
+        let allowed = 0;
+        for (let i = 0; i < 10; i++) {
+          if ((await usage.consume(user, 'resize', { idempotencyKey: `op-${i}` })).allowed) allowed++;
+        }
+        assert.equal(allowed, 4);
+        assert.equal((await counter(db, user, 'resize')), 4);
+        // (b) one key sent 50 times within the window: counted once, 50 times the same answer.
+        const other = await createUser(db);
+        const answers = [];
+        for (let i = 0; i < 50; i++) answers.push(await usage.consume(other, 'export', { idempotencyKey: 'same' }));
+        assert.deepEqual(answers.map((a) => [a.allowed, a.used, a.replayed]), [[true, 1, false], ...Array.from({ length: 49 }, () => [true, 1, true])]);
+        assert.equal(await counter(db, other, 'export'), 1);
+        // After the retry window (10 minutes from the first use): refused, not replayed.
+        await db.query("UPDATE public.plugin_usage SET created_at = now() - interval '9 minutes' WHERE user_id = $1::uuid", [other]);
+        assert.equal((await usage.consume(other, 'export', { idempotencyKey: 'same' })).replayed, true, 'still within the window');
+        await db.query("UPDATE public.plugin_usage SET created_at = now() - interval '10 minutes 1 second' WHERE user_id = $1::uuid", [other]);
+        await rejectsWith(usage.consume(other, 'export', { idempotencyKey: 'same' }), ValidationError, 'idempotency_key_reused');
+        assert.equal(await counter(db, other, 'export'), 1);
+        // With other items (or another action): refused, within the window too.
+        await usage.consume(other, 'resize', { idempotencyKey: 'batch', items: 1 });
+        await rejectsWith(usage.consume(other, 'resize', { idempotencyKey: 'batch', items: 2 }), ValidationError, 'idempotency_key_reused');
+        await rejectsWith(usage.consume(other, 'export', { idempotencyKey: 'batch' }), ValidationError, 'idempotency_key_reused');
+        // A denied first answer replays denied within the window, and is refused after it.
+        await usage.consume(other, 'resize');
+        const denied = await usage.consume(other, 'resize', { idempotencyKey: 'late' });
+        assert.equal(denied.reason, 'limit_reached');
+        assert.deepEqual(await usage.consume(other, 'resize', { idempotencyKey: 'late' }), { ...denied, replayed: true });
+        await db.query("UPDATE public.plugin_usage SET created_at = now() - interval '11 minutes' WHERE user_id = $1::uuid AND idempotency_key = 'late'", [other]);
+        await rejectsWith(usage.consume(other, 'resize', { idempotencyKey: 'late' }), ValidationError, 'idempotency_key_reused');
+        // The SQL function (the rpc path) answers the same, with its SQLSTATE.
+        await assert.rejects(db.query("SELECT * FROM public.consume_usage($1::uuid, 'resize', 1, 'job-1', NULL)", [user]), (e) => sqlState(e) === 'PA009');
+      }));
+
     test('refund gives back once, never below zero; denied calls and unknown keys give nothing back', () =>
       withDatabase(dialect, async ({ db }) => {
         const usage = createUsage(db);
@@ -395,6 +442,25 @@ for (const dialect of DIALECTS) {
           const { replayed: _r, ...first } = answers.find((a) => !a.replayed)!;
           for (const a of answers) assert.deepEqual({ ...a, replayed: false }, { ...first, replayed: false });
           assert.deepEqual(await totals(db, user), { usageRows: 1, allowedRows: 1, deniedRows: 0, summaryRows: 1, counted: 1 });
+        }, { max: 16 }));
+
+      test('the same new key from 16 connections after a refund of another: one counts, the rest replay; a refunded key from 16 connections: all refused', () =>
+        withDatabase('postgres', async ({ db }) => {
+          const usage = createUsage(db);
+          const user = await createUser(db);
+          await setPlan(db, user, 'basic');
+          await usage.consume(user, 'resize', { idempotencyKey: 'refunded' });
+          await usage.refund(user, 'refunded');
+          const settled = await Promise.allSettled(Array.from({ length: 32 }, (_, i) =>
+            usage.consume(user, 'resize', { idempotencyKey: i % 2 ? 'refunded' : 'fresh' })));
+          const fresh = settled.filter((_, i) => i % 2 === 0);
+          const refunded = settled.filter((_, i) => i % 2 === 1);
+          assert.ok(fresh.every((r) => r.status === 'fulfilled' && r.value.allowed));
+          assert.equal(fresh.filter((r) => r.status === 'fulfilled' && !r.value.replayed).length, 1);
+          assert.ok(refunded.every((r) => r.status === 'rejected' && (r.reason as PluginAuthError).code === 'idempotency_key_reused'));
+          assert.equal(await counter(db, user, 'resize'), 1, 'the refunded operation is given back; the fresh key counts once');
+          const backends = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()');
+          assert.ok(backends[0]!.n >= 8, `parallel connections were used (${backends[0]!.n})`);
         }, { max: 16 }));
 
       test('16 keys, 4 requests each, at once on basic: 4 operations allowed, each key answered consistently', () =>

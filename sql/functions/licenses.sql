@@ -135,7 +135,7 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.license_begin_activation(p_provider character varying, p_key_hash text, p_user_id uuid, p_device_name character varying, OUT license_id uuid, OUT device_known boolean)
+CREATE OR REPLACE FUNCTION public.license_begin_activation(p_provider character varying, p_key_hash text, p_user_id uuid, p_device_id uuid, p_device_name character varying, OUT license_id uuid, OUT device_known boolean, OUT device_name character varying)
  RETURNS record
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -149,9 +149,20 @@ BEGIN
   PERFORM public.license_check_provider(p_provider);
   PERFORM public.plugin_auth_check_digest(p_key_hash, 'p_key_hash');
   PERFORM public.plugin_auth_require_user(p_user_id);
-  IF p_device_name IS NULL OR pg_catalog.length(p_device_name) NOT BETWEEN 1 AND 255 OR p_device_name ~ '[[:cntrl:]]' THEN
+  IF p_device_name IS NOT NULL AND (pg_catalog.length(p_device_name) NOT BETWEEN 1 AND 255 OR p_device_name ~ '[[:cntrl:]]') THEN
     RAISE EXCEPTION 'invalid_device_name: a device name is 1 to 255 characters without control characters' USING ERRCODE = 'PA020';
   END IF;
+  -- A device is an id the server minted with a plugin session of this user (plugin_tokens.device_id),
+  -- never the name the caller sends: five machines all called "Figma" are five devices.
+  SELECT t.device_name INTO device_name FROM public.plugin_tokens AS t
+   WHERE t.user_id = p_user_id AND t.device_id = p_device_id
+   ORDER BY t.created_at DESC LIMIT 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown_device: this device id belongs to no plugin session of this user; pass the deviceId auth.tokens.verify returns'
+      USING ERRCODE = 'PA100';
+  END IF;
+  -- The name is for display: the caller's, else the session's, else a placeholder.
+  device_name := COALESCE(p_device_name, NULLIF(device_name, ''), 'Unnamed device');
   PERFORM pg_catalog.pg_advisory_xact_lock(7320, pg_catalog.hashtext(p_provider || ':' || p_key_hash));
   SELECT k.* INTO v_license FROM public.licenses AS k
    WHERE k.provider = p_provider AND k.key_hash = p_key_hash FOR UPDATE;
@@ -164,13 +175,14 @@ BEGIN
     RAISE EXCEPTION 'license_in_use: this license key is activated by another user' USING ERRCODE = 'PA084';
   END IF;
   license_id := v_license.id;
-  device_known := EXISTS (SELECT 1 FROM public.license_devices AS d WHERE d.license_id = v_license.id AND d.device_name = p_device_name);
+  device_known := EXISTS (SELECT 1 FROM public.license_devices AS d WHERE d.license_id = v_license.id AND d.device_id = p_device_id);
   IF device_known THEN
     RETURN;
   END IF;
   SELECT LEAST(t.device_limit, v_license.activation_limit) INTO v_limit
     FROM public.license_terms(v_license.provider, v_license.product_id, v_license.variant_id) AS t;
-  SELECT pg_catalog.count(*)::integer, pg_catalog.string_agg(d.device_name, ', ' ORDER BY d.activated_at, d.device_name)
+  SELECT pg_catalog.count(*)::integer,
+         pg_catalog.string_agg(d.device_name || ' (' || pg_catalog.left(d.device_id::text, 8) || ')', ', ' ORDER BY d.activated_at, d.device_id)
     INTO v_count, v_devices
     FROM public.license_devices AS d WHERE d.license_id = v_license.id;
   IF v_limit IS NOT NULL AND v_count >= v_limit THEN
@@ -180,7 +192,7 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.license_record_activation(p_provider character varying, p_key_hash text, p_key_prefix character varying, p_user_id uuid, p_device_name character varying, p_provider_key_id character varying, p_product_id character varying, p_variant_id character varying, p_order_id character varying, p_status character varying, p_activation_limit integer, p_quantity integer, p_expires_at timestamp with time zone, p_instance_id character varying, OUT license_id uuid, OUT activations_used integer, OUT device_limit integer, OUT plan_id uuid)
+CREATE OR REPLACE FUNCTION public.license_record_activation(p_provider character varying, p_key_hash text, p_key_prefix character varying, p_user_id uuid, p_device_id uuid, p_device_name character varying, p_provider_key_id character varying, p_product_id character varying, p_variant_id character varying, p_order_id character varying, p_status character varying, p_activation_limit integer, p_quantity integer, p_expires_at timestamp with time zone, p_instance_id character varying, OUT license_id uuid, OUT activations_used integer, OUT device_limit integer, OUT plan_id uuid)
  RETURNS record
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -191,6 +203,7 @@ DECLARE
   v_known BOOLEAN;
   v_old_status VARCHAR;
   v_seats INTEGER;
+  v_device_name VARCHAR;
 BEGIN
   IF p_product_id IS NULL OR p_product_id !~ '^[A-Za-z0-9_=+/.:-]{1,128}$'
      OR (COALESCE(p_variant_id, '') <> '' AND p_variant_id !~ '^[A-Za-z0-9_=+/.:-]{1,128}$') THEN
@@ -202,8 +215,8 @@ BEGIN
      OR p_key_prefix IS NULL OR p_key_prefix !~ '^[\x21-\x7e]{1,8}$' THEN
     RAISE EXCEPTION 'invalid_license_answer: status, activation limit, quantity or key prefix out of range' USING ERRCODE = 'PA083';
   END IF;
-  SELECT b.license_id, b.device_known INTO license_id, v_known
-    FROM public.license_begin_activation(p_provider, p_key_hash, p_user_id, p_device_name) AS b;
+  SELECT b.license_id, b.device_known, b.device_name INTO license_id, v_known, v_device_name
+    FROM public.license_begin_activation(p_provider, p_key_hash, p_user_id, p_device_id, p_device_name) AS b;
   IF license_id IS NULL THEN
     INSERT INTO public.licenses AS k (provider, key_hash, key_prefix, provider_key_id, user_id, product_id, variant_id,
       order_id, status, activation_limit, quantity, expires_at, checked_at, state_at)
@@ -230,15 +243,16 @@ BEGIN
        AND (SELECT pg_catalog.count(*) FROM public.license_devices AS d WHERE d.license_id = license_id) >= device_limit THEN
       RAISE EXCEPTION 'device_limit_reached: this license is active on % of % devices; deactivate one of: %',
         device_limit, device_limit,
-        (SELECT pg_catalog.string_agg(d.device_name, ', ' ORDER BY d.activated_at, d.device_name)
+        (SELECT pg_catalog.string_agg(d.device_name || ' (' || pg_catalog.left(d.device_id::text, 8) || ')', ', ' ORDER BY d.activated_at, d.device_id)
            FROM public.license_devices AS d WHERE d.license_id = license_id)
         USING ERRCODE = 'PA085';
     END IF;
-    INSERT INTO public.license_devices (license_id, device_name, instance_id)
-    VALUES (license_id, p_device_name, p_instance_id);
-  ELSIF p_instance_id IS NOT NULL THEN
-    UPDATE public.license_devices AS d SET instance_id = p_instance_id
-     WHERE d.license_id = license_id AND d.device_name = p_device_name;
+    INSERT INTO public.license_devices (license_id, device_id, device_name, instance_id)
+    VALUES (license_id, p_device_id, v_device_name, p_instance_id);
+  ELSE
+    -- The same device again: its name may have changed; its store instance is kept or replaced.
+    UPDATE public.license_devices AS d SET device_name = v_device_name, instance_id = COALESCE(p_instance_id, d.instance_id)
+     WHERE d.license_id = license_id AND d.device_id = p_device_id;
   END IF;
   SELECT pg_catalog.count(*)::integer INTO activations_used FROM public.license_devices AS d WHERE d.license_id = license_id;
   IF v_old_status IS DISTINCT FROM (SELECT k.status FROM public.licenses AS k WHERE k.id = license_id) THEN
@@ -247,7 +261,7 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.license_remove_device(p_provider character varying, p_key_hash text, p_user_id uuid, p_device_name character varying)
+CREATE OR REPLACE FUNCTION public.license_remove_device(p_provider character varying, p_key_hash text, p_user_id uuid, p_device_id uuid)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -264,7 +278,7 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'license_not_found: this user has no such license' USING ERRCODE = 'PA086';
   END IF;
-  DELETE FROM public.license_devices AS d WHERE d.license_id = v_id AND d.device_name = p_device_name;
+  DELETE FROM public.license_devices AS d WHERE d.license_id = v_id AND d.device_id = p_device_id;
   SELECT pg_catalog.count(*)::integer INTO v_left FROM public.license_devices AS d WHERE d.license_id = v_id;
   RETURN v_left;
 END;
@@ -287,11 +301,16 @@ BEGIN
   IF p_match IS NULL OR p_match NOT IN ('key_id', 'order_id', 'key_hash', 'none') THEN
     RAISE EXCEPTION 'invalid_license_answer: p_match is key_id, order_id, key_hash or none' USING ERRCODE = 'PA083';
   END IF;
-  INSERT INTO public.license_webhook_events (provider, event_id, event_name) VALUES (p_provider, p_event_id, p_event_name)
-  ON CONFLICT (provider, event_id) DO NOTHING;
-  IF NOT FOUND THEN
-    applied := false; reason := 'duplicate'; licenses := 0;
-    RETURN;
+  -- Signed deliveries (Lemon Squeezy) are de-duplicated by their body's digest. Gumroad's pings
+  -- are unsigned: anyone can send one first, so they are never de-duplicated nor stored; each is
+  -- applied with the state just verified with Gumroad's API (p_authoritative), which is idempotent.
+  IF p_provider <> 'gumroad' THEN
+    INSERT INTO public.license_webhook_events (provider, event_id, event_name) VALUES (p_provider, p_event_id, p_event_name)
+    ON CONFLICT (provider, event_id) DO NOTHING;
+    IF NOT FOUND THEN
+      applied := false; reason := 'duplicate'; licenses := 0;
+      RETURN;
+    END IF;
   END IF;
   licenses := 0;
   reason := 'unknown_license';
@@ -314,5 +333,25 @@ BEGIN
     reason := CASE WHEN licenses > 0 THEN 'applied' ELSE v_result END;
   END LOOP;
   applied := licenses > 0;
+END;
+$function$;
+
+-- Deletes stored deliveries received before the cutoff (at least a day ago: a store retries a
+-- failed delivery within hours, and a retry must still be found). Returns how many.
+CREATE OR REPLACE FUNCTION public.purge_license_webhook_events(p_cutoff timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+DECLARE
+  v_deleted INTEGER;
+BEGIN
+  IF p_cutoff IS NULL OR p_cutoff > pg_catalog.now() - INTERVAL '1 day' THEN
+    RAISE EXCEPTION 'invalid_cutoff: keep at least the last day of webhook deliveries (the cutoff must be at least 1 day ago)'
+      USING ERRCODE = 'PA024';
+  END IF;
+  DELETE FROM public.license_webhook_events AS e WHERE e.received_at < p_cutoff;
+  GET DIAGNOSTICS v_deleted = ROW_COUNT;
+  RETURN v_deleted;
 END;
 $function$;

@@ -2,7 +2,7 @@
 -- claim (the plugin again). Keys are stored as digests only.
 -- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
 
-CREATE OR REPLACE FUNCTION public.begin_plugin_login(p_read_key_hash text, p_write_key_hash text, p_ttl_seconds integer DEFAULT 600, p_device_name character varying DEFAULT NULL::character varying)
+CREATE OR REPLACE FUNCTION public.begin_plugin_login(p_read_key_hash text, p_write_key_hash text, p_ttl_seconds integer DEFAULT 600, p_device_name character varying DEFAULT NULL::character varying, p_device_id uuid DEFAULT NULL::uuid)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -19,8 +19,8 @@ BEGIN
     RAISE EXCEPTION 'invalid_device_name: device name must be at most 255 characters without control characters'
       USING ERRCODE = 'PA020';
   END IF;
-  INSERT INTO public.plugin_login_requests (read_key_hash, write_key_hash, device_name, expires_at)
-  VALUES (p_read_key_hash, p_write_key_hash, p_device_name,
+  INSERT INTO public.plugin_login_requests (read_key_hash, write_key_hash, device_name, device_id, expires_at)
+  VALUES (p_read_key_hash, p_write_key_hash, p_device_name, p_device_id,
           pg_catalog.now() + pg_catalog.make_interval(secs => p_ttl_seconds))
   RETURNING plugin_login_requests.expires_at INTO v_expires_at;
   RETURN v_expires_at;
@@ -89,15 +89,16 @@ CREATE OR REPLACE FUNCTION public.claim_plugin_login(p_read_key_hash text, p_use
 AS $function$
 DECLARE
   v_device_name VARCHAR;
+  v_device_id UUID;
 BEGIN
   PERFORM public.plugin_auth_check_digest(p_read_key_hash, 'p_read_key_hash');
   DELETE FROM public.plugin_login_requests r
    WHERE r.read_key_hash = p_read_key_hash AND r.user_id = p_user_id
      AND r.completed_at IS NOT NULL AND r.expires_at > pg_catalog.now()
-  RETURNING r.device_name INTO v_device_name;
+  RETURNING r.device_name, r.device_id INTO v_device_name, v_device_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'login_not_found: this login was already collected, expired or purged' USING ERRCODE = 'PA025';
   END IF;
-  PERFORM public.issue_plugin_token(p_token_id, p_user_id, p_token_hash, v_device_name, p_expires_at, p_max_active);
+  PERFORM public.issue_plugin_token(p_token_id, p_user_id, p_token_hash, v_device_name, p_expires_at, p_max_active, v_device_id);
 END;
 $function$;

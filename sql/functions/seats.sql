@@ -49,7 +49,22 @@ BEGIN
     END IF;
   END LOOP;
   SELECT a.* INTO v_existing FROM public.seat_assignments AS a WHERE a.member_user_id = p_member_id FOR UPDATE;
-  IF FOUND THEN
+  -- A seat of a team no longer in force (refunded, expired, unlinked, no longer a team) holds
+  -- nobody: it is given up here, so a stranger who seated someone and was refunded cannot keep
+  -- them from their own team (seat_taken only for a team in force; issue 22).
+  IF FOUND AND NOT EXISTS (
+       SELECT 1 FROM public.licenses AS k
+        CROSS JOIN LATERAL public.license_terms(k.provider, k.product_id, k.variant_id) AS t
+        WHERE k.id = v_existing.license_id AND t.plan_id IS NOT NULL AND COALESCE(t.seats, k.quantity) > 1
+          AND k.status IN ('active', 'inactive') AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
+       UNION ALL
+       SELECT 1 FROM public.user_subscriptions AS s
+        WHERE s.id = v_existing.subscription_id AND s.status <> 'manual' AND s.quantity > 1
+          AND public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now())) THEN
+    DELETE FROM public.seat_assignments AS a WHERE a.member_user_id = p_member_id;
+    v_existing := NULL;
+  END IF;
+  IF v_existing.member_user_id IS NOT NULL THEN
     IF v_existing.owner_user_id <> p_owner_id THEN
       RAISE EXCEPTION 'seat_taken: this member already holds a seat of another team' USING ERRCODE = 'PA088';
     END IF;

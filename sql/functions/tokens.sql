@@ -16,13 +16,13 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.issue_plugin_token(p_token_id uuid, p_user_id uuid, p_token_hash text, p_device_name character varying, p_expires_at timestamp with time zone, p_max_active integer DEFAULT NULL::integer)
- RETURNS integer
+CREATE OR REPLACE FUNCTION public.issue_plugin_token(p_token_id uuid, p_user_id uuid, p_token_hash text, p_device_name character varying, p_expires_at timestamp with time zone, p_max_active integer DEFAULT NULL::integer, p_device_id uuid DEFAULT NULL::uuid)
+ RETURNS uuid
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
 DECLARE
-  v_revoked INTEGER := 0;
+  v_device_id UUID;
 BEGIN
   PERFORM public.plugin_auth_check_digest(p_token_hash, 'p_token_hash');
   IF p_token_id IS NULL THEN
@@ -46,8 +46,17 @@ BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(7304, pg_catalog.hashtext(p_user_id::text));
   END IF;
 
-  INSERT INTO public.plugin_tokens (id, user_id, token_hash, device_name, expires_at)
-  VALUES (p_token_id, p_user_id, p_token_hash, p_device_name, p_expires_at);
+  -- The device: the one named by p_device_id when the server minted it for this user (a token of
+  -- this user carries it: the plugin keeps its id and sends it back at its next sign-in), else a
+  -- new one. Never the caller's free text: device limits count these ids (sql/025).
+  IF p_device_id IS NOT NULL
+     AND EXISTS (SELECT 1 FROM public.plugin_tokens AS d WHERE d.user_id = p_user_id AND d.device_id = p_device_id) THEN
+    v_device_id := p_device_id;
+  ELSE
+    v_device_id := pg_catalog.gen_random_uuid();
+  END IF;
+  INSERT INTO public.plugin_tokens (id, user_id, token_hash, device_name, expires_at, device_id)
+  VALUES (p_token_id, p_user_id, p_token_hash, p_device_name, p_expires_at, v_device_id);
 
   IF p_max_active IS NOT NULL THEN
     -- Keep the new token and the newest p_max_active - 1 others.
@@ -59,14 +68,14 @@ BEGIN
           AND a.revoked_at IS NULL AND a.expires_at > pg_catalog.now()
         ORDER BY a.created_at DESC, a.expires_at DESC
         OFFSET p_max_active - 1);
-    GET DIAGNOSTICS v_revoked = ROW_COUNT;
   END IF;
-  RETURN v_revoked;
+  RETURN v_device_id;
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.verify_plugin_token(p_token_id uuid, p_token_hash text)
- RETURNS TABLE(status text, user_id uuid, expires_at timestamp with time zone, device_name character varying)
+-- verify_plugin_token (sql/020) with the device id. The hot path: one RETURN QUERY on its common path.
+CREATE OR REPLACE FUNCTION public.verify_plugin_session(p_token_id uuid, p_token_hash text)
+ RETURNS TABLE(status text, user_id uuid, expires_at timestamp with time zone, device_name character varying, device_id uuid)
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
@@ -77,7 +86,7 @@ BEGIN
   -- The common path: a live token with this digest, last used less than a minute ago. A deleted
   -- user's tokens are gone with it (ON DELETE CASCADE): no second lookup.
   RETURN QUERY
-  SELECT 'ok'::text, t.user_id, t.expires_at, t.device_name
+  SELECT 'ok'::text, t.user_id, t.expires_at, t.device_name, t.device_id
     FROM public.plugin_tokens AS t
    WHERE t.id = p_token_id
      AND t.token_hash = p_token_hash
@@ -99,8 +108,8 @@ BEGIN
               WHEN t.revoked_at IS NOT NULL THEN 'revoked'
               WHEN t.expires_at <= pg_catalog.now() THEN 'expired'
               ELSE 'ok' END,
-         t.user_id, t.expires_at, t.device_name, t.last_used_at
-    INTO status, user_id, expires_at, device_name, v_last_used_at
+         t.user_id, t.expires_at, t.device_name, t.device_id, t.last_used_at
+    INTO status, user_id, expires_at, device_name, device_id, v_last_used_at
     FROM public.plugin_tokens AS t
    WHERE t.id = p_token_id;
   IF status IS DISTINCT FROM 'ok' THEN
@@ -109,6 +118,7 @@ BEGIN
     user_id := NULL;
     expires_at := NULL;
     device_name := NULL;
+    device_id := NULL;
   ELSIF v_last_used_at IS NULL OR v_last_used_at < pg_catalog.now() - INTERVAL '1 minute' THEN
     -- SKIP LOCKED: when another verify of this token is already writing, this one need not.
     UPDATE public.plugin_tokens AS t
@@ -120,6 +130,15 @@ BEGIN
   END IF;
   RETURN NEXT;
 END;
+$function$;
+
+-- The earlier answer, for callers of the SQL function: the same checks (one text, above).
+CREATE OR REPLACE FUNCTION public.verify_plugin_token(p_token_id uuid, p_token_hash text)
+ RETURNS TABLE(status text, user_id uuid, expires_at timestamp with time zone, device_name character varying)
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  SELECT v.status, v.user_id, v.expires_at, v.device_name FROM public.verify_plugin_session(p_token_id, p_token_hash) AS v;
 $function$;
 
 CREATE OR REPLACE FUNCTION public.list_plugin_tokens(p_user_id uuid)

@@ -276,7 +276,7 @@ export function createFigma(
   db: Database,
   options: FigmaOptions,
   deps: {
-    issueToken(userId: string, options: { deviceName?: string | null }): Promise<IssuedToken>;
+    issueToken(userId: string, options: { deviceName?: string | null; deviceId?: string | null }): Promise<IssuedToken>;
     planSlug(userId: string): Promise<string>;
   },
 ) {
@@ -365,8 +365,9 @@ export function createFigma(
      * verifyPaymentToken (payment_token_wrong_plugin among them), invalid_device_name,
      * figma_create_user_failed (pass figma.createUser), and the token configuration's.
      */
-    async signIn(paymentToken: string, { deviceName }: { deviceName?: string | null } = {}): Promise<FigmaSignIn> {
+    async signIn(paymentToken: string, { deviceName, deviceId }: { deviceName?: string | null; deviceId?: string | null } = {}): Promise<FigmaSignIn> {
       const device = validate.deviceName(deviceName);
+      const keep = validate.deviceId(deviceId, false);
       checkPaymentToken(paymentToken);
       const payment = await verify(paymentToken);
       const figmaUserId = payment.figmaUserId;
@@ -393,7 +394,7 @@ export function createFigma(
         await tx.query('SELECT public.figma_link_user($1::varchar, $2::uuid)', [figmaUserId, created]);
         return created;
       });
-      const issued = await deps.issueToken(userId, { deviceName: device });
+      const issued = await deps.issueToken(userId, { deviceName: device, deviceId: keep });
       return { ...issued, userId, figmaUserId, planSlug: await deps.planSlug(userId) };
     },
 

@@ -15,6 +15,7 @@ import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
 import { gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
+import { parseAge } from '../usage/retention.ts';
 import { NAMES, dateOrNull, idText, type StoreConfig, type StoreLicense } from './store-http.ts';
 
 export const DEFAULT_LICENSE_CACHE_SECONDS = 300;
@@ -36,8 +37,13 @@ export interface LicenseOptions {
 export interface ActivateInput {
   provider: LicenseProvider;
   licenseKey: string;
-  /** The device: the same name as the plugin token's deviceName. */
-  deviceName: string;
+  /**
+   * The device: the id auth.tokens.verify returns for the plugin's session (minted by the server,
+   * per install). Device limits count these ids, never names.
+   */
+  deviceId: string;
+  /** For display (default: the session's device name). */
+  deviceName?: string | null;
   /** Gumroad only: the product the key is for (default: each linked Gumroad product in turn). */
   productId?: string;
 }
@@ -63,7 +69,7 @@ export interface LicenseInfo {
   variantId: string | null;
   /** The plan the product mapping grants (null: not linked). */
   planSlug: string | null;
-  devices: { deviceName: string; activatedAt: Date }[];
+  devices: { deviceId: string; deviceName: string; activatedAt: Date }[];
   activationLimit: number | null;
   /** > 1: a team license, whose plan goes to assigned members (auth.seats). */
   seats: number;
@@ -187,21 +193,23 @@ export function createLicenses(
   async function activate(userId: string, input: ActivateInput): Promise<Activation> {
     validate.userId(userId);
     if (typeof input !== 'object' || input === null) {
-      throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey, deviceName }');
+      throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey, deviceId }');
     }
     const provider = validate.licenseProvider(input.provider);
     const key = validate.licenseKey(input.licenseKey);
-    const device = validate.requiredDeviceName(input.deviceName);
+    const deviceId = validate.deviceId(input.deviceId, true)!;
+    const name = input.deviceName === undefined || input.deviceName === null ? null : validate.requiredDeviceName(input.deviceName);
     const productId = provider === 'gumroad' ? validate.storeId(input.productId, 'productId', true) : null;
     store(provider);
     const hash = await digest(key);
     let createdInstance: string | null = null;
     try {
       const row = await db.transaction(async (tx) => {
-        const begun = (await tx.query<{ license_id: string | null; device_known: boolean }>(
-          'SELECT * FROM public.license_begin_activation($1::varchar, $2::text, $3::uuid, $4::varchar)',
-          [provider, hash, userId, device],
+        const begun = (await tx.query<{ license_id: string | null; device_known: boolean; device_name: string }>(
+          'SELECT * FROM public.license_begin_activation($1::varchar, $2::text, $3::uuid, $4::uuid, $5::varchar)',
+          [provider, hash, userId, deviceId, name],
         ))[0]!;
+        const device = begun.device_name;
         let answer: StoreLicense;
         if (provider === 'lemonsqueezy') {
           answer = begun.device_known ? await lemonValidate(store(provider), key) : await lemonActivate(store(provider), key, device);
@@ -216,10 +224,10 @@ export function createLicenses(
           throw new AuthError('license_key_rejected', `license_key_rejected: ${NAMES[provider]} reports this license as ${answer.status}`);
         }
         return (await tx.query<{ license_id: string; activations_used: number; device_limit: number | null }>(
-          `SELECT * FROM public.license_record_activation($1::varchar, $2::text, $3::varchar, $4::uuid, $5::varchar,
-             $6::varchar, $7::varchar, $8::varchar, $9::varchar, $10::varchar, $11::integer, $12::integer,
-             $13::timestamptz, $14::varchar)`,
-          [provider, hash, keyPrefix(key), userId, device, answer.providerKeyId, answer.productId, answer.variantId,
+          `SELECT * FROM public.license_record_activation($1::varchar, $2::text, $3::varchar, $4::uuid, $5::uuid, $6::varchar,
+             $7::varchar, $8::varchar, $9::varchar, $10::varchar, $11::varchar, $12::integer, $13::integer,
+             $14::timestamptz, $15::varchar)`,
+          [provider, hash, keyPrefix(key), userId, deviceId, name, answer.providerKeyId, answer.productId, answer.variantId,
             answer.orderId, answer.status, answer.activationLimit, answer.quantity, answer.expiresAt, answer.instanceId],
         ))[0]!;
       });
@@ -238,22 +246,22 @@ export function createLicenses(
     }
   }
 
-  async function deactivate(userId: string, input: { provider: LicenseProvider; licenseKey: string; deviceName: string }): Promise<{ activationsUsed: number }> {
+  async function deactivate(userId: string, input: { provider: LicenseProvider; licenseKey: string; deviceId: string }): Promise<{ activationsUsed: number }> {
     validate.userId(userId);
-    if (typeof input !== 'object' || input === null) throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey, deviceName }');
+    if (typeof input !== 'object' || input === null) throw new ValidationError('invalid_license_key', 'invalid_license_key: pass { provider, licenseKey, deviceId }');
     const provider = validate.licenseProvider(input.provider);
     const key = validate.licenseKey(input.licenseKey);
-    const device = validate.requiredDeviceName(input.deviceName);
+    const device = validate.deviceId(input.deviceId, true)!;
     const hash = await digest(key);
     const left = await db.transaction(async (tx) => {
       await lock(tx, 'licenseKey', `${provider}:${hash}`);
       const found = await tx.query<{ instance_id: string | null }>(
         `SELECT d.instance_id FROM public.licenses k JOIN public.license_devices d ON d.license_id = k.id
-          WHERE k.provider = $1::varchar AND k.key_hash = $2::text AND k.user_id = $3::uuid AND d.device_name = $4::varchar`,
+          WHERE k.provider = $1::varchar AND k.key_hash = $2::text AND k.user_id = $3::uuid AND d.device_id = $4::uuid`,
         [provider, hash, userId, device],
       );
       if (provider === 'lemonsqueezy' && found[0]?.instance_id) await lemonDeactivate(store(provider), key, found[0].instance_id);
-      return (await tx.query<{ n: number }>('SELECT public.license_remove_device($1::varchar, $2::text, $3::uuid, $4::varchar) AS n', [provider, hash, userId, device]))[0]!.n;
+      return (await tx.query<{ n: number }>('SELECT public.license_remove_device($1::varchar, $2::text, $3::uuid, $4::uuid) AS n', [provider, hash, userId, device]))[0]!.n;
     });
     return { activationsUsed: left };
   }
@@ -300,8 +308,8 @@ export function createLicenses(
     const rows = await db
       .query<LicenseRow & { plan_slug: string | null; device_limit: number | null; seats: number | null; devices: unknown }>(
         `SELECT k.*, p.plan_slug, t.device_limit, t.seats,
-                (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('deviceName', d.device_name, 'activatedAt', d.activated_at)
-                                             ORDER BY d.activated_at, d.device_name)
+                (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('deviceId', d.device_id, 'deviceName', d.device_name, 'activatedAt', d.activated_at)
+                                             ORDER BY d.activated_at, d.device_id)
                    FROM public.license_devices d WHERE d.license_id = k.id) AS devices
            FROM public.licenses k
           CROSS JOIN LATERAL public.license_terms(k.provider, k.product_id, k.variant_id) t
@@ -311,7 +319,7 @@ export function createLicenses(
         [userId],
       )
     return rows.map((r) => {
-      const devices = (typeof r.devices === 'string' ? JSON.parse(r.devices) : r.devices ?? []) as { deviceName: string; activatedAt: string }[];
+      const devices = (typeof r.devices === 'string' ? JSON.parse(r.devices) : r.devices ?? []) as { deviceId: string; deviceName: string; activatedAt: string }[];
       const limits = [r.device_limit, r.activation_limit].filter((n): n is number => n !== null);
       return {
         id: r.id,
@@ -321,7 +329,7 @@ export function createLicenses(
         productId: r.product_id,
         variantId: r.variant_id || null,
         planSlug: r.plan_slug,
-        devices: devices.map((d) => ({ deviceName: d.deviceName, activatedAt: new Date(d.activatedAt) })),
+        devices: devices.map((d) => ({ deviceId: d.deviceId, deviceName: d.deviceName, activatedAt: new Date(d.activatedAt) })),
         activationLimit: limits.length ? Math.min(...limits) : null,
         seats: r.seats ?? r.quantity,
         expiresAt: r.expires_at,
@@ -397,7 +405,11 @@ export function createLicenses(
     return { ...rows[0]!, event };
   }
 
-  /** Gumroad: unsigned, so a hint: the key is verified with the API before anything changes. */
+  /**
+   * Gumroad: unsigned, so a hint: the key is verified with the API before anything changes. A
+   * ping is never de-duplicated (anyone could send its bytes first) nor stored: a ping for a key
+   * we do not know writes nothing, and one for a known key applies what Gumroad answers now.
+   */
   async function gumroadWebhook(bytes: Uint8Array): Promise<WebhookResult> {
     const config = store('gumroad');
     const form = new URLSearchParams(fromUtf8(bytes));
@@ -411,10 +423,7 @@ export function createLicenses(
         ? (await tx.query<{ product_id: string }>(
             "SELECT product_id FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
         : undefined;
-      if (!row || !key || !hash) {
-        const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'none', null, null, null, null, true);
-        return { ...rows[0]!, reason: rows[0]!.reason === 'duplicate' ? 'duplicate' : 'unknown_license', event };
-      }
+      if (!row || !key || !hash) return { applied: false, reason: 'unknown_license' as const, event, licenses: 0 };
       await lock(tx, 'licenseKey', `gumroad:${hash}`);
       const answer = await gumroadVerify(config, row.product_id, key);
       const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'key_hash', hash, answer.status, answer.expiresAt, null, true);
@@ -422,13 +431,28 @@ export function createLicenses(
     });
   }
 
+  /**
+   * Retention of stored webhook deliveries (kept to de-duplicate signed ones): deletes those
+   * received before `olderThan` (a Date or an age such as '30d'; at least a day ago). Gumroad's
+   * unsigned pings are never stored. Run it on a schedule, like usage retention.
+   */
+  async function purgeWebhookEvents({ olderThan }: { olderThan: Date | string }): Promise<{ deleted: number }> {
+    const cutoff = typeof olderThan === 'string' ? parseAge(olderThan) : olderThan;
+    if (!(cutoff instanceof Date) || Number.isNaN(cutoff.getTime())) {
+      throw new ValidationError('invalid_cutoff', 'invalid_cutoff: olderThan must be a Date or an age such as 30d');
+    }
+    const rows = await db.query<{ n: number }>('SELECT public.purge_license_webhook_events($1::timestamptz) AS n', [cutoff]);
+    return { deleted: rows[0]!.n };
+  }
+
   return {
     /**
-     * Activates a license key for the user on a device (the plugin token's device name): asks the
-     * store, binds the key to this user (another user: license_in_use), and enforces the device
-     * limit (device_limit_reached names the devices to release). Activating a device already on
-     * the license is idempotent. Errors: invalid_user_id, invalid_license_provider,
-     * invalid_license_key, invalid_device_name, invalid_license_product, license_not_configured,
+     * Activates a license key for the user on a device (the id auth.tokens.verify returns for
+     * the plugin's session): asks the store, binds the key to this user (another user:
+     * license_in_use), and enforces the device limit, counting device ids (device_limit_reached
+     * names the devices to release). Activating a device already on the license is idempotent.
+     * Errors: invalid_user_id, invalid_license_provider, invalid_license_key, invalid_device_id,
+     * unknown_device, invalid_device_name, invalid_license_product, license_not_configured,
      * license_key_rejected, license_in_use, device_limit_reached, license_unavailable, unknown_user.
      */
     activate,
@@ -445,9 +469,10 @@ export function createLicenses(
     /**
      * A store's webhook, with the raw body exactly as received and the request headers. Lemon
      * Squeezy: X-Signature checked in constant time (invalid_signature, nothing changed).
-     * Gumroad: the ping is unsigned, so the key it names is verified with the API first.
-     * Deliveries are de-duplicated (the body's SHA-256, stored with the change) and ordered by the
-     * store's updated_at (an older one changes nothing). Errors: invalid_signature,
+     * Gumroad: the ping is unsigned, so the key it names is verified with the API first, and it
+     * is neither stored nor de-duplicated (a ping for an unknown key writes nothing).
+     * Lemon Squeezy deliveries are de-duplicated (the body's SHA-256, stored with the change; see
+     * purgeWebhookEvents) and ordered by the store's updated_at (an older one changes nothing). Errors: invalid_signature,
      * invalid_webhook, license_not_configured, license_unavailable (Gumroad: answer non-2xx so it retries).
      */
     async handleWebhook(provider: LicenseProvider, rawBody: string | Uint8Array | ArrayBuffer, headers: HeaderBag = {}): Promise<WebhookResult> {
@@ -456,6 +481,7 @@ export function createLicenses(
       if (bytes.byteLength > MAX_WEBHOOK_BYTES) throw new ValidationError('invalid_webhook', 'invalid_webhook: the body is larger than 1 MB');
       return p === 'lemonsqueezy' ? await lemonWebhook(bytes, headers) : await gumroadWebhook(bytes);
     },
+    purgeWebhookEvents,
   };
 }
 

@@ -24,6 +24,9 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   license_key_rejected: 403,
   no_seats_left: 403,
   cross_site_request: 403,
+  // A retry key used for another operation, after a refund or after its retry window: the
+  // request conflicts with what the key already stands for; send it again with a new key.
+  idempotency_key_reused: 409,
   // Stripe: fixable on our side (link the price, set metadata.user_id); Stripe retries non-2xx for days.
   unknown_price: 422,
   unknown_customer: 422,

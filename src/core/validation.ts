@@ -55,6 +55,16 @@ export function userId(value: unknown, name = 'userId'): string {
   return value;
 }
 
+/**
+ * A device id: a uuid the server minted with a plugin session (auth.tokens.verify returns it).
+ * Whether it is one of the user's is the database's answer (unknown_device).
+ */
+export function deviceId(value: unknown, required: boolean): string | null {
+  if (!required && (value === undefined || value === null)) return null;
+  if (!isUuid(value)) throw new ValidationError('invalid_device_id', 'invalid_device_id: deviceId must be the uuid auth.tokens.verify returned for this device');
+  return value;
+}
+
 export function tokenId(value: unknown): string {
   if (!isUuid(value)) throw new ValidationError('invalid_token_id', 'invalid_token_id: tokenId must be a uuid');
   return value;

@@ -509,7 +509,7 @@ export async function readDevices(db: Queryable, threshold: number): Promise<{ b
   db = withTypedErrors(db);
   const rows = await db.query<{ bucket: number; by_devices: number; by_tokens: number; tokens: number; users: number; sharing: { user_id: string; email: string; devices: number; tokens: number; names: string[] }[] | string | null }>(
     `WITH per AS MATERIALIZED (
-       SELECT t.user_id, count(*)::integer AS tokens, count(DISTINCT COALESCE(t.device_name, ''))::integer AS devices
+       SELECT t.user_id, count(*)::integer AS tokens, count(DISTINCT t.device_id)::integer AS devices
          FROM public.plugin_tokens AS t
         WHERE t.revoked_at IS NULL AND t.expires_at > pg_catalog.now()
         GROUP BY t.user_id

@@ -3,7 +3,7 @@
 // postMessage); no Node built-ins. Every outcome is a typed result the UI can switch on; nothing
 // here throws for an HTTP status.
 import { clientOutcome } from '../core/http-status.ts';
-import { BRIDGE_TAG, isBridgeReply, isStoredSession, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType, type StoredSession } from './protocol.ts';
+import { BRIDGE_TAG, isBridgeReply, isDeviceId, isStoredSession, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType, type StoredSession } from './protocol.ts';
 
 /** The usage answer the backend sends with a 402 (consume's answer, as JSON). */
 export interface UsageAnswerJson {
@@ -162,6 +162,20 @@ export function createPluginClient(options: PluginClientOptions) {
   const getBridge = () => (bridge ??= createParentBridge());
   let session: StoredSession | null = null;
   let restored = false;
+  /** This install's device id, from the last sign-in's answer (also kept by the main thread). */
+  let deviceId: string | null = null;
+
+  /** The device id to send back at sign-in: known here, else the main thread's; null for a first sign-in. */
+  async function knownDevice(): Promise<string | null> {
+    if (deviceId) return deviceId;
+    if (isDeviceId(session?.deviceId)) return session.deviceId;
+    try {
+      const stored = await getBridge().request({ op: 'device.get' });
+      return isDeviceId(stored) ? stored : null;
+    } catch {
+      return null; // a main thread of an earlier release: the server mints a new device
+    }
+  }
 
   const backoff = (attempt: number) => Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
 
@@ -248,7 +262,9 @@ export function createPluginClient(options: PluginClientOptions) {
     async signIn(signInOptions: { signal?: AbortSignal; method?: 'figma' | 'website' } = {}): Promise<SignInResult> {
       const { signal, method } = signInOptions;
       const json = { 'content-type': 'application/json' };
-      const begun = await send(method ? `${routes.login}?method=${method === 'figma' ? 'figma' : 'website'}` : routes.login, { method: 'POST', headers: json, body: '{}' }, signal);
+      // The device id this install was given before: the server keeps it when it is this user's.
+      const device = await knownDevice();
+      const begun = await send(method ? `${routes.login}?method=${method === 'figma' ? 'figma' : 'website'}` : routes.login, { method: 'POST', headers: json, body: JSON.stringify(device ? { deviceId: device } : {}) }, signal);
       if (begun.kind !== 'response') return begun;
       if (!begun.response.ok) {
         const code = await errorCode(begun.response);
@@ -270,13 +286,15 @@ export function createPluginClient(options: PluginClientOptions) {
         const { response } = polled;
         if (clientOutcome(response.status) === 'start_over') return { kind: 'start_over', code: await errorCode(response) };
         if (!response.ok) return { kind: 'refused', status: response.status, code: await errorCode(response) };
-        const answer = (await response.json()) as { status: string; token?: string; tokenId?: string; userId?: string; expiresAt?: string };
+        const answer = (await response.json()) as { status: string; token?: string; tokenId?: string; userId?: string; expiresAt?: string; deviceId?: string };
         if (answer.status !== 'done' || !answer.token || !answer.expiresAt) continue;
+        if (isDeviceId(answer.deviceId)) deviceId = answer.deviceId;
         session = {
           token: answer.token,
           expiresAt: answer.expiresAt,
           ...(answer.tokenId ? { tokenId: answer.tokenId } : {}),
           ...(answer.userId ? { userId: answer.userId } : {}),
+          ...(isDeviceId(answer.deviceId) ? { deviceId: answer.deviceId } : {}),
         };
         await getBridge().request({ op: 'session.set', session });
         restored = true;

@@ -1,7 +1,7 @@
 // The main-thread half of the plugin client (code.ts): answers the UI's bridge requests with
 // figma.clientStorage, figma.openExternal and figma.payments. No DOM, no Node: it runs in Figma's
 // plugin sandbox. Import it from 'figma-plugin-auth-db/plugin/main' (or '/plugin').
-import { BRIDGE_TAG, isBridgeRequest, isStoredSession, type BridgeReply, type BridgeRequest, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
+import { BRIDGE_TAG, isBridgeRequest, isDeviceId, isStoredSession, type BridgeReply, type BridgeRequest, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
 
 export { BRIDGE_TAG, type StoredSession, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
 
@@ -50,6 +50,8 @@ const defaultAllowOpen = (url: string) =>
 /** Installs the bridge on figma.ui (alongside the plugin's own handlers). Returns an uninstall function. */
 export function installPluginBridge(figma: BridgeFigma, options: BridgeOptions = {}): () => void {
   const key = options.storageKey ?? DEFAULT_STORAGE_KEY;
+  // The install's device id outlives a session (sign-out, expiry): its own key beside it.
+  const deviceKey = `${key}.device`;
   const allowOpen = options.allowOpen ?? defaultAllowOpen;
 
   async function answer(request: BridgeRequest): Promise<unknown> {
@@ -65,9 +67,15 @@ export function installPluginBridge(figma: BridgeFigma, options: BridgeOptions =
       }
       case 'session.set': {
         if (!isStoredSession(request.session)) throw new Error('bad_session');
-        const { token, expiresAt, tokenId, userId } = request.session;
-        await figma.clientStorage.setAsync(key, { token, expiresAt, ...(tokenId ? { tokenId } : {}), ...(userId ? { userId } : {}) });
+        const { token, expiresAt, tokenId, userId, deviceId } = request.session;
+        const device = isDeviceId(deviceId) ? deviceId : undefined;
+        await figma.clientStorage.setAsync(key, { token, expiresAt, ...(tokenId ? { tokenId } : {}), ...(userId ? { userId } : {}), ...(device ? { deviceId: device } : {}) });
+        if (device) await figma.clientStorage.setAsync(deviceKey, device);
         return null;
+      }
+      case 'device.get': {
+        const stored: unknown = await figma.clientStorage.getAsync(deviceKey);
+        return isDeviceId(stored) ? stored : null;
       }
       case 'session.clear':
         await figma.clientStorage.deleteAsync(key);

@@ -13,6 +13,12 @@ export interface StoredSession {
   expiresAt: string;
   tokenId?: string;
   userId?: string;
+  /**
+   * The device id the server minted for this install (the poll's answer). Sent back at the next
+   * sign-in, so one install stays one device (licenses count devices). Kept by the main thread
+   * beside the session, also after sign-out.
+   */
+  deviceId?: string;
 }
 
 export type CheckoutInterstitial = 'PAID_FEATURE' | 'TRIAL_ENDED' | 'SKIP';
@@ -23,6 +29,8 @@ export type BridgeOp =
   | { op: 'session.get' }
   | { op: 'session.set'; session: StoredSession }
   | { op: 'session.clear' }
+  /** This install's device id (StoredSession.deviceId, kept after sign-out), or null. */
+  | { op: 'device.get' }
   | { op: 'open'; url: string }
   | { op: 'payments.checkout'; interstitial?: CheckoutInterstitial }
   | { op: 'payments.status' };
@@ -40,6 +48,10 @@ export const isBridgeRequest = (m: unknown): m is BridgeRequest =>
 export const isBridgeReply = (m: unknown): m is BridgeReply =>
   typeof m === 'object' && m !== null && (m as BridgeReply).tag === BRIDGE_TAG && (m as BridgeReply).kind === 'reply' &&
   typeof (m as BridgeReply).id === 'string';
+
+/** A device id as the server mints it (a UUID); anything else is never sent back. */
+export const isDeviceId = (v: unknown): v is string =>
+  typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v);
 
 export const isStoredSession = (v: unknown): v is StoredSession =>
   typeof v === 'object' && v !== null && typeof (v as StoredSession).token === 'string' && typeof (v as StoredSession).expiresAt === 'string';

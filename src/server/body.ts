@@ -52,7 +52,18 @@ export function requireJson(request: Request): void {
  */
 export async function readJsonObject(request: Request, cap: number): Promise<Record<string, unknown>> {
   requireJson(request);
+  return parseJsonObject(await readBody(request, cap));
+}
+
+/** The same for a route whose body is optional: an empty body is `{}`; any other must be a JSON object sent as application/json. */
+export async function readOptionalJsonObject(request: Request, cap: number): Promise<Record<string, unknown>> {
   const bytes = await readBody(request, cap);
+  if (bytes.byteLength === 0) return {};
+  requireJson(request);
+  return parseJsonObject(bytes);
+}
+
+function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));

@@ -7,7 +7,7 @@ import { AuthError, PluginAuthError, SetupError, ValidationError } from '../core
 import { httpStatusOf } from '../core/http-status.ts';
 import { PLUGIN_ALLOW_HEADERS } from '../http/cors.ts';
 import type { PluginAuth } from '../auth.ts';
-import { DEFAULT_LIMITS, readBody, readJsonObject, requireJson } from './body.ts';
+import { DEFAULT_LIMITS, readBody, readJsonObject, readOptionalJsonObject, requireJson } from './body.ts';
 import { confirmationCode } from './login-page.ts';
 import { createFigmaOAuth, figmaErrorPage, type FigmaOAuthOptions } from './figma-oauth.ts';
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
@@ -96,7 +96,6 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     return auth.tokens.verify(token);
   };
   // The device of a plugin session, in one place: what tokens.verify says about the token.
-  const deviceOf = (session: Awaited<ReturnType<ServerAuth['tokens']['verify']>>) => session.deviceName ?? 'Figma';
   // Keys and tokens from a body go to the library as they came: it checks their type and shape
   // (a non-string is the same refusal as a malformed string).
   const text = (value: unknown) => value as string;
@@ -113,7 +112,10 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         const method = new URL(request.url).searchParams.get('method');
         if (method !== null && method !== 'figma' && method !== 'website') throw new ValidationError('invalid_login_method', 'invalid_login_method: method is figma or website');
         if ((method === 'figma' && !figmaOAuth) || (method === 'website' && !loginUrl)) throw new HttpOnly('not_found', 404);
-        const { readKey, writeKey, expiresAt } = await auth.tokens.beginLogin({ deviceName: 'Figma' });
+        // Optional body { deviceId }: the id this install was given at its last sign-in, kept
+        // when the user who completes the login has a session with it (else a new device).
+        const { deviceId } = await readOptionalJsonObject(request, limits.json);
+        const { readKey, writeKey, expiresAt } = await auth.tokens.beginLogin({ deviceName: 'Figma', deviceId: deviceId as string | undefined });
         // The write key travels in the URL fragment, which browsers never send to a server.
         const url = figmaOAuth && (method === 'figma' || !loginUrl) ? figmaOAuth.loginUrl(request, writeKey) : `${loginUrl}#${writeKey}`;
         return json({ readKey, loginUrl: url, code: await confirmationCode(writeKey), expiresAt });
@@ -168,9 +170,11 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     add('POST', '/plugin/figma/sign-in', {
       plugin: true,
       handle: async (request) => {
-        const { paymentToken } = await readJsonObject(request, limits.json);
-        const { token, tokenId, expiresAt, userId, figmaUserId, planSlug } = await auth.figma.signIn(text(paymentToken), { deviceName: 'Figma' });
-        return json({ token, tokenId, expiresAt, userId, figmaUserId, planSlug });
+        // deviceId: the id this install was given at its last sign-in (kept if it is this user's).
+        const { paymentToken, deviceId } = await readJsonObject(request, limits.json);
+        const signedIn = await auth.figma.signIn(text(paymentToken), { deviceName: 'Figma', deviceId: deviceId as string | undefined });
+        const { token, tokenId, expiresAt, userId, figmaUserId, planSlug } = signedIn;
+        return json({ token, tokenId, expiresAt, deviceId: signedIn.deviceId, userId, figmaUserId, planSlug });
       },
     });
   }
@@ -179,7 +183,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     const license = async (request: Request, action: 'activate' | 'deactivate') => {
       const session = await bearer(request);
       const { provider, licenseKey } = await readJsonObject(request, limits.json);
-      const input = { provider: provider as 'lemonsqueezy' | 'gumroad', licenseKey: text(licenseKey), deviceName: deviceOf(session) };
+      // The device is the session's: a server-minted id (device limits count ids, never names).
+      const input = { provider: provider as 'lemonsqueezy' | 'gumroad', licenseKey: text(licenseKey), deviceId: session.deviceId, deviceName: session.deviceName };
       return json(action === 'activate' ? await auth.licenses.activate(session.userId, input) : await auth.licenses.deactivate(session.userId, input));
     };
     add('POST', '/plugin/license/activate', { plugin: true, handle: (request) => license(request, 'activate') });

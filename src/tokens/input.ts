@@ -15,4 +15,9 @@ export interface IssuedToken {
   token: string;
   tokenId: string;
   expiresAt: Date;
+  /**
+   * The device this session belongs to, minted by the server (per install). The plugin keeps it
+   * and sends it back at its next sign-in (`deviceId`), so the same install stays one device.
+   */
+  deviceId: string;
 }

@@ -51,14 +51,19 @@ export function createLogin(
   }
 
   return {
-    /** Starts a login: `{ readKey, writeKey, expiresAt }`. Fails early when no signing key is configured. */
-    async beginLogin({ deviceName }: { deviceName?: string | null } = {}): Promise<BegunLogin> {
+    /**
+     * Starts a login: `{ readKey, writeKey, expiresAt }`. Fails early when no signing key is
+     * configured. `deviceId`: the id this install was given at its last sign-in; kept when it is
+     * a device of the user who completes the login, else the session gets a new device.
+     */
+    async beginLogin({ deviceName, deviceId }: { deviceName?: string | null; deviceId?: string | null } = {}): Promise<BegunLogin> {
       signer(); // a login that could never be collected is refused now, not ten minutes later
       const device = input.deviceName(deviceName);
+      const keep = input.deviceId(deviceId, false);
       const readKey = newKey();
       const writeKey = newKey();
-      const rows = await db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1::text, $2::text, $3::integer, $4::varchar) AS expires_at', [
-          await sha256Hex(readKey), await sha256Hex(writeKey), loginTtl, device,
+      const rows = await db.query<{ expires_at: Date }>('SELECT public.begin_plugin_login($1::text, $2::text, $3::integer, $4::varchar, $5::uuid) AS expires_at', [
+          await sha256Hex(readKey), await sha256Hex(writeKey), loginTtl, device, keep,
         ]);
       return { readKey, writeKey, expiresAt: rows[0]!.expires_at };
     },
@@ -77,7 +82,7 @@ export function createLogin(
      * The plugin's poll: null while the browser has not completed the login; then, exactly once,
      * `{ token, tokenId, expiresAt }` minted at this moment (never stored); after that the request
      * is gone (login_not_found). Expired requests: login_expired.
-     * One round trip while pending, two on success.
+     * One round trip while pending, three on success (the last reads the session's device id).
      */
     async pollLogin(readKey: string): Promise<IssuedToken | null> {
       const digest = await keyDigest(readKey, 'read');
@@ -94,7 +99,8 @@ export function createLogin(
       await db.query('SELECT public.claim_plugin_login($1::text, $2::uuid, $3::uuid, $4::text, $5::timestamptz, $6::integer)', [
           digest, row.user_id, minted.tokenId, minted.tokenHash, minted.expiresAt, token.maxActive,
         ]);
-      return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt };
+      const device = await db.query<{ device_id: string }>('SELECT device_id FROM public.plugin_tokens WHERE id = $1::uuid', [minted.tokenId]);
+      return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt, deviceId: device[0]!.device_id };
     },
   };
 }

@@ -24,6 +24,8 @@ export interface VerifiedToken {
   tokenId: string;
   expiresAt: Date;
   deviceName: string | null;
+  /** The device (a server-minted id, per install): what device limits count. The name is for display. */
+  deviceId: string;
 }
 
 export interface TokenInfo {
@@ -53,16 +55,25 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
   }
 
   return {
-    /** Issues a token for the user: `{ token, tokenId, expiresAt }`. The token is returned once and only its digest is stored. */
-    async issue(userId: string, { deviceName, ttlSeconds }: { deviceName?: string | null; ttlSeconds?: number } = {}): Promise<IssuedToken> {
+    /**
+     * Issues a token for the user: `{ token, tokenId, expiresAt, deviceId }`. The token is returned
+     * once and only its digest is stored. `deviceId`: the id an earlier session of this user was
+     * given (the same install signing in again); any other id, or none, gets a new device.
+     */
+    async issue(
+      userId: string,
+      { deviceName, deviceId, ttlSeconds }: { deviceName?: string | null; deviceId?: string | null; ttlSeconds?: number } = {},
+    ): Promise<IssuedToken> {
       input.userId(userId);
       const device = input.deviceName(deviceName);
+      const keep = input.deviceId(deviceId, false);
       const ttl = ttlSeconds === undefined ? defaultTtl : input.ttlSeconds(ttlSeconds, 'ttlSeconds');
       const minted = await mintToken(signer(), userId, ttl);
-      await db.query('SELECT public.issue_plugin_token($1::uuid, $2::uuid, $3::text, $4::varchar, $5::timestamptz, $6::integer)', [
-          minted.tokenId, userId, minted.tokenHash, device, minted.expiresAt, maxActive,
-        ]);
-      return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt };
+      const rows = await db.query<{ device_id: string }>(
+        'SELECT public.issue_plugin_token($1::uuid, $2::uuid, $3::text, $4::varchar, $5::timestamptz, $6::integer, $7::uuid) AS device_id',
+        [minted.tokenId, userId, minted.tokenHash, device, minted.expiresAt, maxActive, keep],
+      );
+      return { token: minted.token, tokenId: minted.tokenId, expiresAt: minted.expiresAt, deviceId: rows[0]!.device_id };
     },
 
     /**
@@ -72,16 +83,16 @@ export function createTokens(db: Database, options: TokenOptions = {}) {
      */
     async verify(token: string): Promise<VerifiedToken> {
       const claims = await signer().verify(token);
-      const rows = await db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null }>(
-        'SELECT status, user_id, expires_at, device_name FROM public.verify_plugin_token($1::uuid, $2::text)',
+      const rows = await db.query<{ status: string; user_id: string | null; expires_at: Date | null; device_name: string | null; device_id: string | null }>(
+        'SELECT status, user_id, expires_at, device_name, device_id FROM public.verify_plugin_session($1::uuid, $2::text)',
         [claims.tokenId, await sha256Hex(token)],
         { prepare: 'fpa_verify_plugin_token' },
       );
       const row = rows[0];
-      if (!row || row.status !== 'ok' || row.user_id !== claims.userId || !row.expires_at) {
+      if (!row || row.status !== 'ok' || row.user_id !== claims.userId || !row.expires_at || !row.device_id) {
         throw (VERIFY_ERRORS[row?.status ?? 'invalid'] ?? VERIFY_ERRORS.invalid!)();
       }
-      return { userId: row.user_id, tokenId: claims.tokenId, expiresAt: row.expires_at, deviceName: row.device_name };
+      return { userId: row.user_id, tokenId: claims.tokenId, expiresAt: row.expires_at, deviceName: row.device_name, deviceId: row.device_id };
     },
 
     /** Revokes one token. True when this call revoked it, false when it already was revoked. */

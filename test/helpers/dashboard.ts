@@ -3,7 +3,7 @@
 // deterministic crowd, and one user who goes through the real API today (consume until denied,
 // then a plan). Returns the model it wrote, from which the tests compute what every chart must
 // show. Used by test/dashboard*.test.ts and scripts/dashboard-screenshot.ts.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Database } from '../../src/core/db.ts';
 import { createPluginAuth } from '../../src/auth.ts';
 import { random } from './stripe.ts';
@@ -229,12 +229,16 @@ export async function seedDashboardHistory(db: Database, options: { crowd?: numb
     [keys.map((k) => idOf(k[0])), keys.map((k) => k[1]), keys.map((k) => k[2]), keys.map((k) => counters.get(k.join('|'))!)],
   );
 
-  // Tokens: eve on four devices (possible sharing), ada on two, bob's are revoked or expired.
+  // Tokens: eve on four devices (possible sharing), ada on two, bob's are revoked or expired. A
+  // device is an id (sql/025): one per (user, name) here, as one install signing in again keeps it.
+  const deviceIds = new Map<string, string>();
   const token = async (userKey: string, device: string | null, created: Date, expires: Date, revoked: boolean) => {
+    const deviceKey = `${userKey}|${device ?? ''}`;
+    if (!deviceIds.has(deviceKey)) deviceIds.set(deviceKey, randomUUID());
     const [row] = await db.query<{ id: string }>(
-      `INSERT INTO public.plugin_tokens (user_id, token_hash, device_name, created_at, expires_at, revoked_at, revoked_reason)
-       VALUES ($1::uuid, $2::char(64), $3::varchar, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::varchar) RETURNING id`,
-      [idOf(userKey), createHash('sha256').update(randomBytes(16)).digest('hex'), device, created, expires, revoked ? now : null, revoked ? 'lost laptop' : null],
+      `INSERT INTO public.plugin_tokens (user_id, token_hash, device_name, created_at, expires_at, revoked_at, revoked_reason, device_id)
+       VALUES ($1::uuid, $2::char(64), $3::varchar, $4::timestamptz, $5::timestamptz, $6::timestamptz, $7::varchar, $8::uuid) RETURNING id`,
+      [idOf(userKey), createHash('sha256').update(randomBytes(16)).digest('hex'), device, created, expires, revoked ? now : null, revoked ? 'lost laptop' : null, deviceIds.get(deviceKey)],
     );
     model.tokens.push({ userKey, tokenId: row!.id, device, createdAt: created, expiresAt: expires, revoked });
   };

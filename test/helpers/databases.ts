@@ -169,6 +169,27 @@ export async function createUser(db: Pick<Database, 'query'>, email?: string): P
   return rows[0]!.id;
 }
 
+const devices = new Map<string, string>();
+/**
+ * A device of the user, as a plugin session mints it (issue_plugin_token with a fresh digest): the
+ * same (user, name) gives the same device within a process, as one install signing in again would.
+ * For license activations, which take the device id auth.tokens.verify returns.
+ */
+export async function device(db: Pick<Database, 'query'>, userId: string, deviceName: string): Promise<{ deviceId: string; deviceName: string }> {
+  const key = `${userId}:${deviceName}`;
+  let deviceId = devices.get(key);
+  if (!deviceId) {
+    const rows = await db.query<{ id: string }>(
+      `SELECT public.issue_plugin_token(pg_catalog.gen_random_uuid(), $1::uuid, $2::text, $3::varchar,
+         pg_catalog.now() + interval '1 day') AS id`,
+      [userId, randomBytes(32).toString('hex'), deviceName],
+    );
+    deviceId = rows[0]!.id;
+    devices.set(key, deviceId);
+  }
+  return { deviceId, deviceName };
+}
+
 /** The installed functions of schema public whose source contains `text`: name and source. */
 export function functionSources(db: Pick<Database, 'query'>, text: string): Promise<{ name: string; src: string }[]> {
   return db.query<{ name: string; src: string }>(

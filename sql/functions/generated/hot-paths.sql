@@ -271,6 +271,17 @@ BEGIN
         RAISE EXCEPTION 'idempotency_key_reused: this key was first used for another action or batch size; use a new key per operation'
           USING ERRCODE = 'PA009';
       END IF;
+      -- A replay answers a retry of the same operation, nothing more: never once the operation
+      -- was given back (the work failed, a new attempt is a new operation), never after the retry
+      -- window (10 minutes, docs/usage.md). Otherwise one key would grant work without counting it.
+      IF v_first.refunded_at IS NOT NULL THEN
+        RAISE EXCEPTION 'idempotency_key_reused: the operation of this key was refunded; a new attempt needs a new key'
+          USING ERRCODE = 'PA009';
+      END IF;
+      IF v_first.created_at < p_at - INTERVAL '10 minutes' THEN
+        RAISE EXCEPTION 'idempotency_key_reused: this key was first used over 10 minutes ago (the retry window); use a new key per operation'
+          USING ERRCODE = 'PA009';
+      END IF;
       allowed := v_first.allowed;
       reason := v_first.reason;
       plan_slug := v_first.plan_slug;
