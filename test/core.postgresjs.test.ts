@@ -113,7 +113,7 @@ describe('postgres.js driver [postgres]', () => {
           const issued = await auth.tokens.issue(user);
           await auth.tokens.verify(issued.token);
           const statements = await db.query<{ statement: string }>('SELECT statement FROM pg_catalog.pg_prepared_statements', []);
-          const hot = statements.filter((s) => /consume_usage|verify_plugin_token/.test(s.statement));
+          const hot = statements.filter((s) => /consume_usage|verify_plugin_session/.test(s.statement));
           assert.equal(hot.length, prepared ? 2 : 0, JSON.stringify(statements));
           assert.equal((await auth.usage.check(user, 'export')).used, 3);
         } finally {
