@@ -224,7 +224,8 @@ for (const dialect of DIALECTS) {
           // Sign-out: gone from the main thread's storage; the next call asks for a sign-in without a request.
           await frame.evaluate(() => window.client.signOut());
           await assert.rejects(auth.tokens.verify(stored.token), { code: 'token_revoked' }, 'the server\'s /plugin/sign-out revoked it');
-          assert.equal(await page.evaluate(() => window.stand.storage.size), 0);
+          // The session is gone; the install's device id stays (the next sign-in sends it back).
+          assert.deepEqual(await page.evaluate(() => [...window.stand.storage.keys()]), ['figma-plugin-auth-db.session.device']);
           mark = log.length;
           assert.deepEqual(await frame.evaluate(() => window.client.call('/plugin/resize', { layers: 1 })), { kind: 'sign_in_again', code: 'not_signed_in' });
           assert.equal(log.length, mark);
@@ -232,7 +233,7 @@ for (const dialect of DIALECTS) {
           // A stored token the server refuses: 401 -> sign in again, and the stored session is cleared.
           await page.evaluate(() => window.stand.storage.set('figma-plugin-auth-db.session', { token: 'x.y.z', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }));
           assert.deepEqual(await frame.evaluate(() => window.client.call('/plugin/resize', { layers: 1 })), { kind: 'sign_in_again', code: 'token_invalid' });
-          assert.equal(await page.evaluate(() => window.stand.storage.size), 0);
+          assert.deepEqual(await page.evaluate(() => [...window.stand.storage.keys()]), ['figma-plugin-auth-db.session.device']);
         } finally {
           await page?.close();
           await site.close();
