@@ -156,32 +156,41 @@ $$;
 
 -- ---- plugin tokens: issued with the user id, verified and revoked by token id (the directory) ----
 CREATE OR REPLACE FUNCTION shard.issue_plugin_token(p_token_id uuid, p_user_id uuid, p_token_hash text, p_device_name character varying,
-                                                    p_expires_at timestamp with time zone, p_max_active integer)
-RETURNS integer LANGUAGE plproxy AS $$
+                                                    p_expires_at timestamp with time zone, p_max_active integer, p_device_id uuid)
+RETURNS uuid LANGUAGE plproxy AS $$
   CLUSTER 'fpa_partitions';
   RUN ON directory.user_hash(p_user_id);
   TARGET public.issue_plugin_token;
 $$;
 
 CREATE OR REPLACE FUNCTION public.issue_plugin_token(p_token_id uuid, p_user_id uuid, p_token_hash text, p_device_name character varying,
-                                                     p_expires_at timestamp with time zone, p_max_active integer DEFAULT NULL::integer)
-RETURNS integer
+                                                     p_expires_at timestamp with time zone, p_max_active integer DEFAULT NULL::integer,
+                                                     p_device_id uuid DEFAULT NULL::uuid)
+RETURNS uuid
 LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 DECLARE
-  v_result integer;
+  v_result uuid; -- the session's device id (the partition keeps one of the user's, or mints one)
 BEGIN
   -- The partition first: it raises unknown_user (PA001) and the input errors as the library does.
   -- Should this transaction then fail, the token exists on the partition without a directory row:
   -- verify answers 'invalid' for it (the user signs in again); nothing is granted.
-  v_result := shard.issue_plugin_token(p_token_id, p_user_id, p_token_hash, p_device_name, p_expires_at, p_max_active);
+  v_result := shard.issue_plugin_token(p_token_id, p_user_id, p_token_hash, p_device_name, p_expires_at, p_max_active, p_device_id);
   INSERT INTO directory.tokens (token_id, user_id) VALUES (p_token_id, p_user_id) ON CONFLICT (token_id) DO NOTHING;
   RETURN v_result;
 END $$;
 
 CREATE OR REPLACE FUNCTION public.verify_plugin_token(p_token_id uuid, p_token_hash text)
 RETURNS TABLE(status text, user_id uuid, expires_at timestamp with time zone, device_name character varying)
+LANGUAGE plproxy AS $$
+  CLUSTER 'fpa_partitions';
+  RUN ON directory.token_hash(p_token_id);
+$$;
+
+-- What tokens.verify calls: the session with its device id, routed like verify_plugin_token.
+CREATE OR REPLACE FUNCTION public.verify_plugin_session(p_token_id uuid, p_token_hash text)
+RETURNS TABLE(status text, user_id uuid, expires_at timestamp with time zone, device_name character varying, device_id uuid)
 LANGUAGE plproxy AS $$
   CLUSTER 'fpa_partitions';
   RUN ON directory.token_hash(p_token_id);
@@ -315,7 +324,8 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION public.begin_plugin_login(p_read_key_hash text, p_write_key_hash text, p_ttl_seconds integer DEFAULT 600,
-                                                     p_device_name character varying DEFAULT NULL::character varying)
+                                                     p_device_name character varying DEFAULT NULL::character varying,
+                                                     p_device_id uuid DEFAULT NULL::uuid)
 RETURNS timestamp with time zone LANGUAGE plpgsql AS $$ BEGIN PERFORM directory.refuse('begin_plugin_login'); RETURN NULL; END $$;
 CREATE OR REPLACE FUNCTION public.poll_plugin_login(p_read_key_hash text)
 RETURNS TABLE(status text, user_id uuid, device_name character varying) LANGUAGE plpgsql AS $$ BEGIN PERFORM directory.refuse('poll_plugin_login'); END $$;
