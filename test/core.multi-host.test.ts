@@ -59,9 +59,11 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
         const user = await createUser(db);
         await setPlan(db, user, 'pro');
         const real = new URL(url!);
+        // The server's user with its password, if it has one (the throwaway server of `npm test` does).
+        const who = real.password ? `${real.username}:${real.password}` : real.username;
         const dead = await freePort();
         const first = await relay(real);
-        const multi = await openDatabase(`postgres://${real.username}@127.0.0.1:${dead},127.0.0.1:${first.port},${real.hostname}:${real.port}${real.pathname}?target_session_attrs=read-write`, { max: 2 });
+        const multi = await openDatabase(`postgres://${who}@127.0.0.1:${dead},127.0.0.1:${first.port},${real.hostname}:${real.port}${real.pathname}?target_session_attrs=read-write`, { max: 2 });
         try {
           assert.match(multi.description, /127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,.*read-write/);
           const auth = createPluginAuth(multi);
@@ -92,12 +94,14 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
     test('read-write passes over read-only hosts: none left is the retryable connection_lost; any accepts them; a missing database is not retryable', () =>
       withDatabase(dialect, async ({ db, url, name }) => {
         const real = new URL(url!);
+        // The server's user with its password, if it has one (the throwaway server of `npm test` does).
+        const who = real.password ? `${real.username}:${real.password}` : real.username;
         await db.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`);
         const hosts = `127.0.0.1:${real.port},localhost:${real.port}`;
-        const rw = await openDatabase(`postgres://${real.username}@${hosts}${real.pathname}?target_session_attrs=read-write`, { max: 1 });
-        const any = await openDatabase(`postgres://${real.username}@${hosts}${real.pathname}`, { max: 1 });
-        const missing = await openDatabase(`postgres://${real.username}@${hosts}/no_such_database_here?target_session_attrs=read-write`, { max: 1 });
-        const dead = await openDatabase(`postgres://${real.username}@127.0.0.1:${await freePort()},127.0.0.1:${await freePort()}/x?target_session_attrs=read-write`, { max: 1 });
+        const rw = await openDatabase(`postgres://${who}@${hosts}${real.pathname}?target_session_attrs=read-write`, { max: 1 });
+        const any = await openDatabase(`postgres://${who}@${hosts}${real.pathname}`, { max: 1 });
+        const missing = await openDatabase(`postgres://${who}@${hosts}/no_such_database_here?target_session_attrs=read-write`, { max: 1 });
+        const dead = await openDatabase(`postgres://${who}@127.0.0.1:${await freePort()},127.0.0.1:${await freePort()}/x?target_session_attrs=read-write`, { max: 1 });
         try {
           await assert.rejects(rw.query('SELECT 1'), (e: unknown) => e instanceof PluginAuthError && e.code === 'connection_lost' && e.retryable && /read-only/.test(e.message));
           assert.deepEqual(await any.query('SELECT 1 AS one'), [{ one: 1 }]);
