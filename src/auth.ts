@@ -10,6 +10,7 @@ import { createLicenses, type LicenseOptions } from './billing/licenses.ts';
 import type { LemonSqueezyOptions } from './billing/lemonsqueezy.ts';
 import type { GumroadOptions } from './billing/gumroad.ts';
 import { createSeats } from './billing/seats.ts';
+import { createLeases, type LeaseOptions } from './billing/leases.ts';
 import { createEntitlements, type EntitlementKeyOptions } from './entitlements/index.ts';
 
 /** Options of createPluginAuth. Each part documents its own (entitlement snapshots: docs/plugin.md). */
@@ -39,6 +40,8 @@ export interface PluginAuthOptions extends EntitlementKeyOptions {
   gumroad?: GumroadOptions;
   /** License checks: cacheSeconds (300), graceSeconds (24 h), timeoutMs (5000). */
   licenses?: LicenseOptions;
+  /** Offline license leases: offlineSeconds (7 days), refreshSeconds (4 h) (docs/licenses.md#offline-leases). */
+  leases?: LeaseOptions;
 }
 
 /**
@@ -67,6 +70,8 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
     entitlements: createEntitlements(db, options),
     licenses: createLicenses(db, options),
     seats: createSeats(db),
+    /** Device leases, heartbeats, the device list and offline leases (docs/licenses.md#device-leases). */
+    leases: createLeases(db, options),
     /** Which optional parts have their options: the server (src/server/) opens a feature's routes only when it is configured. */
     configured: {
       tokens: Boolean(options.tokenSecret || options.tokenKeyPair),

@@ -143,6 +143,8 @@ AS $function$
 DECLARE
   v_license public.licenses%ROWTYPE;
   v_limit INTEGER;
+  v_allowed INTEGER;
+  v_window INTEGER;
   v_devices TEXT;
   v_count INTEGER;
 BEGIN
@@ -176,16 +178,22 @@ BEGIN
   END IF;
   license_id := v_license.id;
   device_known := EXISTS (SELECT 1 FROM public.license_devices AS d WHERE d.license_id = v_license.id AND d.device_id = p_device_id);
-  IF device_known THEN
+  -- Leases (sql/027): only live devices count, up to the cap times the overage allowance. A known
+  -- device whose lease is live is idempotent; a lapsed one needs a free slot like a new one.
+  SELECT t.device_limit, t.allowed, t.heartbeat_window INTO v_limit, v_allowed, v_window
+    FROM public.license_lease_terms(v_license.id) AS t;
+  IF device_known AND EXISTS (SELECT 1 FROM public.license_devices AS d
+                               WHERE d.license_id = v_license.id AND d.device_id = p_device_id
+                                 AND public.license_device_live(d.last_seen_at, v_window, pg_catalog.clock_timestamp())) THEN
     RETURN;
   END IF;
-  SELECT LEAST(t.device_limit, v_license.activation_limit) INTO v_limit
-    FROM public.license_terms(v_license.provider, v_license.product_id, v_license.variant_id) AS t;
   SELECT pg_catalog.count(*)::integer,
          pg_catalog.string_agg(d.device_name || ' (' || pg_catalog.left(d.device_id::text, 8) || ')', ', ' ORDER BY d.activated_at, d.device_id)
     INTO v_count, v_devices
-    FROM public.license_devices AS d WHERE d.license_id = v_license.id;
-  IF v_limit IS NOT NULL AND v_count >= v_limit THEN
+    FROM public.license_devices AS d
+   WHERE d.license_id = v_license.id AND d.device_id <> p_device_id
+     AND public.license_device_live(d.last_seen_at, v_window, pg_catalog.clock_timestamp());
+  IF v_allowed IS NOT NULL AND v_count >= v_allowed THEN
     RAISE EXCEPTION 'device_limit_reached: this license is active on % of % devices; deactivate one of: %', v_count, v_limit, v_devices
       USING ERRCODE = 'PA085';
   END IF;
@@ -204,6 +212,9 @@ DECLARE
   v_old_status VARCHAR;
   v_seats INTEGER;
   v_device_name VARCHAR;
+  v_allowed INTEGER;
+  v_window INTEGER;
+  v_live BOOLEAN;
 BEGIN
   IF p_product_id IS NULL OR p_product_id !~ '^[A-Za-z0-9_=+/.:-]{1,128}$'
      OR (COALESCE(p_variant_id, '') <> '' AND p_variant_id !~ '^[A-Za-z0-9_=+/.:-]{1,128}$') THEN
@@ -236,25 +247,40 @@ BEGIN
       checked_at = v_now, updated_at = v_now
      WHERE k.id = license_id;
   END IF;
-  SELECT t.plan_id, LEAST(t.device_limit, p_activation_limit), t.seats INTO plan_id, device_limit, v_seats
+  SELECT t.plan_id, t.seats INTO plan_id, v_seats
     FROM public.license_terms(p_provider, p_product_id, COALESCE(p_variant_id, '')) AS t;
-  IF NOT v_known THEN
-    IF device_limit IS NOT NULL
-       AND (SELECT pg_catalog.count(*) FROM public.license_devices AS d WHERE d.license_id = license_id) >= device_limit THEN
+  -- The cap and the lease policy (sql/027) with what the store just said.
+  SELECT t.device_limit, t.allowed, t.heartbeat_window INTO device_limit, v_allowed, v_window
+    FROM public.license_lease_terms(license_id) AS t;
+  v_live := v_known AND EXISTS (SELECT 1 FROM public.license_devices AS d
+                                 WHERE d.license_id = license_id AND d.device_id = p_device_id
+                                   AND public.license_device_live(d.last_seen_at, v_window, v_now));
+  IF NOT v_live THEN
+    IF v_allowed IS NOT NULL
+       AND (SELECT pg_catalog.count(*) FROM public.license_devices AS d
+             WHERE d.license_id = license_id AND d.device_id <> p_device_id
+               AND public.license_device_live(d.last_seen_at, v_window, v_now)) >= v_allowed THEN
       RAISE EXCEPTION 'device_limit_reached: this license is active on % of % devices; deactivate one of: %',
-        device_limit, device_limit,
+        v_allowed, device_limit,
         (SELECT pg_catalog.string_agg(d.device_name || ' (' || pg_catalog.left(d.device_id::text, 8) || ')', ', ' ORDER BY d.activated_at, d.device_id)
-           FROM public.license_devices AS d WHERE d.license_id = license_id)
+           FROM public.license_devices AS d
+          WHERE d.license_id = license_id AND d.device_id <> p_device_id
+            AND public.license_device_live(d.last_seen_at, v_window, v_now))
         USING ERRCODE = 'PA085';
     END IF;
-    INSERT INTO public.license_devices (license_id, device_id, device_name, instance_id)
-    VALUES (license_id, p_device_id, v_device_name, p_instance_id);
+  END IF;
+  IF NOT v_known THEN
+    INSERT INTO public.license_devices (license_id, device_id, device_name, instance_id, last_seen_at, leased_at)
+    VALUES (license_id, p_device_id, v_device_name, p_instance_id, v_now, v_now);
   ELSE
-    -- The same device again: its name may have changed; its store instance is kept or replaced.
-    UPDATE public.license_devices AS d SET device_name = v_device_name, instance_id = COALESCE(p_instance_id, d.instance_id)
+    -- The same device again: its name may have changed; its store instance is kept or replaced;
+    -- the activation is a heartbeat, and a lapsed lease begins again.
+    UPDATE public.license_devices AS d SET device_name = v_device_name, instance_id = COALESCE(p_instance_id, d.instance_id),
+           last_seen_at = v_now, leased_at = CASE WHEN v_live THEN d.leased_at ELSE v_now END
      WHERE d.license_id = license_id AND d.device_id = p_device_id;
   END IF;
-  SELECT pg_catalog.count(*)::integer INTO activations_used FROM public.license_devices AS d WHERE d.license_id = license_id;
+  SELECT pg_catalog.count(*)::integer INTO activations_used FROM public.license_devices AS d
+   WHERE d.license_id = license_id AND public.license_device_live(d.last_seen_at, v_window, v_now);
   IF v_old_status IS DISTINCT FROM (SELECT k.status FROM public.licenses AS k WHERE k.id = license_id) THEN
     PERFORM public.license_record_history(license_id);
   END IF;

@@ -52,11 +52,15 @@ export interface Activation {
   activated: true;
   /** The user's effective plan right after activation. */
   planSlug: string;
-  /** Devices this license is active on now. */
+  /** Devices this license is active on now (live leases: a device past its heartbeat window is not counted). */
   activationsUsed: number;
   /** The device limit in force (the smallest of the product mapping's, the plan's and the store's), or null: none. */
   activationLimit: number | null;
   expiresAt: Date | null;
+  /** This device holds a slot past the limit, within the overage allowance (docs/licenses.md#device-leases). */
+  overage: boolean;
+  /** Always 'valid' for an activation (a refusal is an error); the reasons of docs/licenses.md#reasons. */
+  reason: 'valid';
 }
 
 export interface LicenseInfo {
@@ -232,12 +236,16 @@ export function createLicenses(
         ))[0]!;
       });
       const info = (await db.query<{ expires_at: Date | null }>('SELECT expires_at FROM public.licenses WHERE id = $1::uuid', [row.license_id]))[0];
+      const lease = (await db.query<{ overage: boolean }>(
+        'SELECT l.overage FROM public.list_license_devices($1::uuid, $2::uuid) AS l WHERE l.device_id = $3::uuid', [userId, row.license_id, deviceId]))[0];
       return {
         activated: true,
         planSlug: await planSlug(userId),
         activationsUsed: row.activations_used,
         activationLimit: row.device_limit,
         expiresAt: info?.expires_at ?? null,
+        overage: lease?.overage ?? false,
+        reason: 'valid',
       };
     } catch (error) {
       // Lemon Squeezy counted an activation we did not keep: give it back (best effort).

@@ -23,6 +23,15 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   device_limit_reached: 403,
   license_key_rejected: 403,
   no_seats_left: 403,
+  // Lease reasons (docs/licenses.md#reasons): the license says no on this device; the session stays.
+  license_expired: 403,
+  license_suspended: 403,
+  license_refunded: 403,
+  license_disputed: 403,
+  license_not_linked: 403,
+  not_activated_on_device: 403,
+  heartbeat_missed: 403,
+  no_license: 403,
   cross_site_request: 403,
   // A retry key used for another operation, after a refund or after its retry window: the
   // request conflicts with what the key already stands for; send it again with a new key.

@@ -5,3 +5,15 @@ export const ENTITLEMENT_TYP = 'entitlement+jwt';
 /** Snapshots are valid for at most 15 minutes: the plan can change at any webhook. */
 export const MAX_ENTITLEMENT_TTL_SECONDS = 900;
 export const ENTITLEMENT_ALGORITHMS = ['ES256', 'EdDSA'] as const;
+
+// Offline license leases (docs/licenses.md#offline-leases): signed with the entitlement keys.
+export const LEASE_AUDIENCE = 'figma-plugin-license-lease';
+export const LEASE_TYP = 'license-lease+jwt';
+/** The longest an offline lease may last: 30 days. */
+export const MAX_OFFLINE_LEASE_SECONDS = 30 * 24 * 3600;
+/** Default lifetime of an offline lease: 7 days. */
+export const DEFAULT_OFFLINE_LEASE_SECONDS = 7 * 24 * 3600;
+/** Default age after which the client refreshes a lease in the background: 4 hours. */
+export const DEFAULT_LEASE_REFRESH_SECONDS = 4 * 3600;
+/** Default clock skew a lease is verified with: 5 minutes. */
+export const DEFAULT_LEASE_CLOCK_TOLERANCE_SECONDS = 300;

@@ -11,9 +11,10 @@ import { DEFAULT_LIMITS, readBody, readJsonObject, readOptionalJsonObject, requi
 import { confirmationCode } from './login-page.ts';
 import { createFigmaOAuth, figmaErrorPage, type FigmaOAuthOptions } from './figma-oauth.ts';
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
+import { addLeaseRoutes } from './leases.ts';
 
 /** The parts of createPluginAuth's object the server calls. */
-export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'subscriptions' | 'configured'>;
+export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'leases' | 'subscriptions' | 'configured'>;
 
 export interface MeteredRoute {
   /** The usage action counted (e.g. 'resize'). */
@@ -190,6 +191,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     add('POST', '/plugin/license/activate', { plugin: true, handle: (request) => license(request, 'activate') });
     add('POST', '/plugin/license/deactivate', { plugin: true, handle: (request) => license(request, 'deactivate') });
   }
+  // Device leases and offline leases (src/server/leases.ts).
+  addLeaseRoutes({ auth, add, bearer });
   // The stores' webhooks get the raw bytes, exactly as received: the signature covers them.
   if (auth.configured.lemonSqueezy) {
     add('POST', '/webhooks/lemonsqueezy', {
