@@ -33,7 +33,7 @@ const PRIORITY: readonly LeaseReason[] = [
 ];
 
 export interface LeaseOptions {
-  /** Lifetime of an offline lease in seconds, 60 to 30 days (default 7 days). */
+  /** Lifetime of an offline lease in seconds, 10 to 30 days (default 7 days). */
   offlineSeconds?: number;
   /** Age after which the plugin refreshes its lease in the background (default 4 hours; less than offlineSeconds). */
   refreshSeconds?: number;
@@ -152,7 +152,7 @@ function policy(value: unknown): { window: number | null; overage: number | null
 export function createLeases(db: Queryable, options: EntitlementKeyOptions & { leases?: LeaseOptions }) {
   db = withTypedErrors(db);
   const o = options.leases ?? {};
-  const offlineSeconds = leaseSeconds(o.offlineSeconds, 'offlineSeconds', DEFAULT_OFFLINE_LEASE_SECONDS, 60, MAX_OFFLINE_LEASE_SECONDS);
+  const offlineSeconds = leaseSeconds(o.offlineSeconds, 'offlineSeconds', DEFAULT_OFFLINE_LEASE_SECONDS, 10, MAX_OFFLINE_LEASE_SECONDS);
   const refreshSeconds = leaseSeconds(o.refreshSeconds, 'refreshSeconds', Math.min(DEFAULT_LEASE_REFRESH_SECONDS, Math.floor(offlineSeconds / 2)), 1, offlineSeconds - 1);
   const keys = resolveEntitlementKeys(options);
 

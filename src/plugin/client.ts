@@ -3,7 +3,9 @@
 // postMessage); no Node built-ins. Every outcome is a typed result the UI can switch on; nothing
 // here throws for an HTTP status.
 import { clientOutcome } from '../core/http-status.ts';
-import { BRIDGE_TAG, isBridgeReply, isDeviceId, isStoredSession, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType, type StoredSession } from './protocol.ts';
+import { BRIDGE_TAG, isBridgeReply, isDeviceId, isStoredLease, isStoredSession, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType, type StoredSession } from './protocol.ts';
+import { LICENSE_REASONS, verifyLicenseLease, type LicenseReason } from './leases.ts';
+import type { JSONWebKeySet } from 'jose';
 
 /** The usage answer the backend sends with a 402 (consume's answer, as JSON). */
 export interface UsageAnswerJson {
@@ -41,6 +43,22 @@ export type SignInResult =
   | { kind: 'unavailable'; status: number | null; attempts: number }
   | { kind: 'cancelled' };
 
+/**
+ * The result of license(): switch on `kind`. `offline: true` means the server could not be reached
+ * and the answer is the stored lease's, verified here: "could not check" never means unlicensed.
+ */
+export type LicenseResult =
+  | { kind: 'licensed'; reason: 'valid'; planSlug: string | null; overage: boolean; offline: boolean; expiresAt: Date | null; refreshAfter: Date | null; heartbeatSeconds: number | null }
+  /** The server (or a lease it signed) says no, with why: license_refunded, heartbeat_missed, not_activated_on_device, ... */
+  | { kind: 'unlicensed'; reason: Exclude<LicenseReason, 'valid'>; offline: boolean; expiresAt: Date | null; refreshAfter: Date | null; heartbeatSeconds: number | null }
+  /** Could not check and no usable lease (none stored, past its end, not verifiable): not known, not "unlicensed". */
+  | { kind: 'unknown'; reason: 'no_lease' | 'lease_expired' | 'lease_invalid'; status: number | null }
+  /** 401, or no session: sign in again. */
+  | { kind: 'sign_in_again'; code: string }
+  /** Another 4xx (e.g. 404: the backend has no lease route). */
+  | { kind: 'refused'; status: number; code: string }
+  | { kind: 'cancelled' };
+
 /** The UI's side of the postMessage bridge to the main thread. */
 export interface Bridge {
   request(op: BridgeOp): Promise<unknown>;
@@ -64,7 +82,15 @@ export interface PluginClientOptions {
   /** Your backend, e.g. https://api.example.com (listed in the manifest's networkAccess.allowedDomains). */
   apiBaseUrl: string;
   /** Default: { login: '/plugin/login', poll: '/plugin/login/poll', signOut: '/plugin/sign-out' } (createPluginServer's routes). */
-  routes?: { login?: string; poll?: string; signOut?: string };
+  routes?: { login?: string; poll?: string; signOut?: string; lease?: string };
+  /**
+   * Public keys to verify offline leases with, bundled with the plugin (auth.leases.jwks()). Default:
+   * the keys the lease route answered with, kept beside the lease. Pinning is stronger: nothing in
+   * clientStorage can then make a lease verify.
+   */
+  leaseJwks?: JSONWebKeySet;
+  /** Clock skew allowed when verifying a lease offline, in seconds (default 300). */
+  leaseClockToleranceSeconds?: number;
   /** Default: the main thread through parent.postMessage (see installPluginBridge). */
   bridge?: Bridge;
   retry?: RetryOptions;
@@ -154,7 +180,7 @@ async function errorCode(response: Response): Promise<string> {
 
 export function createPluginClient(options: PluginClientOptions) {
   const base = options.apiBaseUrl.replace(/\/+$/, '');
-  const routes = { login: '/plugin/login', poll: '/plugin/login/poll', signOut: '/plugin/sign-out', ...options.routes };
+  const routes = { login: '/plugin/login', poll: '/plugin/login/poll', signOut: '/plugin/sign-out', lease: '/plugin/license/lease', ...options.routes };
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
   const retry = { attempts: 4, baseDelayMs: 300, maxDelayMs: 4000, ...options.retry };
   const poll = { initialDelayMs: 1000, maxDelayMs: 5000, ...options.poll };
@@ -220,6 +246,81 @@ export function createPluginClient(options: PluginClientOptions) {
     }
   }
 
+  /** The stored lease, verified offline for this user and install. */
+  async function offlineLicense(status: number | null): Promise<LicenseResult> {
+    let stored: unknown = null;
+    try {
+      stored = await getBridge().request({ op: 'lease.get' });
+    } catch {
+      stored = null;
+    }
+    const device = await knownDevice();
+    if (!isStoredLease(stored) || !device) return { kind: 'unknown', reason: 'no_lease', status };
+    const userId = session?.userId ?? stored.userId;
+    const check = await verifyLicenseLease(stored.jwt, options.leaseJwks ?? (stored.jwks as JSONWebKeySet), {
+      userId, deviceId: device,
+      ...(options.leaseClockToleranceSeconds !== undefined ? { clockToleranceSeconds: options.leaseClockToleranceSeconds } : {}),
+    });
+    if (check.kind === 'expired') return { kind: 'unknown', reason: 'lease_expired', status };
+    if (check.kind !== 'ok') return { kind: 'unknown', reason: 'lease_invalid', status };
+    const { lease } = check;
+    const common = { offline: true, expiresAt: lease.expiresAt, refreshAfter: lease.refreshAfter, heartbeatSeconds: null };
+    return lease.licensed
+      ? { kind: 'licensed', reason: 'valid', planSlug: lease.planSlug, overage: lease.overage, ...common }
+      : { kind: 'unlicensed', reason: lease.reason as Exclude<LicenseReason, 'valid'>, ...common };
+  }
+
+  /** The lease route: a heartbeat of this device and a new signed lease, kept by the main thread; offline, the stored lease. */
+  async function license(licenseOptions: { signal?: AbortSignal } = {}): Promise<LicenseResult> {
+    if (!session || !restored || Date.parse(session.expiresAt) <= Date.now()) await restore();
+    if (!session) {
+      // No session (expired offline): the stored lease still answers until it ends.
+      const offline = await offlineLicense(null);
+      return offline.kind === 'unknown' && offline.reason === 'no_lease' ? { kind: 'sign_in_again', code: 'not_signed_in' } : offline;
+    }
+    const sent = await send(routes.lease, { method: 'POST', headers: { authorization: `Bearer ${session.token}` } }, licenseOptions.signal);
+    if (sent.kind === 'cancelled') return sent;
+    if (sent.kind === 'unavailable') return offlineLicense(sent.status);
+    const { response } = sent;
+    const outcome = clientOutcome(response.status);
+    if (outcome === 'sign_in_again') {
+      const code = await errorCode(response);
+      await forget();
+      return { kind: 'sign_in_again', code };
+    }
+    if (outcome !== 'ok') return { kind: 'refused', status: response.status, code: await errorCode(response) };
+    const body = (await response.json()) as {
+      licensed: boolean; reason: LicenseReason; planSlug: string | null; overage: boolean; deviceId: string; heartbeatSeconds: number | null;
+      lease: { jwt: string; expiresAt: string; refreshAfter: string } | null; jwks: JSONWebKeySet | null;
+    };
+    const userId = session.userId ?? (await sessionUserId());
+    if (body.lease && body.jwks && userId && isDeviceId(body.deviceId)) {
+      const stored = { jwt: body.lease.jwt, jwks: body.jwks as { keys: Array<Record<string, unknown>> }, userId, deviceId: body.deviceId };
+      await getBridge().request({ op: 'lease.set', lease: stored }).catch(() => undefined);
+    }
+    const common = {
+      offline: false,
+      expiresAt: body.lease ? new Date(body.lease.expiresAt) : null,
+      refreshAfter: body.lease ? new Date(body.lease.refreshAfter) : null,
+      heartbeatSeconds: typeof body.heartbeatSeconds === 'number' ? body.heartbeatSeconds : null,
+    };
+    if (body.licensed && body.reason === 'valid') return { kind: 'licensed', reason: 'valid', planSlug: body.planSlug, overage: body.overage === true, ...common };
+    const reason = LICENSE_REASONS.includes(body.reason) && body.reason !== 'valid' ? body.reason : 'no_license';
+    return { kind: 'unlicensed', reason: reason as Exclude<LicenseReason, 'valid'>, ...common };
+  }
+
+  /** The user id from the session: the sign-in answer's, else the token's own `sub` (read, not verified). */
+  async function sessionUserId(): Promise<string | null> {
+    if (session?.userId) return session.userId;
+    try {
+      const part = session?.token.split('.')[1] ?? '';
+      const sub = (JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown }).sub;
+      return typeof sub === 'string' && sub !== '' ? sub : null;
+    } catch {
+      return null;
+    }
+  }
+
   function open(url: string): Promise<boolean> {
     try {
       if (options.openUrl ? options.openUrl(url) : window.open(url, '_blank') !== null) return Promise.resolve(true);
@@ -232,6 +333,37 @@ export function createPluginClient(options: PluginClientOptions) {
   return {
     /** Loads the stored session from the main thread; true when one is valid. call() does this itself. */
     restore,
+
+    /**
+     * Whether this device is licensed: the server's answer (a heartbeat of this device, and a new
+     * signed lease kept in figma.clientStorage), or offline the stored lease's, verified here.
+     */
+    license,
+
+    /**
+     * Calls license() now and again: every heartbeatSeconds while a heartbeat window applies, else
+     * when the lease asks to be refreshed (refreshAfter), and every minute while offline. Each
+     * result goes to onResult. Returns a function that stops it.
+     */
+    keepLicensed(onResult: (result: LicenseResult) => void, keepOptions: { offlineRetryMs?: number } = {}): () => void {
+      const controller = new AbortController();
+      const offlineRetryMs = keepOptions.offlineRetryMs ?? 60_000;
+      void (async () => {
+        while (!controller.signal.aborted) {
+          const result = await license({ signal: controller.signal });
+          if (controller.signal.aborted || result.kind === 'cancelled') return;
+          onResult(result);
+          if (result.kind === 'sign_in_again') return;
+          let waitMs = offlineRetryMs;
+          if ((result.kind === 'licensed' || result.kind === 'unlicensed') && !result.offline) {
+            const untilRefresh = result.refreshAfter ? result.refreshAfter.getTime() - Date.now() : offlineRetryMs;
+            waitMs = Math.max(1000, Math.min(untilRefresh, result.heartbeatSeconds !== null ? result.heartbeatSeconds * 1000 : untilRefresh));
+          }
+          await sleep(waitMs, controller.signal);
+        }
+      })();
+      return () => controller.abort();
+    },
 
     /**
      * The signed-in user's id (null when signed out): what verifyEntitlementSnapshot expects. From

@@ -14,8 +14,10 @@ export {
   type Bridge,
   type RetryOptions,
   type PollOptions,
+  type LicenseResult,
 } from './client.ts';
+export { verifyLicenseLease, LICENSE_REASONS, type LicenseReason, type LicenseLeaseClaims, type LeaseCheck, type VerifyLeaseOptions } from './leases.ts';
 export { verifyEntitlementSnapshot, type Entitlement, type EntitlementCheck, type VerifyEntitlementOptions } from './entitlements.ts';
 export { installPluginBridge, DEFAULT_STORAGE_KEY, type BridgeFigma, type BridgeOptions } from './main.ts';
-export { BRIDGE_TAG, type StoredSession, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
-export { ENTITLEMENT_ISSUER, ENTITLEMENT_AUDIENCE, ENTITLEMENT_TYP, MAX_ENTITLEMENT_TTL_SECONDS } from './constants.ts';
+export { BRIDGE_TAG, type StoredSession, type StoredLease, type BridgeOp, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
+export { ENTITLEMENT_ISSUER, ENTITLEMENT_AUDIENCE, ENTITLEMENT_TYP, MAX_ENTITLEMENT_TTL_SECONDS, LEASE_AUDIENCE, LEASE_TYP, MAX_OFFLINE_LEASE_SECONDS, DEFAULT_OFFLINE_LEASE_SECONDS } from './constants.ts';

@@ -1,7 +1,7 @@
 // The main-thread half of the plugin client (code.ts): answers the UI's bridge requests with
 // figma.clientStorage, figma.openExternal and figma.payments. No DOM, no Node: it runs in Figma's
 // plugin sandbox. Import it from 'figma-plugin-auth-db/plugin/main' (or '/plugin').
-import { BRIDGE_TAG, isBridgeRequest, isDeviceId, isStoredSession, type BridgeReply, type BridgeRequest, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
+import { BRIDGE_TAG, isBridgeRequest, isDeviceId, isStoredLease, isStoredSession, type BridgeReply, type BridgeRequest, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
 
 export { BRIDGE_TAG, type StoredSession, type CheckoutInterstitial, type PaymentStatusType } from './protocol.ts';
 
@@ -52,6 +52,8 @@ export function installPluginBridge(figma: BridgeFigma, options: BridgeOptions =
   const key = options.storageKey ?? DEFAULT_STORAGE_KEY;
   // The install's device id outlives a session (sign-out, expiry): its own key beside it.
   const deviceKey = `${key}.device`;
+  // The last offline lease: outlives a network failure, not a sign-out.
+  const leaseKey = `${key}.lease`;
   const allowOpen = options.allowOpen ?? defaultAllowOpen;
 
   async function answer(request: BridgeRequest): Promise<unknown> {
@@ -77,8 +79,19 @@ export function installPluginBridge(figma: BridgeFigma, options: BridgeOptions =
         const stored: unknown = await figma.clientStorage.getAsync(deviceKey);
         return isDeviceId(stored) ? stored : null;
       }
+      case 'lease.get': {
+        const stored: unknown = await figma.clientStorage.getAsync(leaseKey);
+        return isStoredLease(stored) ? stored : null;
+      }
+      case 'lease.set': {
+        if (!isStoredLease(request.lease)) throw new Error('bad_lease');
+        const { jwt, jwks, userId, deviceId } = request.lease;
+        await figma.clientStorage.setAsync(leaseKey, { jwt, jwks, userId, deviceId });
+        return null;
+      }
       case 'session.clear':
         await figma.clientStorage.deleteAsync(key);
+        await figma.clientStorage.deleteAsync(leaseKey);
         options.onSignOut?.();
         return null;
       case 'open': {

@@ -21,6 +21,17 @@ export interface StoredSession {
   deviceId?: string;
 }
 
+/** The last offline lease the server signed for this install (docs/plugin.md#licenses-and-offline-leases). */
+export interface StoredLease {
+  /** Compact JWS (typ license-lease+jwt). */
+  jwt: string;
+  /** The public keys the server answered with (used unless the plugin pins its own, leaseJwks). */
+  jwks: { keys: Array<Record<string, unknown>> };
+  /** Whom and which device it is about (checked again against the signature's claims). */
+  userId: string;
+  deviceId: string;
+}
+
 export type CheckoutInterstitial = 'PAID_FEATURE' | 'TRIAL_ENDED' | 'SKIP';
 /** figma.payments.status.type after the checkout; 'NOT_SUPPORTED' grants nothing. */
 export type PaymentStatusType = 'UNPAID' | 'PAID' | 'NOT_SUPPORTED';
@@ -31,6 +42,9 @@ export type BridgeOp =
   | { op: 'session.clear' }
   /** This install's device id (StoredSession.deviceId, kept after sign-out), or null. */
   | { op: 'device.get' }
+  /** The stored offline lease, or null. */
+  | { op: 'lease.get' }
+  | { op: 'lease.set'; lease: StoredLease }
   | { op: 'open'; url: string }
   | { op: 'payments.checkout'; interstitial?: CheckoutInterstitial }
   | { op: 'payments.status' };
@@ -55,3 +69,8 @@ export const isDeviceId = (v: unknown): v is string =>
 
 export const isStoredSession = (v: unknown): v is StoredSession =>
   typeof v === 'object' && v !== null && typeof (v as StoredSession).token === 'string' && typeof (v as StoredSession).expiresAt === 'string';
+
+export const isStoredLease = (v: unknown): v is StoredLease =>
+  typeof v === 'object' && v !== null && typeof (v as StoredLease).jwt === 'string' && (v as StoredLease).jwt.length < 16384 &&
+  typeof (v as StoredLease).jwks === 'object' && (v as StoredLease).jwks !== null && Array.isArray((v as StoredLease).jwks.keys) &&
+  typeof (v as StoredLease).userId === 'string' && isDeviceId((v as StoredLease).deviceId);
