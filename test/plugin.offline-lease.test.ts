@@ -94,6 +94,8 @@ for (const dialect of DIALECTS) {
           leases: { offlineSeconds: 12, refreshSeconds: 6 },
         });
         await auth.plans.linkLicense('pro', { provider: 'gumroad', productId: PRODUCT, deviceLimit: 1 });
+        // A 3-second heartbeat window: the client beats every second (heartbeatSeconds).
+        await auth.leases.setPlanPolicy('pro', { heartbeatWindow: 3, overageAllowance: null, floating: null });
         const userId = await createUser(db);
         const session = await auth.tokens.issue(userId, { deviceName: 'Figma' });
         const { key } = gumroad.sell();
@@ -121,6 +123,25 @@ for (const dialect of DIALECTS) {
           const stored = await page.evaluate((k) => window.stand.storage.get(`${k}.lease`) as { jwt: string; deviceId: string; userId: string }, SESSION_KEY);
           assert.deepEqual([stored.deviceId, stored.userId], [session.deviceId, userId]);
           assert.equal(stored.jwt.split('.').length, 3);
+          assert.ok(online.kind === 'licensed' && online.heartbeatSeconds === 1);
+
+          // keepLicensed beats every heartbeatSeconds: the device's lease stays fresh.
+          type Kept = { kept: LicenseResult[]; stopKeep: () => void };
+          await frame.evaluate(() => {
+            const w = window as unknown as Kept;
+            w.kept = [];
+            w.stopKeep = window.client.keepLicensed((r) => w.kept.push(r));
+          });
+          await sleep(3500);
+          const kept = await frame.evaluate(() => {
+            const w = window as unknown as Kept;
+            w.stopKeep();
+            return w.kept;
+          });
+          assert.ok(kept.length >= 2, `beats: ${kept.length}`);
+          assert.ok(kept.every((r) => r.kind === 'licensed' && !r.offline));
+          const [seen] = await db.query<{ age: number }>('SELECT extract(epoch FROM now() - last_seen_at)::float8 AS age FROM public.license_devices WHERE device_id = $1::uuid', [session.deviceId]);
+          assert.ok(seen!.age < 2, `last heartbeat ${seen!.age} s ago`);
 
           // The server goes away. The plugin still knows: licensed, from the lease, verified in the iframe.
           await api.close();

@@ -22,7 +22,13 @@ const SUBSCRIPTION_PLANS: [string, string, string | null, boolean][] = [
   ['updated_at', TS, 'now()', false],
 ];
 // The one column added since (sql/018): nullable, at the end, so every seed column keeps its place.
-const ADDED_TO_SUBSCRIPTION_PLANS: [string, string, string | null, boolean][] = [['device_limit', 'integer', null, false]];
+// sql/018's device cap, then sql/027's lease policy (docs/licenses.md#device-leases): all nullable, no default.
+const ADDED_TO_SUBSCRIPTION_PLANS: [string, string, string | null, boolean][] = [
+  ['device_limit', 'integer', null, false],
+  ['heartbeat_window', 'integer', null, false],
+  ['overage_allowance', 'numeric(4,2)', null, false],
+  ['floating', 'boolean', null, false],
+];
 
 const SEED_INDEXES = [
   ['plugin_tokens', 'idx_plugin_tokens_user_id'],
@@ -43,7 +49,7 @@ function table(tables: CatalogTable[], name: string): CatalogTable {
 
 for (const dialect of DIALECTS) {
   describe(`schema [${dialect}]`, () => {
-    test('subscription_plans has exactly the seed columns, types and defaults, then only sql/018\'s nullable device_limit', () =>
+    test('subscription_plans has exactly the seed columns, types and defaults, then only sql/018\'s nullable device_limit and sql/027\'s nullable lease policy', () =>
       withDatabase(dialect, async ({ db }) => {
         const { tables } = await readCatalog(db);
         const columns = table(tables, 'subscription_plans').columns.map((c) => [c.name, c.type, c.default, c.notNull]);
