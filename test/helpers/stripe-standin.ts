@@ -29,6 +29,8 @@ export interface StripeStandin {
   rateLimit(n: number, retryAfter?: number): void;
   /** The next n requests answer 500 with an api_error. */
   fail(n: number): void;
+  /** The next n POSTs are carried out (and kept under their idempotency key), then answered 500: an answer lost on the way. */
+  loseAnswers(n: number): void;
   /** Runs before a GET /v1/subscriptions page is answered, after its data was taken (a webhook racing the read). */
   onList?: (query: URLSearchParams) => Promise<void> | void;
   close(): Promise<void>;
@@ -45,6 +47,7 @@ export async function startStripeStandin(): Promise<StripeStandin> {
   let rateLimited = 0;
   let retryAfter: number | undefined;
   let failing = 0;
+  let losing = 0;
 
   const standin: StripeStandin = {
     url: '',
@@ -60,6 +63,9 @@ export async function startStripeStandin(): Promise<StripeStandin> {
     },
     fail(n) {
       failing = n;
+    },
+    loseAnswers(n) {
+      losing = n;
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
@@ -111,6 +117,10 @@ export async function startStripeStandin(): Promise<StripeStandin> {
       }
       const result = url.pathname === '/v1/checkout/sessions' ? checkout(form) : portal(form);
       if (typeof key === 'string') idempotency.set(`${url.pathname} ${key}`, { params: raw, status: result.status, body: result.body });
+      if (losing > 0) {
+        losing--;
+        return { ...error(500, { type: 'api_error', message: 'An unknown error occurred' }), headers: { 'stripe-should-retry': 'true' } };
+      }
       return result;
     }
     return error(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` });
