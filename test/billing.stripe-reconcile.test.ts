@@ -9,6 +9,7 @@ import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { DAY, PRICES, T0, linkPrices, subscription } from './helpers/stripe.ts';
 import { STANDIN_SECRET_KEY, startStripeStandin, type StripeStandin } from './helpers/stripe-standin.ts';
 import { rejectsWith } from './helpers/assert.ts';
+import { HOSTILE_NUMBERS, HOSTILE_STRINGS, HOSTILE_UUIDS, WRONG_TYPES, fingerprint, userIdCodes } from './helpers/hostile.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { openDatabase, type Database, type Queryable } from '../src/core/db.ts';
 import { NotFoundError, PluginAuthError, ServiceError, SetupError, ValidationError } from '../src/core/errors.ts';
@@ -333,6 +334,45 @@ for (const dialect of DIALECTS) {
           for (const stripe of [{ secretKey: 'pk_test_publishable00000' }, { secretKey: STANDIN_SECRET_KEY, apiBaseUrl: 'ftp://x' }, { secretKey: STANDIN_SECRET_KEY, maxRetries: -1 }]) {
             assert.throws(() => createPluginAuth(db, { stripe: stripe as never }), (e: unknown) => e instanceof SetupError && e.code === 'stripe_config_invalid');
           }
+        })));
+
+    test('every hostile value, in every argument of reconcile, checkout and the portal: a typed code, nothing sent, nothing written', () =>
+      withStandin((standin) =>
+        withDatabase(dialect, async ({ db }) => {
+          await scene(db, standin);
+          const user = await createUser(db);
+          const auth = createPluginAuth(db, stripeOptions(standin));
+          const s = auth.subscriptions;
+          const before = await fingerprint(db);
+          const ok = 'https://app.example.com/ok';
+          const cases: Array<[string, () => Promise<unknown>, string[]]> = [];
+          for (const [k, v] of Object.entries({ ...HOSTILE_STRINGS, ...WRONG_TYPES })) {
+            cases.push([`customerId ${k}`, () => s.reconcileStripe({ customerId: v as string }), ['invalid_stripe_id']]);
+            cases.push([`plan ${k}`, () => s.createCheckoutSession(user, { plan: v as string, successUrl: ok }), ['unknown_plan']]);
+            cases.push([`successUrl ${k}`, () => s.createCheckoutSession(user, { plan: 'pro', successUrl: v as string }), ['invalid_return_url']]);
+            cases.push([`cancelUrl ${k}`, () => s.createCheckoutSession(user, { plan: 'pro', successUrl: ok, cancelUrl: v as string }), ['invalid_return_url']]);
+            cases.push([`returnUrl ${k}`, () => s.createPortalSession(user, { returnUrl: v as string }), ['invalid_return_url']]);
+          }
+          for (const [k, v] of Object.entries(HOSTILE_UUIDS)) {
+            cases.push([`reconcile userId ${k}`, () => s.reconcileStripe({ userId: v as string }), userIdCodes(v)]);
+            cases.push([`checkout userId ${k}`, () => s.createCheckoutSession(v as string, { plan: 'pro', successUrl: ok }), userIdCodes(v)]);
+            cases.push([`portal userId ${k}`, () => s.createPortalSession(v as string, { returnUrl: ok }), userIdCodes(v)]);
+          }
+          for (const [k, v] of Object.entries(HOSTILE_NUMBERS)) {
+            cases.push([`pageSize ${k}`, () => s.reconcileStripe({ pageSize: v as number }), ['invalid_page_size']]);
+            cases.push([`quantity ${k}`, () => s.createCheckoutSession(user, { plan: 'pro', successUrl: ok, quantity: v as number }), ['invalid_quantity']]);
+          }
+          // The user has no Stripe customer: the portal is refused before Stripe is asked.
+          cases.push(['portal without a customer', () => s.createPortalSession(user, { returnUrl: ok }), ['no_stripe_customer']]);
+          for (const [name, run, codes] of cases) {
+            await assert.rejects(run(), (e: unknown) => {
+              assert.ok(e instanceof PluginAuthError, `${name}: ${String(e)}`);
+              assert.ok(codes.includes(e.code), `${name}: ${e.code}, expected ${codes.join(' or ')}`);
+              return true;
+            });
+          }
+          assert.equal(standin.requests.length, 0, 'nothing was sent to Stripe');
+          assert.deepEqual(await fingerprint(db), before, 'nothing was written');
         })));
   });
 }
