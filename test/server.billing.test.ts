@@ -98,6 +98,11 @@ for (const dialect of DIALECTS) {
         assert.equal(standin.checkoutSessions[1]!.params.customer_email, undefined);
         assert.equal(standin.checkoutSessions[1]!.params['line_items[0][quantity]'], '3');
         assert.equal(standin.checkoutSessions[1]!.params['line_items[0][price]'], PRICES.basic);
+        // A user created by Sign in with Figma has no real email: Checkout asks the buyer for one.
+        const figmaUser = await createUser(db, 'figma-1234567@users.figma.invalid');
+        await server.auth.subscriptions.createCheckoutSession(figmaUser, { plan: 'pro', successUrl: SUCCESS });
+        assert.equal(standin.checkoutSessions[2]!.params.customer_email, undefined);
+        assert.equal(standin.checkoutSessions[2]!.params.client_reference_id, figmaUser);
         // The API is the same without the server.
         const direct = await server.auth.subscriptions.createPortalSession(userId, { returnUrl: 'http://localhost:3000/account' });
         assert.match(direct.url, /^https:\/\/billing\.stripe\.com\//);

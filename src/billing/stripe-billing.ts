@@ -328,7 +328,7 @@ export function createStripeBilling(rawDb: Queryable, options: StripeApiOptions 
         subscription_data: { metadata: { user_id: userId } },
         success_url: successUrl,
         cancel_url: cancelUrl,
-        ...(user.stripe_customer_id ? { customer: user.stripe_customer_id } : user.email ? { customer_email: user.email } : {}),
+        ...(user.stripe_customer_id ? { customer: user.stripe_customer_id } : deliverable(user.email) ? { customer_email: user.email } : {}),
       });
       const { id, url, expires_at: expiresAt } = answer.body;
       if (typeof id !== 'string' || typeof url !== 'string') {
@@ -423,6 +423,15 @@ function differences(row: RowState | null, s: StripeSubscription, plans: Map<str
   return (Object.keys(stripe) as ReconcileField['field'][])
     .filter((field) => database[field] !== stripe[field])
     .map((field) => ({ field, database: database[field], stripe: stripe[field] }));
+}
+
+/**
+ * An email Stripe may prefill and write to: an address, not one under a reserved top-level domain
+ * (a user created by Sign in with Figma without an email is figma-<id>@users.figma.invalid; Stripe
+ * would refuse it, or the buyer could not change it). Otherwise Checkout asks the buyer.
+ */
+function deliverable(email: string | null): email is string {
+  return typeof email === 'string' && email.length <= 254 && /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email) && !/\.(invalid|localhost|local)$/i.test(email);
 }
 
 /** A return URL for Stripe: https (http only for localhost and 127.0.0.1), at most 2048 characters. */
