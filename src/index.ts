@@ -59,7 +59,7 @@ export type {
   CheckoutSession,
   PortalSession,
 } from './billing/stripe-billing.ts';
-export { StripeApiError, type StripeErrorInfo } from './billing/stripe-api.ts';
+export type { StripeApiError, StripeErrorInfo } from './billing/stripe-api.ts';
 export type { Plans, Plan, PlanLimits, StripeLink, FigmaLink, LicenseLink } from './billing/plans.ts';
 export type { Figma, FigmaOptions, FigmaPayment, FigmaSignIn } from './billing/figma.ts';
 export type { PlanSource, PlanGrant } from './billing/sources.ts';
