@@ -135,9 +135,9 @@ export function createStripeApi(options: StripeApiOptions) {
       const error = isObject(body) && isObject(body.error) ? body.error : null;
       // Stripe-Should-Retry, when present, is Stripe's own answer to "may this be retried".
       const shouldRetry = response.headers.get('stripe-should-retry');
-      // 409 with an api_error: a concurrent request with the same idempotency key is still running.
+      // 409: the request conflicted with another (a concurrent one with the same idempotency key, a lock).
       const retryable = shouldRetry === 'true'
-        || (shouldRetry !== 'false' && (response.status === 429 || response.status >= 500 || (response.status === 409 && error?.type === 'api_error')));
+        || (shouldRetry !== 'false' && (response.status === 429 || response.status === 409 || response.status >= 500));
       if (retryable && attempt < maxRetries) {
         const after = retryAfterMs(response.headers.get('retry-after'));
         await sleep(after ?? backoff(attempt));
