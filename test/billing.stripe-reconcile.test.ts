@@ -195,6 +195,34 @@ for (const dialect of DIALECTS) {
           assert.equal((await row(db, users.deleted))!.status, 'active', 'dry run');
         })));
 
+    test('an old canceled subscription of a user who moved to a new one is superseded; an unlinked price is unknown_price; neither is written', () =>
+      withStandin((standin) =>
+        withDatabase(dialect, async ({ db }) => {
+          await linkPrices(db);
+          const auth = createPluginAuth(db, stripeOptions(standin));
+          const mover = await createUser(db);
+          const other = await createUser(db);
+          const period = { periodStart: T0, periodEnd: T0 + 30 * DAY };
+          await auth.subscriptions.syncFromStripe(subscription({ ...period, id: 'sub_new', customer: 'cus_mover', userId: mover, priceId: PRICES.pro }) as never, { eventCreated: T0 + 20 });
+          put(standin, { ...period, id: 'sub_new', customer: 'cus_mover', userId: mover, priceId: PRICES.pro }, T0 + 2);
+          put(standin, { ...period, id: 'sub_old', customer: 'cus_mover', userId: mover, status: 'canceled', canceledAt: T0 + 1 }, T0 + 1);
+          put(standin, { ...period, id: 'sub_unlinked', customer: 'cus_other', userId: other, priceId: 'price_nobody_linked' }, T0 + 3);
+          const before = await rows(db);
+          const report = await auth.subscriptions.reconcileStripe({});
+          const d = byId(report.differences);
+          assert.deepEqual(Object.keys(d).sort(), ['sub_old', 'sub_unlinked']);
+          assert.equal(d.sub_old!.kind, 'missing');
+          assert.equal(d.sub_old!.outcome, 'superseded');
+          assert.equal(d.sub_old!.userId, mover);
+          assert.equal(d.sub_unlinked!.outcome, 'unknown_price');
+          assert.deepEqual(d.sub_unlinked!.fields.find((f) => f.field === 'priceId'), { field: 'priceId', database: null, stripe: 'price_nobody_linked' });
+          assert.equal(d.sub_unlinked!.fields.find((f) => f.field === 'plan'), undefined, 'no plan on either side: not a difference');
+          assert.equal(report.applied, 0);
+          assert.equal(report.unchanged, 1);
+          assert.deepEqual(await rows(db), before);
+          assert.equal((await auth.subscriptions.effectivePlan(mover)).planSlug, 'pro');
+        })));
+
     test('a webhook delivered while Stripe\'s page is being read wins over the older state of that page', () =>
       withStandin((standin) =>
         withDatabase(dialect, async ({ db }) => {
