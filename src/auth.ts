@@ -3,6 +3,7 @@ import { SetupError } from './core/errors.ts';
 import { createTokens, type TokenOptions } from './tokens/tokens.ts';
 import { createFigmaIdentity } from './tokens/figma-identity.ts';
 import { createSubscriptions } from './billing/subscriptions.ts';
+import { createStripeBilling, type StripeApiOptions } from './billing/stripe-billing.ts';
 import { createPlans } from './billing/plans.ts';
 import { createUsage } from './usage/usage.ts';
 import { createFigma, type FigmaOptions } from './billing/figma.ts';
@@ -42,6 +43,12 @@ export interface PluginAuthOptions extends EntitlementKeyOptions {
   licenses?: LicenseOptions;
   /** Offline license leases: offlineSeconds (7 days), refreshSeconds (4 h) (docs/licenses.md#offline-leases). */
   leases?: LeaseOptions;
+  /**
+   * Stripe's API (STRIPE_SECRET_KEY): `subscriptions.reconcileStripe`, `createCheckoutSession` and
+   * `createPortalSession` (docs/subscriptions.md). Without it they are stripe_not_configured; the
+   * webhook sync needs none of it.
+   */
+  stripe?: StripeApiOptions;
 }
 
 /**
@@ -52,7 +59,7 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
   // Every part queries through the one translating path; auth.db stays the caller's own.
   const db = withTypedErrors(raw);
   const tokens = createTokens(db, options);
-  const subscriptions = createSubscriptions(db);
+  const subscriptions = { ...createSubscriptions(db), ...createStripeBilling(db, options.stripe) };
   return {
     db: raw,
     usage: createUsage(db),
@@ -79,6 +86,7 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
       figma: Boolean(options.figma),
       lemonSqueezy: Boolean(options.lemonSqueezy),
       gumroad: Boolean(options.gumroad),
+      stripe: Boolean(options.stripe),
     },
   };
 }

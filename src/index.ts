@@ -47,6 +47,19 @@ export type {
   EffectivePlan,
   AssignedPlan,
 } from './billing/subscriptions.ts';
+export type {
+  StripeBilling,
+  StripeApiOptions,
+  ReconcileOptions,
+  ReconcileReport,
+  ReconcileDifference,
+  ReconcileField,
+  ReconcileOutcome,
+  CheckoutOptions,
+  CheckoutSession,
+  PortalSession,
+} from './billing/stripe-billing.ts';
+export type { StripeApiError, StripeErrorInfo } from './billing/stripe-api.ts';
 export type { Plans, Plan, PlanLimits, StripeLink, FigmaLink, LicenseLink } from './billing/plans.ts';
 export type { Figma, FigmaOptions, FigmaPayment, FigmaSignIn } from './billing/figma.ts';
 export type { PlanSource, PlanGrant } from './billing/sources.ts';

@@ -17,6 +17,9 @@ import { serve } from '../src/http/node.ts';
 import { generateEntitlementKey } from '../src/entitlements/index.ts';
 import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
 import { startFigmaOAuthStandIn } from './helpers/figma-oauth-standin.ts';
+import { STANDIN_SECRET_KEY, startStripeStandin } from './helpers/stripe-standin.ts';
+import { PRICES, linkPrices } from './helpers/stripe.ts';
+import { createPluginAuth } from '../src/auth.ts';
 
 const BASE = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PLUGIN_TOKEN_SECRET: SECRET };
 
@@ -28,6 +31,10 @@ describe('serve: startup errors', () => {
     ['PLUGIN_TOKEN_SECRET too short', { ...BASE, PLUGIN_TOKEN_SECRET: 'tiny-secret-Zq' }, /PLUGIN_TOKEN_SECRET is too \S+: at least 32 bytes/, 'tiny-secret-Zq'],
     ['ENTITLEMENT_SIGNING_KEY malformed', { ...BASE, ENTITLEMENT_SIGNING_KEY: 'not-json-key-material-Kq' }, /ENTITLEMENT_SIGNING_KEY is not a JSON private key/, 'not-json-key-material-Kq'],
     ['STRIPE_WEBHOOK_SECRET malformed', { ...BASE, STRIPE_WEBHOOK_SECRET: 'sk_live_leakedvalue123' }, /STRIPE_WEBHOOK_SECRET is not an endpoint signing secret/, 'sk_live_leakedvalue123'],
+    ['STRIPE_SECRET_KEY missing for billing', { ...BASE, BILLING_SUCCESS_URL: 'https://app.example.com/thanks', BILLING_RETURN_URL: 'https://app.example.com/account' }, /STRIPE_SECRET_KEY is missing/],
+    ['STRIPE_SECRET_KEY malformed', { ...BASE, STRIPE_SECRET_KEY: 'pk_live_publishablevalue42', BILLING_SUCCESS_URL: 'https://app.example.com/thanks', BILLING_RETURN_URL: 'https://app.example.com/account' }, /STRIPE_SECRET_KEY is not a secret key/, 'pk_live_publishablevalue42'],
+    ['BILLING_RETURN_URL missing', { ...BASE, STRIPE_SECRET_KEY: 'sk_test_secretvalue424242', BILLING_SUCCESS_URL: 'https://app.example.com/thanks' }, /BILLING_RETURN_URL is missing/, 'sk_test_secretvalue424242'],
+    ['BILLING_SUCCESS_URL malformed', { ...BASE, STRIPE_SECRET_KEY: 'sk_test_secretvalue424242', BILLING_SUCCESS_URL: 'javascript:alert(1)', BILLING_RETURN_URL: 'https://app.example.com/account' }, /BILLING_SUCCESS_URL is not an http\(s\) URL/, 'sk_test_secretvalue424242'],
     ['FIGMA_PLUGIN_ID missing', { ...BASE, FIGMA_PERSONAL_ACCESS_TOKEN: 'figd_secretpatvalue77' }, /FIGMA_PLUGIN_ID is missing/, 'figd_secretpatvalue77'],
     ['FIGMA_PLUGIN_ID malformed', { ...BASE, FIGMA_PERSONAL_ACCESS_TOKEN: 'figd_secretpatvalue77', FIGMA_PLUGIN_ID: 'abc' }, /FIGMA_PLUGIN_ID is not a plugin id/, 'figd_secretpatvalue77'],
     ['FIGMA_PERSONAL_ACCESS_TOKEN missing', { ...BASE, FIGMA_PLUGIN_ID: '123' }, /FIGMA_PERSONAL_ACCESS_TOKEN is missing/],
@@ -227,6 +234,66 @@ for (const dialect of DIALECTS) {
         } finally {
           if (child.exitCode === null) child.kill('SIGKILL');
           await figma.close();
+          if (dir) rmSync(dir, { recursive: true, force: true });
+        }
+      }));
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`serve with billing [${dialect}]`, () => {
+    test('STRIPE_SECRET_KEY, STRIPE_API_BASE_URL and the BILLING_ URLs: checkout and the portal through the stand-in', () =>
+      withDatabase(dialect, async ({ db, url }) => {
+        let dir: string | undefined;
+        let databaseUrl = url;
+        let own = db;
+        if (!databaseUrl) {
+          dir = mkdtempSync(join(tmpdir(), 'fpa-serve-billing-'));
+          databaseUrl = `pglite:${dir}`;
+          own = await openDatabase(databaseUrl);
+          await applySchema(own);
+        }
+        await linkPrices(own);
+        const userId = await createUser(own);
+        const { token } = await createPluginAuth(own, { tokenSecret: SECRET }).tokens.issue(userId);
+        if (dir) await own.close();
+        const stripe = await startStripeStandin();
+        stripe.prices.add(PRICES.pro);
+        const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
+          cwd: ROOT,
+          env: {
+            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, PORT: '0',
+            STRIPE_SECRET_KEY: STANDIN_SECRET_KEY, STRIPE_API_BASE_URL: stripe.url,
+            BILLING_SUCCESS_URL: 'https://app.example.com/thanks', BILLING_RETURN_URL: 'https://app.example.com/account',
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        const listening = new Promise<string>((resolve, reject) => {
+          child.stdout.on('data', (d) => {
+            stdout += d;
+            const m = /listening on (http:\/\/\S+)/.exec(stdout);
+            if (m) resolve(m[1]!);
+          });
+          child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}${stderr}`)));
+        });
+        try {
+          const base = await listening;
+          assert.match(stdout, /features: tokens, billing/);
+          const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+          const checkout = await fetch(`${base}/plugin/billing/checkout`, { method: 'POST', headers, body: JSON.stringify({ plan: 'pro' }) });
+          assert.equal(checkout.status, 200, await checkout.clone().text());
+          assert.match(((await checkout.json()) as { url: string }).url, /^https:\/\/checkout\.stripe\.com\//);
+          assert.equal(stripe.checkoutSessions[0]!.params.client_reference_id, userId);
+          assert.equal(stripe.checkoutSessions[0]!.params.cancel_url, 'https://app.example.com');
+          const portal = await fetch(`${base}/plugin/billing/portal`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+          assert.equal(portal.status, 409, 'no customer before a checkout completes');
+          assert.ok(!stdout.includes(STANDIN_SECRET_KEY) && !stderr.includes(STANDIN_SECRET_KEY));
+        } finally {
+          if (child.exitCode === null) child.kill('SIGKILL');
+          await stripe.close();
           if (dir) rmSync(dir, { recursive: true, force: true });
         }
       }));

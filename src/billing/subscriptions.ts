@@ -182,6 +182,34 @@ const EFFECTIVE_PLAN_SQL = `
     LEFT JOIN LATERAL public.effective_plan(u.id, v.at) e ON true
    WHERE u.id = $1::uuid`;
 
+/**
+ * The one write path of a Stripe subscription: the webhook (syncFromStripe) and the reconcile
+ * (reconcileStripe) both call it, on a query path that translates errors (withTypedErrors).
+ */
+export async function syncSubscription(db: Queryable, subscription: StripeSubscriptionLike, options: SyncOptions): Promise<SyncResult> {
+  if (typeof subscription !== 'object' || subscription === null || Array.isArray(subscription)) {
+    throw new ValidationError('invalid_subscription', 'invalid_subscription: pass a Stripe subscription object (event.data.object)');
+  }
+  const created = input.eventCreated(options?.eventCreated);
+  let json: string;
+  try {
+    json = JSON.stringify(essentials(subscription));
+  } catch (error) {
+    if (error instanceof ValidationError) throw error;
+    throw new ValidationError('invalid_subscription', 'invalid_subscription: the subscription is not JSON (a BigInt or a cycle)');
+  }
+  const rows = await db
+    .query<{ applied: boolean; reason: string; user_id: string; plan_slug: string; status: SubscriptionStatus }>(
+      'SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2::timestamptz)',
+      [json, created],
+    );
+  const row = rows[0]!;
+  const state = { userId: row.user_id, planSlug: row.plan_slug, status: row.status };
+  return row.applied
+    ? { applied: true, ...state }
+    : { applied: false, reason: row.reason as 'stale' | 'duplicate' | 'superseded', ...state };
+}
+
 /** Subscription state: Stripe webhook sync, manual plans, and the plan a user has right now. */
 export function createSubscriptions(db: Queryable) {
   db = withTypedErrors(db);
@@ -192,28 +220,8 @@ export function createSubscriptions(db: Queryable) {
      * late and repeated events change nothing and say so. Errors: invalid_subscription,
      * invalid_event_created, unknown_customer, unknown_price (nothing written).
      */
-    async syncFromStripe(subscription: StripeSubscriptionLike, options: SyncOptions): Promise<SyncResult> {
-      if (typeof subscription !== 'object' || subscription === null || Array.isArray(subscription)) {
-        throw new ValidationError('invalid_subscription', 'invalid_subscription: pass a Stripe subscription object (event.data.object)');
-      }
-      const created = input.eventCreated(options?.eventCreated);
-      let json: string;
-      try {
-        json = JSON.stringify(essentials(subscription));
-      } catch (error) {
-        if (error instanceof ValidationError) throw error;
-        throw new ValidationError('invalid_subscription', 'invalid_subscription: the subscription is not JSON (a BigInt or a cycle)');
-      }
-      const rows = await db
-        .query<{ applied: boolean; reason: string; user_id: string; plan_slug: string; status: SubscriptionStatus }>(
-          'SELECT * FROM public.sync_stripe_subscription($1::jsonb, $2::timestamptz)',
-          [json, created],
-        );
-      const row = rows[0]!;
-      const state = { userId: row.user_id, planSlug: row.plan_slug, status: row.status };
-      return row.applied
-        ? { applied: true, ...state }
-        : { applied: false, reason: row.reason as 'stale' | 'duplicate' | 'superseded', ...state };
+    syncFromStripe(subscription: StripeSubscriptionLike, options: SyncOptions): Promise<SyncResult> {
+      return syncSubscription(db, subscription, options);
     },
 
     /**

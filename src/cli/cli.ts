@@ -17,6 +17,7 @@ import { tokensListCommand, tokensRevokeAllCommand, tokensRevokeCommand } from '
 import { dashboardCommand } from './commands/dashboard.ts';
 import { serveCommand } from './commands/serve.ts';
 import { keygenCommand } from './commands/keygen.ts';
+import { stripeReconcileCommand } from './commands/stripe.ts';
 
 export { BIN, type CliIo, type Command, type Context } from './context.ts';
 export { verifyCatalog } from './commands/schema.ts';
@@ -40,6 +41,7 @@ export const COMMANDS: Command[] = [
   dashboardCommand,
   serveCommand,
   keygenCommand,
+  stripeReconcileCommand,
 ];
 
 /** Runs the CLI and returns the exit code. Never exits the process itself. */

@@ -22,7 +22,7 @@ export const OPTIONS = {
   json: { type: 'boolean', text: 'print the result as JSON' },
   'database-url': { type: 'string', text: 'postgres://… or pglite:<dir> (default: the environment, as setup)' },
   production: { type: 'boolean', text: 'read only the environment (no .env files) and never the embedded database' },
-  'dry-run': { type: 'boolean', text: 'setup: print the exact SQL it would run, connect to nothing; retention: count, delete nothing' },
+  'dry-run': { type: 'boolean', text: 'setup: print the exact SQL it would run, connect to nothing; retention: count, delete nothing; stripe reconcile: report, write nothing' },
   'supabase-auth-users': { type: 'boolean', text: 'setup: also install the opt-in Supabase user sync (a users row for each auth.users row, by trigger; docs/sign-in.md)' },
   product: { type: 'string', text: 'Stripe product id, prod_… (with --license: the store\'s product id)' },
   license: { type: 'string', text: 'plans link: the store whose license keys grant the plan, lemonsqueezy or gumroad (with --product)' },
@@ -39,6 +39,8 @@ export const OPTIONS = {
   port: { type: 'string', text: 'dashboard: the port to listen on (default 7300; 0 = any free port)' },
   host: { type: 'string', text: 'dashboard: the address to listen on (default a random loopback address 127.x.y.z, new each start: this machine only, and no cookie shared with other local servers)' },
   open: { type: 'boolean', text: 'dashboard: open the URL in the default browser' },
+  user: { type: 'string', text: 'stripe reconcile: only this user\'s subscriptions (id or email)' },
+  customer: { type: 'string', text: 'stripe reconcile: only this Stripe customer\'s subscriptions (cus_…)' },
 } as const;
 export type OptionName = keyof typeof OPTIONS;
 export type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };

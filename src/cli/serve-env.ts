@@ -13,6 +13,8 @@ export interface ServeSettings {
   basePath: string;
   auth: PluginAuthOptions;
   stripeWebhookSecret?: string;
+  /** The billing routes (STRIPE_SECRET_KEY with BILLING_SUCCESS_URL and BILLING_RETURN_URL). */
+  billing?: { successUrl: string; cancelUrl?: string; returnUrl: string };
   website?: { origin: string; sessionUrl: string; loginUrl?: string };
   /** Sign in with Figma (FIGMA_CLIENT_ID, FIGMA_CLIENT_SECRET, FIGMA_OAUTH_BASE_URL, FIGMA_API_BASE_URL, PUBLIC_URL). */
   figmaOAuth?: FigmaOAuthOptions;
@@ -24,6 +26,7 @@ export interface ServeSettings {
 /** Every variable serve reads, and what it is for (docs/deploy.md lists the same). */
 export const SERVE_ENV = [
   'DATABASE_URL', 'PLUGIN_TOKEN_SECRET', 'ENTITLEMENT_SIGNING_KEY', 'STRIPE_WEBHOOK_SECRET',
+  'STRIPE_SECRET_KEY', 'STRIPE_API_BASE_URL', 'BILLING_SUCCESS_URL', 'BILLING_CANCEL_URL', 'BILLING_RETURN_URL',
   'FIGMA_PERSONAL_ACCESS_TOKEN', 'FIGMA_PLUGIN_ID', 'FIGMA_API_BASE_URL', 'LEMONSQUEEZY_WEBHOOK_SECRET', 'LEMONSQUEEZY_API_BASE_URL',
   'GUMROAD_ACCESS_TOKEN', 'GUMROAD_API_BASE_URL', 'WEBSITE_ORIGIN', 'WEBSITE_SESSION_URL', 'WEBSITE_LOGIN_URL',
   'FIGMA_CLIENT_ID', 'FIGMA_CLIENT_SECRET', 'FIGMA_OAUTH_BASE_URL', 'PUBLIC_URL',
@@ -67,6 +70,27 @@ export function readServeSettings(env: Env): ServeSettings {
   if (stripeWebhookSecret) {
     if (!/^whsec_[A-Za-z0-9]{8,}$/.test(stripeWebhookSecret)) problems.push('STRIPE_WEBHOOK_SECRET is not an endpoint signing secret (whsec_…)');
     else features.push('stripe');
+  }
+
+  // Stripe's API: checkout and the customer portal for the plugin session (the billing routes).
+  const stripeKey = get('STRIPE_SECRET_KEY');
+  const successUrl = get('BILLING_SUCCESS_URL');
+  const returnUrl = get('BILLING_RETURN_URL');
+  let billing: ServeSettings['billing'];
+  if (stripeKey || successUrl || returnUrl) {
+    if (!stripeKey) problems.push('STRIPE_SECRET_KEY is missing: BILLING_SUCCESS_URL or BILLING_RETURN_URL is set, but checkout and the portal need Stripe\'s API');
+    else if (!/^(sk|rk)_(test|live)_[A-Za-z0-9_]{8,}$/.test(stripeKey)) problems.push('STRIPE_SECRET_KEY is not a secret key (sk_…) or a restricted key (rk_…)');
+    if (!successUrl) problems.push('BILLING_SUCCESS_URL is missing: where Stripe Checkout sends the buyer after paying');
+    if (!returnUrl) problems.push('BILLING_RETURN_URL is missing: where the customer portal\'s return link leads');
+    const success = httpUrl('BILLING_SUCCESS_URL');
+    const cancel = httpUrl('BILLING_CANCEL_URL');
+    const back = httpUrl('BILLING_RETURN_URL');
+    const apiBaseUrl = httpUrl('STRIPE_API_BASE_URL');
+    if (stripeKey && /^(sk|rk)_(test|live)_[A-Za-z0-9_]{8,}$/.test(stripeKey) && success && back) {
+      auth.stripe = { secretKey: stripeKey, ...(apiBaseUrl ? { apiBaseUrl } : {}) };
+      billing = { successUrl: success, returnUrl: back, ...(cancel ? { cancelUrl: cancel } : {}) };
+      features.push('billing');
+    }
   }
 
   const pat = get('FIGMA_PERSONAL_ACCESS_TOKEN');
@@ -158,6 +182,7 @@ export function readServeSettings(env: Env): ServeSettings {
   return {
     databaseUrl: databaseUrl!, port, host, basePath, auth, meter, features,
     ...(stripeWebhookSecret ? { stripeWebhookSecret } : {}),
+    ...(billing ? { billing } : {}),
     ...(website ? { website } : {}),
     ...(figmaOAuth ? { figmaOAuth } : {}),
   };

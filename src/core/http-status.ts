@@ -39,6 +39,11 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // Stripe: fixable on our side (link the price, set metadata.user_id); Stripe retries non-2xx for days.
   unknown_price: 422,
   unknown_customer: 422,
+  // Stripe's API refused our key or our request: the server's fault, not the plugin's.
+  stripe_auth_failed: 502,
+  stripe_request_failed: 502,
+  // A portal link before any checkout: the plugin offers the checkout instead.
+  no_stripe_customer: 409,
   // The request's envelope.
   invalid_json: 400,
   body_too_large: 413,

@@ -12,6 +12,7 @@ import { confirmationCode } from './login-page.ts';
 import { createFigmaOAuth, figmaErrorPage, type FigmaOAuthOptions } from './figma-oauth.ts';
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
 import { addLeaseRoutes } from './leases.ts';
+import { addBillingRoutes, type BillingRouteOptions } from './billing.ts';
 
 /** The parts of createPluginAuth's object the server calls. */
 export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'leases' | 'subscriptions' | 'configured'>;
@@ -59,6 +60,8 @@ export interface PluginServerOptions {
   log?: (entry: LogEntry) => void;
   /** Sign in with Figma (OAuth 2, authorization code + PKCE, GET /v1/me): docs/sign-in.md. */
   figmaOAuth?: FigmaOAuthOptions;
+  /** Stripe Checkout and the customer portal for the signed-in user (POST /plugin/billing/checkout, /plugin/billing/portal); needs createPluginAuth's `stripe`. */
+  billing?: BillingRouteOptions;
 }
 
 type Route = {
@@ -227,6 +230,10 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         return json({ received: true, ...result });
       },
     });
+  }
+
+  if (options.billing) {
+    addBillingRoutes(add, auth, options.billing, bearer, async (request) => readOptionalJsonObject(request, limits.json));
   }
 
   for (const [path, metered] of Object.entries(options.meter ?? {})) {

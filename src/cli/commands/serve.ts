@@ -44,6 +44,7 @@ async function serve(ctx: Context): Promise<number> {
       meter: settings.meter,
       log: (e: LogEntry) => ctx.io.stderr(`${BIN} serve: ${e.requestId} ${e.method} ${e.route} ${e.status} ${e.error} ${e.code}\n`),
       ...(settings.stripeWebhookSecret ? { stripe: { webhookSecret: settings.stripeWebhookSecret } } : {}),
+      ...(settings.billing ? { billing: settings.billing } : {}),
       ...(website ? { website: { origin: website.origin, userId: sessionUser(website.sessionUrl), ...(website.loginUrl ? { loginUrl: website.loginUrl } : {}) } } : {}),
       ...(settings.figmaOAuth ? { figmaOAuth: settings.figmaOAuth } : {}),
     });
