@@ -16,6 +16,8 @@ import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 import { adminQuery, databaseUrl } from './server.ts';
 import { compare, formatLine, timeRuns, type Line } from './harness.ts';
 import { findPgbench, seedServerSide, serverSide, type ServerLine } from './pgbench.ts';
+import { formatHttpLine, httpLine, startHttpServers, type HttpLine } from './http.ts';
+import { coldStarts, formatColdLine, type ColdLine } from './cold-start.ts';
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +28,9 @@ const { values } = parseArgs({
     users: { type: 'string', default: '100000' },
     only: { type: 'string', default: '' },
     'pgbench-seconds': { type: 'string', default: '3' },
+    'http-seconds': { type: 'string', default: '3' },
+    'http-connections': { type: 'string', default: '8,32' },
+    'cold-runs': { type: 'string', default: '10' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -153,13 +158,52 @@ async function overGrants(db: Database): Promise<number> {
   return rows[0]!.over + counters[0]!.over;
 }
 
+/**
+ * The HTTP lines: a metered request through createPluginServer on Node against a bare node:http
+ * handler making the same calls on the same pool (bench/http.ts), at each --http-connections.
+ * Enterprise users (no limit), one token each, a set per side, each token used once before timing.
+ */
+async function httpLines(db: Database, url: string): Promise<HttpLine[]> {
+  const auth = createPluginAuth(db, { tokenSecret: SECRET });
+  const tokensFor = async (tag: string) => {
+    const ids = await seedUsers(db, tag, 2000, 'enterprise');
+    const tokens = await Promise.all(ids.map((id) => auth.tokens.issue(id, { deviceName: 'bench' })));
+    for (const t of tokens) await auth.tokens.verify(t.token);
+    return tokens.map((t) => t.token);
+  };
+  const libraryTokens = await tokensFor('http-a-');
+  const bareTokens = await tokensFor('http-b-');
+  await db.exec('ANALYZE');
+  const servers = await startHttpServers(url, SECRET, CONNECTIONS);
+  const lines: HttpLine[] = [];
+  try {
+    for (const connections of values['http-connections']!.split(',').map(Number)) {
+      const line = await httpLine({
+        name: `http: metered request, ${connections} connections`, servers, libraryTokens, bareTokens,
+        connections, rounds: ROUNDS, seconds: Number(values['http-seconds']),
+      });
+      log(formatHttpLine(line));
+      lines.push(line);
+    }
+  } finally {
+    await servers.stop();
+  }
+  return lines;
+}
+
 const results: Line[] = [];
+const httpResults: HttpLine[] = [];
+const coldResults: ColdLine[] = [];
 const serverLines: ServerLine[] = [];
 let serverNote: string | null = null;
 // --only pgbench…: the server-side lines alone; --only <driver line>: no server-side lines.
 const only = values.only!;
 const wants = (line: string) => line.includes(only);
 const onlyServer = only.startsWith('pgbench');
+// --only http, --only cold: those lines alone.
+const onlyHttp = only.startsWith('http');
+const onlyCold = only.startsWith('cold');
+const driverLines = !onlyServer && !onlyHttp && !onlyCold;
 let server: Awaited<ReturnType<typeof startThrowawayPostgres>> | undefined;
 let serverUrl = process.env.BENCH_DATABASE_URL;
 if (!serverUrl) {
@@ -204,7 +248,8 @@ try {
   createdDbs.push(name);
   const db = await openDatabase(databaseUrl(serverUrl, name), { max: CONNECTIONS });
   await applySchema(db);
-  if (!onlyServer) results.push(...(await hotPaths(db, 'postgres', CONNECTIONS, USERS)));
+  if (driverLines) results.push(...(await hotPaths(db, 'postgres', CONNECTIONS, USERS)));
+  if (only === '' || onlyHttp) httpResults.push(...(await httpLines(db, databaseUrl(serverUrl, name))));
   if (only === '' || onlyServer) {
     const found = await findPgbench(db);
     if ('bin' in found) {
@@ -220,7 +265,10 @@ try {
   over += await overGrants(db);
   await db.close();
 
-  if (!onlyServer) {
+  if (only === '' || onlyCold) {
+    coldResults.push(...(await coldStarts(databaseUrl(serverUrl, name), SECRET, Number(values['cold-runs']), log)));
+  }
+  if (driverLines) {
     const lite = await openDatabase('memory://');
     await applySchema(lite);
     results.push(...(await hotPaths(lite, 'pglite', 1, Math.min(USERS, 10000))));
@@ -233,5 +281,5 @@ try {
   await server?.stop();
 }
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ results, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
+  process.stdout.write(`${JSON.stringify({ results, http: httpResults, coldStart: coldResults, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
 }

@@ -123,6 +123,109 @@ describe('Node http adapter', () => {
       await served.close();
     }
   });
+
+  test('keep-alive: each request\'s signal is tied to its own answer; a client leaving mid-request aborts it', async () => {
+    const signals: AbortSignal[] = [];
+    let leftReported: () => void = () => {};
+    const left = new Promise<void>((resolve) => (leftReported = resolve));
+    const served = await serve(async (request) => {
+      signals.push(request.signal);
+      if (new URL(request.url).pathname === '/slow') {
+        request.signal.addEventListener('abort', () => leftReported());
+        await left;
+        return new Response('late');
+      }
+      return Response.json({ n: signals.length });
+    });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const { request: httpRequest, Agent } = await import('node:http');
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const get = (path: string) =>
+        new Promise<{ status: number; body: string; socket: unknown }>((resolve, reject) => {
+          const req = httpRequest(`${served.url}${path}`, { agent }, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode!, body, socket: req.socket }));
+          });
+          req.once('error', reject);
+          req.end();
+        });
+      const serverSockets: import('node:net').Socket[] = [];
+      served.server.on('connection', (s) => serverSockets.push(s));
+      const before = { close: -1 };
+      const sockets = new Set<unknown>();
+      for (let i = 0; i < 30; i++) {
+        sockets.add((await get('/ok')).socket);
+        if (i === 0) before.close = serverSockets[0]!.listenerCount('close');
+      }
+      assert.equal(sockets.size, 1, 'the 30 requests shared one connection');
+      assert.equal(serverSockets.length, 1);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(serverSockets[0]!.listenerCount('close'), before.close, 'no close listener added per request on the kept-alive socket');
+      assert.ok(signals.every((s) => !s.aborted), 'answered requests are never aborted');
+      assert.deepEqual(warnings.filter((w) => w === 'MaxListenersExceededWarning'), [], 'no listener piles up on the kept-alive socket');
+      agent.destroy();
+
+      // A client that goes away before the answer: the handler's signal aborts.
+      const gone = httpRequest(`${served.url}/slow`);
+      gone.on('error', () => {});
+      gone.end();
+      while (signals.length < 31) await new Promise((r) => setTimeout(r, 5));
+      gone.destroy();
+      await left;
+      assert.equal(signals[30]!.aborted, true);
+    } finally {
+      process.off('warning', onWarning);
+      await served.close();
+    }
+  });
+
+  test('a body of declared length is written whole with its length; any other streams chunk by chunk', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const served = await serve(async (request) => {
+      if (new URL(request.url).pathname === '/json') {
+        const bytes = new TextEncoder().encode('{"ok":true}');
+        return new Response(bytes, { headers: { 'content-type': 'application/json', 'content-length': String(bytes.byteLength) } });
+      }
+      // A stream whose second chunk waits: the first must reach the client before it exists.
+      let step = 0;
+      return new Response(new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (step++ === 0) return controller.enqueue(new TextEncoder().encode('first;'));
+          await gate;
+          controller.enqueue(new TextEncoder().encode('second'));
+          controller.close();
+        },
+      }));
+    });
+    try {
+      const whole = await fetch(`${served.url}/json`);
+      assert.equal(whole.headers.get('content-length'), '11');
+      assert.equal(whole.headers.get('transfer-encoding'), null);
+      assert.deepEqual(await whole.json(), { ok: true });
+
+      const streamed = await fetch(`${served.url}/stream`);
+      assert.equal(streamed.headers.get('transfer-encoding'), 'chunked');
+      const reader = streamed.body!.getReader();
+      const first = await reader.read();
+      assert.equal(new TextDecoder().decode(first.value), 'first;', 'the first chunk arrives while the second is still pending');
+      release();
+      let rest = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        rest += new TextDecoder().decode(value);
+      }
+      assert.equal(rest, 'second');
+    } finally {
+      release();
+      await served.close();
+    }
+  });
 });
 
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;

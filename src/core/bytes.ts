@@ -49,8 +49,46 @@ export function fromBase64(text: string): Uint8Array<ArrayBuffer> | undefined {
 /** n random bytes from the platform's CSPRNG, as base64url. */
 export const randomBase64url = (n: number): string => base64url(crypto.getRandomValues(new Uint8Array(n)));
 
+interface SyncHash {
+  update(data: string | Uint8Array, encoding?: 'utf8'): SyncHash;
+  digest(encoding: 'hex' | 'base64url'): string;
+}
+
+/** The synchronous part of node:crypto used here. */
+export interface SyncCrypto {
+  createHash(algorithm: 'sha256'): SyncHash;
+  createHmac(algorithm: 'sha256', key: Uint8Array): SyncHash;
+  timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
+}
+
+/**
+ * The runtime's synchronous crypto (node:crypto), where the runtime offers its built-in modules at
+ * run time (`process.getBuiltinModule`: Node 20.16 and later, Deno, Bun); undefined elsewhere (edge
+ * runtimes), where Web Crypto is used. Nothing imports node:crypto, so the edge graph stays free
+ * of Node built-ins. Web Crypto's digest and HMAC are jobs on a thread pool, answered on a later
+ * turn of the event loop: for the digest and the signature of every token check they cost several
+ * times the hashing itself (BENCHMARKS.md).
+ */
+export const syncCrypto: SyncCrypto | undefined = (() => {
+  try {
+    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+    const builtin = proc?.getBuiltinModule?.('node:crypto') as Partial<SyncCrypto> | undefined;
+    return typeof builtin?.createHash === 'function' && typeof builtin.createHmac === 'function' && typeof builtin.timingSafeEqual === 'function'
+      ? (builtin as SyncCrypto)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
 /** Lowercase hex SHA-256 of a string's UTF-8 bytes, or of bytes. */
 export async function sha256Hex(value: string | Uint8Array): Promise<string> {
+  if (syncCrypto) return syncCrypto.createHash('sha256').update(value, typeof value === 'string' ? 'utf8' : undefined).digest('hex');
+  return sha256HexWebCrypto(value);
+}
+
+/** The same digest by Web Crypto alone (what edge runtimes use). */
+export async function sha256HexWebCrypto(value: string | Uint8Array): Promise<string> {
   const bytes = typeof value === 'string' ? utf8(value) : value;
   return hex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }

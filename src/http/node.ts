@@ -10,8 +10,11 @@ import type { Handler } from './cors.ts';
  * The web Request for a Node request; the body streams, it is not buffered. Cancelling the body
  * (a handler that stopped reading past a byte cap) stops reading the socket; toNodeListener then
  * closes the connection once the answer is written, so the rest of the upload is never read.
+ * The request's signal aborts when the client goes away before the answer is written: pass the
+ * ServerResponse (toNodeListener does) so that this is watched on the response, which ends with
+ * it; without it the socket is watched, which on a keep-alive connection outlives the request.
  */
-export function toRequest(req: IncomingMessage, origin: string): Request {
+export function toRequest(req: IncomingMessage, origin: string, res?: ServerResponse): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -20,7 +23,8 @@ export function toRequest(req: IncomingMessage, origin: string): Request {
   const method = req.method ?? 'GET';
   const hasBody = method !== 'GET' && method !== 'HEAD';
   const controller = new AbortController();
-  req.socket.once('close', () => controller.abort());
+  if (res) res.once('close', () => res.writableFinished || controller.abort());
+  else req.socket.once('close', () => controller.abort());
   return new Request(new URL(req.url ?? '/', origin), {
     method,
     headers,
@@ -70,14 +74,31 @@ export async function writeResponse(response: Response, res: ServerResponse): Pr
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length) headers['set-cookie'] = cookies;
+  // A small body of declared length (the plugin server's JSON answers) is written with the headers
+  // in one piece; any other body streams chunk by chunk as it comes.
+  const length = response.headers.get('content-length');
+  if (response.body && length !== null && /^\d{1,6}$/.test(length) && Number(length) <= SMALL_BODY_BYTES) {
+    const body = new Uint8Array(await response.arrayBuffer());
+    res.writeHead(response.status, response.statusText, headers);
+    res.end(body);
+    return;
+  }
   res.writeHead(response.status, response.statusText, headers);
   if (!response.body) {
     res.end();
     return;
   }
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk);
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    res.write(value);
+  }
   res.end();
 }
+
+/** Bodies up to this many declared bytes are buffered and written in one piece. */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /** A Node request listener running the handler; a throw becomes a bare 500. */
 export function toNodeListener(handler: Handler, options: { onError?: (error: unknown) => void } = {}) {
@@ -85,7 +106,7 @@ export function toNodeListener(handler: Handler, options: { onError?: (error: un
   return async (req: IncomingMessage, res: ServerResponse) => {
     const origin = `http://${req.headers.host ?? 'localhost'}`;
     try {
-      await writeResponse(await handler(toRequest(req, origin)), res);
+      await writeResponse(await handler(toRequest(req, origin, res)), res);
     } catch (error) {
       onError(error);
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal_error"}');

@@ -72,7 +72,14 @@ type Route = {
   handle: (request: Request, id: string) => Promise<Response>;
 };
 
-const json = (body: unknown, status = 200) => Response.json(body, { status });
+const encoder = new TextEncoder();
+/** A JSON answer, with its length: an adapter can write it in one piece instead of chunk by chunk. */
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) => {
+  const text = JSON.stringify(body);
+  if (text === undefined) throw new TypeError('json: the value has no JSON form');
+  const bytes = encoder.encode(text);
+  return new Response(bytes, { status, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(bytes.byteLength) } });
+};
 const defaultLog = (e: LogEntry) =>
   console.error(`figma-plugin-auth-db server: ${e.requestId} ${e.method} ${e.route} ${e.status} ${e.error} ${e.code}`);
 
@@ -260,6 +267,9 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     });
   }
 
+  // Paths with a route opened to the plugin UI (CORS), worked out once.
+  const pluginPaths = new Set([...routes].filter(([, byMethod]) => [...byMethod.values()].some((r) => r.plugin)).map(([path]) => path));
+
   return async function handle(request: Request): Promise<Response> {
     const requestId = crypto.randomUUID();
     const pathname = new URL(request.url).pathname;
@@ -267,7 +277,7 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     const byMethod = path === null ? undefined : routes.get(path);
     const route = byMethod?.get(request.method);
     // Unknown paths under /plugin/ are opened too, so the plugin can read their 404.
-    const isPlugin = byMethod ? [...byMethod.values()].some((r) => r.plugin) : path !== null && path.startsWith('/plugin/');
+    const isPlugin = byMethod ? pluginPaths.has(path!) : path !== null && path.startsWith('/plugin/');
 
     let response: Response;
     if (isPlugin && request.method === 'OPTIONS') {
@@ -293,18 +303,26 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         await request.body?.cancel().catch(() => {});
         response = route?.page
           ? figmaErrorPage(status, code)
-          : Response.json(status >= 500 ? { error: code, requestId } : { error: code }, { status, headers: error instanceof HttpOnly ? error.headers : {} });
+          : json(status >= 500 ? { error: code, requestId } : { error: code }, status, error instanceof HttpOnly ? error.headers : {});
       }
     }
-    // A copy: a Response may have immutable headers.
-    const headers = new Headers(response.headers);
-    headers.set('x-request-id', requestId);
-    if (isPlugin) {
-      headers.set('access-control-allow-origin', '*'); // bearer tokens, never cookies: no credentials mode
-      headers.set('access-control-expose-headers', 'retry-after, x-request-id');
-      headers.delete('access-control-allow-credentials');
+    const decorate = (headers: Headers) => {
+      headers.set('x-request-id', requestId);
+      if (isPlugin) {
+        headers.set('access-control-allow-origin', '*'); // bearer tokens, never cookies: no credentials mode
+        headers.set('access-control-expose-headers', 'retry-after, x-request-id');
+        headers.delete('access-control-allow-credentials');
+      }
+    };
+    try {
+      decorate(response.headers);
+      return response;
+    } catch {
+      // Immutable headers (Response.redirect, a fetched Response): a copy.
+      const headers = new Headers(response.headers);
+      decorate(headers);
+      return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
     }
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
   };
 }
 

@@ -2,7 +2,7 @@
 // when createPluginAuth runs, so a bad secret or key fails at start-up, not on the first request;
 // a *missing* one fails only when a method that needs it is called (usage-only servers need none).
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import { fromBase64 } from '../core/bytes.ts';
+import { base64url, fromBase64, syncCrypto, utf8, type SyncCrypto } from '../core/bytes.ts';
 import { AuthError, SetupError } from '../core/errors.ts';
 import { isUuid } from '../core/validation.ts';
 
@@ -139,6 +139,17 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
       'token_secret_missing: plugin tokens need tokenSecret (at least 32 bytes, e.g. PLUGIN_TOKEN_SECRET) or tokenKeyPair in createPluginAuth options',
     );
 
+  // HS256: the secret is imported as an HMAC key once, on first use; given the raw bytes, jose
+  // imports them again on every sign and every check (measured: BENCHMARKS.md, the HTTP line).
+  let hmac: Promise<CryptoKey> | undefined;
+  const keyOf = async (key: Uint8Array | AsyncKey | undefined): Promise<CryptoKey> => {
+    if (!(key instanceof Uint8Array)) return (await key) as CryptoKey;
+    hmac ??= crypto.subtle.importKey('raw', key as Uint8Array<ArrayBuffer>, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    return hmac;
+  };
+
+  const accept = keys?.alg === 'HS256' && syncCrypto ? hs256Accept(syncCrypto, keys.verifyKey, issuer, audience) : undefined;
+
   const signer: Signer | undefined = keys && {
     async sign({ userId, tokenId, iat, exp }) {
       if (!keys.signKey) {
@@ -152,32 +163,35 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
         .setExpirationTime(exp)
         .setIssuer(issuer)
         .setAudience(audience)
-        .sign((await keys.signKey) as CryptoKey);
+        .sign(await keyOf(keys.signKey));
     },
     async verify(token) {
       // Cheap shape checks first: garbage never reaches the JSON parser or the crypto.
       if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !JWS_COMPACT.test(token)) {
         throw invalid('not a token issued by this service');
       }
-      const verifyKey = await keys.verifyKey;
-      let payload;
-      try {
-        ({ payload } = await jwtVerify(token, verifyKey as CryptoKey, {
-          // The allow-list is exactly the configured algorithm: never `none`, never a swapped one.
-          algorithms: [keys.alg],
-          issuer,
-          audience,
-          requiredClaims: ['sub', 'jti', 'iat', 'exp'],
-        }));
-      } catch (error) {
-        if (error instanceof joseErrors.JWTExpired) {
-          throw new AuthError('token_expired', 'token_expired: the token has expired; sign in again');
+      // A token this service issued, checked synchronously; anything else goes to jose, which
+      // decides (and words) every refusal.
+      let payload: Record<string, unknown> | undefined = accept?.(token);
+      if (!payload) {
+        try {
+          ({ payload } = await jwtVerify(token, await keyOf(keys.verifyKey), {
+            // The allow-list is exactly the configured algorithm: never `none`, never a swapped one.
+            algorithms: [keys.alg],
+            issuer,
+            audience,
+            requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+          }));
+        } catch (error) {
+          if (error instanceof joseErrors.JWTExpired) {
+            throw new AuthError('token_expired', 'token_expired: the token has expired; sign in again');
+          }
+          // jose's messages name the failed check (signature, "aud" claim, ...), never the token.
+          const reason = error instanceof joseErrors.JOSEError ? error.message : 'malformed token';
+          throw invalid(reason);
         }
-        // jose's messages name the failed check (signature, "aud" claim, ...), never the token.
-        const reason = error instanceof joseErrors.JOSEError ? error.message : 'malformed token';
-        throw invalid(reason);
       }
-      if (!isUuid(payload.sub) || !isUuid(payload.jti) || typeof payload.exp !== 'number') {
+      if (!payload || !isUuid(payload.sub) || !isUuid(payload.jti) || typeof payload.exp !== 'number') {
         throw invalid('unexpected claims');
       }
       return { userId: payload.sub.toLowerCase(), tokenId: payload.jti.toLowerCase(), exp: payload.exp };
@@ -187,5 +201,44 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
   return () => {
     if (!signer) throw missing();
     return signer;
+  };
+}
+
+/**
+ * The HS256 check of a token exactly as this service signs them, with node:crypto's synchronous
+ * HMAC (Web Crypto's is a thread-pool job per call, the largest cost of a token check: BENCHMARKS.md).
+ * It only ever accepts: it returns the claims when the header is the one sign() writes
+ * ({"alg":"HS256","typ":"JWT"}, byte for byte), the signature is the canonical base64url of the
+ * HMAC (compared in constant time), and the claims pass what jwtVerify checks with the options
+ * used in verify (iss, aud, sub, jti, iat and exp present; iss and aud equal; iat, nbf and exp
+ * numbers; nbf not in the future; exp in the future). In every other case it returns undefined
+ * and jose's jwtVerify checks the token from scratch, so what is refused, and the words of the
+ * refusal, are jose's. test/tokens.test.ts compares both on well-formed and tampered tokens.
+ */
+function hs256Accept(sync: SyncCrypto, secret: Uint8Array, issuer: string, audience: string): (token: string) => Record<string, unknown> | undefined {
+  const header = base64url(utf8(JSON.stringify({ alg: 'HS256', typ: 'JWT' })));
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  return (token) => {
+    const [h, p, s, extra] = token.split('.');
+    if (h !== header || p === undefined || s === undefined || extra !== undefined) return undefined;
+    const expected = sync.createHmac('sha256', secret).update(`${h}.${p}`, 'utf8').digest('base64url');
+    if (s.length !== expected.length || !sync.timingSafeEqual(utf8(s), utf8(expected))) return undefined;
+    let claims: unknown;
+    try {
+      const bytes = fromBase64(p.replace(/-/g, '+').replace(/_/g, '/'));
+      if (!bytes) return undefined;
+      claims = JSON.parse(decoder.decode(bytes));
+    } catch {
+      return undefined;
+    }
+    if (typeof claims !== 'object' || claims === null || Object.prototype.toString.call(claims) !== '[object Object]') return undefined;
+    const c = claims as Record<string, unknown>;
+    for (const claim of ['sub', 'jti', 'iat', 'exp', 'iss', 'aud']) if (!Object.hasOwn(c, claim)) return undefined;
+    if (c.iss !== issuer) return undefined;
+    if (!(c.aud === audience || (Array.isArray(c.aud) && c.aud.includes(audience)))) return undefined;
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof c.iat !== 'number' || typeof c.exp !== 'number' || c.exp <= now) return undefined;
+    if (c.nbf !== undefined && (typeof c.nbf !== 'number' || c.nbf > now)) return undefined;
+    return c;
   };
 }
