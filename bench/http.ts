@@ -4,6 +4,7 @@
 // in alternating rounds. The ratio is the median of the rounds' ratios of requests per second; p50
 // and p99 are the medians of the rounds' percentiles (autocannon's, in ms).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +38,19 @@ export interface HttpLine {
   p99Ms: number;
   baselineP50Ms: number;
   baselineP99Ms: number;
+  /**
+   * CPU time of the servers' process per request (user + system, from /proc; null elsewhere), each
+   * side over its own rounds: steadier than requests per second on a busy machine.
+   */
+  cpuUsPerRequest: number | null;
+  baselineCpuUsPerRequest: number | null;
 }
 
 export interface HttpServers {
   library: string;
   bare: string;
+  /** CPU time used so far by the servers' process, in ms (Linux /proc), or null. */
+  cpuMs(): number | null;
   stop(): Promise<void>;
 }
 
@@ -64,6 +73,15 @@ export async function startHttpServers(url: string, secret: string, pool: number
   return {
     library: `http://127.0.0.1:${ports[0]}`,
     bare: `http://127.0.0.1:${ports[1]}`,
+    cpuMs: () => {
+      try {
+        // utime and stime, the 14th and 15th fields, in clock ticks (100 a second on Linux).
+        const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(fields[11]) + Number(fields[12])) * 10;
+      } catch {
+        return null;
+      }
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -117,9 +135,17 @@ export async function httpLine(opts: {
   await cannon(servers.bare, opts.bareTokens, connections, 1);
   const a: CannonResult[] = [];
   const b: CannonResult[] = [];
+  const cpu = { a: 0, b: 0 };
+  const timed = async (side: 'a' | 'b', run: () => Promise<CannonResult>) => {
+    const before = servers.cpuMs();
+    const result = await run();
+    const after = servers.cpuMs();
+    cpu[side] = before === null || after === null || Number.isNaN(cpu[side]) ? NaN : cpu[side] + after - before;
+    return result;
+  };
   for (let round = 0; round < opts.rounds; round++) {
-    const runA = async () => a.push(await cannon(servers.library, opts.libraryTokens, connections, seconds));
-    const runB = async () => b.push(await cannon(servers.bare, opts.bareTokens, connections, seconds));
+    const runA = async () => a.push(await timed('a', () => cannon(servers.library, opts.libraryTokens, connections, seconds)));
+    const runB = async () => b.push(await timed('b', () => cannon(servers.bare, opts.bareTokens, connections, seconds)));
     if (round % 2 === 0) {
       await runA();
       await runB();
@@ -129,6 +155,7 @@ export async function httpLine(opts: {
     }
   }
   const rps = (rs: CannonResult[]) => rs.reduce((s, r) => s + r.requests.total, 0) / rs.reduce((s, r) => s + r.duration, 0);
+  const perRequest = (ms: number, rs: CannonResult[]) => (Number.isNaN(ms) ? null : (ms * 1000) / rs.reduce((n, r) => n + r.requests.total, 0));
   const rounds = a.map((r, k) => r.requests.total / r.duration / (b[k]!.requests.total / b[k]!.duration));
   return {
     name: opts.name,
@@ -141,10 +168,14 @@ export async function httpLine(opts: {
     p99Ms: median(a.map((r) => r.latency.p99)),
     baselineP50Ms: median(b.map((r) => r.latency.p50)),
     baselineP99Ms: median(b.map((r) => r.latency.p99)),
+    cpuUsPerRequest: perRequest(cpu.a, a),
+    baselineCpuUsPerRequest: perRequest(cpu.b, b),
   };
 }
 
 export function formatHttpLine(line: HttpLine): string {
   const f = (n: number, d = 0) => n.toFixed(d).padStart(8);
-  return `${line.name.padEnd(46)} ${f(line.rps)} req/s  p50 ${f(line.p50Ms, 2)} ms  p99 ${f(line.p99Ms, 2)} ms  bare ${f(line.baselineRps)} req/s  p50 ${f(line.baselineP50Ms, 2)}  p99 ${f(line.baselineP99Ms, 2)}  ratio ${line.ratio.toFixed(2)} (${line.rounds.map((r) => r.toFixed(2)).join(' ')})`;
+  return `${line.name.padEnd(46)} ${f(line.rps)} req/s  p50 ${f(line.p50Ms, 2)} ms  p99 ${f(line.p99Ms, 2)} ms  bare ${f(line.baselineRps)} req/s  p50 ${f(line.baselineP50Ms, 2)}  p99 ${f(line.baselineP99Ms, 2)}  ratio ${line.ratio.toFixed(2)} (${line.rounds.map((r) => r.toFixed(2)).join(' ')})${
+    line.cpuUsPerRequest === null || line.baselineCpuUsPerRequest === null ? '' : `  server CPU/request ${line.cpuUsPerRequest.toFixed(0)} µs, bare ${line.baselineCpuUsPerRequest.toFixed(0)} µs`
+  }`;
 }
