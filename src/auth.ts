@@ -12,6 +12,7 @@ import type { LemonSqueezyOptions } from './billing/lemonsqueezy.ts';
 import type { GumroadOptions } from './billing/gumroad.ts';
 import { createSeats } from './billing/seats.ts';
 import { createLeases, type LeaseOptions } from './billing/leases.ts';
+import { createTeams } from './billing/teams.ts';
 import { createEntitlements, type EntitlementKeyOptions } from './entitlements/index.ts';
 
 /** Options of createPluginAuth. Each part documents its own (entitlement snapshots: docs/plugin.md). */
@@ -79,6 +80,8 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
     seats: createSeats(db),
     /** Device leases, heartbeats, the device list and offline leases (docs/licenses.md#device-leases). */
     leases: createLeases(db, options),
+    /** Teams that manage themselves: invitations with claim links, remove, leave, transfer (docs/licenses.md#teams). */
+    teams: createTeams(db),
     /** Which optional parts have their options: the server (src/server/) opens a feature's routes only when it is configured. */
     configured: {
       tokens: Boolean(options.tokenSecret || options.tokenKeyPair),

@@ -68,4 +68,5 @@ export type { LemonSqueezyOptions } from './billing/lemonsqueezy.ts';
 export type { GumroadOptions } from './billing/gumroad.ts';
 export type { Seats, SeatList, SeatMember, SeatAssignment } from './billing/seats.ts';
 export type { Leases, LeaseOptions, LeasePolicy, LeaseReason, LeaseAnswer, LicenseLease, OfflineLease, DeviceInfo } from './billing/leases.ts';
+export type { Teams, Team, TeamMember, Invitation, InviteInput, Claim, PendingInvitation, Transfer } from './billing/teams.ts';
 export type { Entitlements, EntitlementClaims, EntitlementSnapshot, EntitlementKeyOptions, EntitlementJwk, PreviousEntitlementKey, PublicJwks } from './entitlements/index.ts';

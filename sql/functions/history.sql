@@ -81,8 +81,11 @@ AS $function$
 BEGIN
   IF TG_OP = 'DELETE' THEN
     IF EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = OLD.member_user_id) THEN
+      -- Why the seat ended: 'left' (team_leave), else 'removed' (the owner, or a seat given up).
       INSERT INTO public.user_plan_history (user_id, plan_id, status, current_period_end, grants_access, source, changed_at)
-      VALUES (OLD.member_user_id, NULL, 'removed', NULL, false, 'seat', pg_catalog.now());
+      VALUES (OLD.member_user_id, NULL,
+              COALESCE(NULLIF(pg_catalog.current_setting('plugin_auth.seat_change', true), ''), 'removed'),
+              NULL, false, 'seat', pg_catalog.now());
     END IF;
     RETURN OLD;
   END IF;
@@ -93,7 +96,13 @@ BEGIN
          'seat', pg_catalog.now()
     FROM public.licenses AS k
    CROSS JOIN LATERAL public.license_terms(k.provider, k.product_id, k.variant_id) AS t
-   WHERE k.id = NEW.license_id;
+   WHERE k.id = NEW.license_id
+  UNION ALL
+  SELECT NEW.member_user_id, s.plan_id, s.status, s.current_period_end,
+         COALESCE(public.subscription_grants_access(s.status, s.current_period_end, pg_catalog.now()), false),
+         'seat', pg_catalog.now()
+    FROM public.user_subscriptions AS s
+   WHERE s.id = NEW.subscription_id;
   RETURN NEW;
 END;
 $function$;

@@ -53,6 +53,7 @@ DECLARE
   v_price TEXT;
   v_metadata_user TEXT;
   v_user_id UUID;
+  v_moved UUID;
   v_plan_id UUID;
   v_plan_slug VARCHAR;
   v_period_start TIMESTAMP WITH TIME ZONE;
@@ -159,6 +160,13 @@ BEGIN
   -- commit, so it is safe on pooled connections.
   PERFORM pg_catalog.pg_advisory_xact_lock(7305,
                                            pg_catalog.hashtext(v_user_id::text));
+  -- A team transfer (team_transfer_ownership, which takes this lock for both users) may have
+  -- moved the row to another user while we waited: follow it, under that user's lock too.
+  SELECT s.user_id INTO v_moved FROM public.user_subscriptions s WHERE s.stripe_subscription_id = v_id;
+  IF v_moved IS NOT NULL AND v_moved <> v_user_id THEN
+    v_user_id := v_moved;
+    PERFORM pg_catalog.pg_advisory_xact_lock(7305, pg_catalog.hashtext(v_user_id::text));
+  END IF;
 
   INSERT INTO public.user_subscriptions AS s (
     user_id, plan_id, status, stripe_customer_id, stripe_subscription_id, stripe_price_id,

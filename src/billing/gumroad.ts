@@ -4,8 +4,27 @@
 // is_multiseat_license, quantity, sale_id, product_id, … } }, or 404 { success: false, message }.
 // Gumroad has no activation limit of its own and its resource-subscription pings are unsigned:
 // we always verify with increment_uses_count=false and treat a ping as a hint to verify again.
+//
+// Its quirks, from its API reference and its licenses controller (antiwork/gumroad,
+// app/controllers/api/v2/licenses_controller.rb):
+// - A use is counted unless increment_uses_count is exactly "false" (the string or a JSON false):
+//   "False", "0", a missing parameter, or a JSON body sent without its content type all count one.
+//   We send the form-encoded string "false", and never read `uses` as a device count.
+// - Products are identified by product_id (e.g. "oz3Zfddt_sezByjb-Bd1KQ==") and, for products
+//   created before 2023-01-09, also by their permalink (product_permalink). A newer product asked
+//   by permalink answers HTTP 500 "The 'product_id' parameter is required …": a configuration
+//   error (gumroad_product_id_required), not an outage.
+// - A disabled key answers 404 "This license key has been disabled."; a purchase whose access
+//   ended, 404 "Access to the purchase associated with this license has expired.".
 import { SetupError } from '../core/errors.ts';
-import { dateOrNull, idText, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
+import { dateOrNull, idText, notFound, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
+
+/**
+ * A Gumroad product id (what its API calls product_id: URL-safe base64 of 16 bytes, "…==") as
+ * opposed to a permalink (a short slug, "plugin-pro"), which only products created before
+ * 2023-01-09 may be verified by.
+ */
+export const isGumroadProductId = (id: string) => /^[A-Za-z0-9_-]+={1,2}$/.test(id);
 
 export const DEFAULT_GUMROAD_API_BASE_URL = 'https://api.gumroad.com';
 
@@ -33,11 +52,18 @@ export function resolveGumroad(options: GumroadOptions, timeoutMs: number): Stor
 
 export async function gumroadVerify(config: StoreConfig, productId: string, key: string): Promise<StoreLicense> {
   const { status, body } = await postForm('gumroad', config, '/v2/licenses/verify', {
-    product_id: productId,
+    [isGumroadProductId(productId) ? 'product_id' : 'product_permalink']: productId,
     license_key: key,
     increment_uses_count: 'false',
-  });
-  if (status !== 200 || body!.success !== true) throw rejected('gumroad', `HTTP ${status}`);
+  }, { keep500: true });
+  const message = typeof body!.message === 'string' ? body!.message : '';
+  if (status === 500) {
+    const wanted = /product_id' parameter is required.*'([A-Za-z0-9_=+/.:-]{1,128})'/s.exec(message)?.[1];
+    if (!wanted) throw unavailable('gumroad', 'answered HTTP 500');
+    throw new SetupError('gumroad_product_id_required', `gumroad_product_id_required: Gumroad verifies this product by its product_id only; link ${wanted} instead of the permalink ${productId} (plans.linkLicense)`);
+  }
+  if (status === 404 && /does not exist/i.test(message)) throw notFound('gumroad', key);
+  if (status !== 200 || body!.success !== true) throw rejected('gumroad', `HTTP ${status}${/disabled/i.test(message) ? ', disabled' : /expired/i.test(message) ? ', access expired' : ''}`);
   const purchase = body!.purchase as Record<string, unknown> | undefined;
   if (typeof purchase !== 'object' || purchase === null) throw unavailable('gumroad', 'answered without a purchase');
   const ended = dateOrNull(purchase.subscription_ended_at);
@@ -52,7 +78,9 @@ export async function gumroadVerify(config: StoreConfig, productId: string, key:
   return {
     status: status2,
     providerKeyId: null,
-    productId: idText(purchase.product_id) ?? productId,
+    // The product as we asked for it (and linked it): a permalink stays the permalink, so the
+    // mapping that names it keeps matching; Gumroad matched the key to it.
+    productId,
     variantId: null,
     orderId: idText(purchase.sale_id) ?? idText(purchase.id),
     activationLimit: null,

@@ -2,8 +2,9 @@
 // prices, Figma and store products), subscriptions (Stripe sync and manual assignment, the
 // effective plan), sources (the one entitlement rule over all sources: Stripe, Figma, Lemon
 // Squeezy, Gumroad, seats, manual), figma (Figma's Payments API), licenses with lemonsqueezy and
-// gumroad (license keys, devices, webhooks) over store-http, seats (team seats), stripe-billing
-// (reconcile, checkout and the customer portal) over stripe-api (Stripe's REST API on fetch).
+// gumroad (license keys, devices, webhooks) over store-http, seats (team seats), teams (invitations
+// with claim links, remove, leave, transfer), stripe-billing (reconcile, checkout and the customer
+// portal) over stripe-api (Stripe's REST API on fetch).
 export {
   createSubscriptions,
   type Subscriptions,
@@ -34,3 +35,4 @@ export { createLicenses, type Licenses, type LicenseOptions, type ActivateInput,
 export { type LemonSqueezyOptions } from './lemonsqueezy.ts';
 export { type GumroadOptions } from './gumroad.ts';
 export { createSeats, type Seats, type SeatList, type SeatMember, type SeatAssignment } from './seats.ts';
+export { createTeams, type Teams, type Team, type TeamMember, type Invitation, type InviteInput, type Claim, type PendingInvitation, type Transfer } from './teams.ts';

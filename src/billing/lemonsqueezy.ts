@@ -5,7 +5,7 @@
 // variant_id, … }`. Webhooks are signed: X-Signature is the hex HMAC-SHA256 of the raw body.
 import { fromHex, utf8 } from '../core/bytes.ts';
 import { AuthError, SetupError } from '../core/errors.ts';
-import { dateOrNull, idText, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
+import { dateOrNull, idText, notFound, postForm, rejected, resolveBase, unavailable, type StoreConfig, type StoreLicense } from './store-http.ts';
 
 export const DEFAULT_LEMONSQUEEZY_API_BASE_URL = 'https://api.lemonsqueezy.com';
 
@@ -53,8 +53,10 @@ function toLicense(body: Record<string, unknown>): StoreLicense {
   };
 }
 
-function refusal(status: number, body: Record<string, unknown>): Error {
+function refusal(status: number, body: Record<string, unknown>, key: string): Error {
   const error = typeof body.error === 'string' ? body.error : '';
+  // 404 "license_key not found.": unknown to the store, perhaps not yet (a purchase moments ago).
+  if (status === 404 && !body.license_key) return notFound('lemonsqueezy', key);
   if (/activation limit/i.test(error)) {
     return new AuthError('device_limit_reached', 'device_limit_reached: Lemon Squeezy says this license key has reached its activation limit; deactivate a device first');
   }
@@ -63,7 +65,7 @@ function refusal(status: number, body: Record<string, unknown>): Error {
 
 export async function lemonActivate(config: StoreConfig, key: string, deviceName: string): Promise<StoreLicense> {
   const { status, body } = await postForm('lemonsqueezy', config, '/v1/licenses/activate', { license_key: key, instance_name: deviceName });
-  if (status !== 200 || body!.activated !== true) throw refusal(status, body!);
+  if (status !== 200 || body!.activated !== true) throw refusal(status, body!, key);
   return toLicense(body!);
 }
 
@@ -71,14 +73,14 @@ export async function lemonValidate(config: StoreConfig, key: string): Promise<S
   const { status, body } = await postForm('lemonsqueezy', config, '/v1/licenses/validate', { license_key: key });
   // An expired or disabled key answers valid: false with the key's status: that is an answer.
   if (status === 200 && body!.license_key) return toLicense(body!);
-  throw refusal(status, body!);
+  throw refusal(status, body!, key);
 }
 
 export async function lemonDeactivate(config: StoreConfig, key: string, instanceId: string): Promise<void> {
   const { status, body } = await postForm('lemonsqueezy', config, '/v1/licenses/deactivate', { license_key: key, instance_id: instanceId });
   // 404: the instance is already gone there; ours is freed all the same.
   if (status === 200 || status === 404) return;
-  throw refusal(status, body!);
+  throw refusal(status, body!, key);
 }
 
 /** X-Signature over the raw body, checked by Web Crypto's HMAC verify (a constant-time comparison). */

@@ -16,11 +16,13 @@ import type { LicenseProvider } from '../core/validation.ts';
 import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
 import { gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
 import { parseAge } from '../usage/retention.ts';
-import { NAMES, dateOrNull, idText, type StoreConfig, type StoreLicense } from './store-http.ts';
+import { NAMES, dateOrNull, idText, retryUnknownKey, type StoreConfig, type StoreLicense } from './store-http.ts';
 
 export const DEFAULT_LICENSE_CACHE_SECONDS = 300;
 export const DEFAULT_LICENSE_GRACE_SECONDS = 24 * 3600;
 export const DEFAULT_LICENSE_TIMEOUT_MS = 5000;
+/** A just-bought key the store does not know yet: asked again after these delays (ms). */
+export const DEFAULT_UNKNOWN_KEY_RETRY_MS: readonly number[] = [500, 1500];
 /** At most this many linked Gumroad products are tried for a key given without productId. */
 export const MAX_GUMROAD_PRODUCTS_TRIED = 10;
 const MAX_WEBHOOK_BYTES = 1024 * 1024;
@@ -32,6 +34,12 @@ export interface LicenseOptions {
   graceSeconds?: number;
   /** Per call to a store (default 5000 ms). */
   timeoutMs?: number;
+  /**
+   * A first activation of a key of the store's own shape that the store does not know yet (a
+   * purchase moments ago) is asked again after each of these delays (default [500, 1500] ms; at
+   * most 5, each at most 10000), then answered license_key_unknown (retryable).
+   */
+  unknownKeyRetryMs?: number[];
 }
 
 export interface ActivateInput {
@@ -162,6 +170,10 @@ export function createLicenses(
   const cacheSeconds = seconds(o.cacheSeconds, 'cacheSeconds', DEFAULT_LICENSE_CACHE_SECONDS, 7 * 24 * 3600);
   const graceSeconds = seconds(o.graceSeconds, 'graceSeconds', DEFAULT_LICENSE_GRACE_SECONDS, 90 * 24 * 3600);
   const timeoutMs = seconds(o.timeoutMs, 'timeoutMs', DEFAULT_LICENSE_TIMEOUT_MS, 120_000) || DEFAULT_LICENSE_TIMEOUT_MS;
+  const unknownKeyRetryMs = o.unknownKeyRetryMs ?? DEFAULT_UNKNOWN_KEY_RETRY_MS;
+  if (!Array.isArray(unknownKeyRetryMs) || unknownKeyRetryMs.length > 5 || !unknownKeyRetryMs.every((ms) => Number.isInteger(ms) && ms >= 0 && ms <= 10_000)) {
+    throw new SetupError('license_config_invalid', 'license_config_invalid: licenses.unknownKeyRetryMs must be at most 5 whole numbers of milliseconds from 0 to 10000');
+  }
   const lemon = options.lemonSqueezy ? resolveLemonSqueezy(options.lemonSqueezy, timeoutMs) : null;
   const gumroad = options.gumroad ? resolveGumroad(options.gumroad, timeoutMs) : null;
 
@@ -184,8 +196,11 @@ export function createLicenses(
       try {
         return await gumroadVerify(config, product_id, key);
       } catch (error) {
-        if (!(error instanceof PluginAuthError && error.code === 'license_key_rejected')) throw error;
-        last = error;
+        // Try the next product; if none answers, the most telling refusal stands: a product that
+        // must be linked by its product_id, then unknown (perhaps not yet), then rejected.
+        const rank = (e: unknown) => ['license_key_rejected', 'license_key_unknown', 'gumroad_product_id_required'].indexOf((e as PluginAuthError)?.code);
+        if (!(error instanceof PluginAuthError) || rank(error) < 0) throw error;
+        if (rank(error) > rank(last)) last = error;
       }
     }
     throw last;
@@ -215,14 +230,16 @@ export function createLicenses(
         ))[0]!;
         const device = begun.device_name;
         let answer: StoreLicense;
+        // A key never activated here may be a purchase the store has not finished: asked again.
+        const ask = <T>(call: () => Promise<T>) => (begun.license_id ? call() : retryUnknownKey(call, unknownKeyRetryMs));
         if (provider === 'lemonsqueezy') {
-          answer = begun.device_known ? await lemonValidate(store(provider), key) : await lemonActivate(store(provider), key, device);
+          answer = await ask(() => (begun.device_known ? lemonValidate(store(provider), key) : lemonActivate(store(provider), key, device)));
           if (!begun.device_known) createdInstance = answer.instanceId;
         } else {
           const known = begun.license_id
             ? (await tx.query<{ product_id: string }>('SELECT product_id FROM public.licenses WHERE id = $1::uuid', [begun.license_id]))[0]?.product_id ?? null
             : null;
-          answer = await gumroadFind(tx, key, productId ?? known);
+          answer = await ask(() => gumroadFind(tx, key, productId ?? known));
         }
         if (!GRANTING.has(answer.status) && !begun.license_id) {
           throw new AuthError('license_key_rejected', `license_key_rejected: ${NAMES[provider]} reports this license as ${answer.status}`);

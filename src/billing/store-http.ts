@@ -1,6 +1,6 @@
 // What both license stores' clients share: one form-encoded POST with a timeout, typed failures,
 // and the license state they answer, as sql/016 stores it. Nothing of a key reaches an error.
-import { AuthError, ServiceError, SetupError } from '../core/errors.ts';
+import { AuthError, NotFoundError, ServiceError, SetupError } from '../core/errors.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -35,6 +35,45 @@ export const unavailable = (provider: LicenseProvider, why: string) =>
 export const rejected = (provider: LicenseProvider, why: string) =>
   new AuthError('license_key_rejected', `license_key_rejected: ${NAMES[provider]} does not accept this license key (${why})`);
 
+/**
+ * The store does not know a key of its own shape (404): a key bought moments ago may not have
+ * reached the store's license API yet (Polar users report up to two minutes after purchase), so
+ * this is retryable, and says so; a typo in a well-shaped key gets the same answer.
+ */
+export const unknownKey = (provider: LicenseProvider) =>
+  new NotFoundError('license_key_unknown', `license_key_unknown: ${NAMES[provider]} does not know this license key (yet): a key bought moments ago can take a minute or two to reach its license API; try again shortly, or check the key`);
+
+/**
+ * The shape of each store's own keys: Lemon Squeezy's are UUIDs; Gumroad's four groups of eight
+ * hexadecimal characters (its API reference's example, BEA0454F-918A4F76-B68EFA71-6187C39D). A
+ * 404 for a key of another shape is a wrong key (license_key_rejected, at once); for a key of the
+ * store's shape it may be a purchase the store has not finished: retried, then license_key_unknown.
+ */
+export const KEY_SHAPES: Record<LicenseProvider, RegExp> = {
+  lemonsqueezy: /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/,
+  gumroad: /^[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{8}){3}$/,
+};
+
+/** A store's 404 for a key: unknown (retryable) when it has the store's shape, else rejected. */
+export const notFound = (provider: LicenseProvider, key: string) =>
+  KEY_SHAPES[provider].test(key) ? unknownKey(provider) : rejected(provider, 'HTTP 404');
+
+/**
+ * Runs a first activation's store call again while the store answers license_key_unknown, after
+ * each delay in turn (backoff); the last answer stands.
+ */
+export async function retryUnknownKey<T>(call: () => Promise<T>, delaysMs: readonly number[]): Promise<T> {
+  for (const delay of delaysMs) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof NotFoundError && error.code === 'license_key_unknown')) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  return call();
+}
+
 const ID = /^[A-Za-z0-9_=+/.:-]{1,128}$/;
 /** A store id (number or string) as text, or null when absent or not id-shaped. */
 export const idText = (value: unknown): string | null => {
@@ -64,6 +103,7 @@ export async function postForm(
   config: StoreConfig,
   path: string,
   form: Record<string, string>,
+  options: { keep500?: boolean } = {},
 ): Promise<{ status: number; body: Record<string, unknown> | null }> {
   let response: Response;
   let text: string;
@@ -81,7 +121,8 @@ export async function postForm(
     const name = (error as Error)?.name;
     throw unavailable(provider, name === 'TimeoutError' || name === 'AbortError' ? `did not answer within ${config.timeoutMs} ms` : 'could not be reached');
   }
-  if (response.status === 429 || response.status >= 500) throw unavailable(provider, `answered HTTP ${response.status}`);
+  // keep500: a caller that reads a 500's JSON message (Gumroad's product_id requirement).
+  if (response.status === 429 || (response.status >= 500 && !(options.keep500 && response.status === 500))) throw unavailable(provider, `answered HTTP ${response.status}`);
   if (text.length > MAX_ANSWER_BYTES) throw unavailable(provider, 'sent an answer that is too large');
   let body: Record<string, unknown> | null = null;
   try {

@@ -22,6 +22,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   license_in_use: 403,
   device_limit_reached: 403,
   license_key_rejected: 403,
+  // The store does not know the key (yet): the plugin says so and may try again in a minute.
+  license_key_unknown: 404,
   no_seats_left: 403,
   // Lease reasons (docs/licenses.md#reasons): the license says no on this device; the session stays.
   license_expired: 403,
@@ -32,6 +34,16 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   not_activated_on_device: 403,
   heartbeat_missed: 403,
   no_license: 403,
+  seat_taken: 409,
+  // Teams: a claim link that is spent is gone (the member asks for a new one); one meant for
+  // someone else, or a team that is not the caller's, is refused without signing anyone out.
+  invitation_not_found: 404,
+  invitation_expired: 410,
+  invitation_used: 410,
+  invitation_not_for_you: 403,
+  team_not_found: 404,
+  seat_not_found: 404,
+  team_transfer_blocked: 409,
   cross_site_request: 403,
   // A retry key used for another operation, after a refund or after its retry window: the
   // request conflicts with what the key already stands for; send it again with a new key.

@@ -31,3 +31,10 @@ export const MAX_LOGIN_TTL_SECONDS = 3600;
 export const MIN_MAX_TOKENS = 1;
 
 export const MAX_LICENSE_KEY_LENGTH = 255;
+
+/** A team invitation's claim link lives this long by default, at least and at most (the SQL refuses the same). */
+export const DEFAULT_INVITATION_TTL_SECONDS = 7 * 24 * 3600;
+export const MIN_INVITATION_TTL_SECONDS = 600;
+export const MAX_INVITATION_TTL_SECONDS = 30 * 24 * 3600;
+/** Pending invitations an owner may have at once (team_invite's p_max_pending default). */
+export const MAX_PENDING_INVITATIONS = 1000;

@@ -22,6 +22,8 @@ export const LOCKS = {
   figmaUser: 7311,
   /** one license key's activations, checks and webhooks: key `provider:digest` (sql/016, billing/licenses.ts). */
   licenseKey: 7320,
+  /** one owner's team: invitations, claims and ownership transfers: key the owner id (sql/028, sql/functions/teams.sql). */
+  teamOwner: 7330,
 } as const;
 
 export type LockName = keyof typeof LOCKS;

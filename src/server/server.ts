@@ -13,9 +13,10 @@ import { createFigmaOAuth, figmaErrorPage, type FigmaOAuthOptions } from './figm
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
 import { addLeaseRoutes } from './leases.ts';
 import { addBillingRoutes, type BillingRouteOptions } from './billing.ts';
+import { addTeamRoutes, type TeamRoutesOptions } from './teams.ts';
 
 /** The parts of createPluginAuth's object the server calls. */
-export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'leases' | 'subscriptions' | 'configured'>;
+export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'leases' | 'subscriptions' | 'teams' | 'configured'>;
 
 export interface MeteredRoute {
   /** The usage action counted (e.g. 'resize'). */
@@ -62,6 +63,8 @@ export interface PluginServerOptions {
   figmaOAuth?: FigmaOAuthOptions;
   /** Stripe Checkout and the customer portal for the signed-in user (POST /plugin/billing/checkout, /plugin/billing/portal); needs createPluginAuth's `stripe`. */
   billing?: BillingRouteOptions;
+  /** Teams that manage themselves (/plugin/team/…, and POST /team/claim with `website`): docs/licenses.md#teams. */
+  teams?: TeamRoutesOptions;
 }
 
 type Route = {
@@ -241,6 +244,10 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
 
   if (options.billing) {
     addBillingRoutes(add, auth, options.billing, bearer, async (request) => readOptionalJsonObject(request, limits.json));
+  }
+  if (options.teams !== undefined) {
+    const website = options.website ? { origin: normalizeOrigin(options.website.origin), userId: options.website.userId } : null;
+    addTeamRoutes({ auth, add, bearer, readJson: (request) => readJsonObject(request, limits.json), website, requireJson, refuseCrossSite }, options.teams);
   }
 
   for (const [path, metered] of Object.entries(options.meter ?? {})) {

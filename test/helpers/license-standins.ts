@@ -5,8 +5,16 @@
 // store_id, order_id, order_item_id, product_id, product_name, variant_id, variant_name,
 // customer_id, customer_name, customer_email } }; 404 for an unknown key, 422 for a missing field,
 // 400 at the activation limit, 429 past 60 requests a minute.
-// Gumroad: POST /v2/licenses/verify (product_id, license_key, increment_uses_count) answers
-// { success: true, uses, purchase { … } } or 404 { success: false, message }.
+// Gumroad: POST /v2/licenses/verify (product_id or product_permalink, license_key,
+// increment_uses_count) answers { success: true, uses, purchase { … } } or 404 { success: false,
+// message }, following its licenses controller (antiwork/gumroad,
+// app/controllers/api/v2/licenses_controller.rb): a use is counted unless increment_uses_count is
+// exactly "false" (or a JSON false); parameters are read from a form body, or from a JSON body
+// sent as application/json (any other body carries none); a non-string parameter is 400; without
+// product_id, a product created after the 2023-01-09 cutover is HTTP 500 "The 'product_id'
+// parameter is required …", an older one is matched by its permalink; a disabled key is 404.
+// Both stores: a key sold with `availableAt` in the future is unknown (404) until then, as a
+// purchase the store's license API has not caught up with.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -47,6 +55,8 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => Pr
 // ---------------------------------------------------------------- Lemon Squeezy
 
 export interface LemonKey {
+  /** Epoch ms before which the License API does not know the key yet (default 0). */
+  availableAt: number;
   id: number;
   status: 'inactive' | 'active' | 'expired' | 'disabled';
   activationLimit: number | null;
@@ -101,7 +111,8 @@ export async function startLemonSqueezyStandIn(): Promise<LemonStandIn> {
     const verb = url.pathname.replace('/v1/licenses/', '');
     const flag = verb === 'activate' ? 'activated' : verb === 'validate' ? 'valid' : 'deactivated';
     if (!licenseKey) return send(res, 422, { [flag]: false, error: 'The license key field is required.' });
-    const k = state.keys.get(licenseKey);
+    const found = state.keys.get(licenseKey);
+    const k = found && found.availableAt <= Date.now() ? found : undefined;
     if (!k) return send(res, 404, { [flag]: false, error: 'license_key not found.', license_key: null, meta: null });
     if (verb === 'activate') {
       const name = form.get('instance_name');
@@ -140,7 +151,7 @@ export async function startLemonSqueezyStandIn(): Promise<LemonStandIn> {
     const key = randomUUID().toUpperCase();
     const id = nextId++;
     const license: LemonKey = {
-      id, status: 'inactive', activationLimit: 5, expiresAt: null, productId: 111, variantId: 222, orderId: 5000 + id, ...o, instances: new Map(),
+      availableAt: 0, id, status: 'inactive', activationLimit: 5, expiresAt: null, productId: 111, variantId: 222, orderId: 5000 + id, ...o, instances: new Map(),
     };
     state.keys.set(key, license);
     return { key, license };
@@ -152,6 +163,14 @@ export async function startLemonSqueezyStandIn(): Promise<LemonStandIn> {
 
 export interface GumroadPurchase {
   productId: string;
+  /** The product's permalink (product_permalink), accepted without product_id for products created before the cutover. */
+  permalink: string;
+  /** When the product was created (ISO): after 2023-01-09 it is verified by product_id only. */
+  productCreatedAt: string;
+  /** Disabled by the seller: 404 "This license key has been disabled." */
+  disabled: boolean;
+  /** Epoch ms before which the API does not know the key yet (default 0). */
+  availableAt: number;
   saleId: string;
   refunded: boolean;
   disputed: boolean;
@@ -170,6 +189,27 @@ export interface GumroadStandIn extends Base {
   sell(o?: Partial<GumroadPurchase>): { key: string; purchase: GumroadPurchase };
 }
 
+/** Gumroad's cutover: products created after it are verified by product_id only. */
+export const GUMROAD_PRODUCT_ID_CUTOVER = Date.UTC(2023, 0, 9);
+
+/** Parameters as Rails reads them: a form body, or a JSON body sent as application/json; anything else carries none. */
+async function readParams(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/x-www-form-urlencoded') return Object.fromEntries(new URLSearchParams(text));
+  if (type === 'application/json') {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
+  }
+  return {};
+}
+
 export async function startGumroadStandIn(): Promise<GumroadStandIn> {
   const state = {
     purchases: new Map<string, GumroadPurchase>(),
@@ -179,25 +219,40 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
   };
   const server = await listen(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const form = await readBody(req);
-    state.calls.push({ path: url.pathname, form: Object.fromEntries(form), authorization: req.headers.authorization ?? null });
+    const params = await readParams(req);
+    state.calls.push({ path: url.pathname, form: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])), authorization: req.headers.authorization ?? null });
     const failure = state.failure;
     if (failure?.kind === 'http') return send(res, failure.status, { success: false, message: 'Server error' });
     if (failure?.kind === 'slow') await sleep(failure.ms);
     if (failure?.kind === 'garbage') { res.writeHead(200, { 'content-type': 'text/html' }); return res.end('<html>maintenance</html>'); }
     if (req.method !== 'POST' || url.pathname !== '/v2/licenses/verify') return send(res, 404, { success: false, message: 'Not found' });
     if (state.delayMs) await sleep(state.delayMs);
-    const key = form.get('license_key') ?? '';
-    const p = state.purchases.get(key);
-    if (!p || p.productId !== form.get('product_id')) {
-      return send(res, 404, { success: false, message: 'That license does not exist for the provided product.' });
+    for (const name of ['license_key', 'product_id', 'product_permalink']) {
+      if (params[name] !== undefined && params[name] !== '' && typeof params[name] !== 'string') {
+        return send(res, 400, { success: false, message: `The '${name}' parameter must be a string.` });
+      }
     }
-    if (form.get('increment_uses_count') !== 'false') p.uses += 1;
+    const key = (params.license_key as string | undefined) ?? '';
+    const productId = (params.product_id as string | undefined) || null;
+    const found = state.purchases.get(key);
+    const known = found && found.availableAt <= Date.now() ? found : undefined;
+    const missing = () => send(res, 404, { success: false, message: 'That license does not exist for the provided product.' });
+    if (productId !== null) {
+      if (!known || known.productId !== productId) return missing();
+    } else {
+      if (known && Date.parse(known.productCreatedAt) > GUMROAD_PRODUCT_ID_CUTOVER) {
+        return send(res, 500, { success: false, message: `The 'product_id' parameter is required to verify the license for this product. Please set 'product_id' to '${known.productId}' in the request.` });
+      }
+      if (!known || known.permalink !== params.product_permalink) return missing();
+    }
+    const p = known;
+    if (p.disabled) return send(res, 404, { success: false, message: 'This license key has been disabled.' });
+    if (params.increment_uses_count !== 'false' && params.increment_uses_count !== false) p.uses += 1;
     send(res, 200, {
       success: true,
       uses: p.uses,
       purchase: {
-        seller_id: 'seller', product_id: p.productId, product_name: 'Plugin Pro', permalink: 'plugin-pro', product_permalink: 'https://example.gumroad.com/l/plugin-pro',
+        seller_id: 'seller', product_id: p.productId, product_name: 'Plugin Pro', permalink: p.permalink, product_permalink: `https://example.gumroad.com/l/${p.permalink}`,
         email: 'buyer@example.com', price: 1500, gumroad_fee: 150, currency: 'usd', quantity: p.quantity, discover_fee_charged: false,
         can_contact: true, referrer: 'direct', card: { visual: null, type: null }, order_number: 1234, sale_id: p.saleId,
         sale_timestamp: '2026-11-01T10:00:00Z', purchaser_id: '999', subscription_id: null, variants: '', license_key: key,
@@ -214,7 +269,7 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
   standIn.sell = (o = {}) => {
     const key = [0, 1, 2, 3].map(() => randomBytes(4).toString('hex').toUpperCase()).join('-');
     const purchase: GumroadPurchase = {
-      productId: 'plug-pro_Wsw==', saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
+      productId: 'plug-pro_Wsw==', permalink: 'plugin-pro', productCreatedAt: '2024-03-01T00:00:00Z', disabled: false, availableAt: 0, saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
       subscriptionEndedAt: null, subscriptionCancelledAt: null, subscriptionFailedAt: null, isMultiseatLicense: false, quantity: 1, uses: 0, ...o,
     };
     state.purchases.set(key, purchase);
