@@ -439,6 +439,20 @@ CREATE INDEX IF NOT EXISTS idx_usage_user_windows_calls ON public.usage_user_win
 CREATE INDEX IF NOT EXISTS idx_usage_user_windows_limited ON public.usage_user_windows USING btree (days, user_id) WHERE (limit_days > 0);
 CREATE INDEX IF NOT EXISTS idx_usage_user_windows_user_id ON public.usage_user_windows USING btree (user_id);
 
+CREATE TABLE IF NOT EXISTS public.user_effective_plans (
+  user_id uuid NOT NULL,
+  plan_id uuid NOT NULL,
+  valid_until timestamp with time zone,
+  sources integer NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT user_effective_plans_pkey PRIMARY KEY (user_id),
+  CONSTRAINT user_effective_plans_sources_check CHECK ((sources >= 0)),
+  CONSTRAINT user_effective_plans_plan_id_fkey FOREIGN KEY (plan_id) REFERENCES public.subscription_plans(id) ON DELETE CASCADE,
+  CONSTRAINT user_effective_plans_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE
+);
+COMMENT ON TABLE public.user_effective_plans IS 'the effective plan of each user (the entitlement rule''s answer), valid until valid_until; written by triggers on every source';
+CREATE INDEX IF NOT EXISTS idx_user_effective_plans_plan_id ON public.user_effective_plans USING btree (plan_id);
+
 CREATE TABLE IF NOT EXISTS public.user_plan_history (
   id bigint GENERATED ALWAYS AS IDENTITY,
   user_id uuid NOT NULL,
@@ -546,6 +560,30 @@ ON CONFLICT DO NOTHING;
 DO $plugin_auth_trigger$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.figma_plan_links'::regclass AND g.tgname = 'plugin_auth_effective_plan_terms') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_terms AFTER INSERT OR DELETE OR UPDATE ON public.figma_plan_links FOR EACH STATEMENT EXECUTE FUNCTION public.plugin_auth_effective_plan_terms();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.figma_users'::regclass AND g.tgname = 'plugin_auth_effective_plan_change') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_change AFTER UPDATE ON public.figma_users FOR EACH ROW WHEN (((old.user_id IS DISTINCT FROM new.user_id) OR ((old.payment_status)::text IS DISTINCT FROM (new.payment_status)::text) OR (old.grant_until IS DISTINCT FROM new.grant_until) OR (old.first_seen_at IS DISTINCT FROM new.first_seen_at))) EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.figma_users'::regclass AND g.tgname = 'plugin_auth_effective_plan_write') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_write AFTER INSERT OR DELETE ON public.figma_users FOR EACH ROW EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                   WHERE g.tgrelid = 'public.figma_users'::regclass AND g.tgname = 'plugin_auth_figma_history_change') THEN
     CREATE TRIGGER plugin_auth_figma_history_change AFTER UPDATE OF user_id, payment_status, grant_until ON public.figma_users FOR EACH ROW WHEN (((old.user_id IS DISTINCT FROM new.user_id) OR ((old.payment_status)::text IS DISTINCT FROM (new.payment_status)::text) OR (old.grant_until < new.checked_at))) EXECUTE FUNCTION public.plugin_auth_record_figma_history();
   END IF;
@@ -562,8 +600,72 @@ $plugin_auth_trigger$;
 DO $plugin_auth_trigger$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.license_products'::regclass AND g.tgname = 'plugin_auth_effective_plan_terms') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_terms AFTER INSERT OR DELETE OR UPDATE ON public.license_products FOR EACH STATEMENT EXECUTE FUNCTION public.plugin_auth_effective_plan_terms();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.licenses'::regclass AND g.tgname = 'plugin_auth_effective_plan_change') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_change AFTER UPDATE ON public.licenses FOR EACH ROW WHEN (((old.user_id IS DISTINCT FROM new.user_id) OR ((old.provider)::text IS DISTINCT FROM (new.provider)::text) OR ((old.product_id)::text IS DISTINCT FROM (new.product_id)::text) OR ((old.variant_id)::text IS DISTINCT FROM (new.variant_id)::text) OR ((old.status)::text IS DISTINCT FROM (new.status)::text) OR (old.quantity IS DISTINCT FROM new.quantity) OR (old.expires_at IS DISTINCT FROM new.expires_at))) EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.licenses'::regclass AND g.tgname = 'plugin_auth_effective_plan_write') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_write AFTER INSERT OR DELETE ON public.licenses FOR EACH ROW EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.seat_assignments'::regclass AND g.tgname = 'plugin_auth_effective_plan_write') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_write AFTER INSERT OR DELETE OR UPDATE ON public.seat_assignments FOR EACH ROW EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                   WHERE g.tgrelid = 'public.seat_assignments'::regclass AND g.tgname = 'plugin_auth_seat_history_write') THEN
     CREATE TRIGGER plugin_auth_seat_history_write AFTER INSERT OR DELETE ON public.seat_assignments FOR EACH ROW EXECUTE FUNCTION public.plugin_auth_record_seat_history();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.subscription_plans'::regclass AND g.tgname = 'plugin_auth_effective_plan_change') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_change AFTER UPDATE ON public.subscription_plans FOR EACH ROW WHEN ((((old.plan_slug)::text IS DISTINCT FROM (new.plan_slug)::text) OR (old.price_monthly IS DISTINCT FROM new.price_monthly) OR (old.limits IS DISTINCT FROM new.limits))) EXECUTE FUNCTION public.plugin_auth_effective_plan_terms();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.subscription_plans'::regclass AND g.tgname = 'plugin_auth_effective_plan_terms') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_terms AFTER DELETE ON public.subscription_plans FOR EACH STATEMENT EXECUTE FUNCTION public.plugin_auth_effective_plan_terms();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.user_subscriptions'::regclass AND g.tgname = 'plugin_auth_effective_plan_change') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_change AFTER UPDATE ON public.user_subscriptions FOR EACH ROW WHEN (((old.user_id IS DISTINCT FROM new.user_id) OR (old.plan_id IS DISTINCT FROM new.plan_id) OR ((old.status)::text IS DISTINCT FROM (new.status)::text) OR (old.current_period_end IS DISTINCT FROM new.current_period_end) OR (old.quantity IS DISTINCT FROM new.quantity))) EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
+  END IF;
+END
+$plugin_auth_trigger$;
+DO $plugin_auth_trigger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                  WHERE g.tgrelid = 'public.user_subscriptions'::regclass AND g.tgname = 'plugin_auth_effective_plan_write') THEN
+    CREATE TRIGGER plugin_auth_effective_plan_write AFTER INSERT OR DELETE ON public.user_subscriptions FOR EACH ROW EXECUTE FUNCTION public.plugin_auth_effective_plan_source();
   END IF;
 END
 $plugin_auth_trigger$;
@@ -584,7 +686,7 @@ BEGIN
 END
 $plugin_auth_trigger$;
 
--- Functions (74), each defined in one file under sql/functions/:
+-- Functions (78), each defined in one file under sql/functions/:
 --   public.assign_plan(p_user_id uuid, p_plan_slug character varying, p_until timestamp with time zone) RETURNS TABLE(user_id uuid, plan_slug character varying, status character varying, current_period_end timestamp with time zone)  [sql/functions/grants.sql]
 --   public.begin_plugin_login(p_read_key_hash text, p_write_key_hash text, p_ttl_seconds integer, p_device_name character varying, p_device_id uuid) RETURNS timestamp with time zone  [sql/functions/login.sql]
 --   public.check_usage(p_user_id uuid, p_action character varying, p_items integer) RETURNS TABLE(allowed boolean, reason text, plan_slug text, used integer, usage_limit integer, remaining integer, batch_limit integer, resets_at timestamp with time zone, replayed boolean)  [sql/functions/generated/hot-paths.sql]
@@ -620,6 +722,10 @@ $plugin_auth_trigger$;
 --   public.plugin_auth_build_user_days(p_to timestamp with time zone) RETURNS bigint  [sql/functions/rollups.sql]
 --   public.plugin_auth_catalog() RETURNS jsonb  [sql/functions/catalog.sql]
 --   public.plugin_auth_check_digest(p_digest text, p_what text) RETURNS void  [sql/functions/tokens.sql]
+--   public.plugin_auth_effective_plan_refresh(p_user_ids uuid[]) RETURNS void  [sql/functions/effective_plan.sql]
+--   public.plugin_auth_effective_plan_source() RETURNS trigger  [sql/functions/effective_plan.sql]
+--   public.plugin_auth_effective_plan_terms() RETURNS trigger  [sql/functions/effective_plan.sql]
+--   public.plugin_auth_effective_plan_write(p_user_id uuid) RETURNS void  [sql/functions/effective_plan.sql]
 --   public.plugin_auth_freeze_user_days(p_to date) RETURNS integer  [sql/functions/rollups.sql]
 --   public.plugin_auth_grants(p_user_id uuid, p_at timestamp with time zone) RETURNS TABLE(rank integer, source character varying, plan_id uuid, plan_slug character varying, until timestamp with time zone, detail character varying)  [sql/functions/generated/hot-paths.sql]
 --   public.plugin_auth_record_figma_history() RETURNS trigger  [sql/functions/history.sql]

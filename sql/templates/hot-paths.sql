@@ -131,19 +131,29 @@ p_items IS NULL OR p_items < 1 OR p_items > 10000
     END IF;
     RAISE EXCEPTION 'invalid_metadata: metadata must be a JSON object of at most 16 kB' USING ERRCODE = 'PA005';
   END IF;
--- @@ limits
+-- @@ plan_rule
 
+    SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
+      FROM public.users AS w
+      JOIN public.subscription_plans AS p ON p.id = COALESCE(
+        (SELECT g.plan_id FROM (@grants@) AS g(@columns@) WHERE g.rank = 1),
+        (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
+     WHERE w.id = p_user_id;
+    IF NOT FOUND THEN
+      PERFORM public.plugin_auth_require_user(p_user_id);
+      RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
+        USING ERRCODE = 'PA007';
+    END IF;
+-- @@ plan_row
+
+  -- The effective plan row (sql/functions/effective_plan.sql), while valid: written by triggers
+  -- in the transaction of every change to a source, so it is the rule's answer until valid_until.
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.users AS w
-    JOIN public.subscription_plans AS p ON p.id = COALESCE(
-      (SELECT g.plan_id FROM (@grants@) AS g(@columns@) WHERE g.rank = 1),
-      (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
-   WHERE w.id = p_user_id;
-  IF NOT FOUND THEN
-    PERFORM public.plugin_auth_require_user(p_user_id);
-    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
-      USING ERRCODE = 'PA007';
-  END IF;
+    FROM public.user_effective_plans AS e
+    JOIN public.subscription_plans AS p ON p.id = e.plan_id
+   WHERE e.user_id = p_user_id AND (e.valid_until IS NULL OR e.valid_until > p_at);
+-- @@ plan_limits
+
   IF p_action = 'resize' THEN
     v_limit := (v_limits ->> 'resizesPerDay')::integer;
     v_batch := (v_limits ->> 'batchSize')::integer;
@@ -153,6 +163,25 @@ p_items IS NULL OR p_items < 1 OR p_items > 10000
     v_batch := -1;
     v_daily := true;
   END IF;
+-- @@ limits
+@plan_row@
+  IF NOT FOUND THEN
+    -- Missing or lapsed: the full rule (a read-only function writes nothing).@plan_rule@
+  END IF;@plan_limits@
+-- @@ consume_limits
+@plan_row@
+  IF NOT FOUND THEN
+    -- Missing or lapsed: rebuild it when that is safe without waiting (read committed, so the
+    -- rebuild reads what is committed once the locks are held; nobody else writing it), then the
+    -- full rule if there is still no row (an unknown user, no free plan).
+    IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
+       AND pg_catalog.pg_try_advisory_xact_lock_shared(7331, 0)
+       AND pg_catalog.pg_try_advisory_xact_lock(7330, pg_catalog.hashtext(p_user_id::text)) THEN
+      PERFORM public.plugin_auth_effective_plan_write(p_user_id);@plan_row@
+    END IF;
+    IF NOT FOUND THEN@plan_rule@
+    END IF;
+  END IF;@plan_limits@
 -- @@ answer
 
   allowed := v_reason = 'ok';
@@ -262,7 +291,7 @@ BEGIN@consume_checks@
       RETURN;
     END IF;
   END IF;
-@limits@
+@consume_limits@
 
   -- v_past: what other days used (lifetime plans; 0 for daily ones); see sql/006.
   v_past := 0;

@@ -24,6 +24,8 @@ export const LOCKS = {
   licenseKey: 7320,
   /** one owner's team: invitations, claims and ownership transfers: key the owner id (sql/028, sql/functions/teams.sql). */
   teamOwner: 7330,
+  /** the terms every effective plan row follows (plans, plan links, license products): taken shared by each row's writer, exclusively by a change of terms (sql/026, sql/functions/effective_plan.sql). Key 0. */
+  effectivePlanTerms: 7331,
 } as const;
 
 export type LockName = keyof typeof LOCKS;

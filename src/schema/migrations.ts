@@ -264,28 +264,35 @@ $plugin_auth_omitted$;`);
   }
   if (expected) parts.push(buildPreflight(expected, migrations), buildRestoreCheck(expected, migrations));
   const notFresh = baseline ? "pg_catalog.current_setting('plugin_auth.fresh', true) IS DISTINCT FROM 'on' AND " : '';
+  // A numbered file's part after the line AFTER_FUNCTIONS_MARK (triggers naming functions of the
+  // function files) runs after the function files, when the file itself ran in this script.
+  const afterParts: { version: number; name: string; sql: string }[] = [];
   for (const m of migrations) {
     if (m.version <= omitThrough) continue;
     const tag = `$plugin_auth_${String(m.version).padStart(3, '0')}$`;
     if (m.sql.includes(BODY_TAG) || m.sql.includes(tag)) {
       throw new Error(`sql/${m.name}.sql must not contain ${BODY_TAG} or ${tag}`);
     }
+    const { state, afterFunctions } = splitNumberedFile(m.sql);
+    const ran = afterFunctions ? `
+    PERFORM pg_catalog.set_config('plugin_auth.after_${m.version}', 'on', true);` : '';
+    if (afterFunctions) afterParts.push({ version: m.version, name: m.name, sql: afterFunctions });
     // Without a baseline (generation, or a database built as an earlier version was), restoring
     // runs every applied file again, as versions before the baseline did.
     const rerun = baseline ? '' : `
   ELSIF pg_catalog.current_setting('plugin_auth.restore', true) = 'on' THEN
     EXECUTE ${BODY_TAG}
-${m.sql.trimEnd()}
-${BODY_TAG};`;
+${state.trimEnd()}
+${BODY_TAG};${ran}`;
     parts.push(`-- ${m.name}.sql
 DO ${tag}
 BEGIN
   IF ${notFresh}NOT EXISTS (SELECT 1 FROM public.plugin_auth_migrations WHERE version = ${m.version}) THEN
     EXECUTE ${BODY_TAG}
-${m.sql.trimEnd()}
+${state.trimEnd()}
 ${BODY_TAG};
     INSERT INTO public.plugin_auth_migrations (version, name, checksum)
-    VALUES (${m.version}, '${m.name}', '${m.checksum}');${rerun}
+    VALUES (${m.version}, '${m.name}', '${m.checksum}');${ran}${rerun}
   END IF;
 END
 ${tag};`);
@@ -327,6 +334,19 @@ ${BODY_TAG};
 END
 ${tag};`);
   });
+  for (const a of afterParts) {
+    const tag = `$plugin_auth_after_${String(a.version).padStart(3, '0')}$`;
+    parts.push(`-- ${a.name}.sql, after the functions
+DO ${tag}
+BEGIN
+  IF pg_catalog.current_setting('plugin_auth.after_${a.version}', true) = 'on' THEN
+    EXECUTE ${BODY_TAG}
+${noTag(a.sql, `sql/${a.name}.sql`, tag).trimEnd()}
+${BODY_TAG};
+  END IF;
+END
+${tag};`);
+  }
   if (baseline) {
     parts.push(`-- schema/current.sql, after the functions.
 DO $plugin_auth_baseline_after$
@@ -344,6 +364,16 @@ $plugin_auth_baseline_after$;`);
   // once. Anywhere else nobody listens, and a NOTIFY is delivered only if the transaction commits.
   parts.push("NOTIFY pgrst, 'reload schema';");
   return `${parts.join('\n\n')}\n`;
+}
+
+/**
+ * A numbered file in two parts: its state, and what follows the line AFTER_FUNCTIONS_MARK (if any),
+ * which runs once the function files are applied (a trigger needs its function to exist).
+ */
+export function splitNumberedFile(sql: string): { state: string; afterFunctions: string | null } {
+  const at = sql.indexOf(`\n${AFTER_FUNCTIONS_MARK}\n`);
+  if (at < 0) return { state: sql, afterFunctions: null };
+  return { state: sql.slice(0, at + 1), afterFunctions: sql.slice(at + 1) };
 }
 
 /** A text embedded in the script must not close the dollar quote around it. */

@@ -112,10 +112,18 @@ DECLARE
   v_batch INTEGER;   -- -1 = unlimited
   v_daily BOOLEAN;
 BEGIN
+  -- The effective plan row (sql/functions/effective_plan.sql), while valid: written by triggers
+  -- in the transaction of every change to a source, so it is the rule's answer until valid_until.
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.users AS w
-    JOIN public.subscription_plans AS p ON p.id = COALESCE(
-      (SELECT g.plan_id FROM (SELECT (pg_catalog.row_number() OVER (
+    FROM public.user_effective_plans AS e
+    JOIN public.subscription_plans AS p ON p.id = e.plan_id
+   WHERE e.user_id = p_user_id AND (e.valid_until IS NULL OR e.valid_until > p_at);
+  IF NOT FOUND THEN
+    -- Missing or lapsed: the full rule (a read-only function writes nothing).
+    SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
+      FROM public.users AS w
+      JOIN public.subscription_plans AS p ON p.id = COALESCE(
+        (SELECT g.plan_id FROM (SELECT (pg_catalog.row_number() OVER (
             ORDER BY COALESCE(p.price_monthly, 0) DESC,
                      CASE WHEN (p.limits ->> 'resizesPerDay')::integer = -1 THEN 2147483647
                           ELSE (p.limits ->> 'resizesPerDay')::integer END DESC,
@@ -180,12 +188,13 @@ BEGIN
     ) AS g
     JOIN public.subscription_plans AS p ON p.id = g.plan_id
    ORDER BY 1) AS g(rank, source, plan_id, plan_slug, until, detail) WHERE g.rank = 1),
-      (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
-   WHERE w.id = p_user_id;
-  IF NOT FOUND THEN
-    PERFORM public.plugin_auth_require_user(p_user_id);
-    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
-      USING ERRCODE = 'PA007';
+        (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
+     WHERE w.id = p_user_id;
+    IF NOT FOUND THEN
+      PERFORM public.plugin_auth_require_user(p_user_id);
+      RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
+        USING ERRCODE = 'PA007';
+    END IF;
   END IF;
   IF p_action = 'resize' THEN
     v_limit := (v_limits ->> 'resizesPerDay')::integer;
@@ -296,10 +305,32 @@ BEGIN
     END IF;
   END IF;
 
+  -- The effective plan row (sql/functions/effective_plan.sql), while valid: written by triggers
+  -- in the transaction of every change to a source, so it is the rule's answer until valid_until.
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.users AS w
-    JOIN public.subscription_plans AS p ON p.id = COALESCE(
-      (SELECT g.plan_id FROM (SELECT (pg_catalog.row_number() OVER (
+    FROM public.user_effective_plans AS e
+    JOIN public.subscription_plans AS p ON p.id = e.plan_id
+   WHERE e.user_id = p_user_id AND (e.valid_until IS NULL OR e.valid_until > p_at);
+  IF NOT FOUND THEN
+    -- Missing or lapsed: rebuild it when that is safe without waiting (read committed, so the
+    -- rebuild reads what is committed once the locks are held; nobody else writing it), then the
+    -- full rule if there is still no row (an unknown user, no free plan).
+    IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
+       AND pg_catalog.pg_try_advisory_xact_lock_shared(7331, 0)
+       AND pg_catalog.pg_try_advisory_xact_lock(7330, pg_catalog.hashtext(p_user_id::text)) THEN
+      PERFORM public.plugin_auth_effective_plan_write(p_user_id);
+  -- The effective plan row (sql/functions/effective_plan.sql), while valid: written by triggers
+  -- in the transaction of every change to a source, so it is the rule's answer until valid_until.
+  SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
+    FROM public.user_effective_plans AS e
+    JOIN public.subscription_plans AS p ON p.id = e.plan_id
+   WHERE e.user_id = p_user_id AND (e.valid_until IS NULL OR e.valid_until > p_at);
+    END IF;
+    IF NOT FOUND THEN
+    SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
+      FROM public.users AS w
+      JOIN public.subscription_plans AS p ON p.id = COALESCE(
+        (SELECT g.plan_id FROM (SELECT (pg_catalog.row_number() OVER (
             ORDER BY COALESCE(p.price_monthly, 0) DESC,
                      CASE WHEN (p.limits ->> 'resizesPerDay')::integer = -1 THEN 2147483647
                           ELSE (p.limits ->> 'resizesPerDay')::integer END DESC,
@@ -364,12 +395,14 @@ BEGIN
     ) AS g
     JOIN public.subscription_plans AS p ON p.id = g.plan_id
    ORDER BY 1) AS g(rank, source, plan_id, plan_slug, until, detail) WHERE g.rank = 1),
-      (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
-   WHERE w.id = p_user_id;
-  IF NOT FOUND THEN
-    PERFORM public.plugin_auth_require_user(p_user_id);
-    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
-      USING ERRCODE = 'PA007';
+        (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
+     WHERE w.id = p_user_id;
+    IF NOT FOUND THEN
+      PERFORM public.plugin_auth_require_user(p_user_id);
+      RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
+        USING ERRCODE = 'PA007';
+    END IF;
+    END IF;
   END IF;
   IF p_action = 'resize' THEN
     v_limit := (v_limits ->> 'resizesPerDay')::integer;
@@ -490,10 +523,18 @@ BEGIN
     END IF;
   END IF;
 
+  -- The effective plan row (sql/functions/effective_plan.sql), while valid: written by triggers
+  -- in the transaction of every change to a source, so it is the rule's answer until valid_until.
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
-    FROM public.users AS w
-    JOIN public.subscription_plans AS p ON p.id = COALESCE(
-      (SELECT g.plan_id FROM (SELECT (pg_catalog.row_number() OVER (
+    FROM public.user_effective_plans AS e
+    JOIN public.subscription_plans AS p ON p.id = e.plan_id
+   WHERE e.user_id = p_user_id AND (e.valid_until IS NULL OR e.valid_until > p_at);
+  IF NOT FOUND THEN
+    -- Missing or lapsed: the full rule (a read-only function writes nothing).
+    SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
+      FROM public.users AS w
+      JOIN public.subscription_plans AS p ON p.id = COALESCE(
+        (SELECT g.plan_id FROM (SELECT (pg_catalog.row_number() OVER (
             ORDER BY COALESCE(p.price_monthly, 0) DESC,
                      CASE WHEN (p.limits ->> 'resizesPerDay')::integer = -1 THEN 2147483647
                           ELSE (p.limits ->> 'resizesPerDay')::integer END DESC,
@@ -558,12 +599,13 @@ BEGIN
     ) AS g
     JOIN public.subscription_plans AS p ON p.id = g.plan_id
    ORDER BY 1) AS g(rank, source, plan_id, plan_slug, until, detail) WHERE g.rank = 1),
-      (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
-   WHERE w.id = p_user_id;
-  IF NOT FOUND THEN
-    PERFORM public.plugin_auth_require_user(p_user_id);
-    RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
-      USING ERRCODE = 'PA007';
+        (SELECT f.id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free'))
+     WHERE w.id = p_user_id;
+    IF NOT FOUND THEN
+      PERFORM public.plugin_auth_require_user(p_user_id);
+      RAISE EXCEPTION 'no_plan: the user has no effective plan and the free plan is missing; run setup'
+        USING ERRCODE = 'PA007';
+    END IF;
   END IF;
   IF p_action = 'resize' THEN
     v_limit := (v_limits ->> 'resizesPerDay')::integer;
