@@ -101,6 +101,9 @@ const consume = (side: number, users: number): Script => [side % 2 ? 'consume-li
 
 export const SERVER_LINES: Array<{ name: string; library: Script; baseline: Script; refresh?: string }> = [
   { name: 'consume allowed', library: consume(1, 100000), baseline: consume(2, 100000) },
+  // The single-source product (issue 26): the user's plan from users ⋈ user_subscriptions ⋈
+  // subscription_plans only, the same writes. What a plugin with one payment source would write.
+  { name: 'consume allowed vs single source', library: consume(1, 100000), baseline: ['consume-single-source.sql', { side: '2', users: '100000' }] },
   { name: 'consume denied', library: consume(3, 10000), baseline: consume(4, 10000) },
   { name: 'consume, one hot user', library: consume(5, 1), baseline: consume(6, 1) },
   {
