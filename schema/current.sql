@@ -725,7 +725,7 @@ $plugin_auth_trigger$;
 --   public.plugin_auth_effective_plan_refresh(p_user_ids uuid[]) RETURNS void  [sql/functions/effective_plan.sql]
 --   public.plugin_auth_effective_plan_source() RETURNS trigger  [sql/functions/effective_plan.sql]
 --   public.plugin_auth_effective_plan_terms() RETURNS trigger  [sql/functions/effective_plan.sql]
---   public.plugin_auth_effective_plan_write(p_user_id uuid) RETURNS void  [sql/functions/effective_plan.sql]
+--   public.plugin_auth_effective_plan_write(p_user_id uuid, p_wait boolean) RETURNS boolean  [sql/functions/effective_plan.sql]
 --   public.plugin_auth_freeze_user_days(p_to date) RETURNS integer  [sql/functions/rollups.sql]
 --   public.plugin_auth_grants(p_user_id uuid, p_at timestamp with time zone) RETURNS TABLE(rank integer, source character varying, plan_id uuid, plan_slug character varying, until timestamp with time zone, detail character varying)  [sql/functions/generated/hot-paths.sql]
 --   public.plugin_auth_record_figma_history() RETURNS trigger  [sql/functions/history.sql]

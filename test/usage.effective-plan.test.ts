@@ -289,6 +289,8 @@ for (const dialect of SERVER_DIALECTS) {
           `INSERT INTO public.figma_users (figma_user_id, user_id, payment_status, checked_at, grant_until)
            VALUES ('f-2', $1::uuid, 'UNPAID', now(), now())`, [user]);
         const [a, b] = [await client(url!), await client(url!)];
+        const pids = new Map<pg.Client, number>();
+        for (const c of [a, b]) pids.set(c, (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
         try {
           for (const [first, second] of [[a, b], [b, a]] as const) {
             await clearPlan(db, user);
@@ -303,10 +305,10 @@ for (const dialect of SERVER_DIALECTS) {
             const secondDone = second === a
               ? second.query("SELECT * FROM public.assign_plan($1::uuid, 'basic'::varchar)", [user])
               : second.query("UPDATE public.figma_users SET payment_status = 'PAID', grant_until = now() + interval '1 hour' WHERE figma_user_id = 'f-2'");
-            // The second waits for the user's lock while the first is open.
+            // The second waits for the row's lock while the first is open.
             await sleep(300);
             const [{ waiting }] = (await db.query<{ waiting: number }>(
-              "SELECT count(*)::int AS waiting FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = 7330 AND NOT granted")) as [{ waiting: number }];
+              'SELECT count(*)::int AS waiting FROM pg_catalog.pg_locks WHERE pid = $1::integer AND NOT granted', [pids.get(second)])) as [{ waiting: number }];
             assert.equal(waiting, 1, 'the second writer waits for the first');
             await first.query('COMMIT');
             await secondDone;
@@ -358,6 +360,25 @@ for (const dialect of SERVER_DIALECTS) {
         assert.ok(seen.every((s) => ['free', 'enterprise', 'basic', 'pro'].includes(s)));
         await consumed(db, user);
         await follows(db, user, 'pro', 'the last plan');
+      }));
+
+    test('a bulk write of many users in one statement holds no shared lock entry per user', () =>
+      withDatabase(dialect, async ({ db }) => {
+        // max_locks_per_transaction x max_connections bounds the shared lock table (6,400 by default):
+        // 20,000 users in one INSERT would exhaust it if each took an advisory lock.
+        await db.query(
+          `INSERT INTO public.users (id, email)
+           SELECT ('90000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'bulk-' || g || '@example.com'
+             FROM generate_series(1, 20000) AS g`);
+        await db.query(
+          `INSERT INTO public.user_subscriptions (user_id, plan_id, status)
+           SELECT ('90000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid,
+                  (SELECT id FROM public.subscription_plans WHERE plan_slug = 'pro'), 'active'
+             FROM generate_series(1, 20000) AS g`);
+        const [{ n }] = (await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM public.user_effective_plans AS e JOIN public.subscription_plans AS p ON p.id = e.plan_id
+            WHERE p.plan_slug = 'pro' AND e.user_id::text LIKE '90000000-%'`)) as [{ n: number }];
+        assert.equal(n, 20000);
       }));
 
     test('many writers of many sources for a few users in parallel: every row ends as the rule says, no deadlock', () =>

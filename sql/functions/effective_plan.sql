@@ -4,53 +4,84 @@
 -- "The effective plan row", says when it is rebuilt and how the fallback works.
 -- The current text of these functions: edit here, then `npm run generate` and setup (docs/schema.md).
 
-CREATE OR REPLACE FUNCTION public.plugin_auth_effective_plan_write(p_user_id uuid)
- RETURNS void
+CREATE OR REPLACE FUNCTION public.plugin_auth_effective_plan_write(p_user_id uuid, p_wait boolean DEFAULT true)
+ RETURNS boolean
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
--- The caller holds the user's lock (7330) and the shared terms lock (7331): no other transaction
--- writes this user's row meanwhile, and each statement below reads what was committed before.
+-- One user's row from the rule, under the row's lock: the row is locked first (FOR UPDATE; a
+-- missing row is inserted, and whoever inserts it first holds it), then the rule is read, each
+-- statement reading what was committed once the lock is held. A second writer of the same user
+-- waits for the first to commit and recomputes after it. p_wait false (consume's rebuild): a row
+-- locked by another transaction is left to it, and false is returned. The caller holds the terms
+-- lock (7331) shared. A row lock, not an advisory lock: a bulk write of many users holds no entry
+-- of the shared lock table per user.
 DECLARE
   v_at TIMESTAMP WITH TIME ZONE := pg_catalog.now();
+  v_locked BOOLEAN;
   v_plan_id UUID;
   v_sources INTEGER;
   v_until TIMESTAMP WITH TIME ZONE;
 BEGIN
   IF p_user_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.users AS w WHERE w.id = p_user_id) THEN
-    RETURN; -- a deleted user's row went with it (ON DELETE CASCADE)
+    RETURN true; -- a deleted user's row went with it (ON DELETE CASCADE)
   END IF;
-  -- The rule's answer (rank 1) and the earliest instant a grant in force stops by time alone: a
-  -- past_due or manual period end, a Figma grace or trial end, a license expiry. Active and
-  -- trialing Stripe subscriptions do not end by time; a Stripe seat ends only when its team's
-  -- subscription is past_due (added below). Nothing starts granting by time alone.
-  SELECT pg_catalog.count(*)::integer,
-         (pg_catalog.array_agg(g.plan_id ORDER BY g.rank))[1],
-         pg_catalog.min(CASE WHEN g.source = 'stripe' AND g.detail IN ('active', 'trialing') THEN NULL
-                             WHEN g.source = 'seat' AND g.detail = 'stripe' THEN NULL
-                             ELSE g.until END)
-    INTO v_sources, v_plan_id, v_until
-    FROM public.plugin_auth_grants(p_user_id, v_at) AS g;
-  v_until := LEAST(v_until,
-    (SELECT pg_catalog.min(s.current_period_end)
-       FROM public.seat_assignments AS a
-       JOIN public.user_subscriptions AS s ON s.id = a.subscription_id
-      WHERE a.member_user_id = p_user_id AND s.status = 'past_due' AND s.current_period_end > v_at));
-  IF v_plan_id IS NULL THEN
-    SELECT f.id INTO v_plan_id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free';
-  END IF;
-  IF v_plan_id IS NULL THEN
-    -- No grant and no free plan: no row (the hot paths fall back to the rule, which says no_plan).
-    DELETE FROM public.user_effective_plans AS e WHERE e.user_id = p_user_id;
-    RETURN;
-  END IF;
-  INSERT INTO public.user_effective_plans AS e (user_id, plan_id, valid_until, sources, updated_at)
-  VALUES (p_user_id, v_plan_id, v_until, v_sources, pg_catalog.clock_timestamp())
-  ON CONFLICT (user_id) DO UPDATE SET
-    plan_id = EXCLUDED.plan_id,
-    valid_until = EXCLUDED.valid_until,
-    sources = EXCLUDED.sources,
-    updated_at = EXCLUDED.updated_at;
+  LOOP
+    IF p_wait THEN
+      PERFORM 1 FROM public.user_effective_plans AS e WHERE e.user_id = p_user_id FOR UPDATE;
+      v_locked := FOUND;
+    ELSE
+      PERFORM 1 FROM public.user_effective_plans AS e WHERE e.user_id = p_user_id FOR UPDATE SKIP LOCKED;
+      v_locked := FOUND;
+      IF NOT v_locked AND EXISTS (SELECT 1 FROM public.user_effective_plans AS e WHERE e.user_id = p_user_id) THEN
+        RETURN false;
+      END IF;
+    END IF;
+    -- The rule's answer (rank 1) and the earliest instant a grant in force stops by time alone: a
+    -- past_due or manual period end, a Figma grace or trial end, a license expiry. Active and
+    -- trialing Stripe subscriptions do not end by time; a Stripe seat ends only when its team's
+    -- subscription is past_due (added below). Nothing starts granting by time alone.
+    SELECT pg_catalog.count(*)::integer,
+           (pg_catalog.array_agg(g.plan_id ORDER BY g.rank))[1],
+           pg_catalog.min(CASE WHEN g.source = 'stripe' AND g.detail IN ('active', 'trialing') THEN NULL
+                               WHEN g.source = 'seat' AND g.detail = 'stripe' THEN NULL
+                               ELSE g.until END)
+      INTO v_sources, v_plan_id, v_until
+      FROM public.plugin_auth_grants(p_user_id, v_at) AS g;
+    v_until := LEAST(v_until,
+      (SELECT pg_catalog.min(s.current_period_end)
+         FROM public.seat_assignments AS a
+         JOIN public.user_subscriptions AS s ON s.id = a.subscription_id
+        WHERE a.member_user_id = p_user_id AND s.status = 'past_due' AND s.current_period_end > v_at));
+    IF v_plan_id IS NULL THEN
+      SELECT f.id INTO v_plan_id FROM public.subscription_plans AS f WHERE f.plan_slug = 'free';
+    END IF;
+    IF v_locked THEN
+      IF v_plan_id IS NULL THEN
+        -- No grant and no free plan: no row (the hot paths fall back to the rule: no_plan).
+        DELETE FROM public.user_effective_plans AS e WHERE e.user_id = p_user_id;
+      ELSE
+        UPDATE public.user_effective_plans AS e
+           SET plan_id = v_plan_id, valid_until = v_until, sources = v_sources, updated_at = pg_catalog.clock_timestamp()
+         WHERE e.user_id = p_user_id;
+      END IF;
+      RETURN true;
+    END IF;
+    IF v_plan_id IS NULL THEN
+      RETURN true;
+    END IF;
+    INSERT INTO public.user_effective_plans AS e (user_id, plan_id, valid_until, sources, updated_at)
+    VALUES (p_user_id, v_plan_id, v_until, v_sources, pg_catalog.clock_timestamp())
+    ON CONFLICT (user_id) DO NOTHING;
+    IF FOUND THEN
+      RETURN true;
+    END IF;
+    -- Another transaction wrote the row meanwhile (this insert waited for it to commit): lock it
+    -- and read the rule again.
+    IF NOT p_wait THEN
+      RETURN false;
+    END IF;
+  END LOOP;
 END;
 $function$;
 
@@ -59,11 +90,9 @@ CREATE OR REPLACE FUNCTION public.plugin_auth_effective_plan_refresh(p_user_ids 
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
--- Recomputes the rows of these users. Locks, held to the end of the transaction: the terms lock
--- shared (7331; a change of plans or plan links takes it exclusively), then each user's lock (7330)
--- in uuid order, so two transactions refreshing overlapping sets queue instead of deadlocking.
--- A writer that commits after another for the same user recomputes after it: it waits for the
--- user's lock, and its statements then read the other's committed change.
+-- Recomputes the rows of these users. The terms lock shared (7331; a change of plans or plan
+-- links takes it exclusively), then each user's row lock in uuid order, so two transactions
+-- refreshing overlapping sets queue instead of deadlocking. All held to the end of the transaction.
 DECLARE
   v_user UUID;
 BEGIN
@@ -72,8 +101,7 @@ BEGIN
   END IF;
   PERFORM pg_catalog.pg_advisory_xact_lock_shared(7331, 0);
   FOR v_user IN SELECT DISTINCT u.id FROM pg_catalog.unnest(p_user_ids) AS u(id) WHERE u.id IS NOT NULL ORDER BY 1 LOOP
-    PERFORM pg_catalog.pg_advisory_xact_lock(7330, pg_catalog.hashtext(v_user::text));
-    PERFORM public.plugin_auth_effective_plan_write(v_user);
+    PERFORM public.plugin_auth_effective_plan_write(v_user, true);
   END LOOP;
 END;
 $function$;

@@ -171,13 +171,12 @@ p_items IS NULL OR p_items < 1 OR p_items > 10000
 -- @@ consume_limits
 @plan_row@
   IF NOT FOUND THEN
-    -- Missing or lapsed: rebuild it when that is safe without waiting (read committed, so the
-    -- rebuild reads what is committed once the locks are held; nobody else writing it), then the
-    -- full rule if there is still no row (an unknown user, no free plan).
+    -- Missing or lapsed: rebuild it when that is safe (read committed, so the rebuild reads what
+    -- is committed once the row is locked; the terms lock free; the row not locked by a writer),
+    -- then the full rule if there is still no row (an unknown user, no free plan).
     IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
        AND pg_catalog.pg_try_advisory_xact_lock_shared(7331, 0)
-       AND pg_catalog.pg_try_advisory_xact_lock(7330, pg_catalog.hashtext(p_user_id::text)) THEN
-      PERFORM public.plugin_auth_effective_plan_write(p_user_id);@plan_row@
+       AND public.plugin_auth_effective_plan_write(p_user_id, false) THEN@plan_row@
     END IF;
     IF NOT FOUND THEN@plan_rule@
     END IF;

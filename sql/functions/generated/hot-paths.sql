@@ -312,13 +312,12 @@ BEGIN
     JOIN public.subscription_plans AS p ON p.id = e.plan_id
    WHERE e.user_id = p_user_id AND (e.valid_until IS NULL OR e.valid_until > p_at);
   IF NOT FOUND THEN
-    -- Missing or lapsed: rebuild it when that is safe without waiting (read committed, so the
-    -- rebuild reads what is committed once the locks are held; nobody else writing it), then the
-    -- full rule if there is still no row (an unknown user, no free plan).
+    -- Missing or lapsed: rebuild it when that is safe (read committed, so the rebuild reads what
+    -- is committed once the row is locked; the terms lock free; the row not locked by a writer),
+    -- then the full rule if there is still no row (an unknown user, no free plan).
     IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
        AND pg_catalog.pg_try_advisory_xact_lock_shared(7331, 0)
-       AND pg_catalog.pg_try_advisory_xact_lock(7330, pg_catalog.hashtext(p_user_id::text)) THEN
-      PERFORM public.plugin_auth_effective_plan_write(p_user_id);
+       AND public.plugin_auth_effective_plan_write(p_user_id, false) THEN
   -- The effective plan row (sql/functions/effective_plan.sql), while valid: written by triggers
   -- in the transaction of every change to a source, so it is the rule's answer until valid_until.
   SELECT p.plan_slug, p.limits INTO v_plan_slug, v_limits
