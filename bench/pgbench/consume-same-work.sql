@@ -5,12 +5,14 @@ WITH me AS (
   SELECT p.plan_slug, (p.limits ->> 'resizesPerDay')::integer AS lim,
          (p.limits ->> 'batchSize')::integer AS batch, (p.limits ->> 'isDaily')::boolean AS daily
     FROM me
-    JOIN public.users AS w ON w.id = me.id
-    JOIN public.subscription_plans AS p ON p.id = COALESCE((
+    JOIN public.subscription_plans AS p ON p.id = COALESCE(
+      (SELECT e.plan_id FROM public.user_effective_plans AS e
+        WHERE e.user_id = me.id AND (e.valid_until IS NULL OR e.valid_until > pg_catalog.now())),
+      (
       SELECT b.id FROM (
         SELECT s.plan_id, CASE WHEN s.status = 'manual' THEN 60 ELSE 10 END, s.current_period_end
           FROM public.user_subscriptions AS s
-         WHERE s.user_id = w.id
+         WHERE s.user_id = me.id
            AND (s.status = 'manual' OR s.quantity = 1)
            AND CASE WHEN s.status IN ('active', 'trialing') THEN true
                     WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
@@ -23,7 +25,7 @@ WITH me AS (
           JOIN public.figma_plan_links AS l
             ON (l.link = f.payment_status AND f.grant_until > pg_catalog.now())
             OR (l.link = 'FIRST_USE' AND f.first_seen_at + pg_catalog.make_interval(secs => l.trial_seconds) > pg_catalog.now())
-         WHERE f.user_id = w.id
+         WHERE f.user_id = me.id
         UNION ALL
         SELECT m.plan_id, CASE WHEN k.provider = 'lemonsqueezy' THEN 30 ELSE 40 END, k.expires_at
           FROM public.licenses AS k
@@ -31,7 +33,7 @@ WITH me AS (
                               WHERE m.provider = k.provider AND m.product_id = k.product_id
                                 AND m.variant_id IN (COALESCE(k.variant_id, ''), '')
                               ORDER BY m.variant_id = '' LIMIT 1) AS m
-         WHERE k.user_id = w.id AND k.status IN ('active', 'inactive')
+         WHERE k.user_id = me.id AND k.status IN ('active', 'inactive')
            AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now()) AND COALESCE(m.seats, k.quantity) = 1
         UNION ALL
         SELECT m.plan_id, 50, k.expires_at
@@ -41,7 +43,7 @@ WITH me AS (
                               WHERE m.provider = k.provider AND m.product_id = k.product_id
                                 AND m.variant_id IN (COALESCE(k.variant_id, ''), '')
                               ORDER BY m.variant_id = '' LIMIT 1) AS m
-         WHERE a.member_user_id = w.id AND k.status IN ('active', 'inactive')
+         WHERE a.member_user_id = me.id AND k.status IN ('active', 'inactive')
            AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now()) AND COALESCE(m.seats, k.quantity) > 1
            AND (SELECT pg_catalog.count(*) FROM public.seat_assignments AS b
                  WHERE b.license_id = a.license_id AND b.seat_order < a.seat_order) < COALESCE(m.seats, k.quantity)
@@ -49,7 +51,7 @@ WITH me AS (
         SELECT s.plan_id, 50, s.current_period_end
           FROM public.seat_assignments AS a
           JOIN public.user_subscriptions AS s ON s.id = a.subscription_id
-         WHERE a.member_user_id = w.id AND s.status <> 'manual' AND s.quantity > 1
+         WHERE a.member_user_id = me.id AND s.status <> 'manual' AND s.quantity > 1
            AND CASE WHEN s.status IN ('active', 'trialing') THEN true
                     WHEN s.status = 'past_due' THEN s.current_period_end > pg_catalog.now()
                     ELSE false END
