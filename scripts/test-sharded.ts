@@ -251,7 +251,7 @@ runScript('test:sharded', 6 * 60_000, async () => {
     await assert.rejects(typed.query('SELECT public.usage_rollup()'), code('not_partitioned'));
   });
   await step('after everything: every user\'s rows, in every table, live on its partition only', async () => {
-    const tables = ['users', 'plugin_usage', 'daily_usage_summary', 'user_subscriptions', 'plugin_tokens'];
+    const tables = ['users', 'plugin_usage', 'daily_usage_summary', 'user_subscriptions', 'plugin_tokens', 'user_effective_plans'];
     for (const [i, p] of parts.entries()) {
       for (const table of tables) {
         const column = table === 'users' ? 'id' : 'user_id';
@@ -262,6 +262,10 @@ runScript('test:sharded', 6 * 60_000, async () => {
         assert.equal(wrong[0]!.n, 0, `${PARTITIONS[i]}.${table}: no row of another partition's user`);
       }
     }
+    // The effective plan rows are written on the user's partition (by its triggers and consumes).
+    let rows = 0;
+    for (const p of parts) rows += (await p.query<{ n: number }>('SELECT count(*)::int AS n FROM public.user_effective_plans'))[0]!.n;
+    assert.ok(rows > 0, 'the partitions hold effective plan rows');
   });
   await proxyDb.close();
 
