@@ -249,8 +249,8 @@ for (const dialect of DIALECTS) {
         if (!databaseUrl) {
           dir = mkdtempSync(join(tmpdir(), 'fpa-serve-billing-'));
           databaseUrl = `pglite:${dir}`;
+          await copyDataDir('setup', dir);
           own = await openDatabase(databaseUrl);
-          await applySchema(own);
         }
         await linkPrices(own);
         const userId = await createUser(own);
