@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { ROOT, runScript, scriptArgs } from './helpers/run.ts';
+import { copyDataDir } from './helpers/pglite.ts';
 import { openDatabase } from '../src/core/db.ts';
-import { applySchema } from '../src/schema/index.ts';
 import { serve } from '../src/http/node.ts';
 import { generateEntitlementKey } from '../src/entitlements/index.ts';
 import { TOKEN_SECRET as SECRET } from './helpers/secrets.ts';
@@ -83,10 +83,11 @@ for (const dialect of DIALECTS) {
         let databaseUrl = url;
         let userId: string;
         if (!databaseUrl) {
+          // The set-up snapshot (setup's script, run once per schema): an initdb and a setup here cost ~10 s of CPU.
           dir = mkdtempSync(join(tmpdir(), 'fpa-serve-'));
           databaseUrl = `pglite:${dir}`;
+          await copyDataDir('setup', dir);
           const own = await openDatabase(databaseUrl);
-          await applySchema(own);
           userId = await createUser(own);
           await own.close();
         } else {
@@ -187,9 +188,7 @@ for (const dialect of DIALECTS) {
         if (!databaseUrl) {
           dir = mkdtempSync(join(tmpdir(), 'fpa-serve-figma-'));
           databaseUrl = `pglite:${dir}`;
-          const own = await openDatabase(databaseUrl);
-          await applySchema(own);
-          await own.close();
+          await copyDataDir('setup', dir);
         }
         const figma = await startFigmaOAuthStandIn({ account: { id: '2718281828', handle: 'Serve', email: 'serve@example.com' } });
         const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
@@ -250,8 +249,8 @@ for (const dialect of DIALECTS) {
         if (!databaseUrl) {
           dir = mkdtempSync(join(tmpdir(), 'fpa-serve-billing-'));
           databaseUrl = `pglite:${dir}`;
+          await copyDataDir('setup', dir);
           own = await openDatabase(databaseUrl);
-          await applySchema(own);
         }
         await linkPrices(own);
         const userId = await createUser(own);

@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DIALECTS, createUser, device, withDatabase } from './helpers/databases.ts';
 import { expectOverview, seedDashboardHistory, utcDate } from './helpers/dashboard.ts';
+import { copyDataDir } from './helpers/pglite.ts';
 import { createDashboardHandler } from '../src/index.ts';
 import { readFunnel, readOverview, readRange, readTopUsers, readUsersPerDay, readUserView, type RangeDays } from '../src/dashboard/queries.ts';
 import { createHash } from 'node:crypto';
 import { keyMatches, startDashboardServer } from '../src/dashboard/server.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { openDatabase } from '../src/core/db.ts';
-import { buildSetupScript } from '../src/schema/migrations.ts';
 
 const BIN = fileURLToPath(new URL('../bin/figma-plugin-auth-db.js', import.meta.url));
 const allow = { authorize: () => true };
@@ -375,8 +375,8 @@ for (const dialect of DIALECTS) {
         await withDatabase(dialect, async ({ db, url }) => {
           let databaseUrl = url!;
           if (target) {
+            await copyDataDir('setup', target.slice('pglite:'.length)); // setup's script, run once per schema
             const local = await openDatabase(target);
-            await local.exec(`BEGIN;\n${buildSetupScript()}\nCOMMIT;`);
             await createUser(local, 'cli@example.com');
             await local.close();
             databaseUrl = target;
