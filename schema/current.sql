@@ -184,6 +184,7 @@ CREATE TABLE IF NOT EXISTS public.licenses (
 );
 COMMENT ON TABLE public.licenses IS 'activated license keys (SHA-256 digests), their owner and what the store said';
 CREATE UNIQUE INDEX IF NOT EXISTS idx_licenses_key ON public.licenses USING btree (provider, key_hash);
+CREATE INDEX IF NOT EXISTS idx_licenses_key_prefix ON public.licenses USING btree (key_prefix);
 CREATE INDEX IF NOT EXISTS idx_licenses_order_id ON public.licenses USING btree (provider, order_id);
 CREATE INDEX IF NOT EXISTS idx_licenses_provider_key_id ON public.licenses USING btree (provider, provider_key_id);
 CREATE INDEX IF NOT EXISTS idx_licenses_user_id ON public.licenses USING btree (user_id);
@@ -536,6 +537,7 @@ CREATE TABLE IF NOT EXISTS public.user_subscriptions (
   CONSTRAINT user_subscriptions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE
 );
 COMMENT ON TABLE public.user_subscriptions IS 'user plan assignment and Stripe sync';
+CREATE INDEX IF NOT EXISTS idx_user_subscriptions_at_risk ON public.user_subscriptions USING btree (current_period_end) WHERE (((status)::text = 'past_due'::text) OR ((status)::text = 'unpaid'::text) OR ((status)::text = 'incomplete'::text) OR cancel_at_period_end);
 CREATE INDEX IF NOT EXISTS idx_user_subscriptions_plan_id ON public.user_subscriptions USING btree (plan_id);
 CREATE INDEX IF NOT EXISTS idx_user_subscriptions_stripe_customer ON public.user_subscriptions USING btree (stripe_customer_id);
 

@@ -64,3 +64,9 @@ CREATE TABLE IF NOT EXISTS public.sign_in_refusals (
 COMMENT ON TABLE public.sign_in_refusals IS 'refused sign-ins and plugin sessions: route and error code, never a token';
 CREATE INDEX IF NOT EXISTS idx_sign_in_refusals_received_at ON public.sign_in_refusals (received_at);
 CREATE INDEX IF NOT EXISTS idx_sign_in_refusals_user_id ON public.sign_in_refusals (user_id, received_at) WHERE user_id IS NOT NULL;
+
+-- Search by license key prefix (the first 8 characters kept with each license).
+CREATE INDEX IF NOT EXISTS idx_licenses_key_prefix ON public.licenses (key_prefix);
+-- Subscriptions at risk: past due, unpaid, incomplete, or canceling at the period's end.
+CREATE INDEX IF NOT EXISTS idx_user_subscriptions_at_risk ON public.user_subscriptions (current_period_end)
+  WHERE status = 'past_due' OR status = 'unpaid' OR status = 'incomplete' OR cancel_at_period_end;
