@@ -134,7 +134,7 @@ export function renderFailures(ctx: PageContext, f: Failures, days: number): str
   const atLimit = f.atLimit.length
     ? table('table-at-limit', 'Users refused with limit_reached today (UTC)', ['User', 'Plan', 'Refused today', 'Last'], f.atLimit.map((r) => [userLink(ctx, r.userId, r.email), h(r.planSlug ?? '–'), r.denied, iso(r.last)]), [0, 1, 3])
     : emptyTable('table-at-limit', 'No user at the limit today.');
-  const ranges = [1, 7, 30].map((d) => (d === days ? `<strong>${d} d</strong>` : link(ctx, `/failures?days=${d}`, `${d} d`))).join(' · ');
+  const ranges = [7, 30, 90].map((d) => (d === days ? `<strong>${d} d</strong>` : link(ctx, `/failures?days=${d}`, `${d} d`))).join(' · ');
   const body = `<p>Range: ${ranges}</p><div class="grid">
 <section class="card" id="webhooks" aria-labelledby="webhooks-title"><h2 id="webhooks-title">Webhook deliveries${csvLink(ctx, `/export/webhook-deliveries.csv?days=${days}`)}</h2><p class="def">Recorded by the plugin server for each delivery it answered.</p>${deliveries}<div class="scroll">${refused}</div></section>
 <section class="card" id="sign-ins" aria-labelledby="sign-ins-title"><h2 id="sign-ins-title">Refused sign-ins${csvLink(ctx, `/export/sign-in-refusals.csv?days=${days}`)}</h2><p class="def">Sign-in routes refused, and plugin sessions refused (401) on any route, by error code.</p><div class="scroll">${signIns}</div></section>

@@ -98,11 +98,17 @@ export function createDashboardHandler(db: Queryable & { description?: string },
     if (!options.actor) return 'dashboard';
     return String(await options.actor(request));
   };
-  /** A POST from elsewhere: an Origin that is not this one, or a cross-site fetch. */
+  /**
+   * A POST from elsewhere: an Origin that is not this one. The pages' no-referrer policy makes a
+   * browser send `Origin: null` with its own forms: then only its Sec-Fetch-Site (which no page
+   * can set) saying same-origin is accepted. Without Origin (a script), a cross-site fetch is refused.
+   */
   const foreign = (request: Request, url: URL) => {
     const origin = request.headers.get('origin');
-    if (origin !== null) return origin !== url.origin;
-    return request.headers.get('sec-fetch-site') === 'cross-site';
+    const site = request.headers.get('sec-fetch-site');
+    if (origin === 'null') return site !== 'same-origin';
+    if (origin !== null) return origin !== url.origin || (site !== null && site !== 'same-origin');
+    return site !== null && site !== 'same-origin';
   };
   const readForm = async (request: Request) => {
     const text = await request.text();
@@ -328,11 +334,9 @@ async function exportCsv(db: Queryable, name: string, params: URLSearchParams, c
   }
 }
 
+/** The failure views' range: the overview's ranges (7, 30, 90 days), 7 by default. */
 function parseFailureDays(value: string | null): number {
-  if (value === null) return 7;
-  const n = parseWhole(value, 'invalid_days');
-  if (n < 1 || n > 90) throw new ValidationError('invalid_days', 'invalid_days: days must be 1 to 90');
-  return n;
+  return value === null ? 7 : parseDays(value);
 }
 
 function methodNotAllowed(ctx: PageContext, allow: string): Response {

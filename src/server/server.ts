@@ -326,7 +326,7 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         const status = error instanceof HttpOnly ? error.status : known ? httpStatusOf(error) : 500;
         log({ requestId, method: request.method, route: path !== null && byMethod ? path : '(unknown)', status, error: errorName(error), code });
         // Refused sign-ins and plugin sessions, by reason, for the console (never the token).
-        if (path !== null && byMethod && (SIGN_IN_ROUTES.has(path) || status === 401)) await auth.events?.signInRefused(path, code);
+        if (path !== null && byMethod && (SIGN_IN_ROUTES.has(path) || (status === 401 && route?.plugin))) await auth.events?.signInRefused(path, code);
         // Unread body: stop it here (the Node adapter then closes the connection).
         await request.body?.cancel().catch(() => {});
         response = route?.page
@@ -354,7 +354,7 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
   };
 }
 
-/** The routes whose every refusal is a refused sign-in (any route's 401 is one too: a refused session). */
+/** The routes whose every refusal is a refused sign-in (a plugin route's 401 is one too: a refused session). */
 const SIGN_IN_ROUTES = new Set(['/plugin/figma/sign-in', '/plugin/login/poll', '/plugin/login/complete', '/plugin/login/figma/callback', '/plugin/login/figma/start']);
 
 /** A 404/405: answered with a code, not an error of the library. */
