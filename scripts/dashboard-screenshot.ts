@@ -19,7 +19,7 @@ if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debi
 const db = await openDatabase('memory://');
 await applySchema(db);
 await seedDashboardHistory(db, { crowd: 60 });
-const seeded = await seedConsole(db);
+const seeded = await seedConsole(db, { domain: 'example.org' });
 await serverFailures(db, seeded.ada);
 const server = await startDashboardServer(db, { port: 0, label: 'in-memory PGlite (seeded example history)' });
 const browser = await chromium.launch({ executablePath: CHROMIUM });

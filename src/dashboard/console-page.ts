@@ -71,7 +71,7 @@ export function renderUserConsole(ctx: PageContext, v: UserView, c: UserConsole,
 const ACTION_TEXT: Record<ConsoleAction, { title: string; button: string; explain: string }> = {
   grant_plan: { title: 'Change or grant a plan', button: 'Grant plan', explain: 'Replaces the subscription row with this plan (status manual), until the end of the chosen day (UTC), or with no end. A Stripe subscription row is replaced: its next webhook writes it back.' },
   extend_trial: { title: 'Extend a trial', button: 'Extend', explain: 'Moves the end of the plan granted until a date (status manual) by this many days, from its end or from now if it has ended.' },
-  refund_today: { title: "Refund today's usage", button: 'Refund today', explain: "Gives back every call counted today (UTC): the log's rows are marked refunded and today's counters go to zero, so the limits start over." },
+  refund_today: { title: "Refund today's usage", button: 'Refund today', explain: "Gives back every call counted today (UTC): the log's rows are marked refunded and each takes one off its counter, so today's counters go to zero and the limits start over." },
   revoke_token: { title: 'Revoke a token', button: 'Revoke token', explain: 'The plugin on that device is signed out at its next request and must sign in again. This cannot be undone.' },
   revoke_device: { title: 'Release a device from a license', button: 'Release device', explain: 'Frees the activation of this device on the license here (the store keeps its own count until the plugin deactivates there).' },
   deactivate_license: { title: 'Deactivate a license', button: 'Deactivate license', explain: 'Sets the license to disabled: it no longer grants its plan. A later store webhook that says active enables it again.' },

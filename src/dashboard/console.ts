@@ -366,7 +366,7 @@ export async function runAction(
         const before = await usageToday(tx, uid);
         const [row] = await tx.query<{ n: number }>('SELECT public.console_refund_today($1::uuid) AS n', [uid]);
         const after = await usageToday(tx, uid);
-        result = { subject: null, before: { counters: before }, after: { counters: after, refundedCalls: row!.n }, message: `Today's usage refunded: ${row!.n} calls given back, counters at zero.` };
+        result = { subject: null, before: { counters: before }, after: { counters: after, refundedCalls: row!.n }, message: `Today's usage refunded: ${row!.n} calls given back.` };
         break;
       }
       case 'revoke_token': {

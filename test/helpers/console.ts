@@ -26,13 +26,14 @@ export interface Seeded {
   deviceId: string;
 }
 
-export async function seedConsole(db: Database): Promise<Seeded> {
+/** domain: of the users' emails (the screenshot seeds them next to the dashboard's history, which has its own ada@example.com). */
+export async function seedConsole(db: Database, { domain = 'example.com' }: { domain?: string } = {}): Promise<Seeded> {
   const auth = createPluginAuth(db, { tokenSecret: TOKEN_SECRET });
   await linkPrices(db);
-  const ada = await createUser(db, 'ada@example.com');
-  const bea = await createUser(db, 'bea@example.com');
-  const cy = await createUser(db, 'cy@example.com');
-  const eve = await createUser(db, 'eve@example.com');
+  const ada = await createUser(db, `ada@${domain}`);
+  const bea = await createUser(db, `bea@${domain}`);
+  const cy = await createUser(db, `cy@${domain}`);
+  const eve = await createUser(db, `eve@${domain}`);
   const evil = await createUser(db, `evil${XSS}@evil.test`);
   await db.query('UPDATE public.users SET name = $2::varchar, figma_user_id = $3::varchar WHERE id = $1::uuid', [evil, `${FORMULA}${XSS}`, 'figma-evil-1']);
   const now = Math.floor(Date.now() / 1000);
