@@ -25,7 +25,7 @@ const MAX_QUERY = 255;
 const likeText = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /**
- * Users by id, email (exact by users_email_key, else containing the text), Figma user id (exact,
+ * Users by id, email (exact by users_email_key; when nothing matches exactly, containing the text), Figma user id (exact,
  * users_figma_user_id_key and figma_users), name or handle (containing), license key prefix (the
  * first 8 characters stored with each license: idx_licenses_key_prefix), Stripe customer or
  * subscription id (exact, idx_user_subscriptions_stripe_customer / _stripe_subscription).
@@ -56,13 +56,16 @@ export async function searchUsers(db: Queryable, query: string): Promise<FoundUs
        UNION ALL
        SELECT k.user_id, 'license_prefix', 1 FROM public.licenses AS k
         WHERE pg_catalog.length($1::text) >= 4 AND k.key_prefix = pg_catalog.left($1::text, 8)
-       UNION ALL
-       (SELECT w.id, CASE WHEN w.email ILIKE $3::text THEN 'email' ELSE 'name' END, 2
-          FROM public.users AS w
-         WHERE w.email ILIKE $3::text OR w.name ILIKE $3::text
-         LIMIT 50)
+     ), contained AS (
+       -- Only when nothing matched exactly: this one reads every user (linear in users, never in calls).
+       SELECT w.id, CASE WHEN w.email ILIKE $3::text THEN 'email' ELSE 'name' END AS matched, 2 AS rank
+         FROM public.users AS w
+        WHERE NOT EXISTS (SELECT 1 FROM hits) AND (w.email ILIKE $3::text OR w.name ILIKE $3::text)
+        LIMIT 50
+     ), every AS (
+       SELECT * FROM hits UNION ALL SELECT * FROM contained
      ), best AS (
-       SELECT DISTINCT ON (h.id) h.id, h.matched, h.rank FROM hits AS h ORDER BY h.id, h.rank, h.matched
+       SELECT DISTINCT ON (h.id) h.id, h.matched, h.rank FROM every AS h ORDER BY h.id, h.rank, h.matched
      )
      SELECT w.id, w.email, w.name, w.figma_user_id, b.matched, b.rank
        FROM best AS b JOIN public.users AS w ON w.id = b.id
@@ -334,7 +337,7 @@ export async function runAction(
   }
   return inTransaction(raw, async (t) => {
     const tx = withTypedErrors(t);
-    const [user] = await tx.query<{ id: string }>('SELECT w.id FROM public.users AS w WHERE w.id = $1::uuid FOR UPDATE', [uid]);
+    const [user] = await tx.query<{ id: string }>('SELECT w.id FROM public.users AS w WHERE w.id = $1::uuid FOR NO KEY UPDATE', [uid]);
     if (!user) throw new NotFoundError('unknown_user', `unknown_user: no user with id ${uid}`);
     let result: Omit<ActionResult, 'action' | 'userId'>;
     switch (action) {
