@@ -138,6 +138,11 @@ for (const dialect of DIALECTS) {
           assert.deepEqual(requestRows.map((r) => r[3]), ['limit_reached', 'allowed', 'allowed']);
           assert.deepEqual((await tableRows(page, 'table-today')).map((r) => [r[0], r[1], r[2], r[3]]), [['resize', '2', '2', '1']]);
           assert.match((await tableRows(page, 'table-licenses'))[0]![0]!, /CYKEY123/);
+          // The device row carries its lease as the licensing API lists it.
+          const [lease] = await db.query<{ live: boolean }>('SELECT live FROM public.list_license_devices($1::uuid)', [s.cy]);
+          const deviceRow = (await tableRows(page, 'table-licenses'))[1]!;
+          assert.match(deviceRow[0]!, /Cy laptop/);
+          assert.equal(deviceRow[1], lease!.live ? 'lease live' : 'lease expired');
           assert.doesNotMatch(await page.content(), /SECRET-REST/);
           assert.equal(await page.locator('img[src="x"]').count(), 0);
 

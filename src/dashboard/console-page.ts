@@ -39,11 +39,11 @@ export function renderUserConsole(ctx: PageContext, v: UserView, c: UserConsole,
   const licenseRows = c.licenses.flatMap((k) => {
     const head = [`${h(k.provider)} <code>${h(k.keyPrefix)}…</code>`, badge(k.status === 'active' ? 'active' : 'revoked', k.status), h(k.planSlug ?? '–'), h(k.productId), iso(k.expiresAt), iso(k.checkedAt), `${k.devices.length}`,
       k.status === 'disabled' ? '' : act('deactivate_license', 'Deactivate…', k.licenseId)];
-    const devices = k.devices.map((d) => [`↳ ${h(d.deviceName)}`, '', '', `<code>${h(d.deviceId)}</code>`, '', iso(d.activatedAt), '', act('revoke_device', 'Release device…', `${k.licenseId}:${d.deviceId}`)]);
+    const devices = k.devices.map((d) => [`↳ ${h(d.deviceName)}`, d.live ? badge('active', 'lease live') : badge('expired', 'lease expired'), '', `<code>${h(d.deviceId)}</code>`, `lease ${iso(d.leaseEndsAt)}`, `${iso(d.activatedAt)} · seen ${iso(d.lastSeenAt)}`, '', act('revoke_device', 'Release device…', `${k.licenseId}:${d.deviceId}`)]);
     return [head, ...devices];
   });
   const licensesTable = licenseRows.length
-    ? table('table-licenses', 'Licenses and the devices they are activated on (never the key: its first characters only)', ['License', 'Status', 'Plan', 'Product / device id', 'Expires', 'Checked / activated', 'Devices', ''], licenseRows, [0, 1, 2, 3, 4, 5])
+    ? table('table-licenses', 'Licenses and the devices they are activated on (never the key: its first characters only)', ['License / device', 'Status / lease', 'Plan', 'Product / device id', 'Expires / lease ends', 'Checked / activated, last seen', 'Devices', ''], licenseRows, [0, 1, 2, 3, 4, 5])
     : emptyTable('table-licenses', 'No license.');
   const membersTable = c.seatMembers.length
     ? table('table-seat-members', 'Members holding a seat of this user\'s team', ['Member', 'Since', ''], c.seatMembers.map((m) => [userLink(ctx, m.memberId, m.email), iso(m.assignedAt), act('remove_seat', 'Remove seat…', m.memberId)]), [0, 1])

@@ -87,8 +87,8 @@ export interface ConsoleLicense {
   planSlug: string | null;
   expiresAt: Date | null;
   checkedAt: Date;
-  /** Devices the license is activated on (license_devices). Lease state is shown where the table has it. */
-  devices: { deviceId: string; deviceName: string; activatedAt: Date }[];
+  /** Devices the license is activated on, with their lease (list_license_devices: last seen, lease end, live). */
+  devices: { deviceId: string; deviceName: string; activatedAt: Date; lastSeenAt: Date | null; leaseEndsAt: Date | null; live: boolean }[];
 }
 
 export interface ConsoleRequest {
@@ -152,16 +152,19 @@ export async function readUserConsole(db: Queryable, userId: string, requestLimi
     'SELECT f.figma_user_id, f.payment_status, f.grant_until, f.checked_at FROM public.figma_users AS f WHERE f.user_id = $1::uuid',
     [id],
   );
-  const licenses = await db.query<{ id: string; provider: string; key_prefix: string; status: string; product_id: string; plan_slug: string | null; expires_at: Date | null; checked_at: Date; devices: unknown }>(
-    `SELECT k.id, k.provider, k.key_prefix, k.status, k.product_id, p.plan_slug, k.expires_at, k.checked_at,
-            (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('deviceId', d.device_id, 'deviceName', d.device_name, 'activatedAt', d.activated_at)
-                                        ORDER BY d.activated_at, d.device_id)
-               FROM public.license_devices AS d WHERE d.license_id = k.id) AS devices
+  const licenses = await db.query<{ id: string; provider: string; key_prefix: string; status: string; product_id: string; plan_slug: string | null; expires_at: Date | null; checked_at: Date }>(
+    `SELECT k.id, k.provider, k.key_prefix, k.status, k.product_id, p.plan_slug, k.expires_at, k.checked_at
        FROM public.licenses AS k
       CROSS JOIN LATERAL public.license_terms(k.provider, k.product_id, k.variant_id) AS t
        LEFT JOIN public.subscription_plans AS p ON p.id = t.plan_id
       WHERE k.user_id = $1::uuid
       ORDER BY k.created_at, k.id`,
+    [id],
+  );
+  // The devices with their lease state, as the licensing API lists them (devices of every license of the user).
+  const devices = await db.query<{ license_id: string; device_id: string; device_name: string; activated_at: Date; last_seen_at: Date | null; lease_ends_at: Date | null; live: boolean }>(
+    `SELECT d.license_id, d.device_id, d.device_name, d.activated_at, d.last_seen_at, d.lease_ends_at, d.live
+       FROM public.list_license_devices($1::uuid) AS d ORDER BY d.activated_at, d.device_id`,
     [id],
   );
   const [held] = await db.query<{ owner_user_id: string; email: string; assigned_at: Date }>(
@@ -211,7 +214,7 @@ export async function readUserConsole(db: Queryable, userId: string, requestLimi
       planSlug: k.plan_slug,
       expiresAt: k.expires_at,
       checkedAt: k.checked_at,
-      devices: ((json(k.devices) ?? []) as { deviceId: string; deviceName: string; activatedAt: string }[]).map((d) => ({ deviceId: d.deviceId, deviceName: d.deviceName, activatedAt: new Date(d.activatedAt) })),
+      devices: devices.filter((d) => d.license_id === k.id).map((d) => ({ deviceId: d.device_id, deviceName: d.device_name, activatedAt: d.activated_at, lastSeenAt: d.last_seen_at, leaseEndsAt: d.lease_ends_at, live: d.live })),
     })),
     seatHeld: held ? { ownerId: held.owner_user_id, ownerEmail: held.email, assignedAt: held.assigned_at } : null,
     seatMembers: members.map((m) => ({ memberId: m.member_user_id, email: m.email, assignedAt: m.assigned_at })),
