@@ -11,6 +11,7 @@ import { createPluginAuth } from '../src/auth.ts';
 import { applySchema } from '../src/schema/setup.ts';
 import { usageReport } from '../src/usage/report.ts';
 import * as dashboard from '../src/dashboard/queries.ts';
+import * as consoleQueries from '../src/dashboard/console.ts';
 import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 import { adminQuery, databaseUrl } from './server.ts';
 import { measure, percentile, type Op } from './harness.ts';
@@ -89,6 +90,27 @@ function queries(db: Database, sets: Sets): Query[] {
  * plan history and today's calls (it never scans plugin_usage).
  */
 async function measureDashboard(label: string, db: Database, runs = 7): Promise<{ parts: Record<string, { medianMs: number; maxMs: number }>; totalMedianMs: number; totalMaxMs: number }> {
+  // The console's reads, on one user of the database (made in the empty phase): search by an
+  // exact email, by a Stripe customer id, by text contained in emails and names; the user's page;
+  // what failed; money. Reported with the page's parts (the total is the overview's only).
+  await db.query(`INSERT INTO public.users (email) VALUES ('console-bench@example.com') ON CONFLICT (email) DO NOTHING`);
+  const [someone] = await db.query<{ id: string }>(`SELECT id FROM public.users WHERE email = 'console-bench@example.com'`);
+  const consoleSteps: [string, () => Promise<unknown>][] = [
+    ['console: search, exact email', () => consoleQueries.searchUsers(db, 'console-bench@example.com')],
+    ['console: search, Stripe customer', () => consoleQueries.searchUsers(db, 'cus_nobody')],
+    ['console: search, contained text', () => consoleQueries.searchUsers(db, 'bench@exam')],
+    ['console: user page', () => consoleQueries.readUserConsole(db, someone!.id)],
+    ['console: what failed (7 days)', () => consoleQueries.readFailures(db, 7)],
+    ['console: money', () => consoleQueries.readMoney(db)],
+  ];
+  const consoleTimes: number[][] = consoleSteps.map(() => []);
+  for (let run = 0; run < runs; run++) {
+    for (const [k, [, step]] of consoleSteps.entries()) {
+      const s0 = performance.now();
+      await step();
+      consoleTimes[k]!.push(performance.now() - s0);
+    }
+  }
   const steps: [string, (range: dashboard.Range, plans: dashboard.PlanInfo[], users: dashboard.UsersDay[]) => Promise<unknown>][] = [
     ['calls per day (usage_report)', (r) => dashboard.readCalls(db, r)],
     ['users per day', (r) => dashboard.readUsersPerDay(db, r)],
@@ -114,7 +136,10 @@ async function measureDashboard(label: string, db: Database, runs = 7): Promise<
     }
     totals.push(performance.now() - t0);
   }
-  const parts = Object.fromEntries(steps.map(([name], k) => [name, { medianMs: median(times[k]!), maxMs: Math.max(...times[k]!) }]));
+  const parts: Record<string, { medianMs: number; maxMs: number }> = Object.fromEntries([
+    ...steps.map(([name], k) => [name, { medianMs: median(times[k]!), maxMs: Math.max(...times[k]!) }]),
+    ...consoleSteps.map(([name], k) => [name, { medianMs: median(consoleTimes[k]!), maxMs: Math.max(...consoleTimes[k]!) }]),
+  ]);
   for (const [name, t] of Object.entries(parts)) log(`  ${label.padEnd(6)} dashboard: ${name.padEnd(30)} median ${t.medianMs.toFixed(1).padStart(7)} ms  max ${t.maxMs.toFixed(1).padStart(7)} ms`);
   const result = { parts, totalMedianMs: median(totals), totalMaxMs: Math.max(...totals) };
   log(`  ${label.padEnd(6)} dashboard 30-day page, database time: median ${result.totalMedianMs.toFixed(0)} ms, max ${result.totalMaxMs.toFixed(0)} ms (${runs} renders)`);
@@ -358,7 +383,12 @@ try {
   const after = await measurePhase('loaded', queries(db, loaded));
   const recentLoaded = await recentLayout('loaded', db);
   const dashboardLoaded = await measureDashboard('loaded', db);
-  const loadedPlans = await explainHotPaths(url, loaded, (d) => [{ name: 'dashboard 30-day page', op: () => dashboard.readOverview(d, { days: 30 }) }]);
+  const loadedPlans = await explainHotPaths(url, loaded, (d) => [
+    { name: 'dashboard 30-day page', op: () => dashboard.readOverview(d, { days: 30 }) },
+    { name: 'dashboard console search', op: () => consoleQueries.searchUsers(d, 'console-bench@example.com') },
+    { name: 'dashboard console failures', op: () => consoleQueries.readFailures(d, 7) },
+    { name: 'dashboard console money', op: () => consoleQueries.readMoney(d) },
+  ]);
 
   log(`\nloaded / empty (must be <= ${TOLERANCE.toFixed(2)}; p50 and p99 are medians of ${ROUNDS} rounds):`);
   const results = queries(db, loaded).map((q, k) => {

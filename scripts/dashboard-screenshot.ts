@@ -1,6 +1,8 @@
 // npm run dashboard:screenshot: seeds the known history of the dashboard tests (a larger crowd)
-// into an in-memory PGlite database, serves the dashboard on 127.0.0.1, and saves the 30-day page
-// as docs/dashboard.png with the machine's Chromium (never a downloaded browser).
+// and the console's stories into an in-memory PGlite database, serves the dashboard on 127.0.0.1,
+// and saves with the machine's Chromium (never a downloaded browser): the 30-day page as
+// docs/dashboard.png, and the console's pages as docs/dashboard-user.png (a user refused at the
+// limit), docs/dashboard-confirm.png (an action's confirmation) and docs/dashboard-failures.png.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -8,21 +10,30 @@ import { openDatabase } from '../src/core/db.ts';
 import { applySchema } from '../src/schema/setup.ts';
 import { startDashboardServer } from '../src/dashboard/server.ts';
 import { seedDashboardHistory } from '../test/helpers/dashboard.ts';
+import { seedConsole, serverFailures } from '../test/helpers/console.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const OUT = fileURLToPath(new URL('../docs/dashboard.png', import.meta.url));
+const out = (name: string) => fileURLToPath(new URL(`../docs/${name}`, import.meta.url));
 if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
 
 const db = await openDatabase('memory://');
 await applySchema(db);
 await seedDashboardHistory(db, { crowd: 60 });
+const seeded = await seedConsole(db, { domain: 'example.org' });
+await serverFailures(db, seeded.ada);
 const server = await startDashboardServer(db, { port: 0, label: 'in-memory PGlite (seeded example history)' });
 const browser = await chromium.launch({ executablePath: CHROMIUM });
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
   await page.goto(server.url);
-  await page.screenshot({ path: OUT, fullPage: true });
-  console.log(`wrote ${OUT}`);
+  await page.screenshot({ path: out('dashboard.png'), fullPage: true });
+  await page.goto(`${server.origin}/users/${seeded.cy}`);
+  await page.screenshot({ path: out('dashboard-user.png'), fullPage: true });
+  await page.goto(`${server.origin}/users/${seeded.cy}/actions/refund_today`);
+  await page.screenshot({ path: out('dashboard-confirm.png') });
+  await page.goto(`${server.origin}/failures`);
+  await page.screenshot({ path: out('dashboard-failures.png'), fullPage: true });
+  for (const name of ['dashboard.png', 'dashboard-user.png', 'dashboard-confirm.png', 'dashboard-failures.png']) console.log(`wrote ${out(name)}`);
 } finally {
   await browser.close();
   await server.close();

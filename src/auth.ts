@@ -14,6 +14,7 @@ import { createSeats } from './billing/seats.ts';
 import { createLeases, type LeaseOptions } from './billing/leases.ts';
 import { createTeams } from './billing/teams.ts';
 import { createEntitlements, type EntitlementKeyOptions } from './entitlements/index.ts';
+import { createEvents } from './core/events.ts';
 
 /** Options of createPluginAuth. Each part documents its own (entitlement snapshots: docs/plugin.md). */
 export interface PluginAuthOptions extends EntitlementKeyOptions {
@@ -82,6 +83,8 @@ export function createPluginAuth(raw: Database, options: PluginAuthOptions = {})
     leases: createLeases(db, options),
     /** Teams that manage themselves: invitations with claim links, remove, leave, transfer (docs/licenses.md#teams). */
     teams: createTeams(db),
+    /** What the server records for the operator's console: webhook deliveries and refused sign-ins (docs/dashboard.md). */
+    events: createEvents(db),
     /** Which optional parts have their options: the server (src/server/) opens a feature's routes only when it is configured. */
     configured: {
       tokens: Boolean(options.tokenSecret || options.tokenKeyPair),

@@ -1,13 +1,17 @@
 // createDashboardHandler: the dashboard as one web-standard Request → Response function, so that
 // a host application can mount it behind its own admin login (Next.js route handlers, Hono, Bun,
-// Deno, or Node through src/dashboard/server.ts). Read-only except one action: revoking a token
-// (POST, authorized like every route, with a confirmation step and a CSRF token).
+// Deno, or Node through src/dashboard/server.ts). The operator's console too (src/dashboard/
+// console.ts): search, the actions on a user (each a GET confirmation page, then a POST carrying
+// a CSRF token bound to the session, the action and its subject, from this origin only; each
+// written to the audit log), what failed, money, CSV exports.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Queryable } from '../core/db.ts';
 import { NotFoundError, PluginAuthError, ValidationError, type ErrorCode } from '../core/errors.ts';
 import { CSS, renderConfirmRevoke, renderMessage, renderOverview, renderUser, type PageContext } from './page.ts';
-import { checkDays, checkUuid, readOverview, readUserView, revokeUserToken, type RangeDays } from './queries.ts';
+import { checkDays, checkUuid, readOverview, readPlans, readUserView, type RangeDays } from './queries.ts';
+import { checkAction, readAudit, readFailures, readMoney, readUserConsole, runAction, searchUsers, toCsv, type ActionInput, type ConsoleAction } from './console.ts';
+import { renderActionConfirm, renderAudit, renderFailures, renderMoney, renderSearch, renderUserConsole } from './console-page.ts';
 
 export interface DashboardOptions {
   /**
@@ -23,6 +27,15 @@ export interface DashboardOptions {
   topUsers?: number;
   /** Shown in the page header (default: the database's description, passwords redacted). */
   label?: string;
+  /** Who acts, for the audit log (default 'dashboard'): your admin's id or email. */
+  actor?: (request: Request) => string | Promise<string>;
+  /**
+   * The operator's session, to bind CSRF tokens to (e.g. your admin session id; the CLI's server
+   * passes its session). Default: one secret per handler.
+   */
+  csrfSession?: (request: Request) => string;
+  /** "Re-sync from Stripe" on a user's page: the reconcile of the Stripe integration. Without it the action is shown as not configured. */
+  reconcileStripe?: (userId: string) => Promise<unknown>;
 }
 
 export type DashboardHandler = (request: Request) => Promise<Response>;
@@ -53,6 +66,8 @@ function html(status: number, body: string, extra: Record<string, string> = {}):
 
 const USER_PATH = /^\/users\/([^/]+)$/;
 const REVOKE_PATH = /^\/users\/([^/]+)\/tokens\/([^/]+)\/revoke$/;
+const ACTION_PATH = /^\/users\/([^/]+)\/actions\/([^/]+)$/;
+const EXPORT_PATH = /^\/export\/([a-z-]+)\.csv$/;
 
 export function createDashboardHandler(db: Queryable & { description?: string }, options: DashboardOptions): DashboardHandler {
   if (typeof options?.authorize !== 'function') {
@@ -63,12 +78,46 @@ export function createDashboardHandler(db: Queryable & { description?: string },
   const target = options.label ?? db.description ?? 'database';
   // Per handler: a CSRF token is the HMAC of the action, so only a page this handler served can post it.
   const csrfSecret = randomBytes(32);
-  const csrf = (userId: string, tokenId: string) => createHmac('sha256', csrfSecret).update(`revoke:${userId}:${tokenId}`).digest('base64url');
-  const csrfValid = (userId: string, tokenId: string, given: string | null) => {
-    const expected = Buffer.from(csrf(userId, tokenId));
+  // With csrfSession, the token is bound to the operator's session too: one session's form is
+  // refused in another.
+  const session = (request: Request) => {
+    try {
+      return options.csrfSession?.(request) ?? '';
+    } catch {
+      return '';
+    }
+  };
+  const csrf = (request: Request, action: string, userId: string, subject: string) =>
+    createHmac('sha256', csrfSecret).update(`${session(request).length}:${session(request)}|${action}:${userId}:${subject}`).digest('base64url');
+  const csrfValid = (request: Request, action: string, userId: string, subject: string, given: string | null) => {
+    const expected = Buffer.from(csrf(request, action, userId, subject));
     const actual = Buffer.from(given ?? '');
     return actual.length === expected.length && timingSafeEqual(actual, expected);
   };
+  const actor = async (request: Request) => {
+    if (!options.actor) return 'dashboard';
+    return String(await options.actor(request));
+  };
+  /**
+   * A POST from elsewhere: an Origin that is not this one. The pages' no-referrer policy makes a
+   * browser send `Origin: null` with its own forms: then only its Sec-Fetch-Site (which no page
+   * can set) saying same-origin is accepted. Without Origin (a script), a cross-site fetch is refused.
+   */
+  const foreign = (request: Request, url: URL) => {
+    const origin = request.headers.get('origin');
+    const site = request.headers.get('sec-fetch-site');
+    if (origin === 'null') return site !== 'same-origin';
+    if (origin !== null) return origin !== url.origin || (site !== null && site !== 'same-origin');
+    return site !== null && site !== 'same-origin';
+  };
+  const readForm = async (request: Request) => {
+    const text = await request.text();
+    if (text.length > 4096) throw new ValidationError('invalid_form', 'invalid_form: the form is too large');
+    return new URLSearchParams(text);
+  };
+  const forbidden = (ctx: PageContext, why: string) => html(403, renderMessage(ctx, '403 Forbidden', why));
+  const csv = (name: string, body: string) =>
+    new Response(body, { status: 200, headers: { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${name}.csv"`, ...SECURITY_HEADERS } });
 
   return async function dashboard(request: Request): Promise<Response> {
     const ctx: PageContext = { base, target };
@@ -117,8 +166,11 @@ export function createDashboardHandler(db: Queryable & { description?: string },
       if (m) {
         if (request.method !== 'GET' && request.method !== 'HEAD') return methodNotAllowed(ctx, 'GET');
         const view = await readUserView(timed, decode(m[1]!), days);
+        const more = await readUserConsole(timed, view.user.id);
         const revoked = url.searchParams.get('revoked');
-        return done(200, () => renderUser(ctx, view, { notice: revoked ? `Token ${revoked.slice(0, 36)} revoked: that device must sign in again.` : undefined }));
+        const done_ = url.searchParams.get('done');
+        const notice = revoked ? `Token ${revoked.slice(0, 36)} revoked: that device must sign in again.` : done_ ? done_.slice(0, 300) : undefined;
+        return done(200, () => renderUser(ctx, view, { notice, extra: renderUserConsole(ctx, view, more, { resync: Boolean(options.reconcileStripe) }) }));
       }
       m = REVOKE_PATH.exec(path);
       if (m) {
@@ -127,20 +179,66 @@ export function createDashboardHandler(db: Queryable & { description?: string },
         if (request.method === 'GET') {
           const view = await readUserView(timed, userId, days);
           if (!view.tokens.some((t) => t.tokenId === tokenId)) throw new NotFoundError('token_not_found', 'token_not_found: this user has no token with that id');
-          return done(200, () => renderConfirmRevoke(ctx, view, tokenId, csrf(userId, tokenId)));
+          return done(200, () => renderConfirmRevoke(ctx, view, tokenId, csrf(request, 'revoke_token', userId, tokenId)));
         }
         if (request.method !== 'POST') return methodNotAllowed(ctx, 'GET, POST');
-        // A form another site submits carries neither this handler's CSRF token nor (browsers
-        // that send it) a same-origin Sec-Fetch-Site.
-        if (request.headers.get('sec-fetch-site') === 'cross-site') return html(403, renderMessage(ctx, '403 Forbidden', 'Cross-site request refused.'));
-        const text = await request.text();
-        if (text.length > 4096) throw new ValidationError('invalid_form', 'invalid_form: the form is too large');
-        const form = new URLSearchParams(text);
-        if (!csrfValid(userId, tokenId, form.get('csrf'))) return html(403, renderMessage(ctx, '403 Forbidden', 'The form has expired or did not come from this dashboard: open the token list and try again.'));
+        // A form another site submits carries neither this handler's CSRF token nor this origin.
+        if (foreign(request, url)) return forbidden(ctx, 'Cross-site request refused.');
+        const form = await readForm(request);
+        if (!csrfValid(request, 'revoke_token', userId, tokenId, form.get('csrf'))) return forbidden(ctx, 'The form has expired or did not come from this dashboard: open the token list and try again.');
         if (form.get('confirm') !== 'yes') throw new ValidationError('not_confirmed', 'not_confirmed: confirm the revocation on the confirmation page');
-        await revokeUserToken(timed, userId, tokenId);
+        await runAction(db, userId, 'revoke_token', { subject: tokenId }, { actor: await actor(request) });
         return new Response(null, { status: 303, headers: { location: `${base}/users/${userId}?revoked=${tokenId}`, ...SECURITY_HEADERS } });
       }
+      m = ACTION_PATH.exec(path);
+      if (m) {
+        const userId = checkUuid(decode(m[1]!), 'invalid_user_id', 'the user id');
+        const action: ConsoleAction = checkAction(decode(m[2]!));
+        if (request.method === 'GET') {
+          const subject = url.searchParams.get('subject') ?? '';
+          const view = await readUserView(timed, userId, days);
+          const more = await readUserConsole(timed, userId);
+          const subjectText = describeSubject(action, subject, view, more);
+          const plans = await readPlans(timed);
+          return done(200, () => renderActionConfirm(ctx, view, action, subject || null, subjectText, csrf(request, action, userId, subject), plans));
+        }
+        if (request.method !== 'POST') return methodNotAllowed(ctx, 'GET, POST');
+        if (foreign(request, url)) return forbidden(ctx, 'Cross-site request refused.');
+        const form = await readForm(request);
+        const subject = form.get('subject') ?? '';
+        if (!csrfValid(request, action, userId, subject, form.get('csrf'))) return forbidden(ctx, 'The form has expired or did not come from this dashboard: open the user page and try again.');
+        if (form.get('confirm') !== 'yes') throw new ValidationError('not_confirmed', 'not_confirmed: confirm the action on its confirmation page');
+        const input: ActionInput = { subject, plan: form.get('plan') ?? undefined, until: form.get('until') ?? undefined, days: form.get('days') ?? undefined };
+        const result = await runAction(db, userId, action, input, { actor: await actor(request), reconcileStripe: options.reconcileStripe });
+        return new Response(null, { status: 303, headers: { location: `${base}/users/${userId}?done=${encodeURIComponent(result.message)}`, ...SECURITY_HEADERS } });
+      }
+      if (path === '/search' || path === '/failures' || path === '/money' || path === '/audit' || EXPORT_PATH.test(path)) {
+        if (request.method !== 'GET' && request.method !== 'HEAD') return methodNotAllowed(ctx, 'GET');
+      }
+      if (path === '/search') {
+        const q = url.searchParams.get('q') ?? '';
+        const found = await searchUsers(timed, q);
+        // One match: straight to the user.
+        if (found.length === 1 && url.searchParams.get('list') === null) {
+          return new Response(null, { status: 303, headers: { location: `${base}/users/${found[0]!.userId}`, ...SECURITY_HEADERS } });
+        }
+        return done(200, () => renderSearch(ctx, q.trim(), found));
+      }
+      if (path === '/failures') {
+        const d = parseFailureDays(url.searchParams.get('days'));
+        const failures = await readFailures(timed, d);
+        return done(200, () => renderFailures(ctx, failures, d));
+      }
+      if (path === '/money') {
+        const money = await readMoney(timed);
+        return done(200, () => renderMoney(ctx, money));
+      }
+      if (path === '/audit') {
+        const rows = await readAudit(timed, { limit: 200 });
+        return done(200, () => renderAudit(ctx, rows));
+      }
+      m = EXPORT_PATH.exec(path);
+      if (m) return await exportCsv(timed, m[1]!, url.searchParams, csv);
       return html(404, renderMessage(ctx, '404 Not found', 'No such page.'));
     } catch (error) {
       if (error instanceof ValidationError) return html(400, renderMessage(ctx, `400 ${error.code}`, error.message));
@@ -149,6 +247,96 @@ export function createDashboardHandler(db: Queryable & { description?: string },
       return html(500, renderMessage(ctx, `500 ${code}`, error instanceof Error ? error.message : String(error)));
     }
   };
+}
+
+/** What the confirmation page names: the token's device, the license, the seat. */
+function describeSubject(action: ConsoleAction, subject: string, view: Awaited<ReturnType<typeof readUserView>>, more: Awaited<ReturnType<typeof readUserConsole>>): string | null {
+  switch (action) {
+    case 'revoke_token': {
+      const t = view.tokens.find((x) => x.tokenId === subject);
+      if (!t) throw new NotFoundError('token_not_found', 'token_not_found: this user has no token with that id');
+      return `token on ${t.deviceName ?? '(unnamed)'}`;
+    }
+    case 'deactivate_license': {
+      const k = more.licenses.find((x) => x.licenseId === subject);
+      if (!k) throw new NotFoundError('license_not_found', 'license_not_found: this user has no such license');
+      return `${k.provider} license ${k.keyPrefix}… (${k.status})`;
+    }
+    case 'revoke_device': {
+      const [lid, did] = subject.split(':');
+      const k = more.licenses.find((x) => x.licenseId === lid);
+      const d = k?.devices.find((x) => x.deviceId === did);
+      if (!k || !d) throw new NotFoundError('device_not_found', 'device_not_found: the license is not activated on that device');
+      return `${d.deviceName} on ${k.provider} license ${k.keyPrefix}…`;
+    }
+    case 'remove_seat': {
+      if (subject === 'held') {
+        if (!more.seatHeld) throw new NotFoundError('seat_not_found', 'seat_not_found: no such seat');
+        return `the seat held in the team of ${more.seatHeld.ownerEmail}`;
+      }
+      const m = more.seatMembers.find((x) => x.memberId === subject);
+      if (!m) throw new NotFoundError('seat_not_found', 'seat_not_found: no such seat');
+      return `the seat of ${m.email}`;
+    }
+    default:
+      return null;
+  }
+}
+
+type CsvAnswer = (name: string, body: string) => Response;
+
+/** Every table of the console as CSV (formula-safe cells: console.ts csvCell). */
+async function exportCsv(db: Queryable, name: string, params: URLSearchParams, csv: CsvAnswer): Promise<Response> {
+  switch (name) {
+    case 'search': {
+      const rows = await searchUsers(db, params.get('q') ?? '');
+      return csv(name, toCsv(['user_id', 'email', 'name', 'figma_user_id', 'matched'], rows.map((r) => [r.userId, r.email, r.name, r.figmaUserId, r.matched])));
+    }
+    case 'requests': {
+      const user = checkUuid(params.get('user') ?? '', 'invalid_user_id', 'the user id');
+      const c = await readUserConsole(db, user, 1000);
+      return csv(name, toCsv(['at', 'action', 'items', 'allowed', 'reason', 'plan', 'used', 'limit', 'refunded'], c.requests.map((r) => [r.at, r.action, r.items, r.allowed, r.reason, r.planSlug, r.used, r.limit, r.refunded])));
+    }
+    case 'audit': {
+      const rows = await readAudit(db, { limit: 100000 });
+      return csv(name, toCsv(['id', 'at', 'actor', 'action', 'user_id', 'subject', 'before', 'after'], rows.map((a) => [a.id, a.at, a.actor, a.action, a.userId, a.subject, a.before, a.after])));
+    }
+    case 'webhook-deliveries': {
+      const rows = await db.query<{ received_at: Date; provider: string; event_id: string | null; outcome: string; reason_code: string }>(
+        `SELECT d.received_at, d.provider, d.event_id, d.outcome, d.reason_code FROM public.webhook_deliveries AS d
+          WHERE d.received_at >= pg_catalog.now() - pg_catalog.make_interval(days => $1::integer) ORDER BY d.received_at DESC, d.id DESC LIMIT 100000`,
+        [parseFailureDays(params.get('days'))],
+      );
+      return csv(name, toCsv(['received_at', 'provider', 'event_id', 'outcome', 'reason_code'], rows.map((r) => [r.received_at, r.provider, r.event_id, r.outcome, r.reason_code])));
+    }
+    case 'sign-in-refusals': {
+      const rows = await db.query<{ received_at: Date; route: string; reason_code: string; user_id: string | null }>(
+        `SELECT r.received_at, r.route, r.reason_code, r.user_id FROM public.sign_in_refusals AS r
+          WHERE r.received_at >= pg_catalog.now() - pg_catalog.make_interval(days => $1::integer) ORDER BY r.received_at DESC, r.id DESC LIMIT 100000`,
+        [parseFailureDays(params.get('days'))],
+      );
+      return csv(name, toCsv(['received_at', 'route', 'reason_code', 'user_id'], rows.map((r) => [r.received_at, r.route, r.reason_code, r.user_id])));
+    }
+    case 'at-risk': {
+      const f = await readFailures(db, 1);
+      return csv(name, toCsv(['user_id', 'email', 'plan', 'status', 'cancel_at_period_end', 'current_period_end'], f.atRisk.map((r) => [r.userId, r.email, r.planSlug, r.status, r.cancelAtPeriodEnd, r.currentPeriodEnd])));
+    }
+    case 'at-limit': {
+      const f = await readFailures(db, 1);
+      return csv(name, toCsv(['user_id', 'email', 'plan', 'refused_today', 'last'], f.atLimit.map((r) => [r.userId, r.email, r.planSlug, r.denied, r.last])));
+    }
+    case 'money': {
+      const rows = await readMoney(db);
+      return csv(name, toCsv(['source', 'paying_users', 'seats', 'mrr_cents'], rows.map((r) => [r.source, r.payingUsers, r.seats, r.mrrCents])));
+    }
+    default:
+      throw new NotFoundError('invalid_export', 'invalid_export: no such table to export');
+  }
+}
+
+/** The failure views' range: the overview's ranges (7, 30, 90 days), 7 by default. */
+function parseFailureDays(value: string | null): number {
+  return value === null ? 7 : parseDays(value);
 }
 
 function methodNotAllowed(ctx: PageContext, allow: string): Response {

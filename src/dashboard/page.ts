@@ -73,6 +73,20 @@ button.danger { background: #dc2626; border-color: #dc2626; color: #fff; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
+nav.console { display: flex; gap: 10px; font-size: 13px; }
+form.search { display: flex; gap: 4px; }
+form.search input { font: inherit; font-size: 13px; padding: 3px 8px; border-radius: 6px; border: 1px solid #374151; min-width: 260px; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
+form.act { display: grid; gap: 8px; max-width: 420px; }
+form.act label { display: grid; gap: 2px; font-size: 12.5px; color: var(--muted); }
+form.act input, form.act select { font: inherit; padding: 4px 8px; border: 1px solid #d1d5db; border-radius: 6px; }
+.actions { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
+.badge.refused, .badge.denied { background: #fef2f2; border-color: #fecaca; color: #991b1b; }
+.badge.duplicate, .badge.ignored { background: #f3f4f6; color: #6b7280; }
+.badge.accepted, .badge.allowed { background: #ecfdf5; border-color: #a7f3d0; color: #065f46; }
+pre.json { margin: 0; font-size: 11.5px; white-space: pre-wrap; max-width: 420px; }
+a.csv { font-size: 12px; margin-left: 8px; }
 `;
 
 const ACTION_COLORS = ['#4f46e5', '#0d9488', '#0284c7', '#7c3aed', '#64748b', '#65a30d'];
@@ -88,7 +102,7 @@ export function planColors(plans: PlanInfo[]): Record<string, string> {
 export const dollars = (cents: number): string =>
   `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: cents % 100 === 0 && cents >= 100000 ? 0 : 2, maximumFractionDigits: 2 })}`;
 
-const iso = (d: Date | null) => (d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '–');
+export const iso = (d: Date | null) => (d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '–');
 
 export interface PageContext {
   /** Where the dashboard is mounted, '' or '/admin/dashboard'. */
@@ -97,9 +111,18 @@ export interface PageContext {
   target: string;
   /** Server time spent in the database for this page, ms. */
   dbMs?: number;
+  /** The search box's text (the search page). */
+  query?: string;
 }
 
-function layout(ctx: PageContext, title: string, body: string, nav = ''): string {
+/** The console's links and its search box, on every page. */
+function consoleNav(ctx: PageContext): string {
+  const link = (path: string, text: string) => `<a href="${h(`${ctx.base}${path}`)}">${h(text)}</a>`;
+  return `<nav class="console" aria-label="Console">${link('/', 'Overview')}${link('/failures', 'What failed')}${link('/money', 'Money')}${link('/audit', 'Audit log')}</nav>
+<form class="search" role="search" method="get" action="${h(`${ctx.base}/search`)}"><label for="q" class="visually-hidden">Find a user</label><input id="q" name="q" type="search" maxlength="255" placeholder="email, Figma id, name, license prefix, cus_…" value="${h(ctx.query ?? '')}"><button type="submit">Find</button></form>`;
+}
+
+export function layout(ctx: PageContext, title: string, body: string, nav = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -111,7 +134,7 @@ function layout(ctx: PageContext, title: string, body: string, nav = ''): string
 <style>${CSS}</style>
 </head>
 <body>
-<header class="top"><h1><a href="${h(ctx.base)}/">figma-plugin-auth-db</a> · ${h(title)}</h1><span class="meta">${h(ctx.target)}</span>${nav}</header>
+<header class="top"><h1><a href="${h(ctx.base)}/">figma-plugin-auth-db</a> · ${h(title)}</h1><span class="meta">${h(ctx.target)}</span>${consoleNav(ctx)}${nav}</header>
 <main>
 ${body}
 </main>
@@ -125,7 +148,7 @@ function rangeNav(ctx: PageContext, path: string, days: number, extra = ''): str
   ).join('')}</nav>`;
 }
 
-function table(id: string, caption: string, head: string[], rows: (string | number)[][], textColumns: number[] = [0]): string {
+export function table(id: string, caption: string, head: string[], rows: (string | number)[][], textColumns: number[] = [0]): string {
   const cell = (tag: 'td' | 'th', v: string | number, i: number) =>
     `<${tag}${textColumns.includes(i) && i > 0 ? ' class="text"' : ''}>${typeof v === 'number' ? formatNumber(v) : v}</${tag}>`;
   return `<table id="${id}"><caption>${h(caption)}</caption><thead><tr>${head.map((c, i) => `<th scope="col"${textColumns.includes(i) && i > 0 ? ' class="text"' : ''}>${h(c)}</th>`).join('')}</tr></thead><tbody>${rows
@@ -299,7 +322,7 @@ function kpi(label: string, value: string, sub: string, id: string): string {
   return `<div class="kpi" role="listitem" id="${id}"><div class="label">${h(label)}</div><div class="value">${h(value)}</div><div class="sub">${h(sub)}</div></div>`;
 }
 
-export function renderUser(ctx: PageContext, v: UserView, options: { notice?: string } = {}): string {
+export function renderUser(ctx: PageContext, v: UserView, options: { notice?: string; extra?: string } = {}): string {
   const { range } = v;
   const actions = [...new Set(v.usage.map((u) => u.action))].sort();
   const by = new Map(v.usage.map((u) => [`${u.date}|${u.action}`, u]));
@@ -346,6 +369,7 @@ export function renderUser(ctx: PageContext, v: UserView, options: { notice?: st
 ${card('user-usage', 'Usage by day', `Calls of this user per day and action, ${h(shortDate(range.from))} – ${h(shortDate(range.to))}.`, chart, usageTable, { open: true })}
 <section class="card" id="history" aria-labelledby="history-title"><h2 id="history-title">Plan history</h2><div class="scroll">${grantsTable}</div><div class="scroll">${historyTable}</div></section>
 <section class="card wide" id="tokens" aria-labelledby="tokens-title"><h2 id="tokens-title">Tokens</h2><p class="def">Revoking signs that device out: the plugin must sign in again.</p><div class="scroll">${tokensTable}</div></section>
+${options.extra ?? ''}
 </div>`;
   return layout(ctx, `user ${v.user.email}`, body, rangeNav(ctx, `/users/${v.user.id}`, range.days));
 }

@@ -112,6 +112,8 @@ export async function startDashboardServer(db: Queryable & { description?: strin
     authorize: (request) =>
       sessionValid(readCookie(request.headers.get('cookie'), cookieName), request.headers.get('host')) ||
       keyMatches(new URL(request.url).searchParams.get('key'), key),
+    // Console forms are bound to the browser's session: a form of one session is refused in another.
+    csrfSession: (request) => digest(readCookie(request.headers.get('cookie'), cookieName) ?? ''),
   });
 
   const server: Server = createServer((req, res) => {

@@ -16,7 +16,8 @@ import { addBillingRoutes, type BillingRouteOptions } from './billing.ts';
 import { addTeamRoutes, type TeamRoutesOptions } from './teams.ts';
 
 /** The parts of createPluginAuth's object the server calls. */
-export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'leases' | 'subscriptions' | 'teams' | 'configured'>;
+export type ServerAuth = Pick<PluginAuth, 'tokens' | 'usage' | 'entitlements' | 'figma' | 'figmaIdentity' | 'licenses' | 'leases' | 'subscriptions' | 'teams' | 'configured'> &
+  Partial<Pick<PluginAuth, 'events'>>;
 
 export interface MeteredRoute {
   /** The usage action counted (e.g. 'resize'). */
@@ -113,6 +114,23 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
   // Keys and tokens from a body go to the library as they came: it checks their type and shape
   // (a non-string is the same refusal as a malformed string).
   const text = (value: unknown) => value as string;
+  // Each webhook delivery is recorded for the console (auth.events): its outcome and reason
+  // code, the event id the handler noted; never the body or a signature.
+  const delivered = (provider: 'stripe' | 'lemonsqueezy' | 'gumroad', handle: (request: Request, note: { eventId?: unknown }) => Promise<Response>) =>
+    async (request: Request): Promise<Response> => {
+      const note: { eventId?: unknown } = {};
+      try {
+        const response = await handle(request, note);
+        const answer = (await response.clone().json().catch(() => ({}))) as { ignored?: unknown; reason?: unknown };
+        const reason = typeof answer.ignored === 'string' ? 'ignored' : typeof answer.reason === 'string' ? answer.reason : 'applied';
+        const outcome = reason === 'duplicate' ? 'duplicate' : reason === 'ignored' ? 'ignored' : 'accepted';
+        await auth.events?.webhookDelivery(provider, outcome, reason, typeof note.eventId === 'string' ? note.eventId : null);
+        return response;
+      } catch (error) {
+        await auth.events?.webhookDelivery(provider, 'refused', error instanceof PluginAuthError ? error.code : 'internal_error', typeof note.eventId === 'string' ? note.eventId : null);
+        throw error;
+      }
+    };
 
   // Login hand-over: the plugin begins and polls; the website's page, or Sign in with Figma, completes.
   if (options.website || figmaOAuth) {
@@ -210,13 +228,13 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
   if (auth.configured.lemonSqueezy) {
     add('POST', '/webhooks/lemonsqueezy', {
       plugin: false,
-      handle: async (request) => json(await auth.licenses.handleWebhook('lemonsqueezy', await readBody(request, limits.webhook), request.headers)),
+      handle: delivered('lemonsqueezy', async (request) => json(await auth.licenses.handleWebhook('lemonsqueezy', await readBody(request, limits.webhook), request.headers))),
     });
   }
   if (auth.configured.gumroad) {
     add('POST', '/webhooks/gumroad', {
       plugin: false,
-      handle: async (request) => json(await auth.licenses.handleWebhook('gumroad', await readBody(request, limits.webhook), request.headers)),
+      handle: delivered('gumroad', async (request) => json(await auth.licenses.handleWebhook('gumroad', await readBody(request, limits.webhook), request.headers))),
     });
   }
 
@@ -227,10 +245,11 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     }
     add('POST', '/webhooks/stripe', {
       plugin: false,
-      handle: async (request) => {
+      handle: delivered('stripe', async (request, note) => {
         const body = await readBody(request, limits.webhook);
         await verifyStripeSignature(body, request.headers.get('stripe-signature'), webhookSecret, { toleranceSeconds });
         const event = parseEvent(body);
+        note.eventId = (event as { id?: unknown }).id;
         if (!['customer.subscription.created', 'customer.subscription.updated', 'customer.subscription.deleted'].includes(event.type)) {
           // Acknowledged, or Stripe keeps retrying events this endpoint does not use.
           return json({ received: true, ignored: event.type });
@@ -238,7 +257,7 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         // event.created orders deliveries: a late or repeated event changes nothing.
         const result = await auth.subscriptions.syncFromStripe(event.data.object as never, { eventCreated: event.created });
         return json({ received: true, ...result });
-      },
+      }),
     });
   }
 
@@ -306,6 +325,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         const code = known ? error.code : 'internal_error';
         const status = error instanceof HttpOnly ? error.status : known ? httpStatusOf(error) : 500;
         log({ requestId, method: request.method, route: path !== null && byMethod ? path : '(unknown)', status, error: errorName(error), code });
+        // Refused sign-ins and plugin sessions, by reason, for the console (never the token).
+        if (path !== null && byMethod && (SIGN_IN_ROUTES.has(path) || (status === 401 && route?.plugin))) await auth.events?.signInRefused(path, code);
         // Unread body: stop it here (the Node adapter then closes the connection).
         await request.body?.cancel().catch(() => {});
         response = route?.page
@@ -332,6 +353,9 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
     }
   };
 }
+
+/** The routes whose every refusal is a refused sign-in (a plugin route's 401 is one too: a refused session). */
+const SIGN_IN_ROUTES = new Set(['/plugin/figma/sign-in', '/plugin/login/poll', '/plugin/login/complete', '/plugin/login/figma/callback', '/plugin/login/figma/start']);
 
 /** A 404/405: answered with a code, not an error of the library. */
 class HttpOnly extends Error {
