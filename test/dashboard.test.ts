@@ -374,18 +374,20 @@ for (const dialect of DIALECTS) {
         const target = dialect === 'pglite' ? `pglite:${join(dir, 'pglite')}` : undefined;
         await withDatabase(dialect, async ({ db, url }) => {
           let databaseUrl = url!;
+          let userId: string;
           if (target) {
             await copyDataDir('setup', target.slice('pglite:'.length)); // setup's script, run once per schema
             const local = await openDatabase(target);
-            await createUser(local, 'cli@example.com');
+            userId = await createUser(local, 'cli@example.com');
             await local.close();
             databaseUrl = target;
           } else {
-            await createUser(db, 'cli@example.com');
+            userId = await createUser(db, 'cli@example.com');
           }
+          // A Stripe key in the environment turns on the console's re-sync (nothing is sent to Stripe here).
           const child = spawn(process.execPath, [BIN, 'dashboard', '--port', '0', '--database-url', databaseUrl], {
             cwd: dir,
-            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', STRIPE_SECRET_KEY: 'sk_test_dashboard_cli_0000000000', STRIPE_API_BASE_URL: 'http://127.0.0.1:9' },
           });
           let stdout = '';
           let stderr = '';
@@ -406,6 +408,10 @@ for (const dialect of DIALECTS) {
           const page = await fetch(`${origin}/`, { headers: { cookie: hop.headers.get('set-cookie')!.split(';')[0]! } });
           assert.equal(page.status, 200);
           assert.match(await page.text(), new RegExp(utcDate(new Date()).slice(0, 4)));
+          const userPage = await (await fetch(`${origin}/users/${userId}`, { headers: { cookie: hop.headers.get('set-cookie')!.split(';')[0]! } })).text();
+          assert.match(userPage, /data-action="resync_stripe"/, 'STRIPE_SECRET_KEY turns on Re-sync from Stripe');
+          assert.doesNotMatch(userPage, /not configured/);
+          assert.doesNotMatch(stdout + stderr + userPage, /sk_test_dashboard_cli/, 'the key is never printed or shown');
           child.kill('SIGTERM');
           assert.equal(await exited, 0, stderr);
           assert.match(stdout, /Ctrl\+C/);

@@ -2,12 +2,14 @@
 // Ctrl+C, and optionally opens it in the browser. Without --host it listens on a random loopback
 // address (127.x.y.z), new at each start, so its session cookie reaches no other local server.
 import { spawn } from 'node:child_process';
+import { createPluginAuth } from '../../auth.ts';
+import { loadDevelopmentEnv } from '../../core/env.ts';
 import { startDashboardServer } from '../../dashboard/server.ts';
 import { BIN, UsageError, type Command, type Context } from '../context.ts';
 
 export const dashboardCommand: Command = {
   name: 'dashboard',
-  summary: 'a local web dashboard (usage, limits hit, conversions, plans, devices); prints its URL with an access key',
+  summary: 'a local web dashboard and operator console (usage, limits hit, conversions, plans, devices; search, audited actions; Re-sync from Stripe with STRIPE_SECRET_KEY); prints its URL with an access key',
   options: ['port', 'host', 'open'],
   connects: true,
   examples: [`${BIN} dashboard`, `${BIN} dashboard --port 8080 --open`, `DATABASE_URL=postgres://… ${BIN} dashboard --port 0`],
@@ -20,7 +22,19 @@ async function dashboard(ctx: Context): Promise<number> {
   const host = ctx.values.host;
   if (host !== undefined && !/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) throw new UsageError('dashboard: --host must be a host name or an IP address');
   const connection = await ctx.connect();
-  const server = await startDashboardServer(connection.database(), { port, host, label: connection.description });
+  const db = connection.database();
+  // With STRIPE_SECRET_KEY (and SQL access), the console's "Re-sync from Stripe" runs the reconcile
+  // of `stripe reconcile` for the user; without it the action is shown as not configured.
+  const env = ctx.values.production ? ctx.io.env : loadDevelopmentEnv(ctx.io.cwd, ctx.io.env);
+  const secretKey = env.STRIPE_SECRET_KEY;
+  const apiBaseUrl = env.STRIPE_API_BASE_URL || undefined;
+  const stripe = secretKey && connection.kind !== 'supabase' ? createPluginAuth(db, { stripe: { secretKey, ...(apiBaseUrl ? { apiBaseUrl } : {}) } }) : undefined;
+  const server = await startDashboardServer(db, {
+    port,
+    host,
+    label: connection.description,
+    ...(stripe ? { reconcileStripe: (userId: string) => stripe.subscriptions.reconcileStripe({ userId }) } : {}),
+  });
   ctx.out(`Dashboard on ${connection.description}:\n\n  ${server.url}\n\nThe key in the URL is the access key (a new one each start): opening the URL exchanges it for a session cookie. Press Ctrl+C to stop.`);
   if (ctx.values.open) openInBrowser(server.url);
   await new Promise<void>((resolve) => {
