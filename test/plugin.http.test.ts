@@ -183,6 +183,46 @@ describe('Node http adapter', () => {
     }
   });
 
+  test('the signal is made when first read: read after the client left, it is already aborted; unread, nothing is left behind', async () => {
+    let arrived: () => void = () => {};
+    const inHandler = new Promise<void>((resolve) => (arrived = resolve));
+    let clientGone: () => void = () => {};
+    const gone = new Promise<void>((resolve) => (clientGone = resolve));
+    let late: AbortSignal | null = null;
+    let answered: import('node:http').ServerResponse | null = null;
+    const served = await serve(async (request) => {
+      if (new URL(request.url).pathname === '/late') {
+        arrived();
+        await gone;
+        late = request.signal; // first read, after the client went away
+        return new Response('late');
+      }
+      return Response.json({ ok: true });
+    });
+    served.server.on('request', (_req, res) => (answered = res));
+    try {
+      const { request: httpRequest } = await import('node:http');
+      const req = httpRequest(`${served.url}/late`);
+      req.on('error', () => {});
+      req.end();
+      await inHandler;
+      const closed = new Promise<void>((resolve) => answered!.once('close', () => resolve()));
+      req.destroy();
+      await closed;
+      clientGone();
+      while (late === null) await new Promise((r) => setTimeout(r, 5));
+      assert.equal((late as AbortSignal).aborted, true, 'a signal first read after the client left is aborted');
+
+      // An answered request whose handler never read the signal: its response keeps no listener.
+      const res = await fetch(`${served.url}/ok`);
+      assert.deepEqual(await res.json(), { ok: true });
+      await new Promise((r) => setImmediate(r));
+      assert.equal(answered!.listenerCount('close'), 0);
+    } finally {
+      await served.close();
+    }
+  });
+
   test('a body of declared length is written whole with its length; any other streams chunk by chunk', async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Handler } from './cors.ts';
+import { jsonBytes } from './json-bytes.ts';
 
 /**
  * The web Request for a Node request; the body streams, it is not buffered. Cancelling the body
@@ -13,24 +14,48 @@ import type { Handler } from './cors.ts';
  * The request's signal aborts when the client goes away before the answer is written: pass the
  * ServerResponse (toNodeListener does) so that this is watched on the response, which ends with
  * it; without it the socket is watched, which on a keep-alive connection outlives the request.
+ * The signal is made the first time `request.signal` is read (most handlers never read it): one
+ * 'close' listener per request until then, no AbortController. A signal read after the client left
+ * is already aborted.
  */
 export function toRequest(req: IncomingMessage, origin: string, res?: ServerResponse): Request {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
+  // Name/value pairs, not a Headers object: the Request copies them into its own Headers anyway.
+  const headers: [string, string][] = [];
+  const given = req.headers;
+  for (const name in given) {
+    const value = given[name];
     if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+    if (typeof value === 'string') headers.push([name, value]);
+    else for (const v of value) headers.push([name, v]);
   }
   const method = req.method ?? 'GET';
   const hasBody = method !== 'GET' && method !== 'HEAD';
-  const controller = new AbortController();
-  if (res) res.once('close', () => res.writableFinished || controller.abort());
-  else req.socket.once('close', () => controller.abort());
-  return new Request(new URL(req.url ?? '/', origin), {
+  const request = new Request(new URL(req.url ?? '/', origin), {
     method,
     headers,
-    signal: controller.signal,
     ...(hasBody ? { body: bodyStream(req), duplex: 'half' } : {}),
   } as RequestInit);
+  let left = false;
+  let controller: AbortController | null = null;
+  const onClose = () => {
+    if (res && res.writableFinished) return;
+    left = true;
+    controller?.abort();
+  };
+  if (res) res.once('close', onClose);
+  else req.socket.once('close', onClose);
+  Object.defineProperty(request, 'signal', {
+    configurable: true,
+    enumerable: false,
+    get(): AbortSignal {
+      if (!controller) {
+        controller = new AbortController();
+        if (left) controller.abort();
+      }
+      return controller.signal;
+    },
+  });
+  return request;
 }
 
 /** A pull stream over the request: one chunk read per pull, so nothing piles up unread. */
@@ -76,6 +101,13 @@ export async function writeResponse(response: Response, res: ServerResponse): Pr
   if (cookies.length) headers['set-cookie'] = cookies;
   // A small body of declared length (the plugin server's JSON answers) is written with the headers
   // in one piece; any other body streams chunk by chunk as it comes.
+  const bytes = jsonBytes.get(response);
+  if (bytes && !response.bodyUsed) {
+    // A JSON answer of the plugin server: its bytes are known, the body stream is never read.
+    res.writeHead(response.status, response.statusText, headers);
+    res.end(bytes);
+    return;
+  }
   const length = response.headers.get('content-length');
   if (response.body && length !== null && /^\d{1,6}$/.test(length) && Number(length) <= SMALL_BODY_BYTES) {
     const body = new Uint8Array(await response.arrayBuffer());

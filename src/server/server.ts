@@ -6,6 +6,7 @@
 import { AuthError, PluginAuthError, SetupError, ValidationError } from '../core/errors.ts';
 import { httpStatusOf } from '../core/http-status.ts';
 import { PLUGIN_ALLOW_HEADERS } from '../http/cors.ts';
+import { jsonResponse } from '../http/json-bytes.ts';
 import type { PluginAuth } from '../auth.ts';
 import { DEFAULT_LIMITS, readBody, readJsonObject, readOptionalJsonObject, requireJson } from './body.ts';
 import { confirmationCode } from './login-page.ts';
@@ -82,7 +83,7 @@ const json = (body: unknown, status = 200, headers: Record<string, string> = {})
   const text = JSON.stringify(body);
   if (text === undefined) throw new TypeError('json: the value has no JSON form');
   const bytes = encoder.encode(text);
-  return new Response(bytes, { status, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(bytes.byteLength) } });
+  return jsonResponse(bytes, status, headers);
 };
 const defaultLog = (e: LogEntry) =>
   console.error(`figma-plugin-auth-db server: ${e.requestId} ${e.method} ${e.route} ${e.status} ${e.error} ${e.code}`);
