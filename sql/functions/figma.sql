@@ -15,7 +15,7 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.link_figma_plan(p_plan_slug character varying, p_link character varying, p_trial_days integer DEFAULT NULL::integer)
+CREATE OR REPLACE FUNCTION public.link_figma_plan(p_plan_slug character varying, p_link character varying, p_trial_days integer DEFAULT NULL::integer, p_price_minor bigint DEFAULT NULL::bigint, p_currency character varying DEFAULT NULL::character varying, p_price_interval character varying DEFAULT NULL::character varying)
  RETURNS SETOF public.subscription_plans
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -31,6 +31,14 @@ BEGIN
     RAISE EXCEPTION 'invalid_trial_days: FIRST_USE takes 1 to 3650 trial days; PAID and TRIAL take none'
       USING ERRCODE = 'PA062';
   END IF;
+  -- Figma's API reports no price: the operator says what a PAID link is sold at (sql/031).
+  IF (p_price_minor IS NULL) <> (p_currency IS NULL)
+     OR (p_price_minor IS NOT NULL AND (p_link <> 'PAID' OR p_price_minor NOT BETWEEN 0 AND 100000000000
+                                        OR p_currency !~ '^[A-Za-z]{3}$'))
+     OR (p_price_interval IS NOT NULL AND (p_price_minor IS NULL OR p_price_interval NOT IN ('month', 'year'))) THEN
+    RAISE EXCEPTION 'invalid_figma_price: a PAID link''s price is whole minor units from 0 with a three-letter currency, and month, year or none (one-time)'
+      USING ERRCODE = 'PA190';
+  END IF;
   IF p_plan_slug IS NULL THEN
     DELETE FROM public.figma_plan_links AS l WHERE l.link = p_link;
     RETURN;
@@ -39,9 +47,10 @@ BEGIN
   IF v_plan_id IS NULL THEN
     RAISE EXCEPTION 'unknown_plan: no plan with slug %', p_plan_slug USING ERRCODE = 'PA034';
   END IF;
-  INSERT INTO public.figma_plan_links AS l (link, plan_id, trial_seconds)
-  VALUES (p_link, v_plan_id, p_trial_days * 86400)
+  INSERT INTO public.figma_plan_links AS l (link, plan_id, trial_seconds, price_minor, currency, price_interval)
+  VALUES (p_link, v_plan_id, p_trial_days * 86400, p_price_minor, p_currency, p_price_interval)
   ON CONFLICT (link) DO UPDATE SET plan_id = EXCLUDED.plan_id, trial_seconds = EXCLUDED.trial_seconds,
+    price_minor = EXCLUDED.price_minor, currency = EXCLUDED.currency, price_interval = EXCLUDED.price_interval,
     updated_at = pg_catalog.now();
   RETURN QUERY SELECT p.* FROM public.subscription_plans AS p WHERE p.id = v_plan_id;
 END;

@@ -200,7 +200,7 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.license_record_activation(p_provider character varying, p_key_hash text, p_key_prefix character varying, p_user_id uuid, p_device_id uuid, p_device_name character varying, p_provider_key_id character varying, p_product_id character varying, p_variant_id character varying, p_order_id character varying, p_status character varying, p_activation_limit integer, p_quantity integer, p_expires_at timestamp with time zone, p_instance_id character varying, OUT license_id uuid, OUT activations_used integer, OUT device_limit integer, OUT plan_id uuid)
+CREATE OR REPLACE FUNCTION public.license_record_activation(p_provider character varying, p_key_hash text, p_key_prefix character varying, p_user_id uuid, p_device_id uuid, p_device_name character varying, p_provider_key_id character varying, p_product_id character varying, p_variant_id character varying, p_order_id character varying, p_status character varying, p_activation_limit integer, p_quantity integer, p_expires_at timestamp with time zone, p_instance_id character varying, p_price_minor bigint DEFAULT NULL::bigint, p_currency character varying DEFAULT NULL::character varying, p_price_interval character varying DEFAULT NULL::character varying, OUT license_id uuid, OUT activations_used integer, OUT device_limit integer, OUT plan_id uuid)
  RETURNS record
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -226,13 +226,20 @@ BEGIN
      OR p_key_prefix IS NULL OR p_key_prefix !~ '^[\x21-\x7e]{1,8}$' THEN
     RAISE EXCEPTION 'invalid_license_answer: status, activation limit, quantity or key prefix out of range' USING ERRCODE = 'PA083';
   END IF;
+  -- The price the store reported (sql/031): minor units and an ISO 4217 code together, or neither.
+  IF (p_price_minor IS NULL) <> (p_currency IS NULL)
+     OR (p_price_minor IS NOT NULL AND (p_price_minor NOT BETWEEN 0 AND 100000000000 OR p_currency !~ '^[A-Za-z]{3}$'))
+     OR (p_price_interval IS NOT NULL AND (p_price_minor IS NULL OR p_price_interval NOT IN ('month', 'quarter', 'half_year', 'year', 'two_years'))) THEN
+    RAISE EXCEPTION 'invalid_license_answer: a price is whole minor units from 0 with a three-letter currency, and a period of month, quarter, half_year, year or two_years'
+      USING ERRCODE = 'PA083';
+  END IF;
   SELECT b.license_id, b.device_known, b.device_name INTO license_id, v_known, v_device_name
     FROM public.license_begin_activation(p_provider, p_key_hash, p_user_id, p_device_id, p_device_name) AS b;
   IF license_id IS NULL THEN
     INSERT INTO public.licenses AS k (provider, key_hash, key_prefix, provider_key_id, user_id, product_id, variant_id,
-      order_id, status, activation_limit, quantity, expires_at, checked_at, state_at)
+      order_id, status, activation_limit, quantity, expires_at, checked_at, state_at, price_minor, currency, price_interval)
     VALUES (p_provider, p_key_hash, p_key_prefix, p_provider_key_id, p_user_id, p_product_id, COALESCE(p_variant_id, ''),
-      p_order_id, p_status, p_activation_limit, p_quantity, p_expires_at, v_now, '-infinity')
+      p_order_id, p_status, p_activation_limit, p_quantity, p_expires_at, v_now, '-infinity', p_price_minor, p_currency, p_price_interval)
     RETURNING k.id INTO license_id;
     v_old_status := NULL;
   ELSE
@@ -244,6 +251,10 @@ BEGIN
       status = CASE WHEN k.status IN ('refunded', 'disputed', 'chargebacked') AND p_provider = 'lemonsqueezy'
                     THEN k.status ELSE p_status END,
       activation_limit = p_activation_limit, quantity = p_quantity, expires_at = p_expires_at,
+      -- A store that names no price keeps the one recorded before.
+      price_minor = CASE WHEN p_price_minor IS NULL THEN k.price_minor ELSE p_price_minor END,
+      currency = CASE WHEN p_price_minor IS NULL THEN k.currency ELSE p_currency END,
+      price_interval = CASE WHEN p_price_minor IS NULL THEN k.price_interval ELSE p_price_interval END,
       checked_at = v_now, updated_at = v_now
      WHERE k.id = license_id;
   END IF;

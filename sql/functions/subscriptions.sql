@@ -63,6 +63,10 @@ DECLARE
   v_trial_end TIMESTAMP WITH TIME ZONE;
   v_quantity_json JSONB;
   v_quantity INTEGER;
+  v_unit_amount BIGINT;
+  v_currency TEXT;
+  v_interval TEXT;
+  v_interval_count INTEGER;
   v_row RECORD;
 BEGIN
   IF p_subscription IS NULL OR pg_catalog.jsonb_typeof(p_subscription) <> 'object'
@@ -106,6 +110,27 @@ BEGIN
       THEN ((v_quantity_json #>> '{}')::numeric)::integer END;
   IF v_quantity IS NULL THEN
     RAISE EXCEPTION 'invalid_subscription: items.data[0].quantity must be a whole number from 0 to 100000' USING ERRCODE = 'PA030';
+  END IF;
+  -- The price the item is billed at, when the payload carries the expanded price (webhooks do):
+  -- unit_amount (minor units), currency, recurring.interval and interval_count. A price without a
+  -- unit_amount (tiered, or a custom unit_amount_decimal) or a price given as a bare id records no
+  -- amount (all four NULL); the subscription is synced either way.
+  IF pg_catalog.jsonb_typeof(v_item -> 'price') = 'object'
+     AND pg_catalog.jsonb_typeof(v_item -> 'price' -> 'unit_amount') = 'number'
+     AND pg_catalog.jsonb_typeof(v_item -> 'price' -> 'currency') = 'string'
+     AND pg_catalog.jsonb_typeof(v_item -> 'price' -> 'recurring' -> 'interval') = 'string' THEN
+    v_unit_amount := CASE WHEN (v_item -> 'price' ->> 'unit_amount') ~ '^[0-9]{1,11}$'
+                          THEN (v_item -> 'price' ->> 'unit_amount')::bigint END;
+    v_currency := CASE WHEN (v_item -> 'price' ->> 'currency') ~ '^[A-Za-z]{3}$' THEN v_item -> 'price' ->> 'currency' END;
+    v_interval := CASE WHEN (v_item -> 'price' -> 'recurring' ->> 'interval') IN ('day', 'week', 'month', 'year')
+                       THEN v_item -> 'price' -> 'recurring' ->> 'interval' END;
+    v_interval_count := CASE WHEN pg_catalog.jsonb_typeof(v_item -> 'price' -> 'recurring' -> 'interval_count') IS DISTINCT FROM 'number' THEN 1
+                             WHEN (v_item -> 'price' -> 'recurring' ->> 'interval_count') ~ '^[0-9]{1,3}$'
+                                  AND (v_item -> 'price' -> 'recurring' ->> 'interval_count')::integer BETWEEN 1 AND 365
+                               THEN (v_item -> 'price' -> 'recurring' ->> 'interval_count')::integer END;
+    IF v_unit_amount IS NULL OR v_unit_amount > 100000000000 OR v_currency IS NULL OR v_interval IS NULL OR v_interval_count IS NULL THEN
+      v_unit_amount := NULL; v_currency := NULL; v_interval := NULL; v_interval_count := NULL;
+    END IF;
   END IF;
   IF p_event_created IS NULL THEN
     RAISE EXCEPTION 'invalid_event_created: pass the event''s created time' USING ERRCODE = 'PA031';
@@ -171,11 +196,11 @@ BEGIN
   INSERT INTO public.user_subscriptions AS s (
     user_id, plan_id, status, stripe_customer_id, stripe_subscription_id, stripe_price_id,
     current_period_start, current_period_end, cancel_at_period_end, canceled_at, trial_end,
-    stripe_event_created, quantity)
+    stripe_event_created, quantity, unit_amount, currency, price_interval, price_interval_count)
   VALUES (
     v_user_id, v_plan_id, v_status, v_customer, v_id, v_price,
     v_period_start, v_period_end, v_cancel_at_period_end, v_canceled_at, v_trial_end,
-    p_event_created, v_quantity)
+    p_event_created, v_quantity, v_unit_amount, v_currency, v_interval, v_interval_count)
   ON CONFLICT ON CONSTRAINT idx_user_subscriptions_user_id DO UPDATE SET
     plan_id = EXCLUDED.plan_id,
     status = EXCLUDED.status,
@@ -189,6 +214,10 @@ BEGIN
     trial_end = EXCLUDED.trial_end,
     stripe_event_created = EXCLUDED.stripe_event_created,
     quantity = EXCLUDED.quantity,
+    unit_amount = EXCLUDED.unit_amount,
+    currency = EXCLUDED.currency,
+    price_interval = EXCLUDED.price_interval,
+    price_interval_count = EXCLUDED.price_interval_count,
     updated_at = NOW()
   WHERE (
       s.stripe_event_created IS NULL

@@ -87,5 +87,22 @@ export async function gumroadVerify(config: StoreConfig, productId: string, key:
     quantity: Math.min(quantity, 100000),
     expiresAt: ended,
     instanceId: null,
+    ...gumroadPrice(purchase),
   };
+}
+
+const GUMROAD_RECURRENCE: Record<string, string> = { monthly: 'month', quarterly: 'quarter', biannually: 'half_year', yearly: 'year', every_two_years: 'two_years' };
+
+/**
+ * The price Gumroad reports: purchase.price (cents, the whole purchase), purchase.currency and
+ * purchase.recurrence. Anything missing or out of shape records no price (the license is kept).
+ */
+function gumroadPrice(purchase: Record<string, unknown>): Pick<StoreLicense, 'priceMinor' | 'currency' | 'priceInterval'> {
+  const price = purchase.price;
+  const currency = purchase.currency;
+  if (!Number.isInteger(price) || (price as number) < 0 || (price as number) > 100_000_000_000 || typeof currency !== 'string' || !/^[A-Za-z]{3}$/.test(currency)) {
+    return { priceMinor: null, currency: null, priceInterval: null };
+  }
+  const recurrence = typeof purchase.recurrence === 'string' ? GUMROAD_RECURRENCE[purchase.recurrence] ?? null : null;
+  return { priceMinor: price as number, currency, priceInterval: recurrence };
 }

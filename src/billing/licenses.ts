@@ -247,9 +247,10 @@ export function createLicenses(
         return (await tx.query<{ license_id: string; activations_used: number; device_limit: number | null }>(
           `SELECT * FROM public.license_record_activation($1::varchar, $2::text, $3::varchar, $4::uuid, $5::uuid, $6::varchar,
              $7::varchar, $8::varchar, $9::varchar, $10::varchar, $11::varchar, $12::integer, $13::integer,
-             $14::timestamptz, $15::varchar)`,
+             $14::timestamptz, $15::varchar, $16::bigint, $17::varchar, $18::varchar)`,
           [provider, hash, keyPrefix(key), userId, deviceId, name, answer.providerKeyId, answer.productId, answer.variantId,
-            answer.orderId, answer.status, answer.activationLimit, answer.quantity, answer.expiresAt, answer.instanceId],
+            answer.orderId, answer.status, answer.activationLimit, answer.quantity, answer.expiresAt, answer.instanceId,
+            answer.priceMinor ?? null, answer.currency ?? null, answer.priceInterval ?? null],
         ))[0]!;
       });
       const info = (await db.query<{ expires_at: Date | null }>('SELECT expires_at FROM public.licenses WHERE id = $1::uuid', [row.license_id]))[0];

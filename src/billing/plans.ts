@@ -111,10 +111,13 @@ export function createPlans(db: Queryable) {
     /**
      * Links a plan to a Figma payment status: `linkFigma('pro', 'PAID')`, `linkFigma('pro', 'TRIAL')`,
      * or a server-side trial, `linkFigma('pro', 'FIRST_USE', { trialDays: 7 })`. One plan per status;
-     * linking again moves it. `linkFigma(null, status)` unlinks (returns null).
+     * linking again moves it. `linkFigma(null, status)` unlinks (returns null). Figma's API reports
+     * no price: `linkFigma('pro', 'PAID', { price: { amountMinor: 900, currency: 'usd', interval: 'month' } })`
+     * records what the plugin's Figma listing charges, for the console's money page (linking again
+     * without a price clears it).
      * Errors: unknown_plan, invalid_figma_link, invalid_trial_days (docs/figma-payments.md).
      */
-    async linkFigma(planSlug: string | null, status: FigmaLink, options: { trialDays?: number } = {}): Promise<Plan | null> {
+    async linkFigma(planSlug: string | null, status: FigmaLink, options: { trialDays?: number; price?: FigmaPrice | null } = {}): Promise<Plan | null> {
       return linkFigmaPlan(db, planSlug, status, options);
     },
 
@@ -182,12 +185,33 @@ export async function linkLicensePlan(db: Pick<Queryable, 'query'>, planSlug: un
   return rows[0] ? toPlan(rows[0]) : null;
 }
 
+/** What a PAID Figma link is sold at: Figma's API reports no price, so the operator sets it. */
+export interface FigmaPrice {
+  /** Whole minor units (cents) of currency. */
+  amountMinor: number;
+  /** ISO 4217 code, e.g. 'usd'. */
+  currency: string;
+  /** 'month' or 'year' for a Figma subscription; omitted or null for a one-time payment. */
+  interval?: 'month' | 'year' | null;
+}
+
+function figmaPrice(price: unknown, status: string): FigmaPrice | null {
+  if (price === undefined || price === null) return null;
+  const p = price as Record<string, unknown>;
+  if (typeof price !== 'object' || status !== 'PAID' || !Number.isInteger(p.amountMinor) || (p.amountMinor as number) < 0
+      || (p.amountMinor as number) > 100_000_000_000 || typeof p.currency !== 'string' || !/^[A-Za-z]{3}$/.test(p.currency)
+      || (p.interval !== undefined && p.interval !== null && p.interval !== 'month' && p.interval !== 'year')) {
+    throw new ValidationError('invalid_figma_price', "invalid_figma_price: price is { amountMinor: whole minor units from 0, currency: a three-letter code, interval?: 'month' | 'year' } and only on a PAID link");
+  }
+  return { amountMinor: p.amountMinor as number, currency: p.currency, interval: (p.interval as 'month' | 'year' | null | undefined) ?? null };
+}
+
 /** link_figma_plan (sql/015), also used by the CLI over a direct connection. */
 export async function linkFigmaPlan(
   db: Pick<Queryable, 'query'>,
   planSlug: unknown,
   status: unknown,
-  options: { trialDays?: unknown } = {},
+  options: { trialDays?: unknown; price?: unknown } = {},
 ): Promise<Plan | null> {
   if (planSlug !== null && typeof planSlug !== 'string') {
   db = withTypedErrors(db);
@@ -200,8 +224,10 @@ export async function linkFigmaPlan(
   if (days !== undefined && (!Number.isInteger(days) || (days as number) < 1 || (days as number) > 3650)) {
     throw new ValidationError('invalid_trial_days', 'invalid_trial_days: trialDays must be a whole number from 1 to 3650');
   }
+  const price = figmaPrice(options?.price, status);
   const rows = await db
-    .query<PlanRow>('SELECT * FROM public.link_figma_plan($1::varchar, $2::varchar, $3::integer)', [planSlug, status, days ?? null]);
+    .query<PlanRow>('SELECT * FROM public.link_figma_plan($1::varchar, $2::varchar, $3::integer, $4::bigint, $5::varchar, $6::varchar)',
+      [planSlug, status, days ?? null, price?.amountMinor ?? null, price?.currency ?? null, price?.interval ?? null]);
   return rows[0] ? toPlan(rows[0]) : null;
 }
 

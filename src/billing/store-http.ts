@@ -19,6 +19,12 @@ export interface StoreLicense {
   expiresAt: Date | null;
   /** Lemon Squeezy's activation instance, after activate. */
   instanceId: string | null;
+  /** What the buyer paid, in minor units of `currency`, when the store's answer says (Gumroad's purchase.price); else null. */
+  priceMinor?: number | null;
+  /** The currency's ISO 4217 code as the store writes it, with priceMinor. */
+  currency?: string | null;
+  /** The billing period of a subscription purchase (month, quarter, half_year, year, two_years); null for a one-time sale. */
+  priceInterval?: string | null;
 }
 
 export interface StoreConfig {

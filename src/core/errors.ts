@@ -169,6 +169,7 @@ export const ERRORS = [
   { code: 'invalid_figma_user_id', sqlstate: 'PA060', class: 'ValidationError', area: 'figma', meaning: 'a Figma user id that is not 1 to 64 digits' },
   { code: 'invalid_figma_link', sqlstate: 'PA061', class: 'ValidationError', area: 'figma', meaning: 'a plan link to Figma without a valid plugin id' },
   { code: 'invalid_trial_days', sqlstate: 'PA062', class: 'ValidationError', area: 'figma', meaning: 'trial days that are not an integer from 0 to 365' },
+  { code: 'invalid_figma_price', sqlstate: 'PA190', class: 'ValidationError', area: 'figma', meaning: 'a price for a Figma plan link that is not whole minor units from 0 with a three-letter currency (and month or year), or a price on a TRIAL or FIRST_USE link (see [docs/dashboard.md](docs/dashboard.md#money))' },
   { code: 'figma_user_linked', sqlstate: 'PA063', class: 'ValidationError', area: 'figma', meaning: 'the Figma user is linked to another user' },
   { code: 'invalid_grace', sqlstate: 'PA064', class: 'ValidationError', area: 'figma', meaning: 'a grace period out of range' },
   { code: 'invalid_figma_answer', sqlstate: 'PA065', class: 'ValidationError', area: 'figma', meaning: 'a Figma answer with a status or date out of range (nothing stored)' },

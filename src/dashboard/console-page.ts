@@ -1,7 +1,7 @@
 // The console's HTML: search, the user page's console sections, each action's confirmation page,
 // what failed, money, the audit log. Server-rendered, no script; every value escaped (h), every
 // table followed by its CSV link where the console can export it.
-import type { AuditRow, ConsoleAction, Failures, FoundUser, MoneySource, UserConsole } from './console.ts';
+import type { AuditRow, ConsoleAction, Failures, FoundUser, MoneyAmount, MoneySource, UserConsole } from './console.ts';
 import type { PlanInfo, UserView } from './queries.ts';
 import { dollars, iso, layout, table, type PageContext } from './page.ts';
 import { escapeHtml as h } from './svg.ts';
@@ -144,11 +144,34 @@ export function renderFailures(ctx: PageContext, f: Failures, days: number): str
   return layout(ctx, `what failed, last ${days} days`, body);
 }
 
-export function renderMoney(ctx: PageContext, sources: MoneySource[]): string {
+/**
+ * An amount in a currency's minor units, as text: "USD 12.34", "JPY 1,200". The currency's
+ * decimals come from Intl (2 when it does not know the code). Callers escape the result.
+ */
+export function money(minor: number, currency: string): string {
+  let digits = 2;
+  try {
+    digits = new Intl.NumberFormat('en-US', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  } catch {
+    digits = 2;
+  }
+  return `${currency} ${(minor / 10 ** digits).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
+export function renderMoney(ctx: PageContext, sources: MoneySource[], amounts: MoneyAmount[] = []): string {
+  const byCurrency = amounts.map((a) => [
+    h(a.source), a.currency === null ? 'not recorded' : h(a.currency), a.payingUsers, a.seats,
+    a.currency === null ? '–' : h(money(a.mrrMinor, a.currency)),
+    a.currency === null || a.mrrPerSeatMinor === null ? '–' : h(money(a.mrrPerSeatMinor, a.currency)),
+    a.sales30d, a.currency === null ? '–' : h(money(a.sales30dMinor, a.currency)),
+  ]);
   const rows = sources.map((s) => [h(s.source), s.payingUsers, s.seats, s.mrrCents === null ? 'not recorded' : dollars(s.mrrCents), s.mrrCents === null || s.seats === 0 ? '–' : dollars(Math.round(s.mrrCents / s.seats))]);
   const body = `<section class="card wide" id="money" aria-labelledby="money-title"><h2 id="money-title">Paying users by source${csvLink(ctx, '/export/money.csv')}</h2>
-<p class="def">Now. Stripe: subscriptions active or past due, MRR at the plan prices × seats. Figma: users whose payment status is PAID. Lemon Squeezy and Gumroad: users with an active license, seats = license quantity. Figma and the stores report their own prices, which are not recorded yet.</p>
-${table('table-money', 'Paying users, seats and MRR per source', ['Source', 'Paying users', 'Seats', 'MRR', 'MRR per seat'], rows)}</section>`;
+<p class="def">Now. Stripe: subscriptions active or past due, MRR at the plan prices × seats. Figma: users whose payment status is PAID. Lemon Squeezy and Gumroad: users with an active license, seats = license quantity. The MRR here is at this package's plan prices (Stripe only); the table below is at the prices each source reported.</p>
+${table('table-money', 'Paying users, seats and MRR per source', ['Source', 'Paying users', 'Seats', 'MRR', 'MRR per seat'], rows)}</section>
+<section class="card wide" id="money-currency" aria-labelledby="money-currency-title"><h2 id="money-currency-title">Revenue at the prices each source reported${csvLink(ctx, '/export/money-by-currency.csv')}</h2>
+<p class="def">Per source and currency; currencies are never added together. Stripe: the price's unit amount × seats on active and past-due subscriptions. Lemon Squeezy and Gumroad: the price the store reported for each active license. Figma reports no price: Figma rows use the price set on the PAID link (plans.linkFigma … { price }). MRR brings recurring prices to a month (a year ÷ 12); one-time prices are counted as sales in the last 30 days. "not recorded": paying users whose price was never reported.</p>
+${table('table-money-currency', 'Revenue per source and currency', ['Source', 'Currency', 'Paying users', 'Seats', 'MRR', 'MRR per seat', 'Sales, 30 days', 'Sales amount, 30 days'], byCurrency)}</section>`;
   return layout(ctx, 'money', body);
 }
 

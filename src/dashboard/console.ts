@@ -559,6 +559,96 @@ export async function readMoney(db: Queryable): Promise<MoneySource[]> {
   ];
 }
 
+/** One source's money in one currency, at the prices the source reported (sql/031). */
+export interface MoneyAmount {
+  source: MoneySource['source'];
+  /** ISO 4217 code upper-cased; null: paying users whose price is not recorded. */
+  currency: string | null;
+  /** Users this source makes paying now (in this currency). */
+  payingUsers: number;
+  /** Seats they hold (Stripe quantity, license quantity; Figma: one per user). */
+  seats: number;
+  /** Seats on recurring prices: the divisor of MRR per seat. */
+  recurringSeats: number;
+  /** Recurring revenue normalized to a month, in minor units, rounded once per row. */
+  mrrMinor: number;
+  /** MRR per recurring seat, rounded; null without recurring seats. */
+  mrrPerSeatMinor: number | null;
+  /** One-time sales in the last 30 days, and their sum in minor units. */
+  sales30d: number;
+  sales30dMinor: number;
+}
+
+/**
+ * Money per source and currency at the prices each source reported: Stripe's price unit_amount ×
+ * quantity on active and past-due subscriptions; Gumroad's and Lemon Squeezy's price on active
+ * licenses; Figma's at the price the operator set on the PAID link. Recurring prices are brought
+ * to a month (a year is 1/12, a quarter 1/3, a week 52/12, a day 365/12, over the interval
+ * count); one-time prices count as sales when bought in the last 30 days (Figma: the date of
+ * purchase; licenses: when first activated here; refunded, disputed and charged-back licenses
+ * are not sales). Currencies are never added together.
+ */
+export async function readMoneyByCurrency(db: Queryable): Promise<MoneyAmount[]> {
+  db = withTypedErrors(db);
+  const rows = await db.query<{ source: MoneyAmount['source']; currency: string | null; users: number; seats: number; recurring_seats: number; mrr: string; sales: number; sales_minor: string }>(
+    `WITH since AS (SELECT pg_catalog.now() - interval '30 days' AS t),
+     stripe AS (
+       SELECT 'stripe'::text AS source, pg_catalog.upper(s.currency) AS currency,
+              (count(*) FILTER (WHERE s.quantity > 0))::integer AS users,
+              COALESCE(sum(s.quantity), 0)::integer AS seats,
+              COALESCE(sum(s.quantity) FILTER (WHERE s.unit_amount IS NOT NULL), 0)::integer AS recurring_seats,
+              COALESCE(sum(s.unit_amount::numeric * s.quantity
+                           * CASE s.price_interval WHEN 'month' THEN 1 WHEN 'year' THEN 1 / 12.0
+                                                   WHEN 'week' THEN 52 / 12.0 WHEN 'day' THEN 365 / 12.0 END
+                           / s.price_interval_count), 0) AS mrr,
+              0 AS sales, 0::numeric AS sales_minor
+         FROM public.user_subscriptions AS s
+        WHERE s.stripe_subscription_id IS NOT NULL AND s.status IN ('active', 'past_due')
+        GROUP BY 2),
+     figma AS (
+       SELECT 'figma'::text, pg_catalog.upper(l.currency),
+              count(*)::integer, count(*)::integer,
+              (count(*) FILTER (WHERE l.price_interval IS NOT NULL))::integer,
+              COALESCE(sum(l.price_minor * CASE l.price_interval WHEN 'month' THEN 1 WHEN 'year' THEN 1 / 12.0 END), 0),
+              (count(*) FILTER (WHERE l.price_minor IS NOT NULL AND l.price_interval IS NULL AND f.date_of_purchase >= (SELECT t FROM since)))::integer,
+              COALESCE(sum(l.price_minor) FILTER (WHERE l.price_interval IS NULL AND f.date_of_purchase >= (SELECT t FROM since)), 0)
+         FROM public.figma_users AS f
+         LEFT JOIN public.figma_plan_links AS l ON l.link = 'PAID'
+        WHERE f.payment_status = 'PAID' AND f.user_id IS NOT NULL
+        GROUP BY 2),
+     stores AS (
+       SELECT k.provider::text, pg_catalog.upper(k.currency),
+              (count(DISTINCT k.user_id) FILTER (WHERE k.status = 'active'))::integer,
+              COALESCE(sum(k.quantity) FILTER (WHERE k.status = 'active'), 0)::integer,
+              COALESCE(sum(k.quantity) FILTER (WHERE k.status = 'active' AND k.price_interval IS NOT NULL), 0)::integer,
+              COALESCE(sum(k.price_minor::numeric
+                            / CASE k.price_interval WHEN 'month' THEN 1 WHEN 'quarter' THEN 3 WHEN 'half_year' THEN 6
+                                                    WHEN 'year' THEN 12 WHEN 'two_years' THEN 24 END)
+                         FILTER (WHERE k.status = 'active' AND k.price_interval IS NOT NULL), 0),
+              (count(*) FILTER (WHERE k.price_minor IS NOT NULL AND k.price_interval IS NULL AND k.created_at >= (SELECT t FROM since)
+                                  AND k.status NOT IN ('refunded', 'disputed', 'chargebacked')))::integer,
+              COALESCE(sum(k.price_minor) FILTER (WHERE k.price_interval IS NULL AND k.created_at >= (SELECT t FROM since)
+                                                    AND k.status NOT IN ('refunded', 'disputed', 'chargebacked')), 0)
+         FROM public.licenses AS k
+        WHERE k.status = 'active' OR k.created_at >= (SELECT t FROM since)
+        GROUP BY 1, 2)
+     SELECT x.source, x.currency, x.users, x.seats, x.recurring_seats,
+            pg_catalog.round(x.mrr)::text AS mrr, x.sales, x.sales_minor::text AS sales_minor
+       FROM (SELECT * FROM stripe UNION ALL SELECT * FROM figma UNION ALL SELECT * FROM stores) AS x (source, currency, users, seats, recurring_seats, mrr, sales, sales_minor)
+      WHERE x.users > 0 OR x.sales > 0
+      ORDER BY pg_catalog.array_position(ARRAY['stripe', 'figma', 'lemonsqueezy', 'gumroad'], x.source), x.currency NULLS LAST`,
+    [],
+  );
+  return rows.map((r) => {
+    const mrr = Number(r.mrr);
+    return {
+      source: r.source, currency: r.currency, payingUsers: r.users, seats: r.seats, recurringSeats: r.recurring_seats,
+      mrrMinor: mrr, mrrPerSeatMinor: r.recurring_seats > 0 ? Math.round(mrr / r.recurring_seats) : null,
+      sales30d: r.sales, sales30dMinor: Number(r.sales_minor),
+    };
+  });
+}
+
 // ---- export ----
 
 /**

@@ -10,7 +10,7 @@ import type { Queryable } from '../core/db.ts';
 import { NotFoundError, PluginAuthError, ValidationError, type ErrorCode } from '../core/errors.ts';
 import { CSS, renderConfirmRevoke, renderMessage, renderOverview, renderUser, type PageContext } from './page.ts';
 import { checkDays, checkUuid, readOverview, readPlans, readUserView, type RangeDays } from './queries.ts';
-import { checkAction, readAudit, readFailures, readMoney, readUserConsole, runAction, searchUsers, toCsv, type ActionInput, type ConsoleAction } from './console.ts';
+import { checkAction, readAudit, readFailures, readMoney, readMoneyByCurrency, readUserConsole, runAction, searchUsers, toCsv, type ActionInput, type ConsoleAction } from './console.ts';
 import { renderActionConfirm, renderAudit, renderFailures, renderMoney, renderSearch, renderUserConsole } from './console-page.ts';
 
 export interface DashboardOptions {
@@ -231,7 +231,8 @@ export function createDashboardHandler(db: Queryable & { description?: string },
       }
       if (path === '/money') {
         const money = await readMoney(timed);
-        return done(200, () => renderMoney(ctx, money));
+        const amounts = await readMoneyByCurrency(timed);
+        return done(200, () => renderMoney(ctx, money, amounts));
       }
       if (path === '/audit') {
         const rows = await readAudit(timed, { limit: 200 });
@@ -328,6 +329,11 @@ async function exportCsv(db: Queryable, name: string, params: URLSearchParams, c
     case 'money': {
       const rows = await readMoney(db);
       return csv(name, toCsv(['source', 'paying_users', 'seats', 'mrr_cents'], rows.map((r) => [r.source, r.payingUsers, r.seats, r.mrrCents])));
+    }
+    case 'money-by-currency': {
+      const rows = await readMoneyByCurrency(db);
+      return csv(name, toCsv(['source', 'currency', 'paying_users', 'seats', 'recurring_seats', 'mrr_minor', 'mrr_per_seat_minor', 'sales_30d', 'sales_30d_minor'],
+        rows.map((r) => [r.source, r.currency, r.payingUsers, r.seats, r.recurringSeats, r.mrrMinor, r.mrrPerSeatMinor, r.sales30d, r.sales30dMinor])));
     }
     default:
       throw new NotFoundError('invalid_export', 'invalid_export: no such table to export');

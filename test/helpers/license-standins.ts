@@ -181,6 +181,12 @@ export interface GumroadPurchase {
   isMultiseatLicense: boolean;
   quantity: number;
   uses: number;
+  /** purchase.price: what the buyer paid, in cents of `currency` (Gumroad's verify answer). */
+  price: number;
+  /** purchase.currency as Gumroad writes it ("usd"). */
+  currency: string;
+  /** purchase.recurrence: null for a one-time sale, else monthly | quarterly | biannually | yearly | every_two_years. */
+  recurrence: string | null;
 }
 
 export interface GumroadStandIn extends Base {
@@ -253,10 +259,10 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
       uses: p.uses,
       purchase: {
         seller_id: 'seller', product_id: p.productId, product_name: 'Plugin Pro', permalink: p.permalink, product_permalink: `https://example.gumroad.com/l/${p.permalink}`,
-        email: 'buyer@example.com', price: 1500, gumroad_fee: 150, currency: 'usd', quantity: p.quantity, discover_fee_charged: false,
+        email: 'buyer@example.com', price: p.price, gumroad_fee: Math.round(p.price / 10), currency: p.currency, quantity: p.quantity, discover_fee_charged: false,
         can_contact: true, referrer: 'direct', card: { visual: null, type: null }, order_number: 1234, sale_id: p.saleId,
         sale_timestamp: '2026-11-01T10:00:00Z', purchaser_id: '999', subscription_id: null, variants: '', license_key: key,
-        is_multiseat_license: p.isMultiseatLicense, ip_country: 'India', recurrence: null, is_gift_receiver_purchase: false,
+        is_multiseat_license: p.isMultiseatLicense, ip_country: 'India', recurrence: p.recurrence, is_gift_receiver_purchase: false,
         refunded: p.refunded, disputed: p.disputed, dispute_won: false, id: p.saleId, created_at: '2026-11-01T10:00:00Z',
         custom_fields: [], chargebacked: p.chargebacked,
         subscription_ended_at: p.subscriptionEndedAt, subscription_cancelled_at: p.subscriptionCancelledAt, subscription_failed_at: p.subscriptionFailedAt,
@@ -270,7 +276,7 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
     const key = [0, 1, 2, 3].map(() => randomBytes(4).toString('hex').toUpperCase()).join('-');
     const purchase: GumroadPurchase = {
       productId: 'plug-pro_Wsw==', permalink: 'plugin-pro', productCreatedAt: '2024-03-01T00:00:00Z', disabled: false, availableAt: 0, saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
-      subscriptionEndedAt: null, subscriptionCancelledAt: null, subscriptionFailedAt: null, isMultiseatLicense: false, quantity: 1, uses: 0, ...o,
+      subscriptionEndedAt: null, subscriptionCancelledAt: null, subscriptionFailedAt: null, isMultiseatLicense: false, quantity: 1, uses: 0, price: 1500, currency: 'usd', recurrence: null, ...o,
     };
     state.purchases.set(key, purchase);
     return { key, purchase };

@@ -38,6 +38,13 @@ export interface SubscriptionFields {
   trialEnd?: number | null;
   /** Older API versions: the period on the subscription, not on the item. */
   legacyPeriod?: boolean;
+  /** The price's unit_amount (minor units; null: a tiered price), currency and recurring period. */
+  unitAmount?: number | null;
+  currency?: string;
+  interval?: 'day' | 'week' | 'month' | 'year';
+  intervalCount?: number;
+  /** items.data[0].quantity (seats). */
+  quantity?: number;
 }
 
 export const DAY = 86_400;
@@ -54,6 +61,16 @@ export function subscription(f: SubscriptionFields = {}): Record<string, any> {
   item.id = `si_${s.id}`;
   item.subscription = s.id;
   item.price = { ...item.price, id: f.priceId ?? PRICES.basic };
+  if (f.unitAmount !== undefined) {
+    item.price.unit_amount = f.unitAmount;
+    item.price.unit_amount_decimal = f.unitAmount === null ? null : String(f.unitAmount);
+    if (f.unitAmount === null) item.price.billing_scheme = 'tiered';
+  }
+  if (f.currency !== undefined) item.price.currency = f.currency;
+  if (f.interval !== undefined || f.intervalCount !== undefined) {
+    item.price.recurring = { ...item.price.recurring, interval: f.interval ?? item.price.recurring.interval, interval_count: f.intervalCount ?? item.price.recurring.interval_count };
+  }
+  if (f.quantity !== undefined) item.quantity = f.quantity;
   const start = f.periodStart ?? T0;
   const end = f.periodEnd ?? start + 30 * DAY;
   if (f.legacyPeriod) {
