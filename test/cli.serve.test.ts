@@ -4,7 +4,7 @@
 // with a request in flight (it finishes, new connections are refused, the process exits 0).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,58 @@ import { startFigmaOAuthStandIn } from './helpers/figma-oauth-standin.ts';
 import { STANDIN_SECRET_KEY, startStripeStandin } from './helpers/stripe-standin.ts';
 import { PRICES, linkPrices } from './helpers/stripe.ts';
 import { createPluginAuth } from '../src/auth.ts';
+
+/** `serve --production` running as a subprocess, with what it printed so far. */
+interface Serving {
+  child: ChildProcess;
+  /** The URL it says it listens on (BASE_PATH included). */
+  base: string;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once stdout matches; rejects if the process exits first. */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
+  /** Its exit code. */
+  exited: Promise<number | null>;
+  /** Kills it unless it has exited. */
+  kill(): void;
+}
+
+/** Starts `serve --production` with exactly these variables (and PATH) and waits for "listening on". */
+async function startServe(env: Record<string, string>): Promise<Serving> {
+  const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
+    cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const waiting = new Set<() => void>();
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    for (const check of waiting) check();
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const waitFor = (pattern: RegExp) => new Promise<RegExpExecArray>((resolve, reject) => {
+    const check = () => {
+      const m = pattern.exec(stdout);
+      if (!m) return;
+      waiting.delete(check);
+      resolve(m);
+    };
+    waiting.add(check);
+    check();
+    void exited.then((code) => reject(new Error(`exited ${code}: ${stdout}${stderr}`)));
+  });
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  try {
+    const [, base] = await waitFor(/listening on (http:\/\/\S+)/);
+    return { child, base: base!, stdout: () => stdout, stderr: () => stderr, waitFor, exited, kill };
+  } catch (error) {
+    kill();
+    throw error;
+  }
+}
 
 const BASE = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PLUGIN_TOKEN_SECRET: SECRET };
 
@@ -97,34 +149,15 @@ for (const dialect of DIALECTS) {
         const website = await serve((request) =>
           Response.json((request.headers.get('cookie') ?? '').includes('sid=good') ? { userId } : {}, { status: (request.headers.get('cookie') ?? '').includes('sid=good') ? 200 : 401 }));
         const origin = 'https://app.example.com';
-        const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
-          cwd: ROOT,
-          env: {
-            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, ENTITLEMENT_SIGNING_KEY: JSON.stringify(await generateEntitlementKey()),
-            PORT: '0', BASE_PATH: '/api', METER: '/plugin/resize=resize:layers, /plugin/ping=ping', WEBSITE_ORIGIN: origin, WEBSITE_SESSION_URL: `${website.url}/session`,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stderr.on('data', (d) => (stderr += d));
-        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-        const waitFor = (pattern: RegExp) => new Promise<RegExpExecArray>((resolve, reject) => {
-          const check = () => {
-            const m = pattern.exec(stdout);
-            if (m) resolve(m);
-          };
-          child.stdout.on('data', (d) => {
-            stdout += d;
-            check();
-          });
-          check();
-          void exited.then((code) => reject(new Error(`exited ${code}: ${stdout}${stderr}`)));
-        });
+        let serving: Serving | undefined;
         try {
-          const [, base] = await waitFor(/listening on (http:\/\/\S+)/);
-          assert.match(stdout, /features: tokens, entitlements, login, meter \(\/plugin\/resize, \/plugin\/ping\)/);
-          const host = base!.replace(/\/api$/, '');
+          serving = await startServe({
+            DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, ENTITLEMENT_SIGNING_KEY: JSON.stringify(await generateEntitlementKey()),
+            PORT: '0', BASE_PATH: '/api', METER: '/plugin/resize=resize:layers, /plugin/ping=ping', WEBSITE_ORIGIN: origin, WEBSITE_SESSION_URL: `${website.url}/session`,
+          });
+          const { child, base, waitFor, exited, stdout, stderr } = serving;
+          assert.match(stdout(), /features: tokens, entitlements, login, meter \(\/plugin\/resize, \/plugin\/ping\)/);
+          const host = base.replace(/\/api$/, '');
           const health = await fetch(`${host}/health`);
           assert.deepEqual([health.status, await health.json()], [200, { status: 'ok' }]);
 
@@ -143,8 +176,8 @@ for (const dialect of DIALECTS) {
           assert.equal((await fetch(`${base}/plugin/entitlements`, { headers: bearer })).status, 200);
           const bad = await fetch(`${base}/plugin/resize`, { method: 'POST', headers: bearer, body: '{"layers": 1, "x": "LEAKME' });
           assert.equal(bad.status, 400);
-          assert.match(stderr, new RegExp(`${bad.headers.get('x-request-id')} POST /plugin/resize 400 ValidationError invalid_json`));
-          assert.ok(!stderr.includes('LEAKME') && !stderr.includes(done.token));
+          assert.match(stderr(), new RegExp(`${bad.headers.get('x-request-id')} POST /plugin/resize 400 ValidationError invalid_json`));
+          assert.ok(!stderr().includes('LEAKME') && !stderr().includes(done.token));
 
           // SIGTERM with a request in flight: half its body sent, the rest after the signal.
           const body = JSON.stringify({ layers: 1 });
@@ -168,10 +201,10 @@ for (const dialect of DIALECTS) {
           const answer = await inFlight;
           assert.equal(answer.status, 200, answer.body);
           assert.equal((JSON.parse(answer.body) as { used: number }).used, 1);
-          assert.equal(await exited, 0, stdout + stderr);
-          assert.match(stdout, /serve: stopped/);
+          assert.equal(await exited, 0, stdout() + stderr());
+          assert.match(stdout(), /serve: stopped/);
         } finally {
-          if (child.exitCode === null) child.kill('SIGKILL');
+          serving?.kill();
           await website.close();
           if (dir) rmSync(dir, { recursive: true, force: true });
         }
@@ -191,28 +224,14 @@ for (const dialect of DIALECTS) {
           await copyDataDir('setup', dir);
         }
         const figma = await startFigmaOAuthStandIn({ account: { id: '2718281828', handle: 'Serve', email: 'serve@example.com' } });
-        const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
-          cwd: ROOT,
-          env: {
-            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, PORT: '0', BASE_PATH: '/api', METER: '/plugin/resize=resize',
-            FIGMA_CLIENT_ID: figma.clientId, FIGMA_CLIENT_SECRET: figma.clientSecret, FIGMA_OAUTH_BASE_URL: figma.url, FIGMA_API_BASE_URL: figma.url,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stderr.on('data', (d) => (stderr += d));
-        const listening = new Promise<string>((resolve, reject) => {
-          child.stdout.on('data', (d) => {
-            stdout += d;
-            const m = /listening on (http:\/\/\S+)/.exec(stdout);
-            if (m) resolve(m[1]!);
-          });
-          child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}${stderr}`)));
-        });
+        let serving: Serving | undefined;
         try {
-          const base = await listening;
-          assert.match(stdout, /features: tokens, figma-sign-in, meter/);
+          serving = await startServe({
+            DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, PORT: '0', BASE_PATH: '/api', METER: '/plugin/resize=resize',
+            FIGMA_CLIENT_ID: figma.clientId, FIGMA_CLIENT_SECRET: figma.clientSecret, FIGMA_OAUTH_BASE_URL: figma.url, FIGMA_API_BASE_URL: figma.url,
+          });
+          const { base, stdout, stderr } = serving;
+          assert.match(stdout(), /features: tokens, figma-sign-in, meter/);
           figma.redirectUris.add(`${base}/plugin/login/figma/callback`);
           const json = { 'content-type': 'application/json' };
           const begun = (await (await fetch(`${base}/plugin/login`, { method: 'POST', headers: json, body: '{}' })).json()) as { readKey: string; loginUrl: string };
@@ -229,9 +248,9 @@ for (const dialect of DIALECTS) {
           const polled = (await (await fetch(`${base}/plugin/login/poll`, { method: 'POST', headers: json, body: JSON.stringify({ readKey: begun.readKey }) })).json()) as { token: string };
           const metered = await fetch(`${base}/plugin/resize`, { method: 'POST', headers: { ...json, authorization: `Bearer ${polled.token}` }, body: '{}' });
           assert.equal(metered.status, 200);
-          assert.ok(!stdout.includes(figma.clientSecret) && !stderr.includes(figma.clientSecret) && !stderr.includes(figma.issued[0]!));
+          assert.ok(!stdout().includes(figma.clientSecret) && !stderr().includes(figma.clientSecret) && !stderr().includes(figma.issued[0]!));
         } finally {
-          if (child.exitCode === null) child.kill('SIGKILL');
+          serving?.kill();
           await figma.close();
           if (dir) rmSync(dir, { recursive: true, force: true });
         }
@@ -258,29 +277,15 @@ for (const dialect of DIALECTS) {
         if (dir) await own.close();
         const stripe = await startStripeStandin();
         stripe.prices.add(PRICES.pro);
-        const child = spawn(process.execPath, [...(await scriptArgs('src/cli/main.ts')), 'serve', '--production'], {
-          cwd: ROOT,
-          env: {
-            PATH: process.env.PATH, DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, PORT: '0',
+        let serving: Serving | undefined;
+        try {
+          serving = await startServe({
+            DATABASE_URL: databaseUrl, PLUGIN_TOKEN_SECRET: SECRET, PORT: '0',
             STRIPE_SECRET_KEY: STANDIN_SECRET_KEY, STRIPE_API_BASE_URL: stripe.url,
             BILLING_SUCCESS_URL: 'https://app.example.com/thanks', BILLING_RETURN_URL: 'https://app.example.com/account',
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stderr.on('data', (d) => (stderr += d));
-        const listening = new Promise<string>((resolve, reject) => {
-          child.stdout.on('data', (d) => {
-            stdout += d;
-            const m = /listening on (http:\/\/\S+)/.exec(stdout);
-            if (m) resolve(m[1]!);
           });
-          child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}${stderr}`)));
-        });
-        try {
-          const base = await listening;
-          assert.match(stdout, /features: tokens, billing/);
+          const { base, stdout, stderr } = serving;
+          assert.match(stdout(), /features: tokens, billing/);
           const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
           const checkout = await fetch(`${base}/plugin/billing/checkout`, { method: 'POST', headers, body: JSON.stringify({ plan: 'pro' }) });
           assert.equal(checkout.status, 200, await checkout.clone().text());
@@ -289,9 +294,9 @@ for (const dialect of DIALECTS) {
           assert.equal(stripe.checkoutSessions[0]!.params.cancel_url, 'https://app.example.com');
           const portal = await fetch(`${base}/plugin/billing/portal`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
           assert.equal(portal.status, 409, 'no customer before a checkout completes');
-          assert.ok(!stdout.includes(STANDIN_SECRET_KEY) && !stderr.includes(STANDIN_SECRET_KEY));
+          assert.ok(!stdout().includes(STANDIN_SECRET_KEY) && !stderr().includes(STANDIN_SECRET_KEY));
         } finally {
-          if (child.exitCode === null) child.kill('SIGKILL');
+          serving?.kill();
           await stripe.close();
           if (dir) rmSync(dir, { recursive: true, force: true });
         }

@@ -5,12 +5,9 @@
 // (withPluginCors) on another 127.0.0.1 port, on both databases. No browser, no test: it fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { build } from 'esbuild';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import type { Browser, Frame, Page } from 'playwright-core';
 import { DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
-import { ROOT } from './helpers/run.ts';
+import { launchChromium, pluginHostPage } from './helpers/plugin-host.ts';
 import { createPluginBackend } from '../examples/plugin-backend.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { generateEntitlementKey } from '../src/entitlements/index.ts';
@@ -18,70 +15,25 @@ import { serve, withPluginCors, type Served } from '../src/http/index.ts';
 import type { CallResult, SignInResult, EntitlementCheck, PluginClient } from '../src/plugin/index.ts';
 import { TOKEN_SECRET } from './helpers/secrets.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-
 declare global {
   interface Window {
     client: PluginClient;
     verify: typeof import('../src/plugin/index.ts').verifyEntitlementSnapshot;
     signInResult: SignInResult | null;
-    stand: { storage: Map<string, unknown>; opened: string[] };
   }
 }
 
-async function bundle(contents: string, define: Record<string, string> = {}): Promise<string> {
-  const result = await build({
-    stdin: { contents, resolveDir: ROOT, loader: 'ts' }, bundle: true, write: false, platform: 'browser', format: 'iife',
-    target: 'es2020', logLevel: 'silent', define,
-  });
-  return result.outputFiles[0]!.text.replace(/<\/(script)/gi, '<\\/$1');
-}
-
-const attr = (html: string) => html.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
-
-/** The host page: the stand-in main thread, and the plugin UI in a sandboxed srcdoc iframe. */
-async function hostPage(apiBaseUrl: string): Promise<string> {
-  const ui = await bundle(`
+/** The host page (helpers/plugin-host.ts) with this file's plugin UI. */
+function hostPage(apiBaseUrl: string): Promise<string> {
+  return pluginHostPage(`
     import { createPluginClient, verifyEntitlementSnapshot } from './src/plugin/index.ts';
     window.client = createPluginClient({ apiBaseUrl: API, retry: { baseDelayMs: 20, maxDelayMs: 60 }, poll: { initialDelayMs: 50, maxDelayMs: 200 } });
     window.verify = verifyEntitlementSnapshot;`, { API: JSON.stringify(apiBaseUrl) });
-  const main = await bundle(`
-    import { installPluginBridge } from './src/plugin/main.ts';
-    const storage = new Map();
-    const opened = [];
-    const listeners = new Set();
-    const iframe = document.getElementById('ui');
-    const figma = {
-      clientStorage: {
-        getAsync: async (k) => (storage.has(k) ? structuredClone(storage.get(k)) : undefined),
-        setAsync: async (k, v) => void storage.set(k, structuredClone(v)),
-        deleteAsync: async (k) => void storage.delete(k),
-      },
-      ui: {
-        postMessage: (m) => iframe.contentWindow.postMessage({ pluginMessage: m }, '*'),
-        on: (_t, cb) => void listeners.add(cb),
-        off: (_t, cb) => void listeners.delete(cb),
-      },
-      openExternal: (url) => void opened.push(url),
-    };
-    window.addEventListener('message', (e) => {
-      if (e.source !== iframe.contentWindow || !e.data || !('pluginMessage' in e.data)) return;
-      for (const cb of listeners) cb(e.data.pluginMessage, { origin: e.origin });
-    });
-    installPluginBridge(figma);
-    window.stand = { storage, opened };`);
-  const srcdoc = `<!doctype html><meta charset="utf-8"><script>${ui}</script>`;
-  return `<!doctype html><meta charset="utf-8"><title>host</title>
-<iframe id="ui" sandbox="allow-scripts" srcdoc="${attr(srcdoc)}"></iframe>
-<script>${main}</script>`;
 }
 
 let browser: Browser;
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium); they never skip`);
-  }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 after(() => browser?.close());
 

@@ -6,76 +6,35 @@
 // Figma" with the code. The plugin's poll then holds a session, and a metered call goes through.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { build } from 'esbuild';
-import { chromium, type Browser, type Frame } from 'playwright-core';
+import type { Browser, Frame } from 'playwright-core';
 import { TOKEN_SECRET } from './helpers/secrets.ts';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
-import { ROOT } from './helpers/run.ts';
+import { launchChromium, pluginHostPage } from './helpers/plugin-host.ts';
 import { startFigmaOAuthStandIn } from './helpers/figma-oauth-standin.ts';
 import { createPluginAuth } from '../src/auth.ts';
 import { serve, type Served } from '../src/http/node.ts';
 import { createPluginServer } from '../src/server/index.ts';
 import type { CallResult, PluginClient, SignInResult } from '../src/plugin/index.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-
 declare global {
   interface Window {
     client: PluginClient;
     signInResult: SignInResult | null;
     loginCode: string | null;
-    openedUrls: string[];
   }
 }
 
-async function bundle(contents: string, define: Record<string, string> = {}): Promise<string> {
-  const result = await build({
-    stdin: { contents, resolveDir: ROOT, loader: 'ts' }, bundle: true, write: false, platform: 'browser', format: 'iife', target: 'es2020', logLevel: 'silent', define,
-  });
-  return result.outputFiles[0]!.text.replace(/<\/(script)/gi, '<\\/$1');
-}
-
-/** The host page: a stand-in main thread (clientStorage, openExternal) and the plugin UI in a sandboxed srcdoc iframe. */
-async function hostPage(apiBaseUrl: string): Promise<string> {
-  const ui = await bundle(`
+/** The host page (helpers/plugin-host.ts) with this file's plugin UI. */
+function hostPage(apiBaseUrl: string): Promise<string> {
+  return pluginHostPage(`
     import { createPluginClient } from './src/plugin/index.ts';
     window.loginCode = null;
     window.client = createPluginClient({ apiBaseUrl: API, poll: { initialDelayMs: 50, maxDelayMs: 200 }, onLoginCode: (c) => (window.loginCode = c) });`, { API: JSON.stringify(apiBaseUrl) });
-  const main = await bundle(`
-    import { installPluginBridge } from './src/plugin/main.ts';
-    const storage = new Map();
-    const opened = [];
-    const listeners = new Set();
-    const iframe = document.getElementById('ui');
-    installPluginBridge({
-      clientStorage: {
-        getAsync: async (k) => (storage.has(k) ? structuredClone(storage.get(k)) : undefined),
-        setAsync: async (k, v) => void storage.set(k, structuredClone(v)),
-        deleteAsync: async (k) => void storage.delete(k),
-      },
-      ui: {
-        postMessage: (m) => iframe.contentWindow.postMessage({ pluginMessage: m }, '*'),
-        on: (_t, cb) => void listeners.add(cb),
-        off: (_t, cb) => void listeners.delete(cb),
-      },
-      openExternal: (url) => void opened.push(url),
-    });
-    window.addEventListener('message', (e) => {
-      if (e.source !== iframe.contentWindow || !e.data || !('pluginMessage' in e.data)) return;
-      for (const cb of listeners) cb(e.data.pluginMessage, { origin: e.origin });
-    });
-    window.openedUrls = opened;`);
-  const srcdoc = `<!doctype html><meta charset="utf-8"><script>${ui}</script>`;
-  return `<!doctype html><meta charset="utf-8"><title>host</title>
-<iframe id="ui" sandbox="allow-scripts" srcdoc="${srcdoc.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"></iframe>
-<script>${main}</script>`;
 }
 
 let browser: Browser;
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium); they never skip`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 after(() => browser?.close());
 
@@ -106,8 +65,8 @@ for (const dialect of DIALECTS) {
             window.signInResult = null;
             void window.client.signIn().then((r) => (window.signInResult = r));
           });
-          await plugin.waitForFunction(() => window.openedUrls.length === 1);
-          const loginUrl = await plugin.evaluate(() => window.openedUrls[0]!);
+          await plugin.waitForFunction(() => window.stand.opened.length === 1);
+          const loginUrl = await plugin.evaluate(() => window.stand.opened[0]!);
           assert.ok(loginUrl.startsWith(`${api.url}/api/plugin/login/figma#`), loginUrl);
           const pluginCode = await frame.evaluate(() => window.loginCode);
           assert.match(pluginCode ?? '', /^[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}$/);
