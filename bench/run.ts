@@ -45,19 +45,19 @@ const log = (line: string) => (values.json ? process.stderr : process.stdout).wr
 /** Users in sets: `count` users on `plan`, with `used` resizes already counted today. */
 async function seedUsers(db: Database, tag: string, count: number, plan: string, used = 0): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
-    `INSERT INTO public.users (email) SELECT $1 || g || '@bench.example' FROM generate_series(1, $2) g RETURNING id`,
+    `INSERT INTO public.users (email) SELECT $1::text || g || '@bench.example' FROM generate_series(1, $2::integer) g RETURNING id`,
     [tag, count],
   );
   const ids = rows.map((r) => r.id);
   await db.query(
     `INSERT INTO public.user_subscriptions (user_id, plan_id, status)
-     SELECT u, (SELECT id FROM public.subscription_plans WHERE plan_slug = $2), 'active' FROM unnest($1::uuid[]) u`,
+     SELECT u, (SELECT id FROM public.subscription_plans WHERE plan_slug = $2::varchar), 'active' FROM unnest($1::uuid[]) u`,
     [ids, plan],
   );
   if (used > 0) {
     await db.query(
       `INSERT INTO public.daily_usage_summary (user_id, action, usage_date, count)
-       SELECT u, 'resize', (now() AT TIME ZONE 'UTC')::date, $2 FROM unnest($1::uuid[]) u`,
+       SELECT u, 'resize', (now() AT TIME ZONE 'UTC')::date, $2::integer FROM unnest($1::uuid[]) u`,
       [ids, used],
     );
   }
@@ -68,10 +68,18 @@ async function seedUsers(db: Database, tag: string, count: number, plan: string,
 // (bench/pgbench/consume-same-work.sql: the same reads of the user's effective plan and
 // the same writes, in one statement), for the user given as $1. One text for both levels. Both
 // sides are prepared once per connection (the library's hot calls are; so is every baseline).
-const SAME_WORK_CONSUME = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'pgbench', 'consume-same-work.sql'), 'utf8')
-  .replace(/^\\set .*\n/, '')
-  .replace(/\(:side::text \|\| '0000000-[^)]*\)\)::uuid/, () => '$1::uuid');
-if (!SAME_WORK_CONSUME.includes('$1::uuid') || SAME_WORK_CONSUME.includes(':n')) throw new Error('bench: the same-work statement has no user parameter');
+/** A pgbench script of bench/pgbench/ as one statement for the user given as $1. */
+function statementFor(file: string): string {
+  const text = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'pgbench', file), 'utf8')
+    .replace(/^\\set .*\n/, '')
+    .replace(/\(:side::text \|\| '0000000-[^)]*\)\)::uuid/, () => '$1::uuid');
+  if (!text.includes('$1::uuid') || text.includes(':n')) throw new Error(`bench: ${file} has no user parameter`);
+  return text;
+}
+const SAME_WORK_CONSUME = statementFor('consume-same-work.sql');
+// The single-source product of issue 26 (bench/pgbench/consume-single-source.sql): the user's plan
+// from users ⋈ user_subscriptions ⋈ subscription_plans only, the counter, the log row.
+const SINGLE_SOURCE_CONSUME = statementFor('consume-single-source.sql');
 
 async function hotPaths(db: Database, label: string, concurrency: number, users: number): Promise<Line[]> {
   const auth = createPluginAuth(db, { tokenSecret: SECRET });
@@ -93,6 +101,16 @@ async function hotPaths(db: Database, label: string, concurrency: number, users:
     concurrency, rounds: ROUNDS, secondsPerRound: SECONDS,
     library: (_, i) => auth.usage.consume(proA[i % proA.length]!, 'resize'),
     baseline: (_, i) => db.query(SAME_WORK_CONSUME, [proB[i % proB.length]!], { prepare: 'bench_same_work_consume' }),
+  });
+  // Allowed, beside what a product with one source of plans would run (fresh users on both sides).
+  const proC = await seedUsers(db, `${label}-pro-c-`, users, 'pro');
+  const proD = await seedUsers(db, `${label}-pro-d-`, users, 'pro');
+  await db.exec('ANALYZE');
+  await run({
+    name: `${label}: consume allowed vs single source`,
+    concurrency, rounds: ROUNDS, secondsPerRound: SECONDS,
+    library: (_, i) => auth.usage.consume(proC[i % proC.length]!, 'resize'),
+    baseline: (_, i) => db.query(SINGLE_SOURCE_CONSUME, [proD[i % proD.length]!], { prepare: 'bench_single_source_consume' }),
   });
   // Denied: basic users (4 a day) who have used all 4.
   const fullA = await seedUsers(db, `${label}-full-a-`, Math.min(users, 10000), 'basic', 4);

@@ -4,12 +4,15 @@
 // so `npm test` needs nothing but Node.js. Extra arguments are passed to `node --test`
 // (e.g. `npm test -- test/usage.test.ts`).
 // Before the test processes start, the set-up snapshots they all clone are made once (the server's
-// template database, PGlite's data-directory snapshots), and the files are handed to the two
-// workers heaviest first, so neither waits idle at the end behind one long file.
+// template database, PGlite's data-directory snapshots), the test files are compiled once into
+// bundles (scripts/test-bundles.ts: a test process then loads one file, not its whole import graph
+// through the TypeScript loader), and the files are handed to the two workers heaviest first, so
+// neither waits idle at the end behind one long file.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startThrowawayPostgres } from './throwaway-postgres.ts';
+import { testBundles } from './test-bundles.ts';
 
 const args = process.argv.slice(2);
 /** The longest-running files (most CPU), started first; the rest follow in name order. */
@@ -48,7 +51,12 @@ try {
   console.log(`# preparing the set-up snapshots failed: ${(error as Error).message}`);
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...args, ...files], {
+// Every test file given (named on the command line, or all of test/) runs as its bundle.
+const named = args.filter((a) => a.endsWith('.ts'));
+const bundles = await testBundles([...named, ...files]);
+const bundleOf = new Map([...named, ...files].map((f, i) => [f, bundles[i]!]));
+const runnerArgs = [...args, ...files].map((a) => bundleOf.get(a) ?? a);
+const child = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', ...runnerArgs], {
   env,
   stdio: 'inherit',
 });
