@@ -102,10 +102,93 @@ export interface Validation {
 export interface WebhookResult {
   /** Whether a license changed. */
   applied: boolean;
-  /** applied, duplicate (a replay), stale (older than what we know), revoked (a webhook never lifts a refund), ignored, unknown_license. */
-  reason: 'applied' | 'duplicate' | 'stale' | 'revoked' | 'ignored' | 'unknown_license';
+  /**
+   * applied, duplicate (a replay), stale (older than what we know), revoked (a webhook never
+   * lifts a refund), ignored, unknown_license, recorded (no license changed, but Lemon Squeezy's
+   * order, subscription or invoice was recorded for the money page).
+   */
+  reason: 'applied' | 'duplicate' | 'stale' | 'revoked' | 'ignored' | 'unknown_license' | 'recorded';
   event: string;
   licenses: number;
+  /** Lemon Squeezy: whether an order, subscription or invoice row changed (docs/licenses.md#money). */
+  recorded: boolean;
+}
+
+/** What a Lemon Squeezy webhook says about money (sql/032): one Order, Subscription or Subscription invoice object. */
+type LemonMoney =
+  | { kind: 'order'; orderId: string; productId: string | null; variantId: string | null; status: string; totalMinor: number; refundedMinor: number;
+      currency: string; refunded: boolean; orderedAt: Date; at: Date }
+  | { kind: 'subscription'; subscriptionId: string; orderId: string; productId: string | null; variantId: string | null; status: string; quantity: number | null; at: Date }
+  | { kind: 'invoice'; subscriptionId: string; billingReason: string; status: string; totalMinor: number; currency: string; invoicedAt: Date };
+
+const MONEY_EVENTS = new Set(['order_created', 'order_refunded', 'subscription_created', 'subscription_updated', 'subscription_payment_success']);
+const minor = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 100_000_000_000 ? (v as number) : null);
+const word = (v: unknown) => (typeof v === 'string' && /^[a-z_]{1,32}$/.test(v) ? v : null);
+
+/**
+ * The money in a Lemon Squeezy webhook, field by field as its API reference names them (the
+ * Order, Subscription and Subscription invoice objects). Null: not a money event. A money event
+ * without the fields it is recorded and ordered by is invalid_webhook (nothing written). Names,
+ * emails, card digits and URLs in the body are never read.
+ */
+function lemonMoney(event: string, data: { id?: unknown; attributes?: Record<string, unknown> } | undefined): LemonMoney | null {
+  if (!MONEY_EVENTS.has(event)) return null;
+  const a = data?.attributes ?? {};
+  const bad = (what: string) => new ValidationError('invalid_webhook', `invalid_webhook: ${event} without ${what}`);
+  const currency = typeof a.currency === 'string' && /^[A-Za-z]{3}$/.test(a.currency) ? a.currency : null;
+  if (event === 'order_created' || event === 'order_refunded') {
+    const item = (typeof a.first_order_item === 'object' && a.first_order_item !== null ? a.first_order_item : {}) as Record<string, unknown>;
+    const orderId = idText(data?.id);
+    const total = minor(a.total);
+    const refundedMinor = a.refunded_amount === undefined || a.refunded_amount === null ? 0 : minor(a.refunded_amount);
+    const orderedAt = dateOrNull(a.created_at);
+    const at = dateOrNull(a.updated_at);
+    const status = word(a.status);
+    if (orderId === null || total === null || refundedMinor === null || currency === null || orderedAt === null || at === null || status === null) {
+      throw bad('the order id, total, refunded_amount, currency, status, created_at and updated_at of its Order object');
+    }
+    return { kind: 'order', orderId, productId: idText(item.product_id), variantId: idText(item.variant_id), status, totalMinor: total,
+      refundedMinor: Math.min(refundedMinor, total), currency, refunded: a.refunded === true, orderedAt, at };
+  }
+  if (event === 'subscription_created' || event === 'subscription_updated') {
+    const item = (typeof a.first_subscription_item === 'object' && a.first_subscription_item !== null ? a.first_subscription_item : {}) as Record<string, unknown>;
+    const subscriptionId = idText(data?.id);
+    const orderId = idText(a.order_id);
+    const at = dateOrNull(a.updated_at);
+    const status = word(a.status);
+    if (subscriptionId === null || orderId === null || at === null || status === null) {
+      throw bad('the subscription id, order_id, status and updated_at of its Subscription object');
+    }
+    const quantity = Number.isInteger(item.quantity) && (item.quantity as number) >= 0 && (item.quantity as number) <= 100000 ? (item.quantity as number) : null;
+    return { kind: 'subscription', subscriptionId, orderId, productId: idText(a.product_id), variantId: idText(a.variant_id), status, quantity, at };
+  }
+  const subscriptionId = idText(a.subscription_id);
+  const total = minor(a.total);
+  const invoicedAt = dateOrNull(a.created_at);
+  const billingReason = word(a.billing_reason);
+  const status = word(a.status);
+  if (subscriptionId === null || total === null || currency === null || invoicedAt === null || billingReason === null || status === null) {
+    throw bad('the subscription_id, billing_reason, status, total, currency and created_at of its Subscription invoice object');
+  }
+  return { kind: 'invoice', subscriptionId, billingReason, status, totalMinor: total, currency, invoicedAt };
+}
+
+async function recordLemonMoney(tx: Pick<Queryable, 'query'>, m: LemonMoney): Promise<'recorded' | 'stale' | 'ignored'> {
+  const rows = m.kind === 'order'
+    ? await tx.query<{ r: 'recorded' | 'stale' }>(
+        `SELECT public.store_record_order('lemonsqueezy'::varchar, $1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::bigint, $6::bigint,
+           $7::varchar, $8::boolean, $9::timestamptz, $10::timestamptz) AS r`,
+        [m.orderId, m.productId, m.variantId, m.status, m.totalMinor, m.refundedMinor, m.currency, m.refunded, m.orderedAt, m.at])
+    : m.kind === 'subscription'
+      ? await tx.query<{ r: 'recorded' | 'stale' }>(
+          `SELECT public.store_record_subscription('lemonsqueezy'::varchar, $1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::varchar,
+             $6::integer, $7::timestamptz) AS r`,
+          [m.subscriptionId, m.orderId, m.productId, m.variantId, m.status, m.quantity, m.at])
+      : await tx.query<{ r: 'recorded' | 'stale' | 'ignored' }>(
+          `SELECT public.store_record_invoice('lemonsqueezy'::varchar, $1::varchar, $2::varchar, $3::varchar, $4::bigint, $5::varchar,
+             $6::timestamptz) AS r`,
+          [m.subscriptionId, m.billingReason, m.status, m.totalMinor, m.currency, m.invoicedAt]);
+  return rows[0]!.r;
 }
 
 interface LicenseRow {
@@ -426,9 +509,19 @@ export function createLicenses(
     if (match !== 'none' && (value === null || at === null)) {
       throw new ValidationError('invalid_webhook', `invalid_webhook: ${event} without the id and updated_at it is matched and ordered by`);
     }
+    const money = lemonMoney(event, body.data);
     const eventId = await sha256Hex(bytes);
-    const rows = await applyWebhook(db, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false);
-    return { ...rows[0]!, event };
+    // One transaction: the delivery's digest (a replay stops there), the license's state, the money.
+    return db.transaction(async (tx) => {
+      const row = (await applyWebhook(tx, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false))[0]!;
+      if (row.reason === 'duplicate' || money === null) return { ...row, event, recorded: false };
+      const recorded = await recordLemonMoney(tx, money);
+      const reason: WebhookResult['reason'] = row.applied ? row.reason
+        : recorded === 'recorded' ? 'recorded'
+          : recorded === 'stale' && row.reason === 'ignored' ? 'stale'
+            : row.reason;
+      return { ...row, reason, event, recorded: recorded === 'recorded' };
+    });
   }
 
   /**
@@ -449,11 +542,11 @@ export function createLicenses(
         ? (await tx.query<{ product_id: string }>(
             "SELECT product_id FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
         : undefined;
-      if (!row || !key || !hash) return { applied: false, reason: 'unknown_license' as const, event, licenses: 0 };
+      if (!row || !key || !hash) return { applied: false, reason: 'unknown_license' as const, event, licenses: 0, recorded: false };
       await lock(tx, 'licenseKey', `gumroad:${hash}`);
       const answer = await gumroadVerify(config, row.product_id, key);
       const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'key_hash', hash, answer.status, answer.expiresAt, null, true);
-      return { ...rows[0]!, event };
+      return { ...rows[0]!, event, recorded: false };
     });
   }
 
