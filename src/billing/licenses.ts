@@ -133,6 +133,19 @@ const word = (v: unknown) => (typeof v === 'string' && /^[a-z_]{1,32}$/.test(v) 
  */
 function lemonMoney(event: string, data: { id?: unknown; attributes?: Record<string, unknown> } | undefined): LemonMoney | null {
   if (!MONEY_EVENTS.has(event)) return null;
+  // order_refunded and subscription_updated also change a license, which needs fewer fields:
+  // without the money fields they still revoke or renew, and record no money.
+  if (event === 'order_refunded' || event === 'subscription_updated') {
+    try {
+      return lemonMoneyOf(event, data);
+    } catch {
+      return null;
+    }
+  }
+  return lemonMoneyOf(event, data);
+}
+
+function lemonMoneyOf(event: string, data: { id?: unknown; attributes?: Record<string, unknown> } | undefined): LemonMoney {
   const a = data?.attributes ?? {};
   const bad = (what: string) => new ValidationError('invalid_webhook', `invalid_webhook: ${event} without ${what}`);
   const currency = typeof a.currency === 'string' && /^[A-Za-z]{3}$/.test(a.currency) ? a.currency : null;
@@ -148,7 +161,7 @@ function lemonMoney(event: string, data: { id?: unknown; attributes?: Record<str
       throw bad('the order id, total, refunded_amount, currency, status, created_at and updated_at of its Order object');
     }
     return { kind: 'order', orderId, productId: idText(item.product_id), variantId: idText(item.variant_id), status, totalMinor: total,
-      refundedMinor: Math.min(refundedMinor, total), currency, refunded: a.refunded === true, orderedAt, at };
+      refundedMinor, currency, refunded: a.refunded === true, orderedAt, at };
   }
   if (event === 'subscription_created' || event === 'subscription_updated') {
     const item = (typeof a.first_subscription_item === 'object' && a.first_subscription_item !== null ? a.first_subscription_item : {}) as Record<string, unknown>;
