@@ -529,7 +529,8 @@ export function createLicenses(
       const row = (await applyWebhook(tx, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false))[0]!;
       if (row.reason === 'duplicate' || money === null) return { ...row, event, recorded: false };
       const recorded = await recordLemonMoney(tx, money);
-      const reason: WebhookResult['reason'] = row.applied ? row.reason
+      // The license's word first (applied, stale, revoked); then the money's (recorded, stale).
+      const reason: WebhookResult['reason'] = row.applied || row.reason === 'stale' || row.reason === 'revoked' ? row.reason
         : recorded === 'recorded' ? 'recorded'
           : recorded === 'stale' && row.reason === 'ignored' ? 'stale'
             : row.reason;
