@@ -14,7 +14,7 @@ import { fromUtf8, utf8 } from '../core/bytes.ts';
 import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
-import { gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
+import { gumroadRevokedStatus, gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
 import { parseAge } from '../usage/retention.ts';
 import { NAMES, dateOrNull, idText, retryUnknownKey, type StoreConfig, type StoreLicense } from './store-http.ts';
 
@@ -406,12 +406,16 @@ export function createLicenses(
       if (!row) throw new NotFoundError('license_not_found', 'license_not_found: this license key was never activated; activate it first');
       if (row.user_id !== userId) throw new AuthError('license_in_use', 'license_in_use: this license key is activated by another user');
       if (row.fresh && cacheSeconds > 0) return { row, answeredBy: 'cache' as const };
-      let answer: StoreLicense;
+      let answer: Pick<StoreLicense, 'status' | 'expiresAt' | 'activationLimit'> & { quantity: number | null };
       try {
         answer = provider === 'lemonsqueezy' ? await lemonValidate(store(provider), key) : await gumroadVerify(store(provider), row.product_id, key);
       } catch (error) {
         if (error instanceof ServiceError && error.code === 'license_unavailable' && row.in_grace) return { row, answeredBy: 'grace' as const };
-        throw error;
+        // Gumroad refuses a key the seller disabled (or whose access ended) with a 404: for a key
+        // activated here that is an answer, stored as the license's status (it grants nothing).
+        const revoked = provider === 'gumroad' ? gumroadRevokedStatus(error) : null;
+        if (!revoked) throw error;
+        answer = { status: revoked, expiresAt: row.expires_at, activationLimit: row.activation_limit, quantity: null };
       }
       await tx.query(
         'SELECT public.license_apply_state($1::uuid, $2::varchar, $3::timestamptz, $4::integer, $5::integer, pg_catalog.clock_timestamp(), true)',
@@ -553,12 +557,17 @@ export function createLicenses(
     const hash = key !== null && /^[\x21-\x7e]{1,255}$/.test(key) ? await digest(key) : null;
     return db.transaction(async (tx) => {
       const row = hash
-        ? (await tx.query<{ product_id: string }>(
-            "SELECT product_id FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
+        ? (await tx.query<{ product_id: string; expires_at: Date | null }>(
+            "SELECT product_id, expires_at FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
         : undefined;
       if (!row || !key || !hash) return { applied: false, reason: 'unknown_license' as const, event, licenses: 0, recorded: false };
       await lock(tx, 'licenseKey', `gumroad:${hash}`);
-      const answer = await gumroadVerify(config, row.product_id, key);
+      const answer = await gumroadVerify(config, row.product_id, key).catch((error: unknown) => {
+        // A key the seller disabled, or whose access ended: stored as such (see validate).
+        const revoked = gumroadRevokedStatus(error);
+        if (!revoked) throw error;
+        return { status: revoked, expiresAt: row.expires_at };
+      });
       const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'key_hash', hash, answer.status, answer.expiresAt, null, true);
       return { ...rows[0]!, event, recorded: false };
     });

@@ -308,6 +308,8 @@ export interface GumroadPurchase {
   productCreatedAt: string;
   /** Disabled by the seller: 404 "This license key has been disabled." */
   disabled: boolean;
+  /** The purchase's access ended (e.g. a membership): 404 "Access to the purchase associated with this license has expired." */
+  accessExpired: boolean;
   /** Epoch ms before which the API does not know the key yet (default 0). */
   availableAt: number;
   saleId: string;
@@ -392,6 +394,7 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
     }
     const p = known;
     if (p.disabled) return send(res, 404, { success: false, message: 'This license key has been disabled.' });
+    if (p.accessExpired) return send(res, 404, { success: false, message: 'Access to the purchase associated with this license has expired.' });
     if (params.increment_uses_count !== 'false' && params.increment_uses_count !== false) p.uses += 1;
     send(res, 200, {
       success: true,
@@ -414,7 +417,7 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
   standIn.sell = (o = {}) => {
     const key = [0, 1, 2, 3].map(() => randomBytes(4).toString('hex').toUpperCase()).join('-');
     const purchase: GumroadPurchase = {
-      productId: 'plug-pro_Wsw==', permalink: 'plugin-pro', productCreatedAt: '2024-03-01T00:00:00Z', disabled: false, availableAt: 0, saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
+      productId: 'plug-pro_Wsw==', permalink: 'plugin-pro', productCreatedAt: '2024-03-01T00:00:00Z', disabled: false, accessExpired: false, availableAt: 0, saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
       subscriptionEndedAt: null, subscriptionCancelledAt: null, subscriptionFailedAt: null, isMultiseatLicense: false, quantity: 1, uses: 0, price: 1500, currency: 'usd', recurrence: null, ...o,
     };
     state.purchases.set(key, purchase);
