@@ -118,15 +118,21 @@ SELECT k.id AS license_id, k.provider, k.user_id, k.status, k.quantity, k.create
          AND (o.order_id IS NULL OR (NOT o.refunded AND o.status IN ('paid', 'partial_refund'))) AS is_sale,
        s.subscription_id IS NULL OR s.status IS NULL OR s.status IN ('active', 'past_due', 'cancelled') AS billing
   FROM public.licenses AS k
-  LEFT JOIN public.store_orders AS o ON k.provider = 'lemonsqueezy' AND o.provider = k.provider AND o.order_id = k.order_id
-  LEFT JOIN LATERAL (
-    SELECT s.subscription_id, s.status, s.recurring_minor, s.currency FROM public.store_subscriptions AS s
-     WHERE k.provider = 'lemonsqueezy' AND s.provider = k.provider AND s.order_id = k.order_id
-     ORDER BY s.updated_at DESC, s.subscription_id LIMIT 1) AS s ON true
-  LEFT JOIN LATERAL (
-    SELECT m.price_interval, m.price_interval_count FROM public.license_products AS m
-     WHERE s.subscription_id IS NOT NULL AND m.provider = k.provider AND m.product_id = k.product_id AND m.variant_id IN (k.variant_id, '')
-     ORDER BY m.variant_id = '' LIMIT 1) AS m ON true
+  LEFT JOIN public.store_orders AS o ON o.provider = k.provider AND o.order_id = k.order_id
+  -- The order's subscription (the newest, should an order have several): hashed, not sorted.
+  LEFT JOIN (SELECT s.provider, s.order_id, s.subscription_id, s.status, s.recurring_minor, s.currency
+               FROM public.store_subscriptions AS s
+              WHERE s.order_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM public.store_subscriptions AS n
+                                 WHERE n.provider = s.provider AND n.order_id = s.order_id
+                                   AND (n.updated_at > s.updated_at OR n.updated_at = s.updated_at AND n.subscription_id < s.subscription_id))
+            ) AS s ON s.provider = k.provider AND s.order_id = k.order_id
+  -- The variant's own mapping, else the product's (as license_terms picks the plan).
+  LEFT JOIN public.license_products AS mv ON mv.provider = k.provider AND mv.product_id = k.product_id AND mv.variant_id = k.variant_id AND k.variant_id <> ''
+  LEFT JOIN public.license_products AS mp ON mp.provider = k.provider AND mp.product_id = k.product_id AND mp.variant_id = ''
+ CROSS JOIN LATERAL (
+    SELECT CASE WHEN mv.provider IS NOT NULL THEN mv.price_interval ELSE mp.price_interval END AS price_interval,
+           CASE WHEN mv.provider IS NOT NULL THEN mv.price_interval_count ELSE mp.price_interval_count END AS price_interval_count) AS m
  CROSS JOIN LATERAL (
     SELECT CASE WHEN s.subscription_id IS NOT NULL THEN CASE m.price_interval WHEN 'month' THEN 1 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
                 WHEN o.order_id IS NOT NULL THEN NULL
@@ -688,7 +694,8 @@ export async function readMoneyByCurrency(db: Queryable): Promise<MoneyAmount[]>
                          FILTER (WHERE k.status = 'active' AND k.per_month_num IS NOT NULL AND k.billing), 0),
               (count(*) FILTER (WHERE k.price_minor IS NOT NULL AND k.per_month_num IS NULL AND k.sold_at >= (SELECT t FROM since) AND k.is_sale))::integer,
               COALESCE(sum(k.price_minor) FILTER (WHERE k.price_minor IS NOT NULL AND k.per_month_num IS NULL AND k.sold_at >= (SELECT t FROM since) AND k.is_sale), 0)
-         FROM (${PRICED_LICENSES}) AS k
+         -- OFFSET 0: each license's amount is computed once, not once per aggregate that reads it.
+         FROM (${PRICED_LICENSES} OFFSET 0) AS k
         WHERE k.status = 'active' OR k.sold_at >= (SELECT t FROM since)
         GROUP BY 1, 2)
      SELECT x.source, x.currency, x.users, x.seats, x.recurring_seats,
