@@ -168,11 +168,11 @@ for (const dialect of DIALECTS) {
         await assert.rejects(auth.licenses.handleWebhook('lemonsqueezy', refund.body.replace('true', 'false'), refund.headers), (e) => code(e) === 'invalid_signature');
         assert.deepEqual(await dumpDatabase(db), before, 'a refused delivery changes nothing');
         const applied = await auth.licenses.handleWebhook('lemonsqueezy', refund.body, new Headers(refund.headers));
-        assert.deepEqual(applied, { applied: true, reason: 'applied', licenses: 1, event: 'order_refunded' });
+        assert.deepEqual(applied, { applied: true, reason: 'applied', licenses: 1, event: 'order_refunded', recorded: false });
         assert.equal((await auth.usage.consume(user, 'resize')).planSlug, 'free', 'revoked at once');
         assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'free');
         // Replay: de-duplicated.
-        assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', refund.body, refund.headers), { applied: false, reason: 'duplicate', licenses: 0, event: 'order_refunded' });
+        assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', refund.body, refund.headers), { applied: false, reason: 'duplicate', licenses: 0, event: 'order_refunded', recorded: false });
         // Out of order: an older "active" update arrives after the refund.
         const older = lemonEvent('license_key_updated', { type: 'license-keys', id: license.id, attributes: { status: 'active', updated_at: ago(60_000) } });
         assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', older.body, older.headers)).reason, 'stale');
@@ -444,7 +444,7 @@ for (const dialect of DIALECTS) {
         const before = await dumpDatabase(db);
         for (let i = 0; i < 500; i++) {
           const ping = new URLSearchParams({ resource_name: 'sale', license_key: `UNKNOWN-${i}`, product_id: GUMROAD_PRODUCT }).toString();
-          assert.deepEqual(await auth.licenses.handleWebhook('gumroad', ping), { applied: false, reason: 'unknown_license', event: 'sale', licenses: 0 });
+          assert.deepEqual(await auth.licenses.handleWebhook('gumroad', ping), { applied: false, reason: 'unknown_license', event: 'sale', licenses: 0, recorded: false });
         }
         assert.deepEqual(await dumpDatabase(db), before, '500 pings for unknown keys: not a row');
         assert.equal(gumroad.calls.length, 0, 'and no call to Gumroad');
@@ -564,7 +564,7 @@ for (const dialect of DIALECTS) {
         const { key, license } = lemon.sell();
         await auth.licenses.activate(user, { provider: 'lemonsqueezy', licenseKey: key, ...await device(db, user, 'd') });
         const partial = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { status: 'paid', refunded: false, refunded_amount: 100, updated_at: ago(2000) } });
-        assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', partial.body, partial.headers), { applied: false, reason: 'ignored', licenses: 0, event: 'order_refunded' });
+        assert.deepEqual(await auth.licenses.handleWebhook('lemonsqueezy', partial.body, partial.headers), { applied: false, reason: 'ignored', licenses: 0, event: 'order_refunded', recorded: false });
         assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'lemonsqueezy');
         const full = lemonEvent('order_refunded', { type: 'orders', id: license.orderId, attributes: { status: 'refunded', refunded: true, refunded_amount: 1500, updated_at: ago(1000) } });
         assert.equal((await auth.licenses.handleWebhook('lemonsqueezy', full.body, full.headers)).reason, 'applied');

@@ -110,6 +110,40 @@ for (const dialect of DIALECTS) {
         await assert.rejects(auth.licenses.activate(third, { provider: 'gumroad', licenseKey: disabled.key, productId: GUMROAD_PRODUCT, ...d }), (e) => code(e) === 'license_key_rejected');
       }));
 
+    test('Gumroad: a key disabled at the store after activation is stored disabled by a check or a ping, and answers its license reason', () =>
+      withStores(dialect, async ({ db, auth, gumroad }) => {
+        const user = await createUser(db);
+        const d = await device(db, user, 'a');
+        const sale = gumroad.sell({ isMultiseatLicense: true, quantity: 1, subscriptionEndedAt: '2099-01-01T00:00:00Z' });
+        await auth.licenses.activate(user, { provider: 'gumroad', licenseKey: sale.key, productId: GUMROAD_PRODUCT, ...d });
+        assert.equal((await auth.leases.require(user, d.deviceId)).reason, 'valid');
+        sale.purchase.disabled = true;
+        // Before: the check threw license_key_rejected and left the license granting.
+        const checked = await auth.licenses.validate(user, { provider: 'gumroad', licenseKey: sale.key });
+        assert.deepEqual([checked.valid, checked.status, checked.planSlug, checked.answeredBy], [false, 'disabled', 'free', 'store']);
+        const [row] = await db.query<{ status: string; expires_at: Date | null; quantity: number }>('SELECT status, expires_at, quantity FROM public.licenses');
+        assert.deepEqual([row!.status, row!.expires_at?.toISOString(), row!.quantity], ['disabled', '2099-01-01T00:00:00.000Z', 1], 'the rest of what was known is kept');
+        await assert.rejects(auth.leases.require(user, d.deviceId), (e) => code(e) === 'license_suspended');
+        assert.equal((await auth.subscriptions.effectivePlan(user)).source, 'free');
+        const history = await db.query<{ status: string }>('SELECT status FROM public.user_plan_history WHERE user_id = $1::uuid ORDER BY id', [user]);
+        assert.deepEqual(history.map((h) => h.status), ['active', 'disabled']);
+        // Enabled again at the store: the next check says so.
+        sale.purchase.disabled = false;
+        assert.equal((await auth.licenses.validate(user, { provider: 'gumroad', licenseKey: sale.key })).valid, true);
+        // A ping for a key whose access ended: verified, stored as ended (license_expired).
+        sale.purchase.accessExpired = true;
+        const ping = await auth.licenses.handleWebhook('gumroad', new URLSearchParams({ resource_name: 'subscription_ended', license_key: sale.key }).toString());
+        assert.deepEqual([ping.applied, ping.reason], [true, 'applied']);
+        assert.equal((await db.query<{ status: string }>('SELECT status FROM public.licenses'))[0]!.status, 'ended');
+        await assert.rejects(auth.leases.require(user, d.deviceId), (e) => code(e) === 'license_expired');
+        // Any other refusal still throws and changes nothing.
+        sale.purchase.accessExpired = false;
+        gumroad.purchases.delete(sale.key);
+        const before = await dumpDatabase(db);
+        await assert.rejects(auth.licenses.validate(user, { provider: 'gumroad', licenseKey: sale.key }), (e) => code(e) === 'license_key_unknown' || code(e) === 'license_key_rejected');
+        assert.deepEqual(await dumpDatabase(db), before);
+      }));
+
     test('a key activated moments after its purchase: asked again with backoff until the store knows it (both stores)', () =>
       withStores(dialect, async ({ db, auth, lemon, gumroad }) => {
         const user = await createUser(db);

@@ -330,6 +330,18 @@ for (const dialect of DIALECTS) {
           { provider: 'gumroad', product_id: 'plug-pro_Wsw==', variant_id: '', plan_slug: 'enterprise', device_limit: null, seats: 10 },
           { provider: 'lemonsqueezy', product_id: '12345', variant_id: '678', plan_slug: 'pro', device_limit: 3, seats: null },
         ]);
+        // A Lemon Squeezy subscription variant's renewal interval (the console's MRR; docs/licenses.md#money).
+        const biweekly = await run(['plans', 'link', 'pro', '--license', 'lemonsqueezy', '--product', '12345', '--variant', '679', '--interval', 'week', '--interval-count', '2', '--database-url', t.url]);
+        assert.equal(biweekly.code, 0, biweekly.stderr);
+        assert.match(biweekly.stdout, /Linked plan pro to lemonsqueezy product 12345 variant 679, renewing every 2 weeks\./);
+        assert.equal((await run(['plans', 'link', 'pro', '--license', 'lemonsqueezy', '--product', '1', '--interval', 'fortnight', '--database-url', t.url])).code, 2);
+        assert.equal((await run(['plans', 'link', 'pro', '--license', 'lemonsqueezy', '--product', '1', '--interval-count', '2', '--database-url', t.url])).code, 2);
+        const gumroadInterval = await run(['plans', 'link', 'pro', '--license', 'gumroad', '--product', '1', '--interval', 'month', '--database-url', t.url]);
+        assert.equal(gumroadInterval.code, 1);
+        assert.match(gumroadInterval.stderr, /\[invalid_license_link\]/);
+        const intervals = await inDb(t, (db) => db.query<{ price_interval: string; price_interval_count: number }>(
+          "SELECT price_interval, price_interval_count FROM public.license_products WHERE variant_id = '679'"));
+        assert.deepEqual(intervals.map((r) => [r.price_interval, r.price_interval_count]), [['week', 2]]);
       }));
 
     test('plans link <slug> --devices N|none sets the plan\'s own device cap per license', () =>

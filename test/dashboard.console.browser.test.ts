@@ -138,6 +138,13 @@ for (const dialect of DIALECTS) {
           assert.deepEqual(requestRows.map((r) => r[3]), ['limit_reached', 'allowed', 'allowed']);
           assert.deepEqual((await tableRows(page, 'table-today')).map((r) => [r[0], r[1], r[2], r[3]]), [['resize', '2', '2', '1']]);
           assert.match((await tableRows(page, 'table-licenses'))[0]![0]!, /CYKEY123/);
+          // Its amount: no Lemon Squeezy order seen yet, then the order its webhook recorded (sql/032).
+          assert.equal((await tableRows(page, 'table-licenses'))[0]![3], 'not recorded');
+          await db.query("UPDATE public.licenses SET order_id = '7001' WHERE key_prefix = 'CYKEY123'");
+          await db.query(`INSERT INTO public.store_orders (provider, order_id, status, total_minor, currency, ordered_at, state_at)
+                          VALUES ('lemonsqueezy', '7001', 'paid', 4900, 'USD', now(), now())`);
+          await page.goto(`${server.origin}/users/${s.cy}`);
+          assert.equal((await tableRows(page, 'table-licenses'))[0]![3], 'USD 49.00 once');
           // The device row carries its lease as the licensing API lists it.
           const [lease] = await db.query<{ live: boolean }>('SELECT live FROM public.list_license_devices($1::uuid)', [s.cy]);
           const deviceRow = (await tableRows(page, 'table-licenses'))[1]!;

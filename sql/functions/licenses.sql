@@ -14,7 +14,7 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.link_license_plan(p_plan_slug character varying, p_provider character varying, p_product_id character varying, p_variant_id character varying DEFAULT NULL::character varying, p_device_limit integer DEFAULT NULL::integer, p_seats integer DEFAULT NULL::integer)
+CREATE OR REPLACE FUNCTION public.link_license_plan(p_plan_slug character varying, p_provider character varying, p_product_id character varying, p_variant_id character varying DEFAULT NULL::character varying, p_device_limit integer DEFAULT NULL::integer, p_seats integer DEFAULT NULL::integer, p_interval character varying DEFAULT NULL::character varying, p_interval_count integer DEFAULT NULL::integer)
  RETURNS SETOF public.subscription_plans
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -31,6 +31,13 @@ BEGIN
   IF (p_device_limit IS NOT NULL AND p_device_limit NOT BETWEEN 1 AND 1000) OR (p_seats IS NOT NULL AND p_seats NOT BETWEEN 1 AND 100000) THEN
     RAISE EXCEPTION 'invalid_license_link: deviceLimit is 1 to 1000 and seats 1 to 100000' USING ERRCODE = 'PA082';
   END IF;
+  -- The renewal interval of a subscription variant (sql/032): Lemon Squeezy's variant interval
+  -- (day, week, month, year) and interval_count (1 to 365, default 1); Lemon Squeezy only.
+  IF p_interval IS NOT NULL AND (p_interval NOT IN ('day', 'week', 'month', 'year') OR p_provider <> 'lemonsqueezy')
+     OR p_interval_count IS NOT NULL AND (p_interval IS NULL OR p_interval_count NOT BETWEEN 1 AND 365) THEN
+    RAISE EXCEPTION 'invalid_license_link: interval is day, week, month or year (Lemon Squeezy variants only) and intervalCount 1 to 365'
+      USING ERRCODE = 'PA082';
+  END IF;
   IF p_plan_slug IS NULL THEN
     DELETE FROM public.license_products AS m
      WHERE m.provider = p_provider AND m.product_id = p_product_id AND m.variant_id = COALESCE(p_variant_id, '');
@@ -40,10 +47,12 @@ BEGIN
   IF v_plan_id IS NULL THEN
     RAISE EXCEPTION 'unknown_plan: no plan with slug %', p_plan_slug USING ERRCODE = 'PA034';
   END IF;
-  INSERT INTO public.license_products AS m (provider, product_id, variant_id, plan_id, device_limit, seats)
-  VALUES (p_provider, p_product_id, COALESCE(p_variant_id, ''), v_plan_id, p_device_limit, p_seats)
+  INSERT INTO public.license_products AS m (provider, product_id, variant_id, plan_id, device_limit, seats, price_interval, price_interval_count)
+  VALUES (p_provider, p_product_id, COALESCE(p_variant_id, ''), v_plan_id, p_device_limit, p_seats,
+          p_interval, CASE WHEN p_interval IS NULL THEN NULL ELSE COALESCE(p_interval_count, 1) END)
   ON CONFLICT (provider, product_id, variant_id) DO UPDATE SET plan_id = EXCLUDED.plan_id,
-    device_limit = EXCLUDED.device_limit, seats = EXCLUDED.seats, updated_at = pg_catalog.now();
+    device_limit = EXCLUDED.device_limit, seats = EXCLUDED.seats,
+    price_interval = EXCLUDED.price_interval, price_interval_count = EXCLUDED.price_interval_count, updated_at = pg_catalog.now();
   RETURN QUERY SELECT p.* FROM public.subscription_plans AS p WHERE p.id = v_plan_id;
 END;
 $function$;

@@ -50,6 +50,16 @@ export function resolveGumroad(options: GumroadOptions, timeoutMs: number): Stor
   };
 }
 
+const REVOKED = new WeakMap<Error, 'disabled' | 'ended'>();
+
+/**
+ * The status a refusal of gumroadVerify stands for, when Gumroad refused a key it knows: 404 "This
+ * license key has been disabled." (disabled by the seller) or "Access to the purchase associated
+ * with this license has expired." (ended). Null for any other error. A key activated before is
+ * stored with this status (it grants nothing) instead of the check failing.
+ */
+export const gumroadRevokedStatus = (error: unknown): 'disabled' | 'ended' | null => (error instanceof Error ? REVOKED.get(error) ?? null : null);
+
 export async function gumroadVerify(config: StoreConfig, productId: string, key: string): Promise<StoreLicense> {
   const { status, body } = await postForm('gumroad', config, '/v2/licenses/verify', {
     [isGumroadProductId(productId) ? 'product_id' : 'product_permalink']: productId,
@@ -63,7 +73,12 @@ export async function gumroadVerify(config: StoreConfig, productId: string, key:
     throw new SetupError('gumroad_product_id_required', `gumroad_product_id_required: Gumroad verifies this product by its product_id only; link ${wanted} instead of the permalink ${productId} (plans.linkLicense)`);
   }
   if (status === 404 && /does not exist/i.test(message)) throw notFound('gumroad', key);
-  if (status !== 200 || body!.success !== true) throw rejected('gumroad', `HTTP ${status}${/disabled/i.test(message) ? ', disabled' : /expired/i.test(message) ? ', access expired' : ''}`);
+  if (status !== 200 || body!.success !== true) {
+    const revoked = status === 404 ? (/has been disabled/i.test(message) ? 'disabled' : /access .*has expired/i.test(message) ? 'ended' : null) : null;
+    const error = rejected('gumroad', `HTTP ${status}${revoked === 'disabled' ? ', disabled' : revoked === 'ended' ? ', access expired' : ''}`);
+    if (revoked) REVOKED.set(error, revoked);
+    throw error;
+  }
   const purchase = body!.purchase as Record<string, unknown> | undefined;
   if (typeof purchase !== 'object' || purchase === null) throw unavailable('gumroad', 'answered without a purchase');
   const ended = dateOrNull(purchase.subscription_ended_at);

@@ -14,7 +14,7 @@ import { fromUtf8, utf8 } from '../core/bytes.ts';
 import * as validate from '../core/validation.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 import { lemonActivate, lemonDeactivate, lemonSignatureValid, lemonValidate, resolveLemonSqueezy, type LemonSqueezyOptions } from './lemonsqueezy.ts';
-import { gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
+import { gumroadRevokedStatus, gumroadVerify, resolveGumroad, type GumroadOptions } from './gumroad.ts';
 import { parseAge } from '../usage/retention.ts';
 import { NAMES, dateOrNull, idText, retryUnknownKey, type StoreConfig, type StoreLicense } from './store-http.ts';
 
@@ -102,10 +102,106 @@ export interface Validation {
 export interface WebhookResult {
   /** Whether a license changed. */
   applied: boolean;
-  /** applied, duplicate (a replay), stale (older than what we know), revoked (a webhook never lifts a refund), ignored, unknown_license. */
-  reason: 'applied' | 'duplicate' | 'stale' | 'revoked' | 'ignored' | 'unknown_license';
+  /**
+   * applied, duplicate (a replay), stale (older than what we know), revoked (a webhook never
+   * lifts a refund), ignored, unknown_license, recorded (no license changed, but Lemon Squeezy's
+   * order, subscription or invoice was recorded for the money page).
+   */
+  reason: 'applied' | 'duplicate' | 'stale' | 'revoked' | 'ignored' | 'unknown_license' | 'recorded';
   event: string;
   licenses: number;
+  /** Lemon Squeezy: whether an order, subscription or invoice row changed (docs/licenses.md#money). */
+  recorded: boolean;
+}
+
+/** What a Lemon Squeezy webhook says about money (sql/032): one Order, Subscription or Subscription invoice object. */
+type LemonMoney =
+  | { kind: 'order'; orderId: string; productId: string | null; variantId: string | null; status: string; totalMinor: number; refundedMinor: number;
+      currency: string; refunded: boolean; orderedAt: Date; at: Date }
+  | { kind: 'subscription'; subscriptionId: string; orderId: string; productId: string | null; variantId: string | null; status: string; quantity: number | null; at: Date }
+  | { kind: 'invoice'; subscriptionId: string; billingReason: string; status: string; totalMinor: number; currency: string; invoicedAt: Date };
+
+const MONEY_EVENTS = new Set(['order_created', 'order_refunded', 'subscription_created', 'subscription_updated', 'subscription_payment_success']);
+const minor = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 100_000_000_000 ? (v as number) : null);
+const word = (v: unknown) => (typeof v === 'string' && /^[a-z_]{1,32}$/.test(v) ? v : null);
+
+/**
+ * The money in a Lemon Squeezy webhook, field by field as its API reference names them (the
+ * Order, Subscription and Subscription invoice objects). Null: not a money event. A money event
+ * without the fields it is recorded and ordered by is invalid_webhook (nothing written). Names,
+ * emails, card digits and URLs in the body are never read.
+ */
+function lemonMoney(event: string, data: { id?: unknown; attributes?: Record<string, unknown> } | undefined): LemonMoney | null {
+  if (!MONEY_EVENTS.has(event)) return null;
+  // order_refunded and subscription_updated also change a license, which needs fewer fields:
+  // without the money fields they still revoke or renew, and record no money.
+  if (event === 'order_refunded' || event === 'subscription_updated') {
+    try {
+      return lemonMoneyOf(event, data);
+    } catch {
+      return null;
+    }
+  }
+  return lemonMoneyOf(event, data);
+}
+
+function lemonMoneyOf(event: string, data: { id?: unknown; attributes?: Record<string, unknown> } | undefined): LemonMoney {
+  const a = data?.attributes ?? {};
+  const bad = (what: string) => new ValidationError('invalid_webhook', `invalid_webhook: ${event} without ${what}`);
+  const currency = typeof a.currency === 'string' && /^[A-Za-z]{3}$/.test(a.currency) ? a.currency : null;
+  if (event === 'order_created' || event === 'order_refunded') {
+    const item = (typeof a.first_order_item === 'object' && a.first_order_item !== null ? a.first_order_item : {}) as Record<string, unknown>;
+    const orderId = idText(data?.id);
+    const total = minor(a.total);
+    const refundedMinor = a.refunded_amount === undefined || a.refunded_amount === null ? 0 : minor(a.refunded_amount);
+    const orderedAt = dateOrNull(a.created_at);
+    const at = dateOrNull(a.updated_at);
+    const status = word(a.status);
+    if (orderId === null || total === null || refundedMinor === null || currency === null || orderedAt === null || at === null || status === null) {
+      throw bad('the order id, total, refunded_amount, currency, status, created_at and updated_at of its Order object');
+    }
+    return { kind: 'order', orderId, productId: idText(item.product_id), variantId: idText(item.variant_id), status, totalMinor: total,
+      refundedMinor, currency, refunded: a.refunded === true, orderedAt, at };
+  }
+  if (event === 'subscription_created' || event === 'subscription_updated') {
+    const item = (typeof a.first_subscription_item === 'object' && a.first_subscription_item !== null ? a.first_subscription_item : {}) as Record<string, unknown>;
+    const subscriptionId = idText(data?.id);
+    const orderId = idText(a.order_id);
+    const at = dateOrNull(a.updated_at);
+    const status = word(a.status);
+    if (subscriptionId === null || orderId === null || at === null || status === null) {
+      throw bad('the subscription id, order_id, status and updated_at of its Subscription object');
+    }
+    const quantity = Number.isInteger(item.quantity) && (item.quantity as number) >= 0 && (item.quantity as number) <= 100000 ? (item.quantity as number) : null;
+    return { kind: 'subscription', subscriptionId, orderId, productId: idText(a.product_id), variantId: idText(a.variant_id), status, quantity, at };
+  }
+  const subscriptionId = idText(a.subscription_id);
+  const total = minor(a.total);
+  const invoicedAt = dateOrNull(a.created_at);
+  const billingReason = word(a.billing_reason);
+  const status = word(a.status);
+  if (subscriptionId === null || total === null || currency === null || invoicedAt === null || billingReason === null || status === null) {
+    throw bad('the subscription_id, billing_reason, status, total, currency and created_at of its Subscription invoice object');
+  }
+  return { kind: 'invoice', subscriptionId, billingReason, status, totalMinor: total, currency, invoicedAt };
+}
+
+async function recordLemonMoney(tx: Pick<Queryable, 'query'>, m: LemonMoney): Promise<'recorded' | 'stale' | 'ignored'> {
+  const rows = m.kind === 'order'
+    ? await tx.query<{ r: 'recorded' | 'stale' }>(
+        `SELECT public.store_record_order('lemonsqueezy'::varchar, $1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::bigint, $6::bigint,
+           $7::varchar, $8::boolean, $9::timestamptz, $10::timestamptz) AS r`,
+        [m.orderId, m.productId, m.variantId, m.status, m.totalMinor, m.refundedMinor, m.currency, m.refunded, m.orderedAt, m.at])
+    : m.kind === 'subscription'
+      ? await tx.query<{ r: 'recorded' | 'stale' }>(
+          `SELECT public.store_record_subscription('lemonsqueezy'::varchar, $1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::varchar,
+             $6::integer, $7::timestamptz) AS r`,
+          [m.subscriptionId, m.orderId, m.productId, m.variantId, m.status, m.quantity, m.at])
+      : await tx.query<{ r: 'recorded' | 'stale' | 'ignored' }>(
+          `SELECT public.store_record_invoice('lemonsqueezy'::varchar, $1::varchar, $2::varchar, $3::varchar, $4::bigint, $5::varchar,
+             $6::timestamptz) AS r`,
+          [m.subscriptionId, m.billingReason, m.status, m.totalMinor, m.currency, m.invoicedAt]);
+  return rows[0]!.r;
 }
 
 interface LicenseRow {
@@ -310,12 +406,16 @@ export function createLicenses(
       if (!row) throw new NotFoundError('license_not_found', 'license_not_found: this license key was never activated; activate it first');
       if (row.user_id !== userId) throw new AuthError('license_in_use', 'license_in_use: this license key is activated by another user');
       if (row.fresh && cacheSeconds > 0) return { row, answeredBy: 'cache' as const };
-      let answer: StoreLicense;
+      let answer: Pick<StoreLicense, 'status' | 'expiresAt' | 'activationLimit'> & { quantity: number | null };
       try {
         answer = provider === 'lemonsqueezy' ? await lemonValidate(store(provider), key) : await gumroadVerify(store(provider), row.product_id, key);
       } catch (error) {
         if (error instanceof ServiceError && error.code === 'license_unavailable' && row.in_grace) return { row, answeredBy: 'grace' as const };
-        throw error;
+        // Gumroad refuses a key the seller disabled (or whose access ended) with a 404: for a key
+        // activated here that is an answer, stored as the license's status (it grants nothing).
+        const revoked = provider === 'gumroad' ? gumroadRevokedStatus(error) : null;
+        if (!revoked) throw error;
+        answer = { status: revoked, expiresAt: row.expires_at, activationLimit: row.activation_limit, quantity: null };
       }
       await tx.query(
         'SELECT public.license_apply_state($1::uuid, $2::varchar, $3::timestamptz, $4::integer, $5::integer, pg_catalog.clock_timestamp(), true)',
@@ -426,9 +526,20 @@ export function createLicenses(
     if (match !== 'none' && (value === null || at === null)) {
       throw new ValidationError('invalid_webhook', `invalid_webhook: ${event} without the id and updated_at it is matched and ordered by`);
     }
+    const money = lemonMoney(event, body.data);
     const eventId = await sha256Hex(bytes);
-    const rows = await applyWebhook(db, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false);
-    return { ...rows[0]!, event };
+    // One transaction: the delivery's digest (a replay stops there), the license's state, the money.
+    return db.transaction(async (tx) => {
+      const row = (await applyWebhook(tx, 'lemonsqueezy', eventId, event, status ? match : 'none', value, status, expiresAt, at, false))[0]!;
+      if (row.reason === 'duplicate' || money === null) return { ...row, event, recorded: false };
+      const recorded = await recordLemonMoney(tx, money);
+      // The license's word first (applied, stale, revoked); then the money's (recorded, stale).
+      const reason: WebhookResult['reason'] = row.applied || row.reason === 'stale' || row.reason === 'revoked' ? row.reason
+        : recorded === 'recorded' ? 'recorded'
+          : recorded === 'stale' && row.reason === 'ignored' ? 'stale'
+            : row.reason;
+      return { ...row, reason, event, recorded: recorded === 'recorded' };
+    });
   }
 
   /**
@@ -446,14 +557,19 @@ export function createLicenses(
     const hash = key !== null && /^[\x21-\x7e]{1,255}$/.test(key) ? await digest(key) : null;
     return db.transaction(async (tx) => {
       const row = hash
-        ? (await tx.query<{ product_id: string }>(
-            "SELECT product_id FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
+        ? (await tx.query<{ product_id: string; expires_at: Date | null }>(
+            "SELECT product_id, expires_at FROM public.licenses WHERE provider = 'gumroad' AND key_hash = $1::text", [hash]))[0]
         : undefined;
-      if (!row || !key || !hash) return { applied: false, reason: 'unknown_license' as const, event, licenses: 0 };
+      if (!row || !key || !hash) return { applied: false, reason: 'unknown_license' as const, event, licenses: 0, recorded: false };
       await lock(tx, 'licenseKey', `gumroad:${hash}`);
-      const answer = await gumroadVerify(config, row.product_id, key);
+      const answer = await gumroadVerify(config, row.product_id, key).catch((error: unknown) => {
+        // A key the seller disabled, or whose access ended: stored as such (see validate).
+        const revoked = gumroadRevokedStatus(error);
+        if (!revoked) throw error;
+        return { status: revoked, expiresAt: row.expires_at };
+      });
       const rows = await applyWebhook(tx, 'gumroad', eventId, event, 'key_hash', hash, answer.status, answer.expiresAt, null, true);
-      return { ...rows[0]!, event };
+      return { ...rows[0]!, event, recorded: false };
     });
   }
 

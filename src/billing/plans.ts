@@ -162,6 +162,25 @@ export interface LicenseLink {
   variantId?: string | null;
   deviceLimit?: number | null;
   seats?: number | null;
+  /**
+   * Lemon Squeezy subscription variants: the renewal interval the variant is sold at (its
+   * `interval` in Lemon Squeezy: day, week, month or year), which the store's webhooks do not
+   * carry. With intervalCount (its `interval_count`, default 1) it brings the subscription's
+   * amount to a month on the console's money page. Null: a one-time product, or not set.
+   */
+  interval?: 'day' | 'week' | 'month' | 'year' | null;
+  intervalCount?: number | null;
+}
+
+/** A Lemon Squeezy variant's renewal interval (sql/032), checked as link_license_plan checks it. */
+export function licenseInterval(link: LicenseLink, provider: LicenseProvider): { interval: string | null; intervalCount: number | null } {
+  const interval = link.interval ?? null;
+  const count = link.intervalCount ?? null;
+  if ((interval !== null && (!['day', 'week', 'month', 'year'].includes(interval as string) || provider !== 'lemonsqueezy'))
+      || (count !== null && (interval === null || !Number.isInteger(count) || count < 1 || count > 365))) {
+    throw new ValidationError('invalid_license_link', "invalid_license_link: interval is 'day', 'week', 'month' or 'year' (Lemon Squeezy variants only) and intervalCount a whole number from 1 to 365");
+  }
+  return { interval, intervalCount: interval === null ? null : count ?? 1 };
 }
 
 /** link_license_plan (sql/016), also used by the CLI over a direct connection. */
@@ -178,9 +197,10 @@ export async function linkLicensePlan(db: Pick<Queryable, 'query'>, planSlug: un
   const variantId = validate.storeId(link.variantId, 'variantId', true);
   const deviceLimit = validate.optionalCount(link.deviceLimit, 'invalid_license_link', 'deviceLimit must be a whole number from 1 to 1000', 1, 1000);
   const seats = validate.optionalCount(link.seats, 'invalid_license_link', 'seats must be a whole number from 1 to 100000', 1, 100000);
+  const { interval, intervalCount } = licenseInterval(link, provider);
   const rows = await db
-    .query<PlanRow>('SELECT * FROM public.link_license_plan($1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::integer, $6::integer)', [
-      planSlug, provider, productId, variantId, deviceLimit, seats,
+    .query<PlanRow>('SELECT * FROM public.link_license_plan($1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::integer, $6::integer, $7::varchar, $8::integer)', [
+      planSlug, provider, productId, variantId, deviceLimit, seats, interval, intervalCount,
     ]);
   return rows[0] ? toPlan(rows[0]) : null;
 }

@@ -29,6 +29,8 @@ export const OPTIONS = {
   variant: { type: 'string', text: 'plans link --license: only this variant of the product (Lemon Squeezy variant id)' },
   devices: { type: 'string', text: 'plans link: at most this many devices per license (1 to 1000); with --license for that product, alone for the plan (none: no cap)' },
   seats: { type: 'string', text: 'plans link --license: each license is a team license of this many seats (1 to 100000)' },
+  interval: { type: 'string', text: 'plans link --license lemonsqueezy: the subscription variant\'s renewal interval, day, week, month or year (for the console\'s MRR; none: one-time)' },
+  'interval-count': { type: 'string', text: 'plans link --license lemonsqueezy --interval: billed every this many intervals (1 to 365, default 1)' },
   price: { type: 'string', text: 'Stripe price id, price_…' },
   figma: { type: 'string', text: 'plans link: the Figma payment status the plan is granted for, PAID, TRIAL or FIRST_USE (a server-side trial)' },
   'trial-days': { type: 'string', text: 'plans link --figma FIRST_USE: how many days from a Figma user\'s first sign-in (1 to 3650)' },

@@ -135,6 +135,7 @@ async function supabaseConnection(target: Extract<SetupTarget, { kind: 'supabase
         const { data, error } = await client.rpc('link_license_plan', {
           p_plan_slug: planSlug, p_provider: link.provider, p_product_id: link.productId, p_variant_id: link.variantId ?? null,
           p_device_limit: link.deviceLimit ?? null, p_seats: link.seats ?? null,
+          p_interval: link.interval ?? null, p_interval_count: link.interval ? link.intervalCount ?? 1 : null,
         });
         if (error) throw error.code?.startsWith('PA') ? fromDatabaseError(error) : fail('linking the plan', error);
         const rows = data as PlanRow[];

@@ -37,13 +37,13 @@ export function renderUserConsole(ctx: PageContext, v: UserView, c: UserConsole,
 <dt>Seat</dt><dd>${c.seatHeld ? `member of ${userLink(ctx, c.seatHeld.ownerId, c.seatHeld.ownerEmail)} since ${h(iso(c.seatHeld.assignedAt))} ${act('remove_seat', 'Remove seat…', 'held')}` : '–'}</dd>
 </dl>`;
   const licenseRows = c.licenses.flatMap((k) => {
-    const head = [`${h(k.provider)} <code>${h(k.keyPrefix)}…</code>`, badge(k.status === 'active' ? 'active' : 'revoked', k.status), h(k.planSlug ?? '–'), h(k.productId), iso(k.expiresAt), iso(k.checkedAt), `${k.devices.length}`,
+    const head = [`${h(k.provider)} <code>${h(k.keyPrefix)}…</code>`, badge(k.status === 'active' ? 'active' : 'revoked', k.status), h(k.planSlug ?? '–'), licenseAmount(k.amount), h(k.productId), iso(k.expiresAt), iso(k.checkedAt), `${k.devices.length}`,
       k.status === 'disabled' ? '' : act('deactivate_license', 'Deactivate…', k.licenseId)];
-    const devices = k.devices.map((d) => [`↳ ${h(d.deviceName)}`, d.live ? badge('active', 'lease live') : badge('expired', 'lease expired'), '', `<code>${h(d.deviceId)}</code>`, `lease ${iso(d.leaseEndsAt)}`, `${iso(d.activatedAt)} · seen ${iso(d.lastSeenAt)}`, '', act('revoke_device', 'Release device…', `${k.licenseId}:${d.deviceId}`)]);
+    const devices = k.devices.map((d) => [`↳ ${h(d.deviceName)}`, d.live ? badge('active', 'lease live') : badge('expired', 'lease expired'), '', '', `<code>${h(d.deviceId)}</code>`, `lease ${iso(d.leaseEndsAt)}`, `${iso(d.activatedAt)} · seen ${iso(d.lastSeenAt)}`, '', act('revoke_device', 'Release device…', `${k.licenseId}:${d.deviceId}`)]);
     return [head, ...devices];
   });
   const licensesTable = licenseRows.length
-    ? table('table-licenses', 'Licenses and the devices they are activated on (never the key: its first characters only)', ['License / device', 'Status / lease', 'Plan', 'Product / device id', 'Expires / lease ends', 'Checked / activated, last seen', 'Devices', ''], licenseRows, [0, 1, 2, 3, 4, 5])
+    ? table('table-licenses', 'Licenses and the devices they are activated on (never the key: its first characters only)', ['License / device', 'Status / lease', 'Plan', 'Amount', 'Product / device id', 'Expires / lease ends', 'Checked / activated, last seen', 'Devices', ''], licenseRows, [0, 1, 2, 3, 4, 5, 6])
     : emptyTable('table-licenses', 'No license.');
   const membersTable = c.seatMembers.length
     ? table('table-seat-members', 'Members holding a seat of this user\'s team', ['Member', 'Since', ''], c.seatMembers.map((m) => [userLink(ctx, m.memberId, m.email), iso(m.assignedAt), act('remove_seat', 'Remove seat…', m.memberId)]), [0, 1])
@@ -158,6 +158,12 @@ export function money(minor: number, currency: string): string {
   return `${currency} ${(minor / 10 ** digits).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
 }
 
+/** What a license was bought at, as the store reported it: "USD 49.00 once", "EUR 15.00 / month", or "not recorded". */
+export function licenseAmount(amount: UserConsole['licenses'][number]['amount']): string {
+  if (!amount) return 'not recorded';
+  return `${h(money(amount.minor, amount.currency))} ${amount.interval === null ? 'once' : `/ ${h(amount.interval)}`}${amount.refunded ? ' (refunded)' : ''}`;
+}
+
 export function renderMoney(ctx: PageContext, sources: MoneySource[], amounts: MoneyAmount[] = []): string {
   const byCurrency = amounts.map((a) => [
     h(a.source), a.currency === null ? 'not recorded' : h(a.currency), a.payingUsers, a.seats,
@@ -170,7 +176,7 @@ export function renderMoney(ctx: PageContext, sources: MoneySource[], amounts: M
 <p class="def">Now. Stripe: subscriptions active or past due, MRR at the plan prices × seats. Figma: users whose payment status is PAID. Lemon Squeezy and Gumroad: users with an active license, seats = license quantity. The MRR here is at this package's plan prices (Stripe only); the table below is at the prices each source reported.</p>
 ${table('table-money', 'Paying users, seats and MRR per source', ['Source', 'Paying users', 'Seats', 'MRR', 'MRR per seat'], rows)}</section>
 <section class="card wide" id="money-currency" aria-labelledby="money-currency-title"><h2 id="money-currency-title">Revenue at the prices each source reported${csvLink(ctx, '/export/money-by-currency.csv')}</h2>
-<p class="def">Per source and currency; currencies are never added together. Stripe: the price's unit amount × seats on active and past-due subscriptions. Lemon Squeezy and Gumroad: the price the store reported for each active license. Figma reports no price: Figma rows use the price set on the PAID link (plans.linkFigma … { price }). MRR brings recurring prices to a month (a year ÷ 12); one-time prices are counted as sales in the last 30 days. "not recorded": paying users whose price was never reported.</p>
+<p class="def">Per source and currency; currencies are never added together. Stripe: the price's unit amount × seats on active and past-due subscriptions. Lemon Squeezy: its webhooks' order total, or a subscription's latest paid invoice over the interval set on the variant's plan link. Gumroad: the price its verify answer reported for each active license. Figma reports no price: Figma rows use the price set on the PAID link (plans.linkFigma … { price }). MRR brings recurring prices to a month (a year ÷ 12); one-time prices are counted as sales in the last 30 days. "not recorded": paying users whose price was never reported.</p>
 ${table('table-money-currency', 'Revenue per source and currency', ['Source', 'Currency', 'Paying users', 'Seats', 'MRR', 'MRR per seat', 'Sales, 30 days', 'Sales amount, 30 days'], byCurrency)}</section>`;
   return layout(ctx, 'money', body);
 }

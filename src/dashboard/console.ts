@@ -89,7 +89,68 @@ export interface ConsoleLicense {
   checkedAt: Date;
   /** Devices the license is activated on, with their lease (list_license_devices: last seen, lease end, live). */
   devices: { deviceId: string; deviceName: string; activatedAt: Date; lastSeenAt: Date | null; leaseEndsAt: Date | null; live: boolean }[];
+  /**
+   * What was paid for it, as the store reported it (PRICED_LICENSES): minor units and currency,
+   * the billing interval of a subscription ('month', '3 months', …; null: one-time), and whether
+   * it was refunded. Null: not recorded (a Lemon Squeezy order never seen, a row from before sql/031).
+   */
+  amount: { minor: number; currency: string; interval: string | null; refunded: boolean } | null;
 }
+
+/**
+ * Every license with the amount its store reported (sql/031, sql/032), one row each:
+ * - Gumroad: the price its verify answer carried (licenses.price_minor / currency / price_interval).
+ * - Lemon Squeezy: its webhooks, by the license's order_id. A subscription (store_subscriptions,
+ *   from subscription_created / _updated) is recurring at its latest paid period invoice's total
+ *   (else its order's total), over the interval set on the variant's plan link (no interval set:
+ *   not recorded); an order without a subscription is a one-time sale at its total less what was
+ *   refunded, sold when the order was placed. Neither seen: licenses.price_* (not recorded).
+ * per_month_num / per_month_den bring a recurring amount to a month (null: one-time); billing is
+ * false for a subscription on trial, paused, unpaid or expired (no MRR); is_sale is false for a
+ * refunded, disputed, charged-back, unpaid or fraudulent purchase.
+ */
+const PRICED_LICENSES = `
+SELECT k.id AS license_id, k.provider, k.user_id, k.status, k.quantity, k.created_at,
+       y.price_minor, y.currency, CASE WHEN y.price_minor IS NULL THEN NULL ELSE x.num END AS per_month_num, x.den AS per_month_den,
+       CASE WHEN y.price_minor IS NULL THEN NULL ELSE x.interval_label END AS interval_label,
+       COALESCE(o.ordered_at, k.created_at) AS sold_at,
+       k.status NOT IN ('refunded', 'disputed', 'chargebacked')
+         AND (o.order_id IS NULL OR (NOT o.refunded AND o.status IN ('paid', 'partial_refund'))) AS is_sale,
+       s.subscription_id IS NULL OR s.status IS NULL OR s.status IN ('active', 'past_due', 'cancelled') AS billing
+  FROM public.licenses AS k
+  LEFT JOIN public.store_orders AS o ON o.provider = k.provider AND o.order_id = k.order_id
+  -- The order's subscription (the newest, should an order have several): hashed, not sorted.
+  LEFT JOIN (SELECT s.provider, s.order_id, s.subscription_id, s.status, s.recurring_minor, s.currency
+               FROM public.store_subscriptions AS s
+              WHERE s.order_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM public.store_subscriptions AS n
+                                 WHERE n.provider = s.provider AND n.order_id = s.order_id
+                                   AND (n.updated_at > s.updated_at OR n.updated_at = s.updated_at AND n.subscription_id < s.subscription_id))
+            ) AS s ON s.provider = k.provider AND s.order_id = k.order_id
+  -- The variant's own mapping, else the product's (as license_terms picks the plan).
+  LEFT JOIN public.license_products AS mv ON mv.provider = k.provider AND mv.product_id = k.product_id AND mv.variant_id = k.variant_id AND k.variant_id <> ''
+  LEFT JOIN public.license_products AS mp ON mp.provider = k.provider AND mp.product_id = k.product_id AND mp.variant_id = ''
+ CROSS JOIN LATERAL (
+    SELECT CASE WHEN mv.provider IS NOT NULL THEN mv.price_interval ELSE mp.price_interval END AS price_interval,
+           CASE WHEN mv.provider IS NOT NULL THEN mv.price_interval_count ELSE mp.price_interval_count END AS price_interval_count) AS m
+ CROSS JOIN LATERAL (
+    SELECT CASE WHEN s.subscription_id IS NOT NULL THEN CASE m.price_interval WHEN 'month' THEN 1 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
+                WHEN o.order_id IS NOT NULL THEN NULL
+                WHEN k.price_interval IS NOT NULL THEN 1 END AS num,
+           CASE WHEN s.subscription_id IS NOT NULL THEN CASE m.price_interval WHEN 'month' THEN 1 ELSE 12 END * m.price_interval_count
+                WHEN o.order_id IS NOT NULL THEN NULL
+                ELSE CASE k.price_interval WHEN 'month' THEN 1 WHEN 'quarter' THEN 3 WHEN 'half_year' THEN 6 WHEN 'year' THEN 12 WHEN 'two_years' THEN 24 END END AS den,
+           CASE WHEN s.subscription_id IS NOT NULL THEN CASE WHEN m.price_interval_count = 1 THEN m.price_interval::text
+                                                             ELSE m.price_interval_count::text || ' ' || m.price_interval || 's' END
+                WHEN o.order_id IS NOT NULL THEN NULL
+                ELSE k.price_interval::text END AS interval_label) AS x
+ CROSS JOIN LATERAL (
+    SELECT CASE WHEN s.subscription_id IS NOT NULL THEN CASE WHEN m.price_interval IS NOT NULL THEN COALESCE(s.recurring_minor, o.total_minor) END
+                WHEN o.order_id IS NOT NULL THEN o.total_minor - o.refunded_minor
+                ELSE k.price_minor END AS price_minor,
+           CASE WHEN s.subscription_id IS NOT NULL THEN CASE WHEN m.price_interval IS NOT NULL THEN CASE WHEN s.recurring_minor IS NOT NULL THEN s.currency ELSE o.currency END END
+                WHEN o.order_id IS NOT NULL THEN o.currency
+                ELSE k.currency END::text AS currency) AS y`;
 
 export interface ConsoleRequest {
   at: Date;
@@ -161,6 +222,10 @@ export async function readUserConsole(db: Queryable, userId: string, requestLimi
       ORDER BY k.created_at, k.id`,
     [id],
   );
+  const amounts = await db.query<{ license_id: string; price_minor: string | null; currency: string | null; interval_label: string | null; is_sale: boolean }>(
+    `SELECT p.license_id, p.price_minor::text AS price_minor, p.currency, p.interval_label, p.is_sale FROM (${PRICED_LICENSES}) AS p WHERE p.user_id = $1::uuid`,
+    [id],
+  );
   // The devices with their lease state, as the licensing API lists them (devices of every license of the user).
   const devices = await db.query<{ license_id: string; device_id: string; device_name: string; activated_at: Date; last_seen_at: Date | null; lease_ends_at: Date | null; live: boolean }>(
     `SELECT d.license_id, d.device_id, d.device_name, d.activated_at, d.last_seen_at, d.lease_ends_at, d.live
@@ -215,6 +280,9 @@ export async function readUserConsole(db: Queryable, userId: string, requestLimi
       expiresAt: k.expires_at,
       checkedAt: k.checked_at,
       devices: devices.filter((d) => d.license_id === k.id).map((d) => ({ deviceId: d.device_id, deviceName: d.device_name, activatedAt: d.activated_at, lastSeenAt: d.last_seen_at, leaseEndsAt: d.lease_ends_at, live: d.live })),
+      amount: ((a) => (a && a.price_minor !== null && a.currency !== null
+        ? { minor: Number(a.price_minor), currency: a.currency.toUpperCase(), interval: a.interval_label, refunded: !a.is_sale }
+        : null))(amounts.find((a) => a.license_id === k.id)),
     })),
     seatHeld: held ? { ownerId: held.owner_user_id, ownerEmail: held.email, assignedAt: held.assigned_at } : null,
     seatMembers: members.map((m) => ({ memberId: m.member_user_id, email: m.email, assignedAt: m.assigned_at })),
@@ -585,8 +653,9 @@ export interface MoneyAmount {
  * licenses; Figma's at the price the operator set on the PAID link. Recurring prices are brought
  * to a month (a year is 1/12, a quarter 1/3, a week 52/12, a day 365/12, over the interval
  * count); one-time prices count as sales when bought in the last 30 days (Figma: the date of
- * purchase; licenses: when first activated here; refunded, disputed and charged-back licenses
- * are not sales). Currencies are never added together.
+ * purchase; Lemon Squeezy: when the order was placed; Gumroad: when first activated here;
+ * refunded, disputed and charged-back licenses are not sales). Lemon Squeezy's amounts come from
+ * its webhooks (PRICED_LICENSES). Currencies are never added together.
  */
 export async function readMoneyByCurrency(db: Queryable): Promise<MoneyAmount[]> {
   db = withTypedErrors(db);
@@ -620,17 +689,14 @@ export async function readMoneyByCurrency(db: Queryable): Promise<MoneyAmount[]>
        SELECT k.provider::text, pg_catalog.upper(k.currency),
               (count(DISTINCT k.user_id) FILTER (WHERE k.status = 'active'))::integer,
               COALESCE(sum(k.quantity) FILTER (WHERE k.status = 'active'), 0)::integer,
-              COALESCE(sum(k.quantity) FILTER (WHERE k.status = 'active' AND k.price_interval IS NOT NULL), 0)::integer,
-              COALESCE(sum(k.price_minor::numeric
-                            / CASE k.price_interval WHEN 'month' THEN 1 WHEN 'quarter' THEN 3 WHEN 'half_year' THEN 6
-                                                    WHEN 'year' THEN 12 WHEN 'two_years' THEN 24 END)
-                         FILTER (WHERE k.status = 'active' AND k.price_interval IS NOT NULL), 0),
-              (count(*) FILTER (WHERE k.price_minor IS NOT NULL AND k.price_interval IS NULL AND k.created_at >= (SELECT t FROM since)
-                                  AND k.status NOT IN ('refunded', 'disputed', 'chargebacked')))::integer,
-              COALESCE(sum(k.price_minor) FILTER (WHERE k.price_interval IS NULL AND k.created_at >= (SELECT t FROM since)
-                                                    AND k.status NOT IN ('refunded', 'disputed', 'chargebacked')), 0)
-         FROM public.licenses AS k
-        WHERE k.status = 'active' OR k.created_at >= (SELECT t FROM since)
+              COALESCE(sum(k.quantity) FILTER (WHERE k.status = 'active' AND k.per_month_num IS NOT NULL AND k.billing), 0)::integer,
+              COALESCE(sum(k.price_minor::numeric * k.per_month_num / k.per_month_den)
+                         FILTER (WHERE k.status = 'active' AND k.per_month_num IS NOT NULL AND k.billing), 0),
+              (count(*) FILTER (WHERE k.price_minor IS NOT NULL AND k.per_month_num IS NULL AND k.sold_at >= (SELECT t FROM since) AND k.is_sale))::integer,
+              COALESCE(sum(k.price_minor) FILTER (WHERE k.price_minor IS NOT NULL AND k.per_month_num IS NULL AND k.sold_at >= (SELECT t FROM since) AND k.is_sale), 0)
+         -- OFFSET 0: each license's amount is computed once, not once per aggregate that reads it.
+         FROM (${PRICED_LICENSES} OFFSET 0) AS k
+        WHERE k.status = 'active' OR k.sold_at >= (SELECT t FROM since)
         GROUP BY 1, 2)
      SELECT x.source, x.currency, x.users, x.seats, x.recurring_seats,
             pg_catalog.round(x.mrr)::text AS mrr, x.sales, x.sales_minor::text AS sales_minor

@@ -17,7 +17,7 @@
 // purchase the store's license API has not caught up with.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 
 export type Failure = { kind: 'http'; status: 429 | 500 | 502 | 503 } | { kind: 'slow'; ms: number } | { kind: 'garbage' };
 
@@ -159,6 +159,145 @@ export async function startLemonSqueezyStandIn(): Promise<LemonStandIn> {
   return standIn;
 }
 
+// ---------------------------------------------------------------- Lemon Squeezy webhooks
+// The bodies Lemon Squeezy POSTs to a webhook (docs.lemonsqueezy.com/help/webhooks: a JSON:API
+// resource object under `data`, `meta.event_name`, `X-Signature` the hex HMAC-SHA256 of the raw
+// body with the signing secret): order_created and order_refunded carry an Order object,
+// subscription_created and subscription_updated a Subscription object,
+// subscription_payment_success a Subscription invoice object. Every attribute of each object as
+// its API reference lists it (docs.lemonsqueezy.com/api/orders, /api/subscriptions,
+// /api/subscription-invoices), with the types it gives: ids in attributes are numbers, data.id
+// a string, amounts integers in cents, dates ISO 8601 strings with microseconds.
+
+export interface LemonOrderFields {
+  orderId: number;
+  productId: number;
+  variantId: number;
+  priceId: number;
+  /** What the buyer paid, tax included, in cents of `currency`. */
+  total: number;
+  tax: number;
+  currency: string;
+  status: 'pending' | 'failed' | 'paid' | 'refunded' | 'partial_refund' | 'fraudulent';
+  refunded: boolean;
+  refundedAmount: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const lsDate = (d: string | number | Date) => new Date(d).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+const cents = (n: number, currency: string) => `${currency === 'USD' ? '$' : `${currency} `}${(n / 100).toFixed(2)}`;
+
+/** An Order object (GET /v1/orders/:id), as order_created and order_refunded send it. */
+export function lemonOrder(o: Partial<LemonOrderFields> & Pick<LemonOrderFields, 'orderId' | 'total' | 'currency'>) {
+  const f: LemonOrderFields = { productId: 111, variantId: 222, priceId: 333, tax: 0, status: 'paid', refunded: false, refundedAmount: 0,
+    createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), ...o };
+  const subtotal = f.total - f.tax;
+  return {
+    type: 'orders',
+    id: String(f.orderId),
+    attributes: {
+      store_id: 1, customer_id: 42, identifier: randomUUID(), order_number: f.orderId, user_name: 'Buyer Name', user_email: 'buyer@example.com',
+      currency: f.currency, currency_rate: f.currency === 'USD' ? '1.0000' : '1.0850',
+      subtotal, setup_fee: 0, discount_total: 0, tax: f.tax, total: f.total, refunded_amount: f.refundedAmount,
+      subtotal_usd: subtotal, setup_fee_usd: 0, discount_total_usd: 0, tax_usd: f.tax, total_usd: f.total, refunded_amount_usd: f.refundedAmount,
+      tax_name: 'VAT', tax_rate: '0.00', tax_inclusive: false,
+      status: f.status, status_formatted: f.status.replace(/^./, (c) => c.toUpperCase()).replace('_', ' '),
+      refunded: f.refunded, refunded_at: f.refunded ? lsDate(f.updatedAt) : null,
+      subtotal_formatted: cents(subtotal, f.currency), setup_fee_formatted: cents(0, f.currency), discount_total_formatted: cents(0, f.currency),
+      tax_formatted: cents(f.tax, f.currency), total_formatted: cents(f.total, f.currency), refunded_amount_formatted: cents(f.refundedAmount, f.currency),
+      first_order_item: {
+        id: f.orderId + 1, order_id: f.orderId, product_id: f.productId, variant_id: f.variantId, price_id: f.priceId,
+        product_name: 'Plugin Pro', variant_name: 'Default', price: subtotal, quantity: 1,
+        created_at: lsDate(f.createdAt), updated_at: lsDate(f.createdAt), test_mode: false,
+      },
+      urls: { receipt: `https://app.lemonsqueezy.com/my-orders/${randomUUID()}?signature=${'0'.repeat(64)}` },
+      created_at: lsDate(f.createdAt), updated_at: lsDate(f.updatedAt), test_mode: false,
+    },
+    relationships: {},
+    links: { self: `https://api.lemonsqueezy.com/v1/orders/${f.orderId}` },
+  };
+}
+
+export interface LemonSubscriptionFields {
+  subscriptionId: number;
+  orderId: number;
+  productId: number;
+  variantId: number;
+  priceId: number;
+  quantity: number;
+  status: 'on_trial' | 'active' | 'paused' | 'past_due' | 'unpaid' | 'cancelled' | 'expired';
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A Subscription object (GET /v1/subscriptions/:id), as subscription_created and subscription_updated send it. */
+export function lemonSubscription(o: Partial<LemonSubscriptionFields> & Pick<LemonSubscriptionFields, 'subscriptionId' | 'orderId'>) {
+  const f: LemonSubscriptionFields = { productId: 111, variantId: 222, priceId: 333, quantity: 1, status: 'active',
+    createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), ...o };
+  return {
+    type: 'subscriptions',
+    id: String(f.subscriptionId),
+    attributes: {
+      store_id: 1, customer_id: 42, order_id: f.orderId, order_item_id: f.orderId + 1, product_id: f.productId, variant_id: f.variantId,
+      product_name: 'Plugin Pro', variant_name: 'Monthly', user_name: 'Buyer Name', user_email: 'buyer@example.com',
+      status: f.status, status_formatted: f.status.replace(/^./, (c) => c.toUpperCase()), card_brand: 'visa', card_last_four: '4242',
+      payment_processor: 'stripe', pause: null, cancelled: f.status === 'cancelled', trial_ends_at: null, billing_anchor: 12,
+      first_subscription_item: {
+        id: f.subscriptionId + 1, subscription_id: f.subscriptionId, price_id: f.priceId, quantity: f.quantity, is_usage_based: false,
+        created_at: lsDate(f.createdAt), updated_at: lsDate(f.updatedAt),
+      },
+      urls: { update_payment_method: 'https://example.lemonsqueezy.com/subscription/1/payment-details', customer_portal: 'https://example.lemonsqueezy.com/billing' },
+      renews_at: lsDate(Date.parse(f.createdAt) + 30 * 86_400_000), ends_at: null,
+      created_at: lsDate(f.createdAt), updated_at: lsDate(f.updatedAt), test_mode: false,
+    },
+    relationships: {},
+    links: { self: `https://api.lemonsqueezy.com/v1/subscriptions/${f.subscriptionId}` },
+  };
+}
+
+export interface LemonInvoiceFields {
+  invoiceId: number;
+  subscriptionId: number;
+  billingReason: 'initial' | 'renewal' | 'updated';
+  status: 'pending' | 'paid' | 'void' | 'refunded' | 'partial_refund';
+  total: number;
+  currency: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A Subscription invoice object (GET /v1/subscription-invoices/:id), as subscription_payment_success sends it. */
+export function lemonInvoice(o: Partial<LemonInvoiceFields> & Pick<LemonInvoiceFields, 'invoiceId' | 'subscriptionId' | 'total' | 'currency'>) {
+  const f: LemonInvoiceFields = { billingReason: 'renewal', status: 'paid', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), ...o };
+  return {
+    type: 'subscription-invoices',
+    id: String(f.invoiceId),
+    attributes: {
+      store_id: 1, subscription_id: f.subscriptionId, customer_id: 42, user_name: 'Buyer Name', user_email: 'buyer@example.com',
+      billing_reason: f.billingReason, card_brand: 'visa', card_last_four: '4242',
+      currency: f.currency, currency_rate: f.currency === 'USD' ? '1.00000000' : '1.08500000',
+      status: f.status, status_formatted: f.status.replace(/^./, (c) => c.toUpperCase()),
+      refunded: f.status === 'refunded', refunded_at: f.status === 'refunded' ? lsDate(f.updatedAt) : null,
+      subtotal: f.total, discount_total: 0, tax: 0, tax_inclusive: false, total: f.total, refunded_amount: 0,
+      subtotal_usd: f.total, discount_total_usd: 0, tax_usd: 0, total_usd: f.total, refunded_amount_usd: 0,
+      subtotal_formatted: cents(f.total, f.currency), discount_total_formatted: cents(0, f.currency), tax_formatted: cents(0, f.currency),
+      total_formatted: cents(f.total, f.currency), refunded_amount_formatted: cents(0, f.currency),
+      urls: { invoice_url: 'https://app.lemonsqueezy.com/my-orders/invoice' },
+      created_at: lsDate(f.createdAt), updated_at: lsDate(f.updatedAt), test_mode: false,
+    },
+    relationships: {},
+    links: { self: `https://api.lemonsqueezy.com/v1/subscription-invoices/${f.invoiceId}` },
+  };
+}
+
+/** A webhook delivery as Lemon Squeezy sends it: the body, X-Event-Name and X-Signature (HMAC-SHA256 of the body, hex). */
+export function lemonDelivery(event: string, data: unknown, secret: string) {
+  const body = JSON.stringify({ meta: { event_name: event, webhook_id: randomUUID(), test_mode: false }, data });
+  const signature = createHmac('sha256', secret).update(body).digest('hex');
+  return { body, headers: { 'content-type': 'application/json', 'x-event-name': event, 'x-signature': signature } };
+}
+
 // ---------------------------------------------------------------- Gumroad
 
 export interface GumroadPurchase {
@@ -169,6 +308,8 @@ export interface GumroadPurchase {
   productCreatedAt: string;
   /** Disabled by the seller: 404 "This license key has been disabled." */
   disabled: boolean;
+  /** The purchase's access ended (e.g. a membership): 404 "Access to the purchase associated with this license has expired." */
+  accessExpired: boolean;
   /** Epoch ms before which the API does not know the key yet (default 0). */
   availableAt: number;
   saleId: string;
@@ -253,6 +394,7 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
     }
     const p = known;
     if (p.disabled) return send(res, 404, { success: false, message: 'This license key has been disabled.' });
+    if (p.accessExpired) return send(res, 404, { success: false, message: 'Access to the purchase associated with this license has expired.' });
     if (params.increment_uses_count !== 'false' && params.increment_uses_count !== false) p.uses += 1;
     send(res, 200, {
       success: true,
@@ -275,7 +417,7 @@ export async function startGumroadStandIn(): Promise<GumroadStandIn> {
   standIn.sell = (o = {}) => {
     const key = [0, 1, 2, 3].map(() => randomBytes(4).toString('hex').toUpperCase()).join('-');
     const purchase: GumroadPurchase = {
-      productId: 'plug-pro_Wsw==', permalink: 'plugin-pro', productCreatedAt: '2024-03-01T00:00:00Z', disabled: false, availableAt: 0, saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
+      productId: 'plug-pro_Wsw==', permalink: 'plugin-pro', productCreatedAt: '2024-03-01T00:00:00Z', disabled: false, accessExpired: false, availableAt: 0, saleId: `sale_${randomBytes(6).toString('hex')}`, refunded: false, disputed: false, chargebacked: false,
       subscriptionEndedAt: null, subscriptionCancelledAt: null, subscriptionFailedAt: null, isMultiseatLicense: false, quantity: 1, uses: 0, price: 1500, currency: 'usd', recurrence: null, ...o,
     };
     state.purchases.set(key, purchase);

@@ -16,7 +16,7 @@ export const plansLinkCommand: Command = {
   name: 'plans link',
   args: ['<slug>'],
   summary: 'link a plan to its Stripe product and/or price (what the webhook sync matches), or to a Figma payment status',
-  options: ['product', 'price', 'figma', 'trial-days', 'license', 'variant', 'devices', 'seats', 'json'],
+  options: ['product', 'price', 'figma', 'trial-days', 'license', 'variant', 'devices', 'seats', 'interval', 'interval-count', 'json'],
   connects: true,
   examples: [
     `${BIN} plans link pro --product prod_Pro123 --price price_Pro123`,
@@ -25,6 +25,7 @@ export const plansLinkCommand: Command = {
     `${BIN} plans link pro --figma FIRST_USE --trial-days 7`,
     `${BIN} plans link pro --license lemonsqueezy --product 12345 --devices 3`,
     `${BIN} plans link team --license gumroad --product plug-pro_Wsw== --seats 10`,
+    `${BIN} plans link pro --license lemonsqueezy --product 12345 --variant 678 --interval year`,
     `${BIN} plans link pro --devices 2`,
   ],
   run: plansLink,
@@ -41,7 +42,7 @@ async function plansLink(ctx: Context): Promise<number> {
   if (figma !== undefined) return plansLinkFigma(ctx, figma, trialDays);
   if (ctx.values.license !== undefined) return plansLinkLicense(ctx, ctx.values.license);
   if (ctx.values.devices !== undefined && product === undefined && price === undefined) return plansDeviceLimit(ctx, ctx.values.devices);
-  for (const o of ['variant', 'devices', 'seats'] as const) {
+  for (const o of ['variant', 'devices', 'seats', 'interval', 'interval-count'] as const) {
     if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad`);
   }
   if (trialDays !== undefined) throw new UsageError('plans link: --trial-days goes with --figma FIRST_USE');
@@ -61,7 +62,7 @@ async function plansLink(ctx: Context): Promise<number> {
 
 /** `plans link <slug> --devices N|none`: the plan's own cap on devices per license. */
 async function plansDeviceLimit(ctx: Context, devices: string): Promise<number> {
-  for (const o of ['variant', 'seats', 'trial-days'] as const) {
+  for (const o of ['variant', 'seats', 'trial-days', 'interval', 'interval-count'] as const) {
     if (ctx.values[o] !== undefined) throw new UsageError(`plans link: --${o} goes with --license lemonsqueezy|gumroad; --devices alone sets the plan's cap`);
   }
   if (devices !== 'none' && !/^\d{1,6}$/.test(devices)) throw new UsageError('plans link: --devices must be a whole number (or none)');
@@ -74,18 +75,25 @@ async function plansDeviceLimit(ctx: Context, devices: string): Promise<number> 
 async function plansLinkLicense(ctx: Context, license: string): Promise<number> {
   const { product, price, variant, devices, seats } = ctx.values;
   if (license !== 'lemonsqueezy' && license !== 'gumroad') throw new UsageError('plans link: --license is lemonsqueezy or gumroad');
-  if (price !== undefined || ctx.values['trial-days'] !== undefined) throw new UsageError('plans link: --license takes --product [--variant] [--devices] [--seats] only');
+  if (price !== undefined || ctx.values['trial-days'] !== undefined) throw new UsageError('plans link: --license takes --product [--variant] [--devices] [--seats] [--interval [--interval-count]] only');
   if (product === undefined) throw new UsageError('plans link --license needs --product ID');
   const count = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
     if (!/^\d{1,6}$/.test(v)) throw new UsageError(`plans link: --${name} must be a whole number`);
     return Number(v);
   };
-  const link = { provider: license, productId: product, variantId: variant ?? null, deviceLimit: count(devices, 'devices'), seats: count(seats, 'seats') } as const;
+  const interval = ctx.values.interval;
+  if (interval !== undefined && !['day', 'week', 'month', 'year'].includes(interval)) throw new UsageError('plans link: --interval is day, week, month or year');
+  if (ctx.values['interval-count'] !== undefined && interval === undefined) throw new UsageError('plans link: --interval-count goes with --interval');
+  const link = {
+    provider: license, productId: product, variantId: variant ?? null, deviceLimit: count(devices, 'devices'), seats: count(seats, 'seats'),
+    interval: (interval ?? null) as 'day' | 'week' | 'month' | 'year' | null, intervalCount: count(ctx.values['interval-count'], 'interval-count') ?? null,
+  } as const;
   const plan = await (await ctx.connect()).plans().linkLicense(ctx.args[0]!, link);
   ctx.print({ plan, license: link }, (r) =>
     `Linked plan ${r.plan!.slug} to ${license} product ${product}${variant ? ` variant ${variant}` : ''}` +
-    `${link.deviceLimit ? `, at most ${link.deviceLimit} devices per license` : ''}${link.seats ? `, ${link.seats} seats per license` : ''}.\n\n${formatPlans([r.plan!])}`);
+    `${link.deviceLimit ? `, at most ${link.deviceLimit} devices per license` : ''}${link.seats ? `, ${link.seats} seats per license` : ''}` +
+    `${link.interval ? `, renewing every ${link.intervalCount && link.intervalCount > 1 ? `${link.intervalCount} ${link.interval}s` : link.interval}` : ''}.\n\n${formatPlans([r.plan!])}`);
   return 0;
 }
 
