@@ -233,6 +233,7 @@ export const ERRORS = [
   { code: 'not_extendable', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'extend a trial on a user without a plan granted until a date (a Stripe trial is extended in Stripe)' },
   { code: 'invalid_license_id', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'a license id that is not a uuid' },
   { code: 'device_not_found', sqlstate: null, class: 'NotFoundError', area: 'dashboard', meaning: 'the license is not activated on that device' },
+  { code: 'invalid_period', sqlstate: null, class: 'ValidationError', area: 'dashboard', meaning: 'churn and conversion over time (`/series`) by a period that is not `day`, `week` or `month` (see [docs/dashboard.md](docs/dashboard.md#churn-and-conversion-over-time))' },
   { code: 'invalid_export', sqlstate: null, class: 'NotFoundError', area: 'dashboard', meaning: 'a CSV export of a table the console does not have' },
   { code: 'invalid_days', sqlstate: 'PA070', class: 'ValidationError', area: 'growth', meaning: 'a report range that is not 1 to 366 days' },
   { code: 'invalid_batch_size', sqlstate: 'PA072', class: 'ValidationError', area: 'growth', meaning: 'a purge batch size that is not 1 to 100000' },

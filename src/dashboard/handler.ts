@@ -12,6 +12,8 @@ import { CSS, renderConfirmRevoke, renderMessage, renderOverview, renderUser, ty
 import { checkDays, checkUuid, readOverview, readPlans, readUserView, type RangeDays } from './queries.ts';
 import { checkAction, readAudit, readFailures, readMoney, readMoneyByCurrency, readUserConsole, runAction, searchUsers, toCsv, type ActionInput, type ConsoleAction } from './console.ts';
 import { renderActionConfirm, renderAudit, renderFailures, renderMoney, renderSearch, renderUserConsole } from './console-page.ts';
+import { readSeries } from './series.ts';
+import { percent, renderSeries } from './series-page.ts';
 
 export interface DashboardOptions {
   /**
@@ -150,6 +152,15 @@ export function createDashboardHandler(db: Queryable & { description?: string },
     const done = (status: number, page: (ms: number) => string) => html(status, page(dbMs), { 'server-timing': `db;dur=${dbMs.toFixed(1)}` });
 
     try {
+      // Churn and conversion over time: its own windows (up to 365 days) and periods.
+      if (path === '/series' || path === '/export/series.csv') {
+        if (request.method !== 'GET' && request.method !== 'HEAD') return methodNotAllowed(ctx, 'GET');
+        const series = await readSeries(timed, parseSeriesParams(url.searchParams));
+        if (path === '/series') return done(200, (ms) => renderSeries({ ...ctx, dbMs: ms }, series));
+        return csv('series', toCsv(
+          ['period_start', 'period_end', 'paying_at_start', 'new_paying', 'churned', 'churn_rate', 'paying_at_end', 'sign_ups', `paying_within_${series.withinDays}_days`, 'conversion_rate', 'conversion_complete'],
+          series.periods.map((p) => [p.start, p.endsAt, p.payingAtStart, p.newPaying, p.churned, p.churnRate === null ? null : percent(p.churnRate), p.payingAtEnd, p.signUps, p.converted, p.conversionRate === null ? null : percent(p.conversionRate), p.complete])));
+      }
       const days = parseDays(url.searchParams.get('days'));
       if (path === '/') {
         if (request.method !== 'GET' && request.method !== 'HEAD') return methodNotAllowed(ctx, 'GET');
@@ -352,6 +363,18 @@ function methodNotAllowed(ctx: PageContext, allow: string): Response {
 function parseDays(value: string | null): RangeDays {
   if (value === null) return 30;
   return checkDays(parseWhole(value, 'invalid_days'));
+}
+
+/** /series?days=7|30|90|180|365&by=day|week|month&within=1..90 (each optional; checked by readSeries). */
+function parseSeriesParams(params: URLSearchParams): { days?: number; unit?: string; withinDays?: number } {
+  const days = params.get('days');
+  const by = params.get('by');
+  const within = params.get('within');
+  return {
+    days: days === null ? undefined : parseWhole(days, 'invalid_days'),
+    unit: by === null ? undefined : by,
+    withinDays: within === null ? undefined : parseWhole(within, 'invalid_within'),
+  };
 }
 
 function parseWhole(value: string, code: ErrorCode): number {

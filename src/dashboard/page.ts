@@ -118,7 +118,7 @@ export interface PageContext {
 /** The console's links and its search box, on every page. */
 function consoleNav(ctx: PageContext): string {
   const link = (path: string, text: string) => `<a href="${h(`${ctx.base}${path}`)}">${h(text)}</a>`;
-  return `<nav class="console" aria-label="Console">${link('/', 'Overview')}${link('/failures', 'What failed')}${link('/money', 'Money')}${link('/audit', 'Audit log')}</nav>
+  return `<nav class="console" aria-label="Console">${link('/', 'Overview')}${link('/failures', 'What failed')}${link('/money', 'Money')}${link('/series', 'Churn and conversion')}${link('/audit', 'Audit log')}</nav>
 <form class="search" role="search" method="get" action="${h(`${ctx.base}/search`)}"><label for="q" class="visually-hidden">Find a user</label><input id="q" name="q" type="search" maxlength="255" placeholder="email, Figma id, name, license prefix, cus_…" value="${h(ctx.query ?? '')}"><button type="submit">Find</button></form>`;
 }
 
