@@ -10,47 +10,9 @@ import { readSeries, type Series, type SeriesUnit } from '../src/dashboard/serie
 import { createDashboardHandler } from '../src/dashboard/handler.ts';
 import { ValidationError } from '../src/core/errors.ts';
 import type { Database } from '../src/core/db.ts';
-import { SERIES_XSS, seedSeries, type SeriesModel } from './helpers/series.ts';
+import { SERIES_XSS, expectedSeries as expected, seedSeries, type SeriesModel } from './helpers/series.ts';
 
 const DAY = 86_400_000;
-
-/** Period starts of a window, computed day by day (independently of series.ts). */
-function starts(now: Date, days: number, unit: SeriesUnit): number[] {
-  const today = Date.parse(`${now.toISOString().slice(0, 10)}T00:00:00Z`);
-  const first = today - (days - 1) * DAY;
-  const out: number[] = [];
-  for (let t = first - 40 * DAY; t <= today; t += DAY) {
-    const d = new Date(t);
-    const isStart = unit === 'day' || (unit === 'week' && d.getUTCDay() === 1) || (unit === 'month' && d.getUTCDate() === 1);
-    if (!isStart) continue;
-    // The period holding the first day, and every later one.
-    const next = unit === 'day' ? t + DAY : unit === 'week' ? t + 7 * DAY : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-    if (next > first) out.push(t);
-  }
-  return out;
-}
-
-/** The figures of each period, from the model alone. */
-function expected(model: SeriesModel, now: Date, days: number, unit: SeriesUnit, within: number) {
-  const s = starts(now, days, unit);
-  const bounds = [...s, now.getTime()];
-  const paying = (b: number) => new Set(model.users.filter((u) => model.payingJustBefore(u.key, b)).map((u) => u.key));
-  const at = bounds.map(paying);
-  return s.map((start, i) => {
-    const before = at[i]!;
-    const after = at[i + 1]!;
-    const signed = model.users.filter((u) => u.createdAt.getTime() >= start && (i + 1 < s.length ? u.createdAt.getTime() < s[i + 1]! : u.createdAt.getTime() <= now.getTime()));
-    return {
-      start: new Date(start).toISOString().slice(0, 10),
-      payingAtStart: before.size,
-      newPaying: [...after].filter((k) => !before.has(k)).length,
-      churned: [...before].filter((k) => !after.has(k)).length,
-      payingAtEnd: after.size,
-      signUps: signed.length,
-      converted: signed.filter((u) => model.paidWithin(u.key, u.createdAt.getTime(), u.createdAt.getTime() + within * DAY)).length,
-    };
-  });
-}
 
 async function check(db: Database, model: SeriesModel, days: number, unit: SeriesUnit, within = 30) {
   const series = await readSeries(db, { days, unit, withinDays: within });

@@ -3,6 +3,7 @@
 // them (one through the subscription row's own trigger, the others as rows of user_plan_history
 // with the times the story needs), and the model the tests compute the expected series from.
 import type { Database } from '../../src/core/db.ts';
+import type { SeriesUnit } from '../../src/dashboard/series.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -186,3 +187,44 @@ export async function seedSeries(db: Database, { only }: { only?: string[] } = {
     },
   };
 }
+
+// ---- what the series must show, computed from the model alone ----
+
+/** Period starts of a window, computed day by day (independently of series.ts). */
+export function seriesStarts(now: Date, days: number, unit: SeriesUnit): number[] {
+  const today = Date.parse(`${now.toISOString().slice(0, 10)}T00:00:00Z`);
+  const first = today - (days - 1) * DAY;
+  const out: number[] = [];
+  for (let t = first - 40 * DAY; t <= today; t += DAY) {
+    const d = new Date(t);
+    const isStart = unit === 'day' || (unit === 'week' && d.getUTCDay() === 1) || (unit === 'month' && d.getUTCDate() === 1);
+    if (!isStart) continue;
+    // The period holding the first day, and every later one.
+    const next = unit === 'day' ? t + DAY : unit === 'week' ? t + 7 * DAY : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+    if (next > first) out.push(t);
+  }
+  return out;
+}
+
+/** The figures of each period, from the model alone. */
+export function expectedSeries(model: SeriesModel, now: Date, days: number, unit: SeriesUnit, within: number) {
+  const s = seriesStarts(now, days, unit);
+  const bounds = [...s, now.getTime()];
+  const paying = (b: number) => new Set(model.users.filter((u) => model.payingJustBefore(u.key, b)).map((u) => u.key));
+  const at = bounds.map(paying);
+  return s.map((start, i) => {
+    const before = at[i]!;
+    const after = at[i + 1]!;
+    const signed = model.users.filter((u) => u.createdAt.getTime() >= start && (i + 1 < s.length ? u.createdAt.getTime() < s[i + 1]! : u.createdAt.getTime() <= now.getTime()));
+    return {
+      start: new Date(start).toISOString().slice(0, 10),
+      payingAtStart: before.size,
+      newPaying: [...after].filter((k) => !before.has(k)).length,
+      churned: [...before].filter((k) => !after.has(k)).length,
+      payingAtEnd: after.size,
+      signUps: signed.length,
+      converted: signed.filter((u) => model.paidWithin(u.key, u.createdAt.getTime(), u.createdAt.getTime() + within * DAY)).length,
+    };
+  });
+}
+
