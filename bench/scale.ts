@@ -12,6 +12,7 @@ import { applySchema } from '../src/schema/setup.ts';
 import { usageReport } from '../src/usage/report.ts';
 import * as dashboard from '../src/dashboard/queries.ts';
 import * as consoleQueries from '../src/dashboard/console.ts';
+import { readSeries } from '../src/dashboard/series.ts';
 import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 import { adminQuery, databaseUrl } from './server.ts';
 import { measure, percentile, type Op } from './harness.ts';
@@ -92,7 +93,8 @@ function queries(db: Database, sets: Sets): Query[] {
 async function measureDashboard(label: string, db: Database, runs = 7): Promise<{ parts: Record<string, { medianMs: number; maxMs: number }>; totalMedianMs: number; totalMaxMs: number }> {
   // The console's reads, on one user of the database (made in the empty phase): search by an
   // exact email, by a Stripe customer id, by text contained in emails and names; the user's page;
-  // what failed; money. Reported with the page's parts (the total is the overview's only).
+  // what failed; money; churn and conversion over time (the default 90 days by week, and the
+  // most periods the page offers: 365 days by day). Reported with the page's parts (the total is the overview's only).
   await db.query(`INSERT INTO public.users (email) VALUES ('console-bench@example.com') ON CONFLICT (email) DO NOTHING`);
   const [someone] = await db.query<{ id: string }>(`SELECT id FROM public.users WHERE email = 'console-bench@example.com'`);
   const consoleSteps: [string, () => Promise<unknown>][] = [
@@ -102,6 +104,8 @@ async function measureDashboard(label: string, db: Database, runs = 7): Promise<
     ['console: user page', () => consoleQueries.readUserConsole(db, someone!.id)],
     ['console: what failed (7 days)', () => consoleQueries.readFailures(db, 7)],
     ['console: money', () => consoleQueries.readMoney(db)],
+    ['console: churn and conversion (90 d by week)', () => readSeries(db, { days: 90, unit: 'week' })],
+    ['console: churn and conversion (365 d by day)', () => readSeries(db, { days: 365, unit: 'day' })],
   ];
   const consoleTimes: number[][] = consoleSteps.map(() => []);
   for (let run = 0; run < runs; run++) {
@@ -388,6 +392,7 @@ try {
     { name: 'dashboard console search', op: () => consoleQueries.searchUsers(d, 'console-bench@example.com') },
     { name: 'dashboard console failures', op: () => consoleQueries.readFailures(d, 7) },
     { name: 'dashboard console money', op: () => consoleQueries.readMoney(d) },
+    { name: 'dashboard console churn and conversion', op: () => readSeries(d, { days: 90, unit: 'week' }) },
   ]);
 
   log(`\nloaded / empty (must be <= ${TOLERANCE.toFixed(2)}; p50 and p99 are medians of ${ROUNDS} rounds):`);

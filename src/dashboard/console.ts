@@ -529,7 +529,7 @@ export interface Failures {
   atRisk: { userId: string; email: string; planSlug: string; status: string; cancelAtPeriodEnd: boolean; currentPeriodEnd: Date | null }[];
   /** Refused sign-ins and sessions by route and reason, in the range. */
   signIns: { route: string; reason: string; n: number; last: Date }[];
-  /** Users refused with limit_reached today (idx_plugin_usage_denied_created_at). */
+  /** Users refused with limit_reached today (idx_plugin_usage_denied_created_at), the 500 refused most often; their emails by users_pkey. */
   atLimit: { userId: string; email: string; planSlug: string | null; denied: number; last: Date }[];
 }
 
@@ -562,17 +562,19 @@ export async function readFailures(db: Queryable, days: number): Promise<Failure
       WHERE r.received_at >= ${since} GROUP BY 1, 2 ORDER BY n DESC, 1, 2`,
     [days],
   );
+  // The 500 users refused most often today (ties by user id) are picked before their emails are
+  // read: at most 500 lookups by users_pkey, never a pass over the users table.
   const atLimit = await db.query<{ user_id: string; email: string; plan_slug: string | null; denied: number; last: Date }>(
-    `SELECT x.user_id, w.email, x.plan_slug, x.denied, x.last
+    `SELECT x.user_id, (SELECT u.email FROM public.users AS u WHERE u.id = x.user_id) AS email, x.plan_slug, x.denied, x.last
        FROM (SELECT p.user_id, count(*)::integer AS denied, max(p.created_at) AS last,
                     (array_agg(p.plan_slug ORDER BY p.created_at DESC))[1] AS plan_slug
                FROM public.plugin_usage AS p
               WHERE NOT p.allowed AND p.reason = 'limit_reached'
                 AND p.created_at >= ((pg_catalog.now() AT TIME ZONE 'UTC')::date)::timestamp AT TIME ZONE 'UTC'
-              GROUP BY p.user_id) AS x
-       JOIN public.users AS w ON w.id = x.user_id
-      ORDER BY x.denied DESC, w.email
-      LIMIT 500`,
+              GROUP BY p.user_id
+              ORDER BY denied DESC, p.user_id
+              LIMIT 500) AS x
+      ORDER BY x.denied DESC, 2`,
     [],
   );
   return {

@@ -25,13 +25,15 @@ export function seriesQuery(s: Pick<Series, 'days' | 'unit' | 'withinDays'>): st
 
 export function renderSeries(ctx: PageContext, s: Series): string {
   const labels = s.periods.map((p) => periodLabel(p.start, s.unit));
+  // Under the charts' axes, a week is named by its Monday (the table says 'wk').
+  const axis = s.periods.map((p) => periodLabel(p.start, s.unit === 'week' ? 'day' : s.unit));
   const sum = (f: (p: SeriesPeriod) => number) => s.periods.reduce((a, p) => a + f(p), 0);
   const first = s.periods[0];
   const last = s.periods.at(-1);
   const movesChart = groupedBarChart({
     id: 'chart-series-moves',
     label: `New paying users and churned users ${UNIT_TEXT[s.unit]} over the last ${s.days} days: ${formatNumber(sum((p) => p.newPaying))} new, ${formatNumber(sum((p) => p.churned))} churned; ${formatNumber(first?.payingAtStart ?? 0)} paying at the start, ${formatNumber(last?.payingAtEnd ?? 0)} now`,
-    categories: labels,
+    categories: axis,
     categoryLabel: (c) => c,
     width: 1280,
     height: 220,
@@ -44,7 +46,7 @@ export function renderSeries(ctx: PageContext, s: Series): string {
   const ratesChart = lineChart({
     id: 'chart-series-rates',
     label: `Churn rate and conversion within ${s.withinDays} days ${UNIT_TEXT[s.unit]}, in percent`,
-    categories: labels,
+    categories: axis,
     categoryLabel: (c) => c,
     format: (n) => `${formatNumber(n)}%`,
     width: 1280,

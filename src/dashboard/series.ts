@@ -126,6 +126,10 @@ const SERIES_SQL = `WITH x AS (
        -- (a cancel, a downgrade to free, a manual grant replacing a Stripe row, a refund).
        SELECT x.*, lead(x.changed_at) OVER (PARTITION BY x.user_id, x.stream ORDER BY x.changed_at, x.id) AS next_at FROM x
      ), paid AS MATERIALIZED (
+       -- Only intervals that end at or after the first period's start (one ending exactly then is
+       -- in force just before it, and churns in the first period): nothing earlier is counted.
+       SELECT i.user_id, i.start_at, i.end_at
+         FROM (
        SELECT h.user_id, h.changed_at AS start_at,
               LEAST(COALESCE(h.next_at, 'infinity'::timestamptz),
                     CASE WHEN h.stream = 1 THEN
@@ -137,6 +141,8 @@ const SERIES_SQL = `WITH x AS (
          JOIN public.subscription_plans AS p ON p.id = h.plan_id AND COALESCE(p.price_monthly, 0) > 0
          LEFT JOIN public.figma_users AS f ON h.stream = 2 AND h.next_at IS NULL AND f.user_id = h.user_id
         WHERE h.grants_access AND h.pays
+         ) AS i
+        WHERE i.end_at > i.start_at AND i.end_at >= ($1::timestamp AT TIME ZONE 'UTC')
      ), bounds AS (
        SELECT $1::timestamp AS first_start, $2::text AS unit, $3::integer AS n,
               (pg_catalog.now() AT TIME ZONE 'UTC') AS now_utc
@@ -146,7 +152,6 @@ const SERIES_SQL = `WITH x AS (
        -- g(a) .. g(z) - 1.
        SELECT p.user_id, ${boundariesUpTo('(p.start_at AT TIME ZONE \'UTC\')')} AS k1, ${boundariesUpTo('(p.end_at AT TIME ZONE \'UTC\')')} AS k2
          FROM paid AS p CROSS JOIN bounds AS b
-        WHERE p.end_at > p.start_at
      ), marked AS (
        SELECT r.user_id, r.k1, r.k2,
               CASE WHEN r.k1 <= max(r.k2) OVER (PARTITION BY r.user_id ORDER BY r.k1, r.k2 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
@@ -164,15 +169,18 @@ const SERIES_SQL = `WITH x AS (
      ), per AS (
        SELECT m.k, sum(m.starts)::integer AS starts, sum(m.ends)::integer AS ends FROM moves AS m GROUP BY m.k
      ), signups AS (
-       -- Users created in the window (idx_users_created_at), each with whether a paid interval
-       -- is in force at some moment of [created_at, created_at + N days].
-       SELECT w.created_at,
-              EXISTS (SELECT 1 FROM paid AS p
-                       WHERE p.user_id = w.id AND p.end_at > p.start_at
-                         AND p.start_at <= w.created_at + pg_catalog.make_interval(days => $4::integer)
-                         AND p.end_at > w.created_at) AS converted
+       -- Users created in the window (idx_users_created_at), each with whether a paid interval is
+       -- in force at some moment of [created_at, created_at + N days]: a hash join on user_id
+       -- with the paid intervals (never a scan of them per sign-up).
+       SELECT w.id, w.created_at,
+              bool_or(p.user_id IS NOT NULL) AS converted
          FROM public.users AS w
+         LEFT JOIN paid AS p
+           ON p.user_id = w.id
+          AND p.start_at <= w.created_at + pg_catalog.make_interval(days => $4::integer)
+          AND p.end_at > w.created_at
         WHERE w.created_at >= ($1::timestamp AT TIME ZONE 'UTC') AND w.created_at <= pg_catalog.now()
+        GROUP BY w.id, w.created_at
      ), signed AS (
        SELECT ${periodIndex('(s.created_at AT TIME ZONE \'UTC\')')} AS period,
               count(*)::integer AS sign_ups, (count(*) FILTER (WHERE s.converted))::integer AS converted
