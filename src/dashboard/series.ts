@@ -135,29 +135,34 @@ const SERIES_SQL = `WITH x AS (
                     CASE WHEN h.stream = 1 THEN
                               CASE WHEN h.status = 'past_due' AND h.period_end IS NOT NULL THEN h.period_end ELSE 'infinity'::timestamptz END
                          WHEN h.stream = 2 THEN
-                              CASE WHEN h.next_at IS NULL THEN COALESCE(f.grant_until, h.period_end, 'infinity'::timestamptz) ELSE 'infinity'::timestamptz END
+                              CASE WHEN h.next_at IS NULL
+                                   THEN COALESCE((SELECT f.grant_until FROM public.figma_users AS f WHERE f.user_id = h.user_id), h.period_end, 'infinity'::timestamptz)
+                                   ELSE 'infinity'::timestamptz END
                          ELSE COALESCE(h.period_end, 'infinity'::timestamptz) END) AS end_at
          FROM h
-         JOIN public.subscription_plans AS p ON p.id = h.plan_id AND COALESCE(p.price_monthly, 0) > 0
-         LEFT JOIN public.figma_users AS f ON h.stream = 2 AND h.next_at IS NULL AND f.user_id = h.user_id
+        -- The priced plans as one array (an InitPlan): a filter on the single pass, never a join
+        -- the planner could put outside it. The latest Figma row's end by idx_figma_users_user_id.
         WHERE h.grants_access AND h.pays
+          AND h.plan_id = ANY (ARRAY(SELECT p.id FROM public.subscription_plans AS p WHERE COALESCE(p.price_monthly, 0) > 0))
          ) AS i
         WHERE i.end_at > i.start_at AND i.end_at >= ($1::timestamp AT TIME ZONE 'UTC')
      ), bounds AS (
        SELECT $1::timestamp AS first_start, $2::text AS unit, $3::integer AS n,
               (pg_catalog.now() AT TIME ZONE 'UTC') AS now_utc
-     ), runs AS (
+     ), runs AS MATERIALIZED (
        -- g(t): how many period boundaries are at or before t (boundaries: each period's start, and
        -- now as the last period's end). An interval [a, z) is in force just before boundaries
-       -- g(a) .. g(z) - 1.
-       SELECT p.user_id, ${boundariesUpTo('(p.start_at AT TIME ZONE \'UTC\')')} AS k1, ${boundariesUpTo('(p.end_at AT TIME ZONE \'UTC\')')} AS k2
-         FROM paid AS p CROSS JOIN bounds AS b
+       -- g(a) .. g(z) - 1; one in force at none of them (inside one period) drops out here.
+       -- Materialized: each g is computed once, and the sort below is of plain integers.
+       SELECT r.user_id, r.k1, r.k2
+         FROM (SELECT p.user_id, ${boundariesUpTo('(p.start_at AT TIME ZONE \'UTC\')')} AS k1, ${boundariesUpTo('(p.end_at AT TIME ZONE \'UTC\')')} AS k2
+                 FROM paid AS p CROSS JOIN bounds AS b) AS r
+        WHERE r.k2 > r.k1
      ), marked AS (
        SELECT r.user_id, r.k1, r.k2,
               CASE WHEN r.k1 <= max(r.k2) OVER (PARTITION BY r.user_id ORDER BY r.k1, r.k2 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                    THEN 0 ELSE 1 END AS fresh
          FROM runs AS r
-        WHERE r.k2 > r.k1
      ), islands AS (
        SELECT m.user_id, min(m.k1) AS k1, max(m.k2) AS k2
          FROM (SELECT m.*, sum(m.fresh) OVER (PARTITION BY m.user_id ORDER BY m.k1, m.k2) AS island FROM marked AS m) AS m
