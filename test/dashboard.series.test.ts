@@ -104,6 +104,30 @@ for (const dialect of DIALECTS) {
         assert.equal(day.periods.reduce((a, p) => a + p.signUps, 0), 3);
         assert.equal(day.periods.reduce((a, p) => a + p.converted, 0), 0);
 
+        // The latest Figma row is in force until figma_users.grant_until now (each check moves it),
+        // not until the end it had when it was written. (The link's own history trigger is held
+        // off while the row is written, so that the back-dated row stays the latest.)
+        await db.query('DELETE FROM public.users');
+        const T0 = Date.parse(`${model.today}T00:00:00Z`);
+        const [fig] = await db.query<{ id: string }>(
+          `INSERT INTO public.users (email, created_at) VALUES ('fig@series.example', $1::timestamptz) RETURNING id`, [new Date(T0 - 50 * DAY)]);
+        await db.query(
+          `INSERT INTO public.user_plan_history (user_id, plan_id, status, current_period_end, grants_access, source, changed_at)
+           SELECT $1::uuid, p.id, 'PAID', $2::timestamptz, true, 'figma', $3::timestamptz FROM public.subscription_plans AS p WHERE p.plan_slug = 'pro'`,
+          [fig!.id, new Date(T0 - 30 * DAY), new Date(T0 - 40 * DAY + 3_600_000)]);
+        await db.exec('ALTER TABLE public.figma_users DISABLE TRIGGER plugin_auth_figma_history_write');
+        try {
+          await db.query(
+            `INSERT INTO public.figma_users (figma_user_id, user_id, payment_status, checked_at, grant_until)
+             VALUES ('fig-1', $1::uuid, 'PAID', $2::timestamptz, $3::timestamptz)`,
+            [fig!.id, new Date(T0 - 3 * DAY), new Date(T0 - 2 * DAY + 3_600_000)]);
+        } finally {
+          await db.exec('ALTER TABLE public.figma_users ENABLE TRIGGER plugin_auth_figma_history_write');
+        }
+        day = await readSeries(db, { days: 90, unit: 'day' });
+        const dayOf = (t: number) => day.periods.findIndex((p) => p.start === new Date(t).toISOString().slice(0, 10));
+        assert.deepEqual(day.periods.map((p, i) => [i, p.newPaying, p.churned]).filter(([, n, c]) => n || c), [[dayOf(T0 - 40 * DAY), 1, 0], [dayOf(T0 - 2 * DAY), 0, 1]]);
+
         // Paid before every window and still paying: in the first period's paying at start, whatever the window.
         await only(['jon']);
         for (const days of [7, 30, 90, 180, 365] as const) {
