@@ -110,7 +110,8 @@ const boundariesUpTo = (t: string) => `CASE WHEN ${t} < b.first_start THEN 0 WHE
  * of period boundaries at which it is in force (a < b <= z); a user's runs are merged (a user
  * paying through two sources, or leaving and coming back between two boundaries, is one run), so
  * counting runs counts users.
- * $1 first period's start (timestamp, UTC), $2 the unit, $3 the number of periods, $4 within days.
+ * $1 first period's start (timestamp, UTC), $2 the unit, $3 the number of periods, $4 within days,
+ * $5 now (the clock the periods were computed from: one clock for the whole read, even across midnight).
  */
 const SERIES_SQL = `WITH x AS (
        SELECT h.id, h.user_id, h.plan_id, h.grants_access, h.changed_at, h.status, h.current_period_end AS period_end,
@@ -148,7 +149,7 @@ const SERIES_SQL = `WITH x AS (
         WHERE i.end_at > i.start_at AND i.end_at >= ($1::timestamp AT TIME ZONE 'UTC')
      ), bounds AS (
        SELECT $1::timestamp AS first_start, $2::text AS unit, $3::integer AS n,
-              (pg_catalog.now() AT TIME ZONE 'UTC') AS now_utc
+              ($5::timestamptz AT TIME ZONE 'UTC') AS now_utc
      ), runs AS MATERIALIZED (
        -- g(t): how many period boundaries are at or before t (boundaries: each period's start, and
        -- now as the last period's end). An interval [a, z) is in force just before boundaries
@@ -184,7 +185,7 @@ const SERIES_SQL = `WITH x AS (
            ON p.user_id = w.id
           AND p.start_at <= w.created_at + pg_catalog.make_interval(days => $4::integer)
           AND p.end_at > w.created_at
-        WHERE w.created_at >= ($1::timestamp AT TIME ZONE 'UTC') AND w.created_at <= pg_catalog.now()
+        WHERE w.created_at >= ($1::timestamp AT TIME ZONE 'UTC') AND w.created_at <= $5::timestamptz
         GROUP BY w.id, w.created_at
      ), signed AS (
        SELECT ${periodIndex('(s.created_at AT TIME ZONE \'UTC\')')} AS period,
@@ -238,7 +239,7 @@ export async function readSeries(db: Queryable, options: SeriesOptions = {}): Pr
   const starts = seriesPeriods(now, days, unit);
   const rows = await db.query<{ period: number; paying_at_start: number; new_paying: number; churned: number; sign_ups: number; converted: number }>(
     SERIES_SQL,
-    [new Date(starts[0]!).toISOString().replace('T', ' ').replace('Z', ''), unit, starts.length, withinDays],
+    [new Date(starts[0]!).toISOString().replace('T', ' ').replace('Z', ''), unit, starts.length, withinDays, now],
   );
   const periods = rows.map((r, i): SeriesPeriod => {
     const endsAt = i + 1 < starts.length ? new Date(starts[i + 1]!) : now;
