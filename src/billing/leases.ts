@@ -2,11 +2,11 @@
 // allowance), the device list with live and lapsed devices, and offline leases: a signed,
 // device-bound statement the plugin verifies without the server for days (docs/licenses.md).
 // The rules are SQL (sql/functions/leases.sql); this is the typed layer and the signing.
-import { SignJWT } from 'jose';
+import { loadJose } from '../core/jose.ts';
 import { withTypedErrors, type Queryable } from '../core/queryable.ts';
 import { AuthError, SetupError, ValidationError, type ErrorCode } from '../core/errors.ts';
 import * as validate from '../core/validation.ts';
-import { LICENSE_REASONS, type LicenseReason } from '../plugin/leases.ts';
+import { LICENSE_REASONS, type LicenseReason } from '../plugin/constants.ts';
 import type { LicenseProvider } from '../core/validation.ts';
 import { resolveEntitlementKeys, type EntitlementKeyOptions, type PublicJwks } from '../entitlements/keys.ts';
 import {
@@ -208,6 +208,7 @@ export function createLeases(db: Queryable, options: EntitlementKeyOptions & { l
       const answer = await heartbeat(userId, deviceId);
       const iat = Math.floor(Date.now() / 1000);
       const exp = iat + offlineSeconds;
+      const { SignJWT } = await loadJose();
       const jwt = await new SignJWT({
         dev: answer.deviceId,
         licensed: answer.licensed,

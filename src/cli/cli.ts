@@ -1,11 +1,13 @@
 // figma-plugin-auth-db: the command line. Thin by design: parse, call the library, print, return
 // an exit code (0 ok, 1 failed or differences found, 2 usage error). Only the entry points
 // (bin/figma-plugin-auth-db.js, src/cli/main.ts) touch process.exitCode.
+// Each command loads what it needs beyond its declaration when it runs (a dynamic import), so that
+// starting one command, `serve` above all, does not load every other's modules.
 // This file: main(), the command list, parsing and help. The option table and the Command and
 // Context types are in context.ts; each command group's commands are in commands/.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { connect, resolveCliTarget, type Connection } from './target.ts';
+import type { Connection } from './target.ts';
 import { loadDevelopmentEnv } from '../core/env.ts';
 import { PluginAuthError } from '../core/errors.ts';
 import { redact, secretsOf } from '../core/redact.ts';
@@ -77,6 +79,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
         if (connection) return connection;
         const mode = values.production ? 'production' : 'development';
         const env = values.production ? io.env : loadDevelopmentEnv(io.cwd, io.env);
+        const { connect, resolveCliTarget } = await import('./target.ts');
         connection = await connect(resolveCliTarget(values['database-url'], env, mode));
         return connection;
       },

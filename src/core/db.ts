@@ -5,7 +5,7 @@ import { redactUrl } from './redact.ts';
 import { DatabaseError, PluginAuthError } from './errors.ts';
 import { pgliteDataDir } from './env.ts';
 import type { Database, OpenOptions, Queryable, QueryOptions } from './database.ts';
-import { isPostgresJs, openPostgresJs } from './postgresjs.ts';
+import { isPostgresJs } from './postgresjs-shape.ts';
 import type { Sql } from 'postgres';
 
 export type { Database, OpenOptions, Queryable, QueryOptions } from './database.ts';
@@ -32,7 +32,8 @@ export async function openDatabase(
   target?: string | pg.Pool | PGliteInstance | Sql,
   options: OpenOptions = {},
 ): Promise<Database> {
-  if (isPostgresJs(target)) return openPostgresJs(target, options);
+  // postgres.js is loaded only when given or asked for (./postgresjs.ts); pg is the default driver.
+  if (isPostgresJs(target)) return (await import('./postgresjs.ts')).openPostgresJs(target, options);
   // PGlite is loaded only when asked for (./pglite.ts), so a PGlite instance is recognised by shape.
   if (looksLikePglite(target)) return (await import('./pglite.ts')).wrapPglite(target, 'PGlite (instance)', false);
   if (target instanceof pg.Pool) {
@@ -43,7 +44,7 @@ export async function openDatabase(
   if (target === undefined || target === '') return openPgliteDirectory(pgliteDataDir(), options);
   if (target === 'memory://') return (await import('./pglite.ts')).openMemoryPglite();
   if (target.startsWith('pglite:')) return openPgliteDirectory(target.slice('pglite:'.length) || pgliteDataDir(), options);
-  if (/^postgres(ql)?:\/\//.test(target) && options.driver === 'postgres') return openPostgresJs(target, options);
+  if (/^postgres(ql)?:\/\//.test(target) && options.driver === 'postgres') return (await import('./postgresjs.ts')).openPostgresJs(target, options);
   if (/^postgres(ql)?:\/\//.test(target)) {
     const multi = parseMultiHostUrl(target);
     const newPool = (connectionString: string) =>

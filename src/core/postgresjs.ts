@@ -7,6 +7,7 @@ import postgres, { type Sql } from 'postgres';
 import type { Database, Queryable, QueryOptions } from './queryable.ts';
 import { redactUrl } from './redact.ts';
 import { SetupError } from './errors.ts';
+import { isPostgresJs } from './postgresjs-shape.ts';
 
 export interface PostgresJsOptions {
   /** Pool size (default 10; on a per-request database in a Worker, 1 is enough). */
@@ -46,17 +47,7 @@ const TYPES = {
   },
 };
 
-/** Is this a postgres.js instance (the function `postgres(url)` returns)? */
-export function isPostgresJs(value: unknown): value is Sql {
-  const candidate = value as Partial<Sql> | null;
-  return (
-    typeof value === 'function' &&
-    typeof candidate?.unsafe === 'function' &&
-    typeof candidate.begin === 'function' &&
-    typeof candidate.end === 'function' &&
-    typeof candidate.options === 'object'
-  );
-}
+export { isPostgresJs } from './postgresjs-shape.ts';
 
 /**
  * Opens the database through postgres.js: a postgres:// URL (the pool is this Database's and

@@ -3,7 +3,7 @@
 // trip. The numbers are check_usage's (sql/006), so they agree with consume; consume stays the
 // authority. The signing key is resolved when createPluginAuth runs (a bad key fails at start-up);
 // without one, snapshot() and jwks() throw entitlement_key_missing.
-import { SignJWT } from 'jose';
+import { loadJose } from '../core/jose.ts';
 import type { Queryable } from '../core/queryable.ts';
 import * as validate from '../core/validation.ts';
 import { usageCalls } from '../usage/usage.ts';
@@ -71,6 +71,7 @@ export function createEntitlements(db: Queryable, options: EntitlementKeyOptions
         batchLimit: answer.batchLimit,
         resetsAt: answer.resetsAt ? answer.resetsAt.toISOString() : null,
       };
+      const { SignJWT } = await loadJose();
       const jwt = await new SignJWT({ ...claims })
         .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: ENTITLEMENT_TYP })
         .setSubject(userId.toLowerCase())

@@ -17,3 +17,21 @@ export const DEFAULT_OFFLINE_LEASE_SECONDS = 7 * 24 * 3600;
 export const DEFAULT_LEASE_REFRESH_SECONDS = 4 * 3600;
 /** Default clock skew a lease is verified with: 5 minutes. */
 export const DEFAULT_LEASE_CLOCK_TOLERANCE_SECONDS = 300;
+
+/** The reasons of docs/licenses.md#reasons: `valid`, or the error code saying why not. */
+export type LicenseReason =
+  | 'valid'
+  | 'license_expired'
+  | 'license_suspended'
+  | 'license_refunded'
+  | 'license_disputed'
+  | 'license_not_linked'
+  | 'device_limit_reached'
+  | 'not_activated_on_device'
+  | 'heartbeat_missed'
+  | 'no_license';
+
+export const LICENSE_REASONS: readonly LicenseReason[] = [
+  'valid', 'license_expired', 'license_suspended', 'license_refunded', 'license_disputed', 'license_not_linked',
+  'device_limit_reached', 'not_activated_on_device', 'heartbeat_missed', 'no_license',
+];

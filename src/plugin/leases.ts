@@ -2,25 +2,9 @@
 // with jose's browser build (Web Crypto): a signed, device-bound statement of whether this device
 // is licensed, valid for days, so that a plugin that cannot reach the server still knows.
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet } from 'jose';
-import { DEFAULT_LEASE_CLOCK_TOLERANCE_SECONDS, ENTITLEMENT_ALGORITHMS, ENTITLEMENT_ISSUER, LEASE_AUDIENCE, LEASE_TYP, MAX_OFFLINE_LEASE_SECONDS } from './constants.ts';
+import { DEFAULT_LEASE_CLOCK_TOLERANCE_SECONDS, LICENSE_REASONS, type LicenseReason, ENTITLEMENT_ALGORITHMS, ENTITLEMENT_ISSUER, LEASE_AUDIENCE, LEASE_TYP, MAX_OFFLINE_LEASE_SECONDS } from './constants.ts';
 
-/** The reasons of docs/licenses.md#reasons: `valid`, or the error code saying why not. */
-export type LicenseReason =
-  | 'valid'
-  | 'license_expired'
-  | 'license_suspended'
-  | 'license_refunded'
-  | 'license_disputed'
-  | 'license_not_linked'
-  | 'device_limit_reached'
-  | 'not_activated_on_device'
-  | 'heartbeat_missed'
-  | 'no_license';
-
-export const LICENSE_REASONS: readonly LicenseReason[] = [
-  'valid', 'license_expired', 'license_suspended', 'license_refunded', 'license_disputed', 'license_not_linked',
-  'device_limit_reached', 'not_activated_on_device', 'heartbeat_missed', 'no_license',
-];
+export { LICENSE_REASONS, type LicenseReason } from './constants.ts';
 
 export interface LicenseLeaseClaims {
   userId: string;

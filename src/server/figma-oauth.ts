@@ -14,7 +14,7 @@
 // the client secret, lives 10 minutes, is HttpOnly, SameSite=Lax (sent on Figma's top-level
 // redirect back) and scoped to the callback's path. The access token is used for one /v1/me call
 // and then dropped: never stored, logged or shown.
-import * as oauth from 'oauth4webapi';
+import type * as OAuth from 'oauth4webapi';
 import { AuthError, NotFoundError, ServiceError, SetupError, ValidationError } from '../core/errors.ts';
 import type { PluginAuth } from '../auth.ts';
 import { CODE_ALPHABET, confirmationCode } from './login-page.ts';
@@ -52,6 +52,12 @@ const WRITE_KEY = /^[A-Za-z0-9_-]{43}$/;
 
 type Auth = Pick<PluginAuth, 'tokens' | 'figmaIdentity'>;
 
+// oauth4webapi is loaded on the first sign-in rather than with the server (BENCHMARKS.md, the
+// cold starts): the routes that use it are async, and the options are checked without it.
+type OAuthLib = typeof OAuth;
+let oauthLib: Promise<OAuthLib> | undefined;
+const loadOAuth = (): Promise<OAuthLib> => (oauthLib ??= import('oauth4webapi'));
+
 const notConfigured = (why: string) => new SetupError('figma_oauth_not_configured', `figma_oauth_not_configured: ${why}`);
 
 function httpBase(value: string | undefined, fallback: string, name: string): string {
@@ -77,16 +83,16 @@ export function createFigmaOAuth(auth: Auth, options: FigmaOAuthOptions, basePat
   const timeoutMs = options.timeoutMs ?? 10_000;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 60_000) throw notConfigured('figmaOAuth.timeoutMs must be 100 to 60000');
 
-  const as: oauth.AuthorizationServer = {
+  const as: OAuth.AuthorizationServer = {
     issuer: oauthBase,
     authorization_endpoint: `${oauthBase}/oauth`,
     token_endpoint: `${apiBase}/v1/oauth/token`,
   };
-  const client: oauth.Client = { client_id: clientId };
+  const client: OAuth.Client = { client_id: clientId };
   if (options.clientAuth !== undefined && options.clientAuth !== 'basic' && options.clientAuth !== 'body') throw notConfigured("figmaOAuth.clientAuth is 'basic' or 'body'");
-  const clientAuth = options.clientAuth === 'body' ? oauth.ClientSecretPost(clientSecret) : oauth.ClientSecretBasic(clientSecret);
+  const clientAuth = (oauth: OAuthLib) => (options.clientAuth === 'body' ? oauth.ClientSecretPost(clientSecret) : oauth.ClientSecretBasic(clientSecret));
   // http:// hosts only for local stand-ins; Figma's own are https.
-  const insecure = oauthBase.startsWith('http:') || apiBase.startsWith('http:') ? { [oauth.allowInsecureRequests]: true } : {};
+  const insecure = (oauth: OAuthLib) => (oauthBase.startsWith('http:') || apiBase.startsWith('http:') ? { [oauth.allowInsecureRequests]: true } : {});
   const cookieKey = deriveCookieKey(clientSecret);
 
   const pagePath = `${basePath}/plugin/login/figma`;
@@ -105,6 +111,7 @@ export function createFigmaOAuth(auth: Auth, options: FigmaOAuthOptions, basePat
       const form = new URLSearchParams(await readSmallText(request));
       const writeKey = form.get('login') ?? '';
       if (!WRITE_KEY.test(writeKey)) throw new NotFoundError('login_not_found', 'login_not_found: that is not a write key issued by beginLogin');
+      const oauth = await loadOAuth();
       const state = oauth.generateRandomState();
       const verifier = oauth.generateRandomCodeVerifier();
       const challenge = await oauth.calculatePKCECodeChallenge(verifier);
@@ -139,6 +146,7 @@ export function createFigmaOAuth(auth: Auth, options: FigmaOAuthOptions, basePat
       if (!flow || flow.s !== state || !(flow.x > Date.now()) || !WRITE_KEY.test(flow.w)) {
         throw new AuthError('figma_oauth_state_invalid', 'figma_oauth_state_invalid: this sign-in was not started in this browser, or it expired; start again from the plugin');
       }
+      const oauth = await loadOAuth();
       let params: URLSearchParams;
       try {
         params = oauth.validateAuthResponse(as, client, url, flow.s);
@@ -157,10 +165,11 @@ export function createFigmaOAuth(auth: Auth, options: FigmaOAuthOptions, basePat
   };
 
   async function exchange(params: URLSearchParams, redirect: string, verifier: string): Promise<string> {
+    const oauth = await loadOAuth();
     let response: Response;
     try {
-      response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, redirect, verifier, {
-        ...insecure,
+      response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth(oauth), params, redirect, verifier, {
+        ...insecure(oauth),
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch {

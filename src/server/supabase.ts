@@ -7,7 +7,8 @@
 // required; an expired, foreign, anonymous or wrongly signed token is "nobody is signed in" (null).
 // The user is the token's `sub`, the id of the `public.users` row that the opt-in Supabase user sync
 // (docs/sign-in.md) keeps for each `auth.users` row; pass `userId` to map claims another way.
-import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import { loadJose } from '../core/jose.ts';
 import { SetupError } from '../core/errors.ts';
 
 export interface SupabaseWebsiteUserOptions {
@@ -36,7 +37,9 @@ export function supabaseWebsiteUser(options: SupabaseWebsiteUserOptions): (reque
   const issuer = options.issuer ?? (project ? `${project}/auth/v1` : undefined);
   if (!issuer) throw bad('give projectUrl, or issuer with jwksUrl or jwtSecret');
   const audience = options.audience ?? 'authenticated';
-  let key: JWTVerifyGetKey | Uint8Array;
+  // The remote key set is made on the first request (jose is loaded then: core/jose.ts).
+  let key: JWTVerifyGetKey | Uint8Array | undefined;
+  let jwksUrl: URL | undefined;
   let algorithms: string[];
   if (options.jwtSecret !== undefined) {
     if (typeof options.jwtSecret !== 'string' || options.jwtSecret.length < 32) throw bad('jwtSecret must be the project\'s JWT secret (32 characters or more)');
@@ -45,13 +48,15 @@ export function supabaseWebsiteUser(options: SupabaseWebsiteUserOptions): (reque
   } else {
     const jwks = options.jwksUrl ?? (project ? `${project}/auth/v1/.well-known/jwks.json` : undefined);
     if (!jwks) throw bad('give projectUrl, jwksUrl or jwtSecret');
-    key = createRemoteJWKSet(new URL(jwks));
+    jwksUrl = new URL(jwks);
     algorithms = ['ES256', 'RS256', 'EdDSA'];
   }
 
   return async (request: Request) => {
     const token = bearer(request) ?? fromCookie(request.headers.get('cookie'));
     if (!token) return null;
+    const { createRemoteJWKSet, jwtVerify } = await loadJose();
+    key ??= createRemoteJWKSet(jwksUrl!);
     let claims: JWTPayload;
     try {
       ({ payload: claims } = await jwtVerify(token, key as Uint8Array, { algorithms, audience, issuer, requiredClaims: ['exp', 'sub'] }));

@@ -1,7 +1,7 @@
-// Signing and checking plugin JWTs with jose. Pure: no database. The key material is resolved once,
+// Signing and checking plugin JWTs with jose (loaded on first use: core/jose.ts). Pure: no database. The key material is resolved once,
 // when createPluginAuth runs, so a bad secret or key fails at start-up, not on the first request;
 // a *missing* one fails only when a method that needs it is called (usage-only servers need none).
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { loadJose } from '../core/jose.ts';
 import { base64url, fromBase64, syncCrypto, utf8, type SyncCrypto } from '../core/bytes.ts';
 import { AuthError, SetupError } from '../core/errors.ts';
 import { isUuid } from '../core/validation.ts';
@@ -155,6 +155,7 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
       if (!keys.signKey) {
         throw new SetupError('token_private_key_missing', 'token_private_key_missing: tokenKeyPair has no privateKey, so this instance can only verify');
       }
+      const { SignJWT } = await loadJose();
       return new SignJWT({})
         .setProtectedHeader({ alg: keys.alg, typ: 'JWT' })
         .setSubject(userId)
@@ -174,6 +175,7 @@ export function createSigner(options: TokenSigningOptions): () => Signer {
       // decides (and words) every refusal.
       let payload: Record<string, unknown> | undefined = accept?.(token);
       if (!payload) {
+        const { errors: joseErrors, jwtVerify } = await loadJose();
         try {
           ({ payload } = await jwtVerify(token, await keyOf(keys.verifyKey), {
             // The allow-list is exactly the configured algorithm: never `none`, never a swapped one.

@@ -2,9 +2,7 @@
 // Ctrl+C, and optionally opens it in the browser. Without --host it listens on a random loopback
 // address (127.x.y.z), new at each start, so its session cookie reaches no other local server.
 import { spawn } from 'node:child_process';
-import { createPluginAuth } from '../../auth.ts';
 import { loadDevelopmentEnv } from '../../core/env.ts';
-import { startDashboardServer } from '../../dashboard/server.ts';
 import { BIN, UsageError, type Command, type Context } from '../context.ts';
 
 export const dashboardCommand: Command = {
@@ -28,7 +26,9 @@ async function dashboard(ctx: Context): Promise<number> {
   const env = ctx.values.production ? ctx.io.env : loadDevelopmentEnv(ctx.io.cwd, ctx.io.env);
   const secretKey = env.STRIPE_SECRET_KEY;
   const apiBaseUrl = env.STRIPE_API_BASE_URL || undefined;
+  const { createPluginAuth } = await import('../../auth.ts');
   const stripe = secretKey && connection.kind !== 'supabase' ? createPluginAuth(db, { stripe: { secretKey, ...(apiBaseUrl ? { apiBaseUrl } : {}) } }) : undefined;
+  const { startDashboardServer } = await import('../../dashboard/server.ts');
   const server = await startDashboardServer(db, {
     port,
     host,

@@ -3,15 +3,8 @@
 import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from '../../schema/catalog.ts';
 import { trustProblems } from '../../schema/trust.ts';
 import { lintCatalog, type Finding } from '../../schema/lint.ts';
-import { buildMermaidDiagram } from '../../schema/diagram.ts';
 import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from '../../schema/migrations.ts';
-import { readStatus } from '../../schema/status.ts';
-import { figmaWarnings } from '../../schema/figma-health.ts';
-import { exportSupabaseMigration } from '../../schema/export.ts';
-import { envForTarget, resolveCliTarget } from '../target.ts';
 import { formatStatus } from '../format.ts';
-import { runSetupCommand } from '../setup-command.ts';
-import { installSupabaseUserSync } from '../../schema/supabase-users.ts';
 import { BIN, type Command, type Context } from '../context.ts';
 
 export const setupCommand: Command = {
@@ -65,7 +58,9 @@ async function setup(ctx: Context): Promise<number> {
   const mode = ctx.values.production ? 'production' : 'development';
   const url = ctx.values['database-url'];
   // An explicit --database-url is the whole configuration: no .env file may override it.
+  const { envForTarget, resolveCliTarget } = await import('../target.ts');
   const explicit = url === undefined ? undefined : envForTarget(resolveCliTarget(url, {}, mode));
+  const { runSetupCommand } = await import('../setup-command.ts');
   const code = await runSetupCommand({
     mode,
     cwd: ctx.io.cwd,
@@ -77,6 +72,7 @@ async function setup(ctx: Context): Promise<number> {
   if (code !== 0 || !ctx.values['supabase-auth-users']) return code;
   // Opt-in, after a successful setup: never part of the schema setup applies by itself.
   const connection = await ctx.connect();
+  const { installSupabaseUserSync } = await import('../../schema/supabase-users.ts');
   await installSupabaseUserSync(connection.database());
   ctx.out('✅ Supabase user sync installed: a users row for each auth.users row (trigger plugin_auth_on_supabase_user; existing rows copied).');
   return 0;
@@ -85,7 +81,7 @@ async function setup(ctx: Context): Promise<number> {
 async function verify(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
   const catalog = await connection.readCatalog();
-  const warnings = catalog.tables.some((t) => t.name === 'figma_api_state') ? await figmaWarnings(connection) : [];
+  const warnings = catalog.tables.some((t) => t.name === 'figma_api_state') ? await (await import('../../schema/figma-health.ts')).figmaWarnings(connection) : [];
   const result = { target: connection.description, schemaVersion: schemaVersion(), ...verifyCatalog(catalog), warnings };
   const notes = formatNotes(result.notes);
   const warned = (text: string) => [text, ...warnings.map((w) => `⚠ ${w}`)].join('\n');
@@ -165,17 +161,20 @@ function findingAsDifference(f: Finding): Difference {
 
 async function status(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
+  const { readStatus } = await import('../../schema/status.ts');
   ctx.print(await readStatus(connection, connection.description), formatStatus);
   return 0;
 }
 
 async function diagram(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
+  const { buildMermaidDiagram } = await import('../../schema/diagram.ts');
   ctx.io.stdout(buildMermaidDiagram(await connection.readCatalog()));
   return 0;
 }
 
 async function exportSupabase(ctx: Context): Promise<number> {
+  const { exportSupabaseMigration } = await import('../../schema/export.ts');
   const result = { ...exportSupabaseMigration(ctx.args[0] ?? ctx.io.cwd), schemaVersion: schemaVersion() };
   ctx.print(result, (r) =>
     r.written

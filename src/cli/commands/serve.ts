@@ -1,14 +1,15 @@
 // The serve command: the plugin server (src/server/) on Node, configured from environment
 // variables (serve-env.ts), with GET /health, and a graceful stop on SIGTERM/SIGINT: no new
 // connections, the requests in flight finish, then the pool closes and the command returns 0.
-import { createServer, type Server } from 'node:http';
+// Start-up (BENCHMARKS.md, the cold starts): the database is opened and its schema checked while
+// the library and the server's modules load (imported here, not by the CLI); the server listens
+// only once both are done, so no request is ever answered against a database without the schema.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { openDatabase, type Database } from '../../core/db.ts';
+import type { Database } from '../../core/db.ts';
 import { loadDevelopmentEnv } from '../../core/env.ts';
 import { PluginAuthError, SetupError } from '../../core/errors.ts';
-import { createPluginAuth } from '../../auth.ts';
-import { createPluginServer, type LogEntry } from '../../server/index.ts';
-import { toNodeListener } from '../../http/node.ts';
+import type { LogEntry } from '../../server/index.ts';
 import { BIN, type Command, type Context } from '../context.ts';
 import { readServeSettings } from '../serve-env.ts';
 
@@ -32,10 +33,15 @@ async function serve(ctx: Context): Promise<number> {
   let db: Database | undefined;
   try {
     settings = readServeSettings(env);
-    db = await openDatabase(settings.databaseUrl);
-    const [row] = await db.query<{ ready: boolean }>(`SELECT pg_catalog.to_regclass('public.users') IS NOT NULL AS ready`);
+    const databaseUrl = settings.databaseUrl;
+    const opening = import('../../core/db.ts').then(({ openDatabase }) => openDatabase(databaseUrl));
+    const modules = Promise.all([import('../../auth.ts'), import('../../server/index.ts'), import('../../http/node.ts')]);
+    modules.catch(() => {}); // awaited below, after the database's check; never an unhandled rejection
+    const open = (db = await opening);
+    const [row] = await open.query<{ ready: boolean }>(`SELECT pg_catalog.to_regclass('public.users') IS NOT NULL AS ready`);
     if (!row?.ready) throw new SetupError('not_set_up', `not_set_up: the database has no schema yet: run \`${BIN} setup\` first`);
-    const auth = createPluginAuth(db, settings.auth);
+    const [{ createPluginAuth }, { createPluginServer }, { toNodeListener }] = await modules;
+    const auth = createPluginAuth(open, settings.auth);
     // The key's cryptographic checks (Web Crypto, async): a key that fails them stops the start too.
     if (settings.auth.entitlementSigningKey) await auth.entitlements.jwks();
     const website = settings.website;
@@ -48,25 +54,19 @@ async function serve(ctx: Context): Promise<number> {
       ...(website ? { website: { origin: website.origin, userId: sessionUser(website.sessionUrl), ...(website.loginUrl ? { loginUrl: website.loginUrl } : {}) } } : {}),
       ...(settings.figmaOAuth ? { figmaOAuth: settings.figmaOAuth } : {}),
     });
-    const database = db;
-    const health = async () => {
-      try {
-        await database.query('SELECT 1');
-        return Response.json({ status: 'ok' });
-      } catch {
-        return Response.json({ status: 'database_unavailable' }, { status: 503 });
-      }
-    };
-    const server = createServer(toNodeListener(async (request) =>
-      request.method === 'GET' && new URL(request.url).pathname === '/health' ? health() : handle(request),
-    { onError: (error) => ctx.io.stderr(`${BIN} serve: unexpected ${error instanceof Error ? error.name : typeof error}\n`) }));
+    const listener = toNodeListener(handle, {
+      onError: (error) => ctx.io.stderr(`${BIN} serve: unexpected ${error instanceof Error ? error.name : typeof error}\n`),
+    });
+    // GET /health is the command's own (not a plugin route: no CORS, no body), answered from Node's
+    // request without the web Request/Response of the plugin routes.
+    const server = createServer((req, res) => (isHealth(req) ? health(open, res) : listener(req, res)));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(settings!.port, settings!.host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
     const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-    ctx.out(`${BIN} serve: listening on http://${host}:${port}${settings.basePath} (database: ${db.description}; features: ${['tokens', ...settings.features].join(', ')})`);
+    ctx.out(`${BIN} serve: listening on http://${host}:${port}${settings.basePath} (database: ${open.description}; features: ${['tokens', ...settings.features].join(', ')})`);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -85,6 +85,27 @@ async function serve(ctx: Context): Promise<number> {
   } finally {
     await db?.close().catch(() => {});
   }
+}
+
+function isHealth(req: IncomingMessage): boolean {
+  if (req.method !== 'GET') return false;
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname === '/health';
+  } catch {
+    return false;
+  }
+}
+
+/** 200 {"status":"ok"} when the database answers, else 503 {"status":"database_unavailable"}. */
+async function health(database: Database, res: ServerResponse): Promise<void> {
+  let ok = true;
+  try {
+    await database.query('SELECT 1');
+  } catch {
+    ok = false;
+  }
+  const body = ok ? '{"status":"ok"}' : '{"status":"database_unavailable"}';
+  res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body);
 }
 
 /** The website's session, asked of the website: WEBSITE_SESSION_URL with the request's cookies answers {"userId"}. */

@@ -2,7 +2,6 @@
 // repairs what missed or reordered webhooks left behind (subscriptions.reconcileStripe), or with
 // --dry-run only reports it. The secret key comes from STRIPE_SECRET_KEY, never from an argument
 // (arguments end up in shell histories and process lists).
-import { createPluginAuth } from '../../auth.ts';
 import { loadDevelopmentEnv } from '../../core/env.ts';
 import { findUser } from '../../core/users.ts';
 import type { ReconcileReport } from '../../billing/stripe-billing.ts';
@@ -31,6 +30,7 @@ async function reconcile(ctx: Context): Promise<number> {
   if (connection.kind === 'supabase') throw new UsageError('stripe reconcile needs SQL access: use a postgres:// DATABASE_URL (Supabase\'s connection string), not the REST API');
   const db = connection.database();
   const user = ctx.values.user === undefined ? undefined : await findUser(db, ctx.values.user);
+  const { createPluginAuth } = await import('../../auth.ts');
   const auth = createPluginAuth(db, { stripe: { secretKey, ...(apiBaseUrl ? { apiBaseUrl } : {}) } });
   const report = await auth.subscriptions.reconcileStripe({
     ...(user ? { userId: user.id } : {}),

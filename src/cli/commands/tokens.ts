@@ -1,5 +1,5 @@
 // The token commands: tokens list <user>, tokens revoke <token-id>, tokens revoke-all <user>.
-import { createPluginAuth } from '../../auth.ts';
+import type { Database } from '../../core/database.ts';
 import { findUser } from '../../core/users.ts';
 import { formatTokens } from '../format.ts';
 import { BIN, type Command, type Context } from '../context.ts';
@@ -37,14 +37,14 @@ export const tokensRevokeAllCommand: Command = {
 async function list(ctx: Context): Promise<number> {
   const db = (await ctx.connect()).database();
   const user = await findUser(db, ctx.args[0]!);
-  ctx.print({ user, tokens: await createPluginAuth(db).tokens.list(user.id) }, formatTokens);
+  ctx.print({ user, tokens: await (await pluginAuth(db)).tokens.list(user.id) }, formatTokens);
   return 0;
 }
 
 async function revoke(ctx: Context): Promise<number> {
   const db = (await ctx.connect()).database();
   const tokenId = ctx.args[0]!;
-  const revoked = await createPluginAuth(db).tokens.revoke(tokenId, ctx.values.reason ?? 'revoked_by_operator');
+  const revoked = await (await pluginAuth(db)).tokens.revoke(tokenId, ctx.values.reason ?? 'revoked_by_operator');
   ctx.print({ tokenId, revoked }, (r) => (r.revoked ? `Revoked token ${r.tokenId}.` : `Token ${r.tokenId} was already revoked: nothing changed.`));
   return 0;
 }
@@ -52,7 +52,10 @@ async function revoke(ctx: Context): Promise<number> {
 async function revokeAll(ctx: Context): Promise<number> {
   const db = (await ctx.connect()).database();
   const user = await findUser(db, ctx.args[0]!);
-  const revoked = await createPluginAuth(db).tokens.revokeAll(user.id, ctx.values.reason ?? 'revoked_by_operator');
+  const revoked = await (await pluginAuth(db)).tokens.revokeAll(user.id, ctx.values.reason ?? 'revoked_by_operator');
   ctx.print({ user, revoked }, (r) => `Revoked ${r.revoked} active token${r.revoked === 1 ? '' : 's'} of ${r.user.email} (${r.user.id}).`);
   return 0;
 }
+
+/** The library's API, loaded when a command runs (cli.ts: no command loads another's modules). */
+const pluginAuth = async (db: Database) => (await import('../../auth.ts')).createPluginAuth(db);

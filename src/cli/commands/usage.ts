@@ -1,8 +1,5 @@
 // The usage commands: usage <user> (what one user used, was denied, and may still do today) and
 // retention (deleting old plugin_usage rows in batches).
-import { createPluginAuth } from '../../auth.ts';
-import { createUsageReport } from '../../usage/report.ts';
-import { purgeUsage } from '../../usage/retention.ts';
 import { findUser } from '../../core/users.ts';
 import { formatUsage, type UserUsage } from '../format.ts';
 import { BIN, UsageError, type Command, type Context } from '../context.ts';
@@ -30,6 +27,7 @@ async function usage(ctx: Context): Promise<number> {
   const denials = ctx.values.denials === undefined ? 10 : Number(ctx.values.denials);
   if (!Number.isInteger(denials) || denials < 1 || denials > 1000) throw new UsageError('usage: --denials is a whole number from 1 to 1000');
   const db = (await ctx.connect()).database();
+  const [{ createPluginAuth }, { createUsageReport }] = await Promise.all([import('../../auth.ts'), import('../../usage/report.ts')]);
   const auth = createPluginAuth(db);
   const report = createUsageReport(db);
   const user = await findUser(db, ctx.args[0]!);
@@ -71,6 +69,7 @@ async function retention(ctx: Context): Promise<number> {
   if (olderThan === undefined) throw new UsageError('retention needs --older-than, e.g. --older-than 90d');
   if (batch !== undefined && !/^\d{1,6}$/.test(batch)) throw new UsageError('retention: --batch-size must be a whole number');
   const db = (await ctx.connect()).database();
+  const { purgeUsage } = await import('../../usage/retention.ts');
   const result = await purgeUsage(db, { olderThan, batchSize: batch === undefined ? undefined : Number(batch), dryRun: ctx.values['dry-run'] });
   ctx.print(result, (r) =>
     r.dryRun
