@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Handler } from './cors.ts';
 import { jsonBytes } from './json-bytes.ts';
+import { directHandlers, directRequests, type BodySource } from './direct.ts';
 
 /**
  * The web Request for a Node request; the body streams, it is not buffered. Cancelling the body
@@ -19,6 +20,14 @@ import { jsonBytes } from './json-bytes.ts';
  * is already aborted.
  */
 export function toRequest(req: IncomingMessage, origin: string, res?: ServerResponse): Request {
+  return makeRequest(req, origin, res, false);
+}
+
+/**
+ * toRequest, or for a direct handler (direct.ts: createPluginServer's, served as it is) a Request
+ * without a body stream whose body is read from `req` by the server (server/body.ts).
+ */
+function makeRequest(req: IncomingMessage, origin: string, res: ServerResponse | undefined, direct: boolean): Request {
   // Name/value pairs, not a Headers object: the Request copies them into its own Headers anyway.
   const headers: [string, string][] = [];
   const given = req.headers;
@@ -33,8 +42,9 @@ export function toRequest(req: IncomingMessage, origin: string, res?: ServerResp
   const request = new Request(new URL(req.url ?? '/', origin), {
     method,
     headers,
-    ...(hasBody ? { body: bodyStream(req), duplex: 'half' } : {}),
+    ...(hasBody && !direct ? { body: bodyStream(req), duplex: 'half' } : {}),
   } as RequestInit);
+  if (direct) directRequests.set(request, hasBody ? bodySource(req) : null);
   let left = false;
   let controller: AbortController | null = null;
   const onClose = () => {
@@ -91,6 +101,62 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
+/**
+ * The body of a direct handler's request: read once, whole, chunk by chunk under the cap; past it,
+ * reading stops (toNodeListener then closes the connection after the answer, as for a cancelled
+ * stream). A client that goes away mid-upload rejects the read, as it errors the stream.
+ */
+function bodySource(req: IncomingMessage): BodySource {
+  let used = false;
+  return {
+    read(cap) {
+      if (used) return Promise.reject(new TypeError('the request body was already read'));
+      used = true;
+      return new Promise<Uint8Array | null>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const stop = () => {
+          req.off('data', onData);
+          req.off('end', onEnd);
+          req.off('error', onError);
+        };
+        const onData = (chunk: Buffer) => {
+          size += chunk.byteLength;
+          if (size > cap) {
+            stop();
+            req.pause();
+            resolve(null);
+            return;
+          }
+          chunks.push(chunk);
+        };
+        const onEnd = () => {
+          stop();
+          // A fresh copy, as the stream reader's was: never a view into Node's pooled buffers.
+          const body = new Uint8Array(size);
+          let offset = 0;
+          for (const chunk of chunks) {
+            body.set(chunk, offset);
+            offset += chunk.byteLength;
+          }
+          resolve(body);
+        };
+        const onError = (error: Error) => {
+          stop();
+          reject(error);
+        };
+        req.on('data', onData);
+        req.once('end', onEnd);
+        req.once('error', onError);
+      });
+    },
+    cancel() {
+      used = true;
+      req.pause();
+    },
+  };
+}
+
 /** Writes a web Response to a Node response. */
 export async function writeResponse(response: Response, res: ServerResponse): Promise<void> {
   const headers: Record<string, string | string[]> = {};
@@ -135,10 +201,11 @@ const SMALL_BODY_BYTES = 64 * 1024;
 /** A Node request listener running the handler; a throw becomes a bare 500. */
 export function toNodeListener(handler: Handler, options: { onError?: (error: unknown) => void } = {}) {
   const onError = options.onError ?? ((error: unknown) => console.error(error));
+  const direct = directHandlers.has(handler);
   return async (req: IncomingMessage, res: ServerResponse) => {
     const origin = `http://${req.headers.host ?? 'localhost'}`;
     try {
-      await writeResponse(await handler(toRequest(req, origin, res)), res);
+      await writeResponse(await handler(makeRequest(req, origin, res, direct)), res);
     } catch (error) {
       onError(error);
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal_error"}');

@@ -2,6 +2,7 @@
 // then every chunk as it arrives; past the cap the stream is cancelled (nothing more is read) and
 // the request is refused with body_too_large. Web streams only: runs on every runtime.
 import { ValidationError } from '../core/errors.ts';
+import { directRequests } from '../http/direct.ts';
 
 /** The default caps, in bytes: JSON from the plugin or the login page, and the stores' webhooks. */
 export const DEFAULT_LIMITS = { json: 16 * 1024, webhook: 1024 * 1024 } as const;
@@ -10,8 +11,15 @@ export async function readBody(request: Request, cap: number): Promise<Uint8Arra
   const tooLarge = () => new ValidationError('body_too_large', `body_too_large: the body is larger than this route's ${cap} bytes`);
   const declared = request.headers.get('content-length');
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > cap) {
-    await request.body?.cancel().catch(() => {});
+    await cancelBody(request);
     throw tooLarge();
+  }
+  // Served by the Node adapter as it is: the body comes from Node's request, under the same cap.
+  const source = directRequests.get(request);
+  if (source) {
+    const bytes = await source.read(cap);
+    if (!bytes) throw tooLarge();
+    return bytes;
   }
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
@@ -34,6 +42,12 @@ export async function readBody(request: Request, cap: number): Promise<Uint8Arra
     offset += chunk.byteLength;
   }
   return body;
+}
+
+/** Nothing more of the body is read: its stream is cancelled (or, from the Node adapter, its source). */
+export async function cancelBody(request: Request): Promise<void> {
+  directRequests.get(request)?.cancel();
+  await request.body?.cancel().catch(() => {});
 }
 
 /** The media type of a content-type header, lower-cased, without parameters. */

@@ -5,6 +5,7 @@
 // The device is always the session's (a server-minted id), never one from the body.
 import type { PluginAuth } from '../auth.ts';
 import type { VerifiedToken } from '../tokens/tokens.ts';
+import { cancelBody } from './body.ts';
 
 type Route = { plugin: boolean; handle: (request: Request, id: string) => Promise<Response> };
 
@@ -19,7 +20,7 @@ export function addLeaseRoutes({ auth, add, bearer }: LeaseRouteContext): void {
     plugin: true,
     handle: async (request) => {
       const session = await bearer(request);
-      await request.body?.cancel().catch(() => {}); // no body is read: the device is the session's
+      await cancelBody(request); // no body is read: the device is the session's
       if (!auth.configured.entitlements) return Response.json({ ...(await auth.leases.heartbeat(session.userId, session.deviceId)), lease: null, jwks: null });
       const answer = await auth.leases.offlineLease(session.userId, session.deviceId);
       return Response.json({ ...answer, jwks: await auth.leases.jwks() });

@@ -6,9 +6,10 @@
 import { AuthError, PluginAuthError, SetupError, ValidationError } from '../core/errors.ts';
 import { httpStatusOf } from '../core/http-status.ts';
 import { PLUGIN_ALLOW_HEADERS } from '../http/cors.ts';
-import { jsonResponse } from '../http/json-bytes.ts';
+import { bodylessJsonResponse, jsonBytes, withJsonBody } from '../http/json-bytes.ts';
+import { directHandlers, directRequests } from '../http/direct.ts';
 import type { PluginAuth } from '../auth.ts';
-import { DEFAULT_LIMITS, readBody, readJsonObject, readOptionalJsonObject, requireJson } from './body.ts';
+import { cancelBody, DEFAULT_LIMITS, readBody, readJsonObject, readOptionalJsonObject, requireJson } from './body.ts';
 import { confirmationCode } from './login-page.ts';
 import { createFigmaOAuth, figmaErrorPage, type FigmaOAuthOptions } from './figma-oauth.ts';
 import { DEFAULT_STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe.ts';
@@ -78,13 +79,18 @@ type Route = {
 };
 
 const encoder = new TextEncoder();
-/** A JSON answer, with its length: an adapter can write it in one piece instead of chunk by chunk. */
+/**
+ * A JSON answer, with its length: an adapter can write it in one piece instead of chunk by chunk.
+ * Made without its body stream; the handler gives it one on the way out unless the request came
+ * from the Node adapter serving this handler directly, which writes the bytes (http/direct.ts).
+ */
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) => {
   const text = JSON.stringify(body);
   if (text === undefined) throw new TypeError('json: the value has no JSON form');
   const bytes = encoder.encode(text);
-  return jsonResponse(bytes, status, headers);
+  return bodylessJsonResponse(bytes, status, headers);
 };
+const decoder = new TextDecoder();
 const defaultLog = (e: LogEntry) =>
   console.error(`figma-plugin-auth-db server: ${e.requestId} ${e.method} ${e.route} ${e.status} ${e.error} ${e.code}`);
 
@@ -122,7 +128,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
       const note: { eventId?: unknown } = {};
       try {
         const response = await handle(request, note);
-        const answer = (await response.clone().json().catch(() => ({}))) as { ignored?: unknown; reason?: unknown };
+        const bytes = jsonBytes.get(response);
+        const answer = (bytes ? JSON.parse(decoder.decode(bytes)) : await withJsonBody(response).clone().json().catch(() => ({}))) as { ignored?: unknown; reason?: unknown };
         const reason = typeof answer.ignored === 'string' ? 'ignored' : typeof answer.reason === 'string' ? answer.reason : 'applied';
         const outcome = reason === 'duplicate' ? 'duplicate' : reason === 'ignored' ? 'ignored' : 'accepted';
         await auth.events?.webhookDelivery(provider, outcome, reason, typeof note.eventId === 'string' ? note.eventId : null);
@@ -297,7 +304,7 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
   // Paths with a route opened to the plugin UI (CORS), worked out once.
   const pluginPaths = new Set([...routes].filter(([, byMethod]) => [...byMethod.values()].some((r) => r.plugin)).map(([path]) => path));
 
-  return async function handle(request: Request): Promise<Response> {
+  const handle = async (request: Request): Promise<Response> => {
     const requestId = crypto.randomUUID();
     const pathname = new URL(request.url).pathname;
     const path = basePath && (pathname === basePath || pathname.startsWith(`${basePath}/`)) ? pathname.slice(basePath.length) || '/' : basePath ? null : pathname;
@@ -329,12 +336,14 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
         // Refused sign-ins and plugin sessions, by reason, for the console (never the token).
         if (path !== null && byMethod && (SIGN_IN_ROUTES.has(path) || (status === 401 && route?.plugin))) await auth.events?.signInRefused(path, code);
         // Unread body: stop it here (the Node adapter then closes the connection).
-        await request.body?.cancel().catch(() => {});
+        await cancelBody(request);
         response = route?.page
           ? figmaErrorPage(status, code)
           : json(status >= 500 ? { error: code, requestId } : { error: code }, status, error instanceof HttpOnly ? error.headers : {});
       }
     }
+    // A body-less JSON answer gets its body, unless the Node adapter writes its bytes (http/direct.ts).
+    if (!directRequests.has(request)) response = withJsonBody(response);
     const decorate = (headers: Headers) => {
       headers.set('x-request-id', requestId);
       if (isPlugin) {
@@ -353,6 +362,8 @@ export function createPluginServer(auth: ServerAuth, options: PluginServerOption
       return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
     }
   };
+  directHandlers.add(handle);
+  return handle;
 }
 
 /** The routes whose every refusal is a refused sign-in (a plugin route's 401 is one too: a refused session). */
