@@ -434,6 +434,73 @@ for (const dialect of DIALECTS) {
         }
       }));
 
+    test('served by the Node adapter as it is or wrapped: the same answers; a wrapper still gets full requests and responses; a body in pieces or cut off', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const userId = await createUser(db);
+        const auth = createPluginAuth(db, { tokenSecret: TOKEN_SECRET });
+        const { token } = await auth.tokens.issue(userId);
+        const handle = createPluginServer(auth, { log: () => {}, meter: { '/plugin/resize': { action: 'resize', items: (body) => body.layers } } });
+        // Wrapped: the wrapper reads the request's body stream and the answer's body itself.
+        const seen: { body: string; answer: unknown }[] = [];
+        const direct = await serve(handle);
+        const wrapped = await serve(async (request) => {
+          const body = await request.clone().text();
+          const response = await handle(request);
+          seen.push({ body, answer: await response.clone().json() });
+          return response;
+        });
+        const bearer = { ...JSON_HEADERS, authorization: `Bearer ${token}` };
+        try {
+          const answers = [];
+          for (const s of [direct, wrapped]) {
+            const r = await post(`${s.url}/plugin/resize`, JSON.stringify({ layers: 1 }), bearer);
+            const text = await r.text();
+            assert.equal(r.status, 200);
+            assert.equal(r.headers.get('content-length'), String(Buffer.byteLength(text)), 'the declared length is the body\'s');
+            assert.equal(r.headers.get('content-type'), 'application/json');
+            assert.equal(r.headers.get('access-control-allow-origin'), '*');
+            assert.match(r.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+            answers.push(JSON.parse(text) as { used: number });
+          }
+          assert.deepEqual(answers.map((a) => a.used), [1, 2], 'both count, each its own call (the free plan: 2 a day)');
+          assert.deepEqual(seen, [{ body: '{"layers":1}', answer: answers[1] }], 'the wrapper read the request body and the answer as sent');
+          // Errors through both: a 400 with its JSON body, a 404.
+          for (const s of [direct, wrapped]) {
+            const bad = await post(`${s.url}/plugin/resize`, '{"layers":', bearer);
+            assert.deepEqual([bad.status, await json(bad)], [400, { error: 'invalid_json' }]);
+            const missing = await post(`${s.url}/plugin/nothing`, '{}', bearer);
+            assert.deepEqual([missing.status, await json(missing)], [404, { error: 'not_found' }]);
+          }
+          // A body sent in pieces, with a pause between them, is read whole: the plan's refusal, not invalid_json.
+          const pieces = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const req = httpRequest(`${direct.url}/plugin/resize`, { method: 'POST', headers: bearer }, (res) => {
+              let body = '';
+              res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, body }));
+            });
+            req.on('error', reject);
+            req.write('{"lay');
+            setTimeout(() => req.end('ers": 1}'), 50);
+          });
+          assert.deepEqual([pieces.status, (JSON.parse(pieces.body) as { reason: string }).reason], [402, 'limit_reached']);
+          // A client that goes away mid-body: the server answers the next call.
+          await new Promise<void>((resolve) => {
+            const req = httpRequest(`${direct.url}/plugin/resize`, { method: 'POST', headers: { ...bearer, 'content-length': '100' } });
+            req.on('error', () => {});
+            req.write('{"layers": 1, ');
+            setTimeout(() => {
+              req.destroy();
+              resolve();
+            }, 50);
+          });
+          const after = await post(`${direct.url}/plugin/resize`, JSON.stringify({ layers: 1 }), bearer);
+          const refused = await json<{ reason: string; used: number }>(after);
+          assert.deepEqual([after.status, refused.reason, refused.used], [402, 'limit_reached', 2]);
+        } finally {
+          await direct.close();
+          await wrapped.close();
+        }
+      }));
+
     test('Figma sign-in, license activate and deactivate, the Lemon Squeezy, Gumroad and Stripe webhooks (Web Crypto signature check)', async () => {
       const figma = await startFigmaStandIn(PAT);
       const lemon = await startLemonSqueezyStandIn();
