@@ -5,7 +5,7 @@ import { dumpDatabase, type Dump } from './helpers/dump.ts';
 import { EXEC_SQL_DDL, startSupabaseStandIn } from './helpers/supabase-standin.ts';
 import { applySchema, setup } from '../src/schema/setup.ts';
 import { loadMigrations } from '../src/schema/migrations.ts';
-import { verifyCatalog } from '../src/cli/cli.ts';
+import { verifyCatalog } from '../src/cli/verify-catalog.ts';
 
 const KEY = 'test-service-role-key-0123456789abcdef';
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { DIALECTS, createUser, withDatabase, type TestDatabase } from './helpers/databases.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { loadExpectedSchema, readCatalog } from '../src/schema/catalog.ts';
-import { verifyCatalog } from '../src/cli/cli.ts';
+import { verifyCatalog } from '../src/cli/verify-catalog.ts';
 import type { Database } from '../src/core/db.ts';
 import { buildSetupScript, CORRECTED_FILES, loadMigrations, OWNER_ONLY_FUNCTIONS } from '../src/schema/migrations.ts';
 import { applySchema } from '../src/schema/setup.ts';

@@ -22,7 +22,6 @@ import { keygenCommand } from './commands/keygen.ts';
 import { stripeReconcileCommand } from './commands/stripe.ts';
 
 export { BIN, type CliIo, type Command, type Context } from './context.ts';
-export { verifyCatalog } from './commands/schema.ts';
 
 // Every command, in the order help lists them. Adding one (e.g. `usage <user>`, `tokens revoke
 // <user>`) is one declaration in its group's file under commands/ (call the library through

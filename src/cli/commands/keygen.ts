@@ -1,7 +1,6 @@
 // keygen: a new entitlement signing key (ENTITLEMENT_SIGNING_KEY), made on this machine. The
 // private JWK goes to stdout, one line, ready for an environment variable or a secret store; the
 // public JWKS (what the plugin verifies snapshots with) goes to stderr, so `> file` keeps only the key.
-import { generateEntitlementKey } from '../../entitlements/keys.ts';
 import { BIN, UsageError, type Command, type Context } from '../context.ts';
 
 export const keygenCommand: Command = {
@@ -15,6 +14,7 @@ export const keygenCommand: Command = {
 async function keygen(ctx: Context): Promise<number> {
   const alg = ctx.values.alg ?? 'ES256';
   if (alg !== 'ES256' && alg !== 'EdDSA') throw new UsageError(`keygen: --alg must be ES256 or EdDSA`, keygenCommand);
+  const { generateEntitlementKey } = await import('../../entitlements/keys.ts');
   const jwk = await generateEntitlementKey(alg);
   const { d: _private, ...publicJwk } = jwk;
   ctx.out(JSON.stringify(jwk));

@@ -1,9 +1,5 @@
-// The schema commands: setup, verify (and verifyCatalog, what it concludes from a catalog),
-// status, diagram and export supabase.
-import { diffSchema, formatDifferences, HOST_TABLES, loadExpectedSchema, type Catalog, type Difference } from '../../schema/catalog.ts';
-import { trustProblems } from '../../schema/trust.ts';
-import { lintCatalog, type Finding } from '../../schema/lint.ts';
-import { buildSetupScript, OWNER_ONLY_FUNCTIONS, schemaVersion } from '../../schema/migrations.ts';
+// The schema commands: setup, verify (what it concludes from a catalog: ../verify-catalog.ts),
+// status, diagram and export supabase. Each loads the schema modules it needs when it runs.
 import { formatStatus } from '../format.ts';
 import { BIN, type Command, type Context } from '../context.ts';
 
@@ -52,6 +48,7 @@ export const exportSupabaseCommand: Command = {
 
 async function setup(ctx: Context): Promise<number> {
   if (ctx.values['dry-run']) {
+    const { buildSetupScript } = await import('../../schema/migrations.ts');
     ctx.io.stdout(buildSetupScript());
     return 0;
   }
@@ -82,6 +79,9 @@ async function verify(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
   const catalog = await connection.readCatalog();
   const warnings = catalog.tables.some((t) => t.name === 'figma_api_state') ? await (await import('../../schema/figma-health.ts')).figmaWarnings(connection) : [];
+  const [{ schemaVersion }, { formatDifferences }, { formatNotes, verifyCatalog }] = await Promise.all([
+    import('../../schema/migrations.ts'), import('../../schema/catalog.ts'), import('../verify-catalog.ts'),
+  ]);
   const result = { target: connection.description, schemaVersion: schemaVersion(), ...verifyCatalog(catalog), warnings };
   const notes = formatNotes(result.notes);
   const warned = (text: string) => [text, ...warnings.map((w) => `⚠ ${w}`)].join('\n');
@@ -99,66 +99,6 @@ async function verify(ctx: Context): Promise<number> {
   return result.ok ? 0 : 1;
 }
 
-/**
- * What `verify` concludes from a live catalog: differences from the expected schema, security lint
- * findings on our objects, and objects setup refuses to run beside (src/schema/trust.ts). Host tables are
- * linted too, as information (notes): setup leaves their RLS and grants as the application set them.
- */
-export function verifyCatalog(catalog: Catalog): { ok: boolean; differences: Difference[]; notes: Difference[] } {
-  const expected = loadExpectedSchema();
-  const host = HOST_TABLES as readonly string[];
-  const scope = {
-    tables: expected.tables.map((t) => t.name).filter((name) => !host.includes(name)),
-    host: [...host],
-    functions: [...new Set(expected.functions.map((f) => f.name))],
-    ownerOnly: [...OWNER_ONLY_FUNCTIONS],
-  };
-  // Functions by our exact signatures: another overload of one of our names is a trust problem.
-  const signatures = new Set(expected.functions.map((f) => `${f.name}(${f.arguments})`));
-  const findings = lintCatalog({ ...catalog, functions: catalog.functions.filter((f) => signatures.has(`${f.name}(${f.arguments})`)) }, scope);
-  const differences = [
-    ...diffSchema(expected, catalog),
-    ...findings.filter((f) => f.severity !== 'info').map(findingAsDifference),
-    ...trustProblems(catalog, expected).map((p): Difference => ({ object: p.object, problem: 'unexpected', actual: `${p.code}: ${p.detail}` })),
-  ];
-  const notes = findings.filter((f) => f.severity === 'info').map(findingAsDifference);
-  return { ok: differences.length === 0, differences, notes };
-}
-
-function formatNotes(notes: Difference[]): string[] {
-  if (!notes.length) return [];
-  return [
-    'Notes on host tables (your application\'s; setup leaves their RLS and grants as they are):',
-    ...notes.map((n) => `  note: ${n.object}: ${n.actual} (the lint expects ${n.expected})`),
-  ];
-}
-
-const LINT_EXPECTED: Record<Finding['rule'], string> = {
-  rls_disabled: 'row level security enabled',
-  table_granted_to_public_role: 'no privilege for PUBLIC, anon or authenticated',
-  function_search_path_mutable: "SET search_path = ''",
-  function_executable_by_public_role: 'EXECUTE not granted to PUBLIC, anon or authenticated',
-  unindexed_foreign_key: 'an index leading with the foreign key columns',
-  duplicate_index: 'no two indexes alike',
-  service_role_privileges: 'service_role: exactly SELECT, INSERT, UPDATE, DELETE on a table; EXECUTE on a function',
-  helper_not_owner_only: 'executable by its owner only',
-};
-const LINT_ACTUAL: Record<Finding['rule'], (f: Finding) => string> = {
-  rls_disabled: () => 'row level security disabled',
-  table_granted_to_public_role: (f) => `granted to ${f.detail}`,
-  function_search_path_mutable: () => 'search_path not set (mutable)',
-  function_executable_by_public_role: (f) => `executable by ${f.detail}`,
-  unindexed_foreign_key: (f) => `no index on (${f.detail})`,
-  duplicate_index: (f) => f.detail ?? 'duplicate',
-  service_role_privileges: (f) => `service_role ${f.detail}`,
-  helper_not_owner_only: (f) => `executable by ${f.detail}`,
-};
-
-/** A lint finding in verify's shape: `different: <object> (security: <rule>)`, expected vs actual. */
-function findingAsDifference(f: Finding): Difference {
-  return { object: `${f.object} (security: ${f.rule})`, problem: 'different', expected: LINT_EXPECTED[f.rule], actual: LINT_ACTUAL[f.rule](f) };
-}
-
 async function status(ctx: Context): Promise<number> {
   const connection = await ctx.connect();
   const { readStatus } = await import('../../schema/status.ts');
@@ -174,7 +114,7 @@ async function diagram(ctx: Context): Promise<number> {
 }
 
 async function exportSupabase(ctx: Context): Promise<number> {
-  const { exportSupabaseMigration } = await import('../../schema/export.ts');
+  const [{ exportSupabaseMigration }, { schemaVersion }] = await Promise.all([import('../../schema/export.ts'), import('../../schema/migrations.ts')]);
   const result = { ...exportSupabaseMigration(ctx.args[0] ?? ctx.io.cwd), schemaVersion: schemaVersion() };
   ctx.print(result, (r) =>
     r.written
