@@ -1,6 +1,7 @@
 // Reading a request body under a byte cap, while it streams: the declared length is checked first,
 // then every chunk as it arrives; past the cap the stream is cancelled (nothing more is read) and
-// the request is refused with body_too_large. Web streams only: runs on every runtime.
+// the request is refused with body_too_large. Web streams only: runs on every runtime (from the Node
+// adapter serving the handler as it is, the body comes from Node's request instead: http/direct.ts).
 import { ValidationError } from '../core/errors.ts';
 import { directRequests } from '../http/direct.ts';
 
