@@ -33,12 +33,18 @@ async function serve(ctx: Context): Promise<number> {
   let db: Database | undefined;
   try {
     settings = readServeSettings(env);
-    const databaseUrl = settings.databaseUrl;
-    const opening = import('../../core/db.ts').then(({ openDatabase }) => openDatabase(databaseUrl));
+    // The driver first, then the connection and the check are on their way while the rest loads.
+    const { openDatabase } = await import('../../core/db.ts');
+    const opening = openDatabase(settings.databaseUrl);
+    const checked = opening.then((open) => {
+      db = open;
+      return open.query<{ ready: boolean }>(`SELECT pg_catalog.to_regclass('public.users') IS NOT NULL AS ready`);
+    });
+    checked.catch(() => {}); // awaited below; never an unhandled rejection
     const modules = Promise.all([import('../../auth.ts'), import('../../server/index.ts'), import('../../http/node.ts')]);
-    modules.catch(() => {}); // awaited below, after the database's check; never an unhandled rejection
-    const open = (db = await opening);
-    const [row] = await open.query<{ ready: boolean }>(`SELECT pg_catalog.to_regclass('public.users') IS NOT NULL AS ready`);
+    modules.catch(() => {}); // awaited below, after the database's check
+    const [row] = await checked;
+    const open = await opening;
     if (!row?.ready) throw new SetupError('not_set_up', `not_set_up: the database has no schema yet: run \`${BIN} setup\` first`);
     const [{ createPluginAuth }, { createPluginServer }, { toNodeListener }] = await modules;
     const auth = createPluginAuth(open, settings.auth);
