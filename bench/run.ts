@@ -212,6 +212,8 @@ async function httpLines(db: Database, url: string): Promise<HttpLine[]> {
 const results: Line[] = [];
 const httpResults: HttpLine[] = [];
 const coldResults: ColdLine[] = [];
+/** Cold-start lines not run and why (the Deno line without the deno binary). */
+let coldNote: string | null = null;
 const serverLines: ServerLine[] = [];
 let serverNote: string | null = null;
 // --only pgbench…: the server-side lines alone; --only <driver line>: no server-side lines.
@@ -284,7 +286,9 @@ try {
   await db.close();
 
   if (only === '' || onlyCold) {
-    coldResults.push(...(await coldStarts(databaseUrl(serverUrl, name), SECRET, Number(values['cold-runs']), log)));
+    const cold = await coldStarts(databaseUrl(serverUrl, name), SECRET, Number(values['cold-runs']), log);
+    coldResults.push(...cold.lines);
+    coldNote = cold.note;
   }
   if (driverLines) {
     const lite = await openDatabase('memory://');
@@ -299,5 +303,5 @@ try {
   await server?.stop();
 }
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ results, http: httpResults, coldStart: coldResults, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
+  process.stdout.write(`${JSON.stringify({ results, http: httpResults, coldStart: coldResults, coldStartNote: coldNote, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
 }
