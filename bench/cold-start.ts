@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../src/core/db.ts';
 import { applySchema } from '../src/schema/setup.ts';
+import { DENO_BIN, denoRunArgs } from './deno.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -96,11 +97,7 @@ const median = (xs: number[]) => {
 const SERVE: Start = { command: process.execPath, args: ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(ROOT, 'dist', 'cli', 'cli.js'))}); process.exitCode = await main(['serve', '--production']);`] };
 const BARE: Start = { command: process.execPath, args: [join(ROOT, 'bench', 'cold-bare.mjs')] };
 
-/** The deno binary `npm run test:runtimes` installs (scripts/test-runtimes.ts, BIN). */
-export const DENO_BIN = join(ROOT, 'test', 'runtimes', 'node_modules', '.bin', 'deno');
-// Bare imports (postgres, jose) resolve from the package's node_modules on both sides, as in
-// test/runtimes/deno.ts; no lockfile is written.
-const denoRun = (file: string): Start => ({ command: DENO_BIN, args: ['run', '--no-lock', '--allow-net', '--allow-env', '--allow-read', join(ROOT, 'bench', file)] });
+const denoRun = (file: string): Start => ({ command: DENO_BIN, args: denoRunArgs(file) });
 const DENO_SERVE = denoRun('cold-deno.ts');
 const DENO_BARE = denoRun('cold-deno-bare.ts');
 

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DENO_BIN, denoRunArgs } from './deno.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -54,11 +55,21 @@ export interface HttpServers {
   stop(): Promise<void>;
 }
 
-/** Starts bench/http-servers.ts on the database at url, with a pool of `pool` connections. */
-export async function startHttpServers(url: string, secret: string, pool: number): Promise<HttpServers> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'http-servers.ts')], {
+/**
+ * Starts the two servers on the database at url, with a pool of `pool` connections: on Node
+ * bench/http-servers.ts, on Deno bench/http-servers-deno.ts (DENO_BIN, bare imports resolved from
+ * the package's node_modules as in test/runtimes/deno.ts; the Deno module cache in denoDir).
+ */
+export async function startHttpServers(url: string, secret: string, pool: number, runtime: 'node' | { deno: string } = 'node'): Promise<HttpServers> {
+  const [command, args] = runtime === 'node'
+    ? [process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'http-servers.ts')]]
+    : [DENO_BIN, denoRunArgs('http-servers-deno.ts')];
+  const child: ChildProcess = spawn(command, args, {
     cwd: ROOT,
-    env: { ...process.env, BENCH_HTTP_DATABASE_URL: url, BENCH_HTTP_SECRET: secret, BENCH_HTTP_POOL: String(pool) },
+    env: {
+      ...process.env, BENCH_HTTP_DATABASE_URL: url, BENCH_HTTP_SECRET: secret, BENCH_HTTP_POOL: String(pool),
+      ...(runtime === 'node' ? {} : { DENO_DIR: runtime.deno, NO_COLOR: '1' }),
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const ports = await new Promise<[string, string]>((resolve, reject) => {

@@ -2,7 +2,7 @@
 // the same work, through the same driver and pool, in one run. See BENCHMARKS.md for the method.
 import { parseArgs } from 'node:util';
 
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { compare, formatLine, timeRuns, type Line } from './harness.ts';
 import { findPgbench, seedServerSide, serverSide, type ServerLine } from './pgbench.ts';
 import { formatHttpLine, httpLine, startHttpServers, type HttpLine } from './http.ts';
 import { coldStarts, formatColdLine, type ColdLine } from './cold-start.ts';
+import { DENO_BIN } from './deno.ts';
 
 const { values } = parseArgs({
   options: {
@@ -206,6 +207,33 @@ async function httpLines(db: Database, url: string): Promise<HttpLine[]> {
   } finally {
     await servers.stop();
   }
+  // The same on Deno (the Deno recipe against a bare Deno.serve handler), when the runtimes are installed.
+  if (!existsSync(DENO_BIN)) {
+    httpNote = `http: deno lines not run: no deno at ${DENO_BIN} (npm run test:runtimes installs it)`;
+    log(httpNote);
+    return lines;
+  }
+  const denoDir = mkdtempSync(join(os.tmpdir(), 'fpa-bench-deno-http-'));
+  try {
+    const deno = await startHttpServers(url, SECRET, CONNECTIONS, { deno: denoDir });
+    try {
+      for (const connections of values['http-connections']!.split(',').map(Number)) {
+        const line = await httpLine({
+          name: `http: deno, metered request, ${connections} connections`, servers: deno, libraryTokens, bareTokens,
+          connections, rounds: ROUNDS, seconds: Number(values['http-seconds']),
+        });
+        log(formatHttpLine(line));
+        lines.push(line);
+      }
+    } finally {
+      await deno.stop();
+    }
+  } catch (error) {
+    httpNote = `http: deno lines not run: ${(error as Error).message}`;
+    log(httpNote);
+  } finally {
+    rmSync(denoDir, { recursive: true, force: true });
+  }
   return lines;
 }
 
@@ -214,6 +242,8 @@ const httpResults: HttpLine[] = [];
 const coldResults: ColdLine[] = [];
 /** Cold-start lines not run and why (the Deno line without the deno binary). */
 let coldNote: string | null = null;
+/** HTTP lines not run and why (the Deno lines without the deno binary). */
+let httpNote: string | null = null;
 const serverLines: ServerLine[] = [];
 let serverNote: string | null = null;
 // --only pgbench…: the server-side lines alone; --only <driver line>: no server-side lines.
@@ -303,5 +333,5 @@ try {
   await server?.stop();
 }
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ results, http: httpResults, coldStart: coldResults, coldStartNote: coldNote, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
+  process.stdout.write(`${JSON.stringify({ results, http: httpResults, httpNote, coldStart: coldResults, coldStartNote: coldNote, serverSide: serverLines, serverSideNote: serverNote, overGrants: over })}\n`);
 }
