@@ -9,7 +9,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase, type Database } from '../../src/core/db.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
-import { pgliteOptions, pgliteSnapshot } from './pglite.ts';
+import { pgliteOptions, snapshotFs } from './pglite.ts';
 
 /**
  * pglite: embedded PGlite. postgres: the real server through pg. postgresjs: the same real server
@@ -120,7 +120,7 @@ export interface FreshOptions {
 export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}): Promise<TestDatabase> {
   const setup = options.setup ?? true;
   if (dialect === 'pglite') {
-    const instance = await PGlite.create({ ...(await pgliteOptions()), loadDataDir: await pgliteSnapshot(setup ? 'setup' : 'empty') });
+    const instance = await PGlite.create({ ...(await pgliteOptions()), fs: await snapshotFs(setup ? 'setup' : 'empty') });
     const db = await openDatabase(instance);
     return { dialect, db: { ...db, close: () => instance.close() } };
   }

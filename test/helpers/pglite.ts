@@ -5,13 +5,16 @@
 //   are kept on disk in node_modules/.cache, keyed by the PGlite version and the schema's checksum,
 //   built by the first process that needs them (the others wait on a lock) and shared by all.
 // Every test still gets an instance of its own, loaded from one of these snapshots; the snapshots
-// carry a 16 MB buffer pool (see dumpOf), which is most of what a start costs.
+// carry a 16 MB buffer pool (see dumpOf), which is most of what a start costs. A snapshot is read
+// and parsed once per process, and each instance's in-memory file system is filled from the parsed
+// files (snapshotFs): PGlite's own loadDataDir reads, parses and unpacks the whole tarball again
+// for every instance, checking every folder of every path on the way.
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
+import { MemoryFS, PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { PGLITE_PARSERS } from '../../src/core/pglite.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 
@@ -172,4 +175,77 @@ export async function copyDataDir(kind: 'empty' | 'setup', dir: string): Promise
     await db.close();
   });
   cpSync(source, dir, { recursive: true });
+}
+
+/** One file or folder of a snapshot: its path below the data directory. */
+interface SnapshotEntry {
+  path: string;
+  folder: boolean;
+  data: Uint8Array;
+}
+
+/** The entries of a ustar tarball as PGlite's dumpDataDir writes it (folders before their contents). */
+function untar(tar: Uint8Array): SnapshotEntry[] {
+  const entries: SnapshotEntry[] = [];
+  const text = (at: number, length: number) => new TextDecoder().decode(tar.subarray(at, at + length)).replace(/\0.*$/s, '');
+  let at = 0;
+  while (at + 512 <= tar.length && tar[at] !== 0) {
+    const prefix = text(at + 345, 155);
+    const name = ((prefix ? `${prefix}/` : '') + text(at, 100)).replace(/^\/+|\/+$/g, '');
+    const size = Number.parseInt(text(at + 124, 12).trim() || '0', 8);
+    const type = String.fromCharCode(tar[at + 156]!);
+    if (name && (type === '5' || type === '0' || type === '\0')) {
+      entries.push({ path: name, folder: type === '5', data: tar.subarray(at + 512, at + 512 + size) });
+    }
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return entries;
+}
+
+const parsed = new Map<string, Promise<SnapshotEntry[]>>();
+/** A snapshot's entries, parsed once per process. */
+function snapshotEntries(kind: 'empty' | 'setup'): Promise<SnapshotEntry[]> {
+  if (!parsed.has(kind)) {
+    parsed.set(kind, (kind === 'setup' ? setUpTarball() : emptyTarball()).then((path) => untar(new Uint8Array(readFileSync(path)))));
+  }
+  return parsed.get(kind)!;
+}
+
+/**
+ * PGlite's in-memory file system, filled with a snapshot's files before PGlite looks for a data
+ * directory (initialSyncFs, the step where a persistent file system loads its files): PGlite then
+ * finds the cluster and starts it, as it does a data directory it resumes. Each file is copied in
+ * (the instance writes to its files; the parsed snapshot stays as it was).
+ */
+class SnapshotFs extends MemoryFS {
+  constructor(private readonly entries: SnapshotEntry[]) {
+    super();
+  }
+
+  override async initialSyncFs(): Promise<void> {
+    await super.initialSyncFs();
+    const fs = this.pg!.Module.FS;
+    const root = PGlite.paths.PGDATA;
+    fs.mkdirTree(root, 0o700);
+    const folders = new Set([root]);
+    for (const entry of this.entries) {
+      const path = `${root}/${entry.path}`;
+      const parent = path.slice(0, path.lastIndexOf('/'));
+      if (!folders.has(parent)) {
+        fs.mkdirTree(parent, 0o700);
+        folders.add(parent);
+      }
+      if (entry.folder) {
+        if (!folders.has(path)) fs.mkdir(path, 0o700);
+        folders.add(path);
+      } else {
+        fs.writeFile(path, entry.data);
+      }
+    }
+  }
+}
+
+/** A file system for PGlite.create holding a snapshot: a freshly initialised cluster, or one set up. */
+export async function snapshotFs(kind: 'empty' | 'setup'): Promise<MemoryFS> {
+  return new SnapshotFs(await snapshotEntries(kind));
 }
