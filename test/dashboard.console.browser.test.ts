@@ -6,8 +6,9 @@
 // tests; it never skips them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/plugin-host.ts';
+import { parseCsv, tableRows } from './helpers/pages.ts';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { FORMULA, XSS, seedConsole, serverFailures } from './helpers/console.ts';
 import { PRICES, subscription } from './helpers/stripe.ts';
@@ -17,11 +18,9 @@ import { startDashboardServer } from '../src/dashboard/server.ts';
 import { createDashboardHandler } from '../src/dashboard/handler.ts';
 import { csvCell } from '../src/dashboard/console.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser;
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: the browser tests need Debian's chromium`);
-  browser = await chromium.launch({ executablePath: CHROMIUM });
+  browser = await launchChromium([]);
 });
 after(async () => {
   await browser?.close();
@@ -29,29 +28,7 @@ after(async () => {
 
 const DAY = 86_400;
 
-/** A CSV file as rows of cells (RFC 4180 quoting). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(cell), (cell = '');
-    else if (c === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-    else cell += c;
-  }
-  return rows;
-}
 
-async function tableRows(page: Page, id: string): Promise<string[][]> {
-  return page.$$eval(`#${id} tbody tr`, (rows) => rows.map((r) => [...r.children].map((c) => (c.textContent ?? '').trim())));
-}
 
 for (const dialect of DIALECTS) {
   describe(`operator's console in the browser [${dialect}]`, () => {

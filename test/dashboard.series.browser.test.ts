@@ -5,45 +5,23 @@
 // to the database. A missing Chromium fails these tests; it never skips them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/plugin-host.ts';
+import { parseCsv, tableRows } from './helpers/pages.ts';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { SERIES_XSS, expectedSeries, seedSeries } from './helpers/series.ts';
 import { startDashboardServer } from '../src/dashboard/server.ts';
 import { readSeries } from '../src/dashboard/series.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser;
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: the browser tests need Debian's chromium`);
-  browser = await chromium.launch({ executablePath: CHROMIUM });
+  browser = await launchChromium([]);
 });
 after(async () => {
   await browser?.close();
 });
 
-/** A CSV file as rows of cells (RFC 4180 quoting). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(cell), (cell = '');
-    else if (c === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-    else cell += c;
-  }
-  return rows;
-}
 
-const tableRows = (page: Page, id: string): Promise<string[][]> =>
-  page.$$eval(`#${id} tbody tr`, (rows) => rows.map((r) => [...r.children].map((c) => (c.textContent ?? '').trim())));
 
 /** Presses Tab until the focused element is the link with this text (at most 80 times); false if never. */
 async function tabTo(page: Page, text: string): Promise<boolean> {

@@ -1,8 +1,8 @@
-// The browser side of the plugin tests, in one place: Debian's Chromium (never a downloaded build;
-// missing, the tests fail, they never skip), TypeScript bundled for the page, and the host page a
-// plugin UI runs in the way Figma loads it: <iframe sandbox="allow-scripts" srcdoc="..."> (origin
-// "null", so Chromium enforces CORS) on a page whose own script stands in for the plugin's main
-// thread (figma.clientStorage, figma.ui, figma.openExternal) behind the real installPluginBridge.
+// The browser side of the tests, in one place: Debian's Chromium for every browser test (never a
+// downloaded build; missing, the tests fail, they never skip), TypeScript bundled for the page, and
+// the host page a plugin UI runs in the way Figma loads it: <iframe sandbox="allow-scripts"
+// srcdoc="..."> (origin "null", so Chromium enforces CORS) on a page whose own script stands in for
+// the plugin's main thread (figma.clientStorage, figma.ui, figma.openExternal) behind the real installPluginBridge.
 import { existsSync } from 'node:fs';
 import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
