@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { openDatabase } from '../src/core/db.ts';
+import { openDatabase, type Database } from '../src/core/db.ts';
 import { EXPECTED_SCHEMA_PATH, expectedFromCatalog, readCatalog, type Catalog, type ExpectedSchema } from '../src/schema/catalog.ts';
 import { buildMermaidDiagram } from '../src/schema/diagram.ts';
 import { BASELINE_PATH, buildSetupScript, parseBaseline } from '../src/schema/migrations.ts';
@@ -13,19 +13,27 @@ export const GENERATED_NOTE = 'Generated from sql/*.sql by `npm run generate`. D
 export const SCHEMA_DIAGRAM_PATH = new URL('../docs/schema-diagram.md', import.meta.url);
 
 /**
+ * A freshly initialised, empty database: in-memory PGlite (initdb) here; the tests pass one loaded
+ * from their snapshot of a freshly initialised cluster, which is the same cluster without the
+ * seconds of initdb.
+ */
+export type OpenEmpty = () => Promise<Database>;
+const openInMemory: OpenEmpty = () => openDatabase('memory://');
+
+/**
  * sql/ applied to a fresh in-memory PGlite file by file (every numbered file in order, then the
  * function files; not from schema/current.sql, which is generated from it): what every generated
  * artifact is built from. Returns the catalog and schema/current.sql.
  */
-export async function buildFromHistory(): Promise<{ catalog: Catalog; current: string }> {
-  const db = await openDatabase('memory://');
+export async function buildFromHistory(open: OpenEmpty = openInMemory): Promise<{ catalog: Catalog; current: string }> {
+  const db = await open();
   try {
     // No preflight or security step: the database is empty, and the snapshot must not depend on
     // its previous self.
     await db.exec(`BEGIN;\n${buildSetupScript(undefined, null, { baseline: null })}\nCOMMIT;`);
     const catalog = await readCatalog(db);
     const current = await renderCurrentSchema(db, catalog);
-    await assertBaselineBuildsTheSame(current, await describeSchema(db));
+    await assertBaselineBuildsTheSame(current, await describeSchema(db), open);
     return { catalog, current };
   } finally {
     await db.close();
@@ -33,8 +41,8 @@ export async function buildFromHistory(): Promise<{ catalog: Catalog; current: s
 }
 
 /** A fresh database built from the rendered schema/current.sql must have exactly the schema it was rendered from. */
-async function assertBaselineBuildsTheSame(current: string, fromHistory: unknown): Promise<void> {
-  const db = await openDatabase('memory://');
+async function assertBaselineBuildsTheSame(current: string, fromHistory: unknown, open: OpenEmpty): Promise<void> {
+  const db = await open();
   try {
     await db.exec(`BEGIN;\n${buildSetupScript(undefined, null, { baseline: parseBaseline(current) })}\nCOMMIT;`);
     const fromBaseline = await describeSchema(db);

@@ -24,9 +24,12 @@ import { MAX_ITEMS, MAX_TEXT_LENGTH } from '../src/core/limits.ts';
 import { createTokens } from '../src/tokens/tokens.ts';
 import type { Database } from '../src/core/db.ts';
 import { TOKEN_SECRET } from './helpers/secrets.ts';
+import { freshDatabase } from './helpers/databases.ts';
 
 // Also checks that schema/current.sql, as rendered, builds exactly the schema it was rendered from.
-const built = buildFromHistory();
+// On PGlite clusters loaded from the suite's snapshot of a freshly initialised one, as `npm run
+// generate` builds on a fresh in-memory PGlite (the same cluster, without initdb's seconds each).
+const built = buildFromHistory(async () => (await freshDatabase('pglite', { setup: false })).db);
 const fresh = built.then((b) => b.catalog);
 const stale = (file: string) => `${file} is stale: run \`npm run generate\` and commit the result`;
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

@@ -42,13 +42,37 @@ export function urlFor(database: string): string {
   return url.toString();
 }
 
+// One admin connection per test process, for CREATE and DROP DATABASE and the roles: a new server
+// session is a fork and a backend start, tens of ms of the server's CPU on a small machine, and every
+// real-server test made two (BENCHMARKS.md, the suite's CPU). pg runs a client's queries one at a
+// time, in order, so the tests of a process share it as they would share a pool of one. Its socket
+// holds the process open only while a statement is on it; a connection that failed is replaced on
+// the next call.
+let adminClient: Promise<pg.Client> | undefined;
+let adminBusy = 0;
+const adminSocket = (client: pg.Client) => (client as unknown as { connection: { stream: { ref(): void; unref(): void } } }).connection.stream;
+
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: serverUrl() });
-  await client.connect();
+  const current = (adminClient ??= (async () => {
+    const client = new pg.Client({ connectionString: serverUrl(), application_name: 'fpa-test-admin' });
+    const forget = () => {
+      if (adminClient === current) adminClient = undefined;
+    };
+    client.on('error', forget);
+    client.on('end', forget);
+    await client.connect().catch((error: unknown) => {
+      forget();
+      throw error;
+    });
+    return client;
+  })());
+  const client = await current;
+  adminBusy++;
+  adminSocket(client).ref();
   try {
     return await fn(client);
   } finally {
-    await client.end();
+    if (--adminBusy === 0) adminSocket(client).unref();
   }
 }
 
