@@ -1,7 +1,8 @@
-// npm run bench:scale [-- --json] [-- --seconds N --rounds N --connections N --shared-buffers 3GB]: growth. Measures the
-// hot queries on an empty database, loads 10 million plugin_usage and 1 million
-// daily_usage_summary rows (generated in SQL, all indexes in place), and measures again: p50/p99
-// must stay within 20% and every plan must use indexes. See docs/scale.md.
+// npm run bench:scale [-- --json] [-- --seconds N --rounds N --connections N --users N --shared-buffers 3GB --keep-database]:
+// growth. Two databases on the same server, seeded alike: an empty reference, and one into which
+// 10 million plugin_usage and 1 million daily_usage_summary rows are loaded (generated in SQL, all
+// indexes in place). The hot queries are then measured on both in alternating rounds: loaded/empty
+// p50 and p99 must stay within 20% and every plan must use indexes. See docs/scale.md.
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -21,7 +22,9 @@ const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
     seconds: { type: 'string', default: '1.5' },
-    rounds: { type: 'string', default: '5' },
+    // Paired rounds: each round measures every query on both databases (an even count puts each
+    // database first equally often).
+    rounds: { type: 'string', default: '12' },
     connections: { type: 'string', default: '2' },
     users: { type: 'string', default: '100000' },
     'keep-database': { type: 'boolean', default: false },
@@ -42,7 +45,12 @@ const SECRET = 'bench-only-secret-0123456789abcdef0123456789';
 // usage_daily_totals is small by design (one row per day and action): a Seq Scan there is fine.
 const BIG_TABLES = ['plugin_usage', 'daily_usage_summary', 'plugin_tokens', 'users', 'user_subscriptions'];
 const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+/** The median (the mean of the two middle values of an even count). */
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length === 0 ? 0 : sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 
 interface Query {
   name: string;
@@ -73,10 +81,22 @@ interface Sets {
   history: string[];
 }
 
-function queries(db: Database, sets: Sets): Query[] {
+/** Calls of the "allowed" query that were denied (a pro user past the plan's 6 a day): should stay 0. */
+interface Tally {
+  notAllowed: number;
+}
+
+function queries(db: Database, sets: Sets, tally: Tally = { notAllowed: 0 }): Query[] {
   const auth = createPluginAuth(db, { tokenSecret: SECRET });
   return [
-    { name: 'usage.consume allowed', op: (_, i) => auth.usage.consume(sets.pro[i % sets.pro.length]!, 'resize') },
+    {
+      name: 'usage.consume allowed',
+      op: async (_, i) => {
+        const answer = await auth.usage.consume(sets.pro[i % sets.pro.length]!, 'resize');
+        if (!answer.allowed) tally.notAllowed++;
+        return answer;
+      },
+    },
     { name: 'usage.consume denied', op: (_, i) => auth.usage.consume(sets.full[i % sets.full.length]!, 'resize') },
     { name: 'tokens.verify', op: (_, i) => auth.tokens.verify(sets.tokens[i % sets.tokens.length]!) },
     { name: 'usage.summary (one user, 30 days)', op: (_, i) => auth.usage.summary(sets.history[i % sets.history.length]!) },
@@ -174,47 +194,162 @@ async function recentLayout(label: string, db: Database): Promise<{ rows: number
 }
 
 /**
- * Before a phase is measured: VACUUM ANALYZE (the rollups' tables were just filled) and a
- * CHECKPOINT, so that neither phase measures the write-back of what was loaded a moment before
- * (3 GB of WAL for the 10M rows: the checkpointer would be writing it out during the loaded
- * phase, and every first change of a page after a checkpoint logs the whole page).
+ * Before the paired rounds: VACUUM ANALYZE of both databases (the rollups' tables were just
+ * filled, the load too), then one CHECKPOINT (server-wide: it covers both), so that neither side
+ * measures the write-back of what was loaded a moment before (3 GB of WAL for the 10M rows: the
+ * checkpointer would be writing it out during the rounds). Both sides are settled at the same
+ * moment, so both start from the same checkpoint: every first change of a page after it logs the
+ * whole page, on both.
  */
-async function settle(db: Database): Promise<void> {
-  await db.exec('VACUUM ANALYZE');
-  await db.exec('CHECKPOINT').catch((error: Error) => log(`  (no CHECKPOINT: ${error.message})`));
+async function settle(dbs: Database[]): Promise<void> {
+  for (const db of dbs) await db.exec('VACUUM ANALYZE');
+  await dbs[0]!.exec('CHECKPOINT').catch((error: Error) => log(`  (no CHECKPOINT: ${error.message})`));
 }
 
-/** Rounds interleave the queries (drift spreads over all); p50 and p99 are medians of the rounds'. */
-async function measurePhase(label: string, qs: Query[]): Promise<PhaseResult[]> {
-  const counters = qs.map(() => ({ i: 0 }));
-  for (const [k, q] of qs.entries()) for (let i = 0; i < 30; i++) await q.op(0, counters[k]!.i++);
-  const rounds: PhaseResult[][] = qs.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [k, q] of qs.entries()) {
-      const sample = await measure(q.op, CONNECTIONS, SECONDS, counters[k]!);
-      const sorted = [...sample.latenciesMs].sort((a, b) => a - b);
-      rounds[k]!.push({ p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), opsPerSec: sample.ops / sample.seconds });
+interface Round extends PhaseResult {
+  /** Bytes of WAL the server wrote while this side was measured (both databases share the WAL). */
+  walBytesPerOp: number;
+}
+interface Paired {
+  empty: PhaseResult;
+  loaded: PhaseResult;
+  /** Median over rounds of the round's loaded/empty ratio: what the check holds to TOLERANCE. */
+  p50Ratio: number;
+  p99Ratio: number;
+  /** For comparison: the ratio of the two sides' medians over the same rounds. */
+  p50RatioOfMedians: number;
+  p99RatioOfMedians: number;
+  rounds: { first: 'empty' | 'loaded'; empty: Round; loaded: Round; p50Ratio: number; p99Ratio: number }[];
+}
+
+const walPosition = async (db: Database) =>
+  (await db.query<{ b: number }>(`SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), '0/0')::float8 AS b`))[0]!.b;
+
+async function measureRound(db: Database, q: Query, counter: { i: number }): Promise<Round> {
+  const wal0 = await walPosition(db);
+  const sample = await measure(q.op, CONNECTIONS, SECONDS, counter);
+  const wal = (await walPosition(db)) - wal0;
+  const sorted = [...sample.latenciesMs].sort((a, b) => a - b);
+  return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), opsPerSec: sample.ops / sample.seconds, walBytesPerOp: wal / Math.max(1, sample.ops) };
+}
+
+/**
+ * The paired rounds. Both databases are on the same server, so each round measures every query on
+ * the empty reference and on the loaded database one right after the other (A then B, B first on
+ * every other round, as bench/harness.ts `compare` does): whatever the machine is doing (another
+ * job, the checkpointer, the OS cache) is much the same for both halves of a pair, and cancels in
+ * the pair's ratio. The check holds the median over rounds of the per-round ratio, rather than the
+ * ratio of each side's medians: a round's ratio compares measurements a few seconds apart, while
+ * the two sides' medians may come from different rounds (a slow stretch of the machine that hits
+ * the empty side's median round and not the loaded side's would move their ratio, not the
+ * per-round ones); and the median over rounds drops the rounds where a burst hit one side only.
+ * The ratio of the medians is reported beside it.
+ */
+async function measurePaired(emptyDb: Database, emptyQs: Query[], loadedDb: Database, loadedQs: Query[]): Promise<Paired[]> {
+  const counters = emptyQs.map(() => ({ empty: { i: 0 }, loaded: { i: 0 } }));
+  for (const [k, q] of emptyQs.entries()) {
+    for (let i = 0; i < 30; i++) {
+      await q.op(0, counters[k]!.empty.i++);
+      await loadedQs[k]!.op(0, counters[k]!.loaded.i++);
     }
   }
-  return qs.map((q, k) => {
-    const result = {
-      p50Ms: median(rounds[k]!.map((x) => x.p50Ms)),
-      p99Ms: median(rounds[k]!.map((x) => x.p99Ms)),
-      opsPerSec: median(rounds[k]!.map((x) => x.opsPerSec)),
+  const rounds: Paired['rounds'][] = emptyQs.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) {
+    const first = r % 2 === 0 ? 'empty' : 'loaded';
+    for (const [k, q] of emptyQs.entries()) {
+      const runEmpty = () => measureRound(emptyDb, q, counters[k]!.empty);
+      const runLoaded = () => measureRound(loadedDb, loadedQs[k]!, counters[k]!.loaded);
+      let e: Round;
+      let l: Round;
+      if (first === 'empty') {
+        e = await runEmpty();
+        l = await runLoaded();
+      } else {
+        l = await runLoaded();
+        e = await runEmpty();
+      }
+      rounds[k]!.push({ first, empty: e, loaded: l, p50Ratio: l.p50Ms / e.p50Ms, p99Ratio: l.p99Ms / e.p99Ms });
+    }
+  }
+  const side = (rs: Round[]): PhaseResult => ({
+    p50Ms: median(rs.map((x) => x.p50Ms)),
+    p99Ms: median(rs.map((x) => x.p99Ms)),
+    opsPerSec: median(rs.map((x) => x.opsPerSec)),
+  });
+  return emptyQs.map((q, k) => {
+    const rs = rounds[k]!;
+    const empty = side(rs.map((x) => x.empty));
+    const loaded = side(rs.map((x) => x.loaded));
+    const result: Paired = {
+      empty,
+      loaded,
+      p50Ratio: median(rs.map((x) => x.p50Ratio)),
+      p99Ratio: median(rs.map((x) => x.p99Ratio)),
+      p50RatioOfMedians: loaded.p50Ms / empty.p50Ms,
+      p99RatioOfMedians: loaded.p99Ms / empty.p99Ms,
+      rounds: rs,
     };
-    log(`  ${label.padEnd(6)} ${q.name.padEnd(36)} ${result.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2).padStart(7)} ms  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms  (p99 by round: ${rounds[k]!.map((x) => x.p99Ms.toFixed(2)).join(' ')})`);
+    for (const [label, r, pick] of [['empty', empty, (x: Paired['rounds'][number]) => x.empty], ['loaded', loaded, (x: Paired['rounds'][number]) => x.loaded]] as const) {
+      const wal = median(rs.map((x) => pick(x).walBytesPerOp));
+      log(`  ${label.padEnd(6)} ${q.name.padEnd(36)} ${r.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2).padStart(7)} ms  p99 ${r.p99Ms.toFixed(2).padStart(7)} ms  WAL ${wal.toFixed(0).padStart(6)} B/op  (p99 by round: ${rs.map((x) => pick(x).p99Ms.toFixed(2)).join(' ')})`);
+    }
+    log(`  ${'ratio'.padEnd(6)} ${q.name.padEnd(36)} p50 by round: ${rs.map((x) => x.p50Ratio.toFixed(2)).join(' ')}; p99 by round: ${rs.map((x) => x.p99Ratio.toFixed(2)).join(' ')}`);
     return result;
   });
 }
 
+/** Per database: buffer hits and reads, autovacuum and autoanalyze runs (counters, for differences). */
+async function databaseStats(db: Database): Promise<{ blksHit: number; blksRead: number; autovacuums: number; autoanalyzes: number }> {
+  const [d] = await db.query<{ hit: number; read: number }>(
+    `SELECT blks_hit::float8 AS hit, blks_read::float8 AS read FROM pg_catalog.pg_stat_database WHERE datname = pg_catalog.current_database()`);
+  const [t] = await db.query<{ v: number; a: number }>(
+    `SELECT coalesce(sum(autovacuum_count), 0)::float8 AS v, coalesce(sum(autoanalyze_count), 0)::float8 AS a FROM pg_catalog.pg_stat_user_tables`);
+  return { blksHit: d!.hit, blksRead: d!.read, autovacuums: t!.v, autoanalyzes: t!.a };
+}
+
+/** Server-wide: WAL records, full-page images, bytes; checkpoints (PostgreSQL 17 moved them to pg_stat_checkpointer). */
+async function serverStats(db: Database): Promise<{ walRecords: number; walFpi: number; walBytes: number; checkpoints: number } | null> {
+  try {
+    const [w] = await db.query<{ r: number; f: number; b: number }>(`SELECT wal_records::float8 AS r, wal_fpi::float8 AS f, wal_bytes::float8 AS b FROM pg_catalog.pg_stat_wal`);
+    const [c] = await db
+      .query<{ n: number }>(`SELECT (num_timed + num_requested)::float8 AS n FROM pg_catalog.pg_stat_checkpointer`)
+      .catch(() => db.query<{ n: number }>(`SELECT (checkpoints_timed + checkpoints_req)::float8 AS n FROM pg_catalog.pg_stat_bgwriter`));
+    return { walRecords: w!.r, walFpi: w!.f, walBytes: w!.b, checkpoints: c!.n };
+  } catch {
+    return null;
+  }
+}
+
+/** Depth (levels above the leaves) and size of the big tables' btree indexes, if pageinspect is there. */
+async function indexDepths(db: Database): Promise<Record<string, { level: number; size: string }> | null> {
+  try {
+    await db.exec('CREATE SCHEMA IF NOT EXISTS bench_inspect; CREATE EXTENSION IF NOT EXISTS pageinspect SCHEMA bench_inspect');
+    const rows = await db.query<{ index: string; level: number; size: string }>(
+      `SELECT i.indexrelid::regclass::text AS index, (bench_inspect.bt_metap(i.indexrelid::regclass::text)).level::int AS level,
+              pg_catalog.pg_size_pretty(pg_catalog.pg_relation_size(i.indexrelid)) AS size
+         FROM pg_catalog.pg_index AS i
+         JOIN pg_catalog.pg_class AS t ON t.oid = i.indrelid
+         JOIN pg_catalog.pg_class AS x ON x.oid = i.indexrelid
+         JOIN pg_catalog.pg_am AS am ON am.oid = x.relam
+        WHERE t.relnamespace = 'public'::regnamespace AND t.relname = ANY($1::text[]) AND am.amname = 'btree'
+        ORDER BY 1`,
+      [BIG_TABLES],
+    );
+    return Object.fromEntries(rows.map((r) => [r.index, { level: r.level, size: r.size }]));
+  } catch (error) {
+    log(`  (no index depths: ${(error as Error).message})`);
+    return null;
+  }
+}
+
 async function seedUsers(db: Database, tag: string, count: number, plan: string, usedToday = 0): Promise<string[]> {
   const ids = (await db.query<{ id: string }>(
-    `INSERT INTO public.users (email) SELECT $1 || g || '@scale.example' FROM generate_series(1, $2) g RETURNING id`,
+    `INSERT INTO public.users (email) SELECT $1::text || g || '@scale.example' FROM generate_series(1, $2::integer) g RETURNING id`,
     [tag, count],
   )).map((r) => r.id);
   await db.query(
     `INSERT INTO public.user_subscriptions (user_id, plan_id, status)
-     SELECT u, (SELECT id FROM public.subscription_plans WHERE plan_slug = $2), 'active' FROM unnest($1::uuid[]) u`,
+     SELECT u, (SELECT id FROM public.subscription_plans WHERE plan_slug = $2::text), 'active' FROM unnest($1::uuid[]) u`,
     [ids, plan],
   );
   if (usedToday > 0) await setToday(db, ids, usedToday);
@@ -224,7 +359,7 @@ async function seedUsers(db: Database, tag: string, count: number, plan: string,
 async function setToday(db: Database, ids: string[], count: number) {
   await db.query(
     `INSERT INTO public.daily_usage_summary (user_id, action, usage_date, count)
-     SELECT u, 'resize', (now() AT TIME ZONE 'UTC')::date, $2 FROM unnest($1::uuid[]) u
+     SELECT u, 'resize', (now() AT TIME ZONE 'UTC')::date, $2::integer FROM unnest($1::uuid[]) u
      ON CONFLICT (user_id, action, usage_date) DO UPDATE SET count = EXCLUDED.count`,
     [ids, count],
   );
@@ -242,8 +377,8 @@ async function issueTokens(db: Database, users: string[]): Promise<string[]> {
 // other call with an idempotency key. 30% pro, 10% basic, the rest free. Two tokens per user.
 // plugin_usage is inserted one day at a time, oldest first, as it would have arrived: the id and
 // created_at indexes grow at their right edge, the user_id index everywhere.
+const LOAD_USER_IDS = `CREATE TABLE scale_users AS SELECT g, gen_random_uuid() AS id FROM generate_series(1, $1::integer) g`;
 const LOAD_USERS = `
-  CREATE TABLE scale_users AS SELECT g, gen_random_uuid() AS id FROM generate_series(1, $N) g;
   INSERT INTO public.users (id, email, created_at)
     SELECT id, 'load' || g || '@scale.example', now() - interval '120 days' FROM scale_users;
   INSERT INTO public.user_subscriptions (user_id, plan_id, status)
@@ -306,6 +441,23 @@ async function explainHotPaths(url: string, sets: Sets, extra: (db: Database) =>
   }
 }
 
+/**
+ * What both databases start with, as the empty phase always had: 10k pro users and 5k basic users
+ * who used up today's 4 (no history), tokens for 1,000 of them, and 500 pro users with the load's
+ * per-user history (10 days x 10 calls in the last 90 days, 50k calls), so that usage.summary does
+ * the same per-user work on both sides.
+ */
+async function seedEmpty(db: Database): Promise<Sets> {
+  const sets: Sets = { pro: await seedUsers(db, 'empty-pro-', 10_000, 'pro'), full: await seedUsers(db, 'empty-full-', 5_000, 'basic', 4), tokens: [], history: [] };
+  sets.tokens = await issueTokens(db, sets.pro.slice(0, 1000));
+  sets.history = await seedUsers(db, 'empty-history-', 500, 'pro');
+  await db.query(`CREATE TABLE scale_users AS SELECT ord::int AS g, u AS id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, ord)`, [sets.history]);
+  await db.exec(LOAD_COUNTERS);
+  for (let day = 90; day >= 1; day--) await db.query(LOAD_DAY, [day]);
+  await db.exec('DROP TABLE scale_users');
+  return sets;
+}
+
 let server: Awaited<ReturnType<typeof startThrowawayPostgres>> | undefined;
 let serverUrl = process.env.BENCH_DATABASE_URL;
 if (!serverUrl) {
@@ -314,50 +466,48 @@ if (!serverUrl) {
   });
   serverUrl = server.url;
 }
+// The loaded database, and beside it on the same server the empty reference.
 const name = `fpa_scale_${Date.now().toString(36)}`;
+const emptyName = `${name}_empty`;
 let failed = false;
 const output: Record<string, unknown> = {};
 try {
   const started = performance.now();
+  const loadAverageAtStart = os.loadavg();
   await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
+  await adminQuery(serverUrl, `CREATE DATABASE ${emptyName}`);
   const url = databaseUrl(serverUrl, name);
+  const emptyUrl = databaseUrl(serverUrl, emptyName);
   const db = await openDatabase(url, { max: CONNECTIONS + 1 });
+  const emptyDb = await openDatabase(emptyUrl, { max: CONNECTIONS + 1 });
   const version = (await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
   const buffers = (await db.query<{ v: string }>(`SELECT current_setting('shared_buffers') AS v`))[0]!.v;
-  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} rounds x ${SECONDS}s per query`);
+  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} paired rounds x ${SECONDS}s per query and database; load average ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}`);
   await applySchema(db);
+  await applySchema(emptyDb);
 
-  // Empty: fresh users, no history.
-  const empty: Sets = { pro: await seedUsers(db, 'empty-pro-', 10_000, 'pro'), full: await seedUsers(db, 'empty-full-', 5_000, 'basic', 4), tokens: [], history: [] };
-  empty.tokens = await issueTokens(db, empty.pro.slice(0, 1000));
-  // summary reads one user's history: give 500 users the same history as the loaded ones, so that
-  // both phases compare the same per-user work (50k rows: the database is empty but for these).
-  empty.history = await seedUsers(db, 'empty-history-', 500, 'pro');
-  await db.query(`CREATE TABLE scale_users AS SELECT ord::int AS g, u AS id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, ord)`, [empty.history]);
-  await db.exec(LOAD_COUNTERS);
-  for (let day = 90; day >= 1; day--) await db.query(LOAD_DAY, [day]);
-  await db.exec('DROP TABLE scale_users');
-  await settle(db);
-  log('empty database:');
-  const before = await measurePhase('empty', queries(db, empty));
-  const recentEmpty = await recentLayout('empty', db);
-  const emptyPlans = await explainHotPaths(url, empty);
-  const dashboardEmpty = await measureDashboard('empty', db);
-  const emptyEnded = Date.now();
+  // Both databases seeded alike; the empty one stays so, the reference of the paired rounds.
+  await seedEmpty(db);
+  const empty = await seedEmpty(emptyDb);
 
   log(`loading ${USERS} users, ${USERS * DAYS_PER_USER} daily_usage_summary rows, ${USERS * DAYS_PER_USER * CALLS_PER_DAY} plugin_usage rows (all indexes in place):`);
   const load: Record<string, number> = {};
-  load.usersSeconds = (await timed('users, subscriptions, 2 tokens each', () => db.exec(LOAD_USERS.replace('$N', String(USERS))))).seconds;
+  load.usersSeconds = (await timed('users, subscriptions, 2 tokens each', async () => {
+    await db.query(LOAD_USER_IDS, [USERS]);
+    await db.exec(LOAD_USERS);
+  })).seconds;
   load.countersSeconds = (await timed('daily_usage_summary', () => db.exec(LOAD_COUNTERS))).seconds;
   load.callsSeconds = (await timed('plugin_usage, one day at a time over 90 days', async () => {
     for (let day = 90; day >= 1; day--) await db.query(LOAD_DAY, [day]);
   })).seconds;
   load.analyzeSeconds = (await timed('VACUUM ANALYZE (what autovacuum would have done over 90 days)', () => db.exec('VACUUM ANALYZE'))).seconds;
-  // The history was back-dated behind the rollup's watermark (the empty phase's reports moved it):
-  // an import of old calls re-rolls from the start, as docs/scale.md says.
+  // The history was back-dated behind the rollup's watermark (the seed's history was rolled up by
+  // nothing yet, but re-rolling is what an import does): an import of old calls re-rolls from the
+  // start, as docs/scale.md says.
   await db.exec(`TRUNCATE public.usage_daily_totals; UPDATE public.usage_rollup_state SET rolled_up_to = '-infinity';`);
   const rollup = await timed('first report: rollup catch-up of the whole history', () => db.query<{ n: number }>('SELECT public.usage_rollup() AS n'));
   load.rollupSeconds = rollup.seconds;
+  await emptyDb.query('SELECT public.usage_rollup()'); // the reference's seeded history, likewise rolled up
   const sizes = await db.query<{ table: string; rows: number; size: string }>(`
     SELECT c.relname AS table, c.reltuples::bigint AS rows, pg_size_pretty(pg_total_relation_size(c.oid)) AS size
       FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.reltuples > 1000
@@ -366,27 +516,50 @@ try {
 
   // Loaded: users from the load (with history), pro and basic.
   const pick = (mod: string, n: number) =>
-    db.query<{ id: string }>(`SELECT id FROM scale_users WHERE ${mod} ORDER BY g LIMIT $1`, [n]).then((r) => r.map((x) => x.id));
+    db.query<{ id: string }>(`SELECT id FROM scale_users WHERE ${mod} ORDER BY g LIMIT $1::integer`, [n]).then((r) => r.map((x) => x.id));
   const loaded: Sets = { pro: await pick('g % 10 < 3', 10_000), full: await pick('g % 10 = 3', 5_000), tokens: [], history: [] };
   const pros = await pick('g % 10 < 3', 20_000);
   loaded.history = pros.length >= 10_500 ? pros.slice(10_000, 10_500) : pros.slice(-500); // smaller --users runs
   await setToday(db, loaded.full, 4);
   loaded.tokens = await issueTokens(db, loaded.pro.slice(0, 1000));
-  await settle(db);
-  // The 30-day report rolls up the calls older than 5 minutes (usage_rollup): measured sooner, the
-  // loaded phase's reports would also be rolling up the empty phase's own calls as they pass that
-  // line, work the empty phase's reports never had. Both phases measure the steady state: only
-  // their own calls not rolled up yet.
-  const lagMs = emptyEnded + 5 * 60_000 + 5_000 - Date.now();
-  if (lagMs > 0) {
-    log(`  waiting ${(lagMs / 1000).toFixed(0)} s until the empty phase's calls are past the rollup's 5 minutes`);
-    await new Promise((resolve) => setTimeout(resolve, lagMs));
+  // Neither database has calls from before the rounds but its back-dated history (rolled up): the
+  // reports of both sides roll up only their own calls of the rounds, once older than 5 minutes
+  // (a run of the default 12 rounds takes about 3), so no waiting for the rollup's 5 minutes.
+  await settle([emptyDb, db]);
+  const depths = { empty: await indexDepths(emptyDb), loaded: await indexDepths(db) };
+  if (depths.loaded) {
+    for (const [index, d] of Object.entries(depths.loaded)) {
+      log(`  btree ${index.padEnd(40)} loaded: level ${d.level}, ${d.size}; empty: level ${depths.empty?.[index]?.level ?? '?'}, ${depths.empty?.[index]?.size ?? '?'}`);
+    }
   }
-  await db.query('SELECT public.usage_rollup()');
-  log('loaded database:');
-  const after = await measurePhase('loaded', queries(db, loaded));
+
+  log(`paired rounds (empty reference and loaded database, alternating; ${ROUNDS} rounds):`);
+  const tallies = { empty: { notAllowed: 0 }, loaded: { notAllowed: 0 } };
+  const statsBefore = { empty: await databaseStats(emptyDb), loaded: await databaseStats(db), server: await serverStats(db) };
+  const pairedStarted = performance.now();
+  const paired = await measurePaired(emptyDb, queries(emptyDb, empty, tallies.empty), db, queries(db, loaded, tallies.loaded));
+  const pairedSeconds = (performance.now() - pairedStarted) / 1000;
+  await new Promise((resolve) => setTimeout(resolve, 1_100)); // backends flush their statistics at most once a second
+  const statsAfter = { empty: await databaseStats(emptyDb), loaded: await databaseStats(db), server: await serverStats(db) };
+  const diff = <T extends Record<string, number>>(a: T, b: T) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k]! - a[k]!])) as T;
+  const roundStats = {
+    seconds: pairedSeconds,
+    empty: diff(statsBefore.empty, statsAfter.empty),
+    loaded: diff(statsBefore.loaded, statsAfter.loaded),
+    server: statsBefore.server && statsAfter.server ? diff(statsBefore.server, statsAfter.server) : null,
+    notAllowed: { empty: tallies.empty.notAllowed, loaded: tallies.loaded.notAllowed },
+  };
+  for (const side of ['empty', 'loaded'] as const) {
+    const s = roundStats[side];
+    log(`  ${side.padEnd(6)} during the rounds: ${s.blksHit} buffer hits, ${s.blksRead} reads from outside shared buffers, ${s.autovacuums} autovacuums, ${s.autoanalyzes} autoanalyzes; denied calls in "allowed": ${roundStats.notAllowed[side]}`);
+  }
+  if (roundStats.server) log(`  server during the rounds (${pairedSeconds.toFixed(0)} s): ${roundStats.server.walRecords} WAL records, ${roundStats.server.walFpi} full-page images, ${(roundStats.server.walBytes / 1e6).toFixed(1)} MB WAL, ${roundStats.server.checkpoints} checkpoints`);
+
+  const recentEmpty = await recentLayout('empty', emptyDb);
   const recentLoaded = await recentLayout('loaded', db);
+  const dashboardEmpty = await measureDashboard('empty', emptyDb);
   const dashboardLoaded = await measureDashboard('loaded', db);
+  const emptyPlans = await explainHotPaths(emptyUrl, empty);
   const loadedPlans = await explainHotPaths(url, loaded, (d) => [
     { name: 'dashboard 30-day page', op: () => dashboard.readOverview(d, { days: 30 }) },
     { name: 'dashboard console search', op: () => consoleQueries.searchUsers(d, 'console-bench@example.com') },
@@ -395,16 +568,23 @@ try {
     { name: 'dashboard console churn and conversion', op: () => readSeries(d, { days: 90, unit: 'week' }) },
   ]);
 
-  log(`\nloaded / empty (must be <= ${TOLERANCE.toFixed(2)}; p50 and p99 are medians of ${ROUNDS} rounds):`);
+  log(`\nloaded / empty (must be <= ${TOLERANCE.toFixed(2)}): the median over ${ROUNDS} paired rounds of each round's ratio; p50 and p99 shown are each side's medians over the same rounds (their ratio in brackets):`);
   const results = queries(db, loaded).map((q, k) => {
-    const e = before[k]!;
-    const l = after[k]!;
-    const p50Ratio = l.p50Ms / e.p50Ms;
-    const p99Ratio = l.p99Ms / e.p99Ms;
-    const ok = p50Ratio <= TOLERANCE && p99Ratio <= TOLERANCE;
+    const p = paired[k]!;
+    const e = p.empty;
+    const l = p.loaded;
+    const ok = p.p50Ratio <= TOLERANCE && p.p99Ratio <= TOLERANCE;
     if (!ok) failed = true;
-    log(`  ${q.name.padEnd(36)} p50 ${e.p50Ms.toFixed(2).padStart(6)} -> ${l.p50Ms.toFixed(2).padStart(6)} ms (x${p50Ratio.toFixed(2)})  p99 ${e.p99Ms.toFixed(2).padStart(6)} -> ${l.p99Ms.toFixed(2).padStart(6)} ms (x${p99Ratio.toFixed(2)})  ${ok ? 'ok' : 'OVER 20%'}`);
-    return { name: q.name, empty: e, loaded: l, p50Ratio, p99Ratio, ok };
+    log(`  ${q.name.padEnd(36)} p50 ${e.p50Ms.toFixed(2).padStart(6)} -> ${l.p50Ms.toFixed(2).padStart(6)} ms x${p.p50Ratio.toFixed(2)} (x${p.p50RatioOfMedians.toFixed(2)})  p99 ${e.p99Ms.toFixed(2).padStart(6)} -> ${l.p99Ms.toFixed(2).padStart(6)} ms x${p.p99Ratio.toFixed(2)} (x${p.p99RatioOfMedians.toFixed(2)})  ${ok ? 'ok' : 'OVER 20%'}`);
+    return {
+      name: q.name,
+      empty: e,
+      loaded: l,
+      p50Ratio: p.p50Ratio,
+      p99Ratio: p.p99Ratio,
+      ok,
+      paired: { p50RatioOfMedians: p.p50RatioOfMedians, p99RatioOfMedians: p.p99RatioOfMedians, rounds: p.rounds },
+    };
   });
   log('\nplans on the loaded database (auto_explain of every statement inside the functions, key lines):');
   for (const line of loadedPlans.lines) log(line);
@@ -421,19 +601,28 @@ try {
     log('\nno hot query does a Seq Scan on a big table (loaded database).');
   }
   if (emptyPlans.seqScans.length > 0) log(`(on the empty database the planner chose Seq Scans where tables were tiny: ${emptyPlans.seqScans.length})`);
-  log(`total ${((performance.now() - started) / 1000).toFixed(0)} s; ${failed ? 'FAILED' : 'passed'}`);
+  const totalSeconds = (performance.now() - started) / 1000;
+  const loadAverageAtEnd = os.loadavg();
+  log(`total ${totalSeconds.toFixed(0)} s; load average at start ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}, at end ${loadAverageAtEnd.map((x) => x.toFixed(2)).join(' ')}; ${failed ? 'FAILED' : 'passed'}`);
   Object.assign(output, {
-    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), postgres: version, sharedBuffers: buffers, connections: CONNECTIONS },
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), postgres: version, sharedBuffers: buffers, connections: CONNECTIONS, loadAverageAtStart, loadAverageAtEnd },
     load: { ...load, rolledUpCalls: rollup.value[0]!.n, tables: sizes },
     results,
+    pairedRounds: { rounds: ROUNDS, secondsPerRound: SECONDS, ratio: 'median over rounds of the per-round loaded/empty ratio', ...roundStats },
+    indexDepths: depths,
     dashboard: { empty: dashboardEmpty, loaded: dashboardLoaded },
     reportRecent: { empty: recentEmpty, loaded: recentLoaded },
     seqScans,
+    totalSeconds,
     ok: !failed,
   });
   await db.close();
+  await emptyDb.close();
 } finally {
-  if (!values['keep-database']) await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  if (!values['keep-database']) {
+    await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${emptyName} WITH (FORCE)`).catch(() => {});
+  }
   await server?.stop();
 }
 if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
