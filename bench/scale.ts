@@ -202,7 +202,20 @@ async function recentLayout(label: string, db: Database): Promise<{ rows: number
  * whole page, on both.
  */
 async function settle(dbs: Database[]): Promise<void> {
-  for (const db of dbs) await db.exec('VACUUM ANALYZE');
+  for (const db of dbs) {
+    // Autovacuum off on both sides' tables for the rounds: this VACUUM ANALYZE stands for it.
+    // Left on, it reacts to the rounds' own writes by table size (the reference's 50k-row tables
+    // cross its thresholds within seconds, 10M-row ones never), and its runs (CPU on a 2-core
+    // machine, re-planned statements after an autoanalyze) land on whichever side is measured.
+    await db.exec(`DO $$
+      DECLARE t regclass;
+      BEGIN
+        FOR t IN SELECT c.oid::regclass FROM pg_catalog.pg_class AS c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' LOOP
+          EXECUTE pg_catalog.format('ALTER TABLE %s SET (autovacuum_enabled = off)', t);
+        END LOOP;
+      END $$`);
+    await db.exec('VACUUM ANALYZE');
+  }
   await dbs[0]!.exec('CHECKPOINT').catch((error: Error) => log(`  (no CHECKPOINT: ${error.message})`));
 }
 
