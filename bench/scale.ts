@@ -1,4 +1,4 @@
-// npm run bench:scale [-- --json] [-- --seconds N --rounds N --connections N --users N --shared-buffers 3GB --keep-database]:
+// npm run bench:scale [-- --json] [-- --seconds N --rounds N --slices N --connections N --users N --shared-buffers 3GB --keep-database]:
 // growth. Two databases on the same server, seeded alike: an empty reference, and one into which
 // 10 million plugin_usage and 1 million daily_usage_summary rows are loaded (generated in SQL, all
 // indexes in place). The hot queries are then measured on both in alternating rounds: loaded/empty
@@ -25,6 +25,8 @@ const { values } = parseArgs({
     // Paired rounds: each round measures every query on both databases (an even count puts each
     // database first equally often).
     rounds: { type: 'string', default: '12' },
+    // Each database's seconds of a round are taken in this many slices, alternating between them.
+    slices: { type: 'string', default: '6' },
     connections: { type: 'string', default: '2' },
     users: { type: 'string', default: '100000' },
     'keep-database': { type: 'boolean', default: false },
@@ -35,6 +37,7 @@ const { values } = parseArgs({
 });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
+const SLICES = Math.max(1, Number(values.slices));
 const CONNECTIONS = Number(values.connections);
 const USERS = Number(values.users); // loaded users: 10 days x 10 calls each
 const DAYS_PER_USER = 10;
@@ -238,25 +241,35 @@ interface Paired {
 const walPosition = async (db: Database) =>
   (await db.query<{ b: number }>(`SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), '0/0')::float8 AS b`))[0]!.b;
 
-async function measureRound(db: Database, q: Query, counter: { i: number }): Promise<Round> {
+/** One side's part of a round: its slices' calls pooled, p50 and p99 of all of them. */
+function roundOf(samples: { ops: number; seconds: number; latenciesMs: number[]; walBytes: number }[]): Round {
+  const sorted = samples.flatMap((x) => x.latenciesMs).sort((a, b) => a - b);
+  const ops = samples.reduce((a, x) => a + x.ops, 0);
+  const seconds = samples.reduce((a, x) => a + x.seconds, 0);
+  const wal = samples.reduce((a, x) => a + x.walBytes, 0);
+  return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), opsPerSec: ops / seconds, walBytesPerOp: wal / Math.max(1, ops) };
+}
+
+async function measureSlice(db: Database, q: Query, counter: { i: number }, seconds: number) {
   const wal0 = await walPosition(db);
-  const sample = await measure(q.op, CONNECTIONS, SECONDS, counter);
-  const wal = (await walPosition(db)) - wal0;
-  const sorted = [...sample.latenciesMs].sort((a, b) => a - b);
-  return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), opsPerSec: sample.ops / sample.seconds, walBytesPerOp: wal / Math.max(1, sample.ops) };
+  const sample = await measure(q.op, CONNECTIONS, seconds, counter);
+  return { ...sample, walBytes: (await walPosition(db)) - wal0 };
 }
 
 /**
  * The paired rounds. Both databases are on the same server, so each round measures every query on
- * the empty reference and on the loaded database one right after the other (A then B, B first on
- * every other round, as bench/harness.ts `compare` does): whatever the machine is doing (another
- * job, the checkpointer, the OS cache) is much the same for both halves of a pair, and cancels in
- * the pair's ratio. The check holds the median over rounds of the per-round ratio, rather than the
- * ratio of each side's medians: a round's ratio compares measurements a few seconds apart, while
- * the two sides' medians may come from different rounds (a slow stretch of the machine that hits
- * the empty side's median round and not the loaded side's would move their ratio, not the
- * per-round ones); and the median over rounds drops the rounds where a burst hit one side only.
- * The ratio of the medians is reported beside it.
+ * the empty reference and on the loaded database one right after the other, the loaded one first
+ * on every other round, as bench/harness.ts `compare` does. Each side's SECONDS of a round are
+ * taken in SLICES short slices, alternating A B B A A B… (B A A B… on the other rounds), and
+ * pooled: a stretch of a few hundred milliseconds where the machine is busy elsewhere (another
+ * job, the checkpointer) falls on both sides of the round, not on one of them.
+ *
+ * The check holds the median over rounds of the per-round ratio, rather than the ratio of each
+ * side's medians: a round's ratio compares calls made within the same 2 x SECONDS, while the two
+ * sides' medians may come from different rounds (a slow stretch that hits the empty side's median
+ * round and not the loaded side's moves their ratio, not the per-round ones); and the median over
+ * rounds drops the rounds where a burst hit one side only. The ratio of the medians is reported
+ * beside it.
  */
 async function measurePaired(emptyDb: Database, emptyQs: Query[], loadedDb: Database, loadedQs: Query[]): Promise<Paired[]> {
   const counters = emptyQs.map(() => ({ empty: { i: 0 }, loaded: { i: 0 } }));
@@ -267,20 +280,28 @@ async function measurePaired(emptyDb: Database, emptyQs: Query[], loadedDb: Data
     }
   }
   const rounds: Paired['rounds'][] = emptyQs.map(() => []);
+  const slice = SECONDS / SLICES;
   for (let r = 0; r < ROUNDS; r++) {
     const first = r % 2 === 0 ? 'empty' : 'loaded';
     for (const [k, q] of emptyQs.entries()) {
-      const runEmpty = () => measureRound(emptyDb, q, counters[k]!.empty);
-      const runLoaded = () => measureRound(loadedDb, loadedQs[k]!, counters[k]!.loaded);
-      let e: Round;
-      let l: Round;
-      if (first === 'empty') {
-        e = await runEmpty();
-        l = await runLoaded();
-      } else {
-        l = await runLoaded();
-        e = await runEmpty();
+      const samples: Record<'empty' | 'loaded', Awaited<ReturnType<typeof measureSlice>>[]> = { empty: [], loaded: [] };
+      const run = async (which: 'empty' | 'loaded') =>
+        samples[which].push(which === 'empty'
+          ? await measureSlice(emptyDb, q, counters[k]!.empty, slice)
+          : await measureSlice(loadedDb, loadedQs[k]!, counters[k]!.loaded, slice));
+      const second = first === 'empty' ? 'loaded' : 'empty';
+      for (let j = 0; j < SLICES; j++) {
+        // A B, B A, A B, ...: each side first in half of the round's pairs of slices.
+        if (j % 2 === 0) {
+          await run(first);
+          await run(second);
+        } else {
+          await run(second);
+          await run(first);
+        }
       }
+      const e = roundOf(samples.empty);
+      const l = roundOf(samples.loaded);
       rounds[k]!.push({ first, empty: e, loaded: l, p50Ratio: l.p50Ms / e.p50Ms, p99Ratio: l.p99Ms / e.p99Ms });
     }
   }
@@ -495,7 +516,7 @@ try {
   const emptyDb = await openDatabase(emptyUrl, { max: CONNECTIONS + 1 });
   const version = (await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
   const buffers = (await db.query<{ v: string }>(`SELECT current_setting('shared_buffers') AS v`))[0]!.v;
-  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} paired rounds x ${SECONDS}s per query and database; load average ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}`);
+  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} paired rounds x ${SECONDS}s per query and database in ${SLICES} alternating slices; load average ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}`);
   await applySchema(db);
   await applySchema(emptyDb);
 
@@ -621,7 +642,7 @@ try {
     machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), postgres: version, sharedBuffers: buffers, connections: CONNECTIONS, loadAverageAtStart, loadAverageAtEnd },
     load: { ...load, rolledUpCalls: rollup.value[0]!.n, tables: sizes },
     results,
-    pairedRounds: { rounds: ROUNDS, secondsPerRound: SECONDS, ratio: 'median over rounds of the per-round loaded/empty ratio', ...roundStats },
+    pairedRounds: { rounds: ROUNDS, secondsPerRound: SECONDS, slicesPerRound: SLICES, ratio: 'median over rounds of the per-round loaded/empty ratio', ...roundStats },
     indexDepths: depths,
     dashboard: { empty: dashboardEmpty, loaded: dashboardLoaded },
     reportRecent: { empty: recentEmpty, loaded: recentLoaded },
