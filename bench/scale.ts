@@ -647,6 +647,8 @@ try {
     dashboard: { empty: dashboardEmpty, loaded: dashboardLoaded },
     reportRecent: { empty: recentEmpty, loaded: recentLoaded },
     seqScans,
+    // auto_explain's key lines of each hot query on both sides (buffers per call: what grew).
+    plans: { empty: emptyPlans.lines, loaded: loadedPlans.lines },
     totalSeconds,
     ok: !failed,
   });
