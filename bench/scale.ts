@@ -223,7 +223,7 @@ async function settle(dbs: Database[]): Promise<void> {
 }
 
 interface Round extends PhaseResult {
-  /** Bytes of WAL the server wrote while this side was measured (both databases share the WAL). */
+  /** Bytes of WAL the server wrote per call while this side was measured (both databases share the WAL). */
   walBytesPerOp: number;
 }
 interface Paired {
