@@ -6,15 +6,13 @@
 // Before the test processes start, the set-up snapshots they all clone are made once (the server's
 // template database, PGlite's data-directory snapshots), the test files are compiled once into
 // bundles (scripts/test-bundles.ts: a test process then loads one file, not its whole import graph
-// through the TypeScript loader), one Chromium is started for the browser tests of the run
-// (test/helpers/browser.ts), and the files are handed to the two workers heaviest first, so
+// through the TypeScript loader), and the files are handed to the two workers heaviest first, so
 // neither waits idle at the end behind one long file.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startThrowawayPostgres } from './throwaway-postgres.ts';
 import { testBundles } from './test-bundles.ts';
-import { SHARED_BROWSER_ENV, startSharedBrowser, usesBrowser } from '../test/helpers/browser.ts';
 
 const args = process.argv.slice(2);
 /** The longest-running files (most CPU), started first; the rest follow in name order. */
@@ -58,9 +56,6 @@ const named = args.filter((a) => a.endsWith('.ts'));
 const bundles = await testBundles([...named, ...files]);
 const bundleOf = new Map([...named, ...files].map((f, i) => [f, bundles[i]!]));
 const runnerArgs = [...args, ...files].map((a) => bundleOf.get(a) ?? a);
-// One Chromium for the run's browser tests (test/helpers/browser.ts), when any is to run.
-const browser = [...named, ...files].some(usesBrowser) ? await startSharedBrowser().catch(() => undefined) : undefined;
-if (browser) env[SHARED_BROWSER_ENV] = browser.wsEndpoint;
 const child = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', ...runnerArgs], {
   env,
   stdio: 'inherit',
@@ -69,7 +64,6 @@ const code: number = await new Promise((resolve) => {
   child.on('error', () => resolve(1));
   child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
 });
-await browser?.close().catch(() => {});
 await stop?.();
 // The runner's code, said explicitly: nothing that runs while the process winds down (an exit hook
 // of a dependency, a 'beforeExit' listener) gets to replace it. test/repo.test-script.test.ts checks it.

@@ -5,8 +5,8 @@
 // port of the same host) never gets a usable secret from the dashboard's cookie. A missing Chromium fails these tests; it never skips them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './helpers/browser.ts';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { expectOverview, seedDashboardHistory, type Expected, type SeedModel } from './helpers/dashboard.ts';
 import { readCookie, startDashboardServer } from '../src/dashboard/server.ts';
@@ -40,10 +40,12 @@ function replay(origin: string, host: string, cookie: string): Promise<number> {
   });
 }
 
+const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser;
 
 before(async () => {
-  browser = await launchChromium([]);
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium; .ci/run installs it)`);
+  browser = await chromium.launch({ executablePath: CHROMIUM });
 });
 after(async () => {
   await browser?.close();

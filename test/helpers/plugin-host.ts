@@ -1,17 +1,28 @@
-// The browser side of the tests, in one place: Chromium (helpers/browser.ts), TypeScript bundled for the page, and
+// The browser side of the tests, in one place: Debian's Chromium for every browser test (never a
+// downloaded build; missing, the tests fail, they never skip), TypeScript bundled for the page, and
 // the host page a plugin UI runs in the way Figma loads it: <iframe sandbox="allow-scripts"
 // srcdoc="..."> (origin "null", so Chromium enforces CORS) on a page whose own script stands in for
 // the plugin's main thread (figma.clientStorage, figma.ui, figma.openExternal) behind the real installPluginBridge.
+import { existsSync } from 'node:fs';
 import { build } from 'esbuild';
+import { chromium, type Browser } from 'playwright-core';
 import { ROOT } from './run.ts';
 
-export { CHROMIUM, launchChromium } from './browser.ts';
+export const CHROMIUM = '/usr/bin/chromium';
 
 declare global {
   interface Window {
     /** The stand-in main thread: its clientStorage and the URLs it was asked to open. */
     stand: { storage: Map<string, unknown>; opened: string[] };
   }
+}
+
+/** Launches Debian's Chromium; throws when it is missing. */
+export async function launchChromium(args: string[] = ['--no-sandbox']): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium); they never skip`);
+  }
+  return chromium.launch({ executablePath: CHROMIUM, args });
 }
 
 /** TypeScript (imports relative to the repository's root) as one script for a page. */
