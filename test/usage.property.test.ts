@@ -56,7 +56,9 @@ class Model {
   /** The expected answer, or the expected error code. */
   consume(action: string, items: number, key: string | null): UsageAnswer | string {
     const first = key === null ? undefined : this.keys.get(key);
-    if (first) return first.action === action && first.items === items ? { ...first.answer, replayed: true } : 'idempotency_key_reused';
+    // A retry of the same operation is answered as the first call was, unless that operation was
+    // given back (a new attempt needs a new key, docs/usage.md); another operation under the key is refused.
+    if (first) return first.action === action && first.items === items && !first.refunded ? { ...first.answer, replayed: true } : 'idempotency_key_reused';
     const answer = this.answer(action, items);
     if (answer.allowed) this.today.set(action, (this.today.get(action) ?? 0) + 1);
     if (key !== null) this.keys.set(key, { action, items, answer, refunded: false });
