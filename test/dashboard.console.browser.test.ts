@@ -28,8 +28,6 @@ after(async () => {
 
 const DAY = 86_400;
 
-
-
 for (const dialect of DIALECTS) {
   describe(`operator's console in the browser [${dialect}]`, () => {
     test('find, act through confirmations with audit rows, see what failed, export CSV; hostile input stays text; CSRF refused', () =>

@@ -21,8 +21,6 @@ after(async () => {
   await browser?.close();
 });
 
-
-
 /** Presses Tab until the focused element is the link with this text (at most 80 times); false if never. */
 async function tabTo(page: Page, text: string): Promise<boolean> {
   for (let i = 0; i < 80; i++) {
