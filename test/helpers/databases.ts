@@ -9,7 +9,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase, type Database } from '../../src/core/db.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
-import { pgliteOptions, snapshotFs } from './pglite.ts';
+import { leaseSetUpPglite, pgliteOptions, snapshotFs } from './pglite.ts';
 
 /**
  * pglite: embedded PGlite. postgres: the real server through pg. postgresjs: the same real server
@@ -131,6 +131,8 @@ export interface TestDatabase {
   url?: string;
   /** Real server only: its name. */
   name?: string;
+  /** Closes the database for good, never handing it to another test (withDatabase, when a test failed). */
+  discard?: () => Promise<void>;
 }
 
 export interface FreshOptions {
@@ -143,6 +145,29 @@ export interface FreshOptions {
 /** A brand-new database for one test. */
 export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}): Promise<TestDatabase> {
   const setup = options.setup ?? true;
+  if (dialect === 'pglite' && setup && process.env.TEST_PGLITE_REUSE !== '0') {
+    // An instance the process's earlier tests used, reset to its state after setup (helpers/pglite.ts);
+    // TEST_PGLITE_REUSE=0 starts a new one for every test instead.
+    const lease = await leaseSetUpPglite();
+    const db = await openDatabase(lease.instance);
+    let closed = false;
+    const open = () => {
+      if (closed) throw new Error('this test database is closed');
+    };
+    const end = (reuse: boolean) => {
+      closed = true;
+      return lease.release(reuse);
+    };
+    // Once closed, the test's handle answers nothing: a call it left running cannot reach the next test.
+    const guarded: Database = {
+      ...db,
+      query: async (text, params, options) => (open(), db.query(text, params, options)),
+      exec: async (script) => (open(), db.exec(script)),
+      transaction: async (fn) => (open(), db.transaction(fn)),
+      close: () => end(true),
+    };
+    return { dialect, db: guarded, discard: () => end(false) };
+  }
   if (dialect === 'pglite') {
     const instance = await PGlite.create({ ...(await pgliteOptions()), fs: await snapshotFs(setup ? 'setup' : 'empty') });
     const db = await openDatabase(instance);
@@ -178,7 +203,7 @@ export async function withDatabase<T>(
     if (t.name) await dropDatabase(t.name);
     return result;
   } catch (error) {
-    await t.db.close().catch(() => {});
+    await (t.discard ?? t.db.close)().catch(() => {});
     if (t.name) process.stderr.write(`# kept database ${t.name} for inspection\n`);
     throw error;
   }
