@@ -1,13 +1,15 @@
-// The suite's own PGlite databases (test/helpers/pglite.ts, leaseSetUpPglite): a test's instance is
-// handed to the next test of its process only after a reset, and only when the reset can vouch for
-// it. A reused instance must be indistinguishable from one freshly loaded from the set-up
-// snapshot, and a test that changed the catalog, or failed, must never hand its instance on.
-import { test } from 'node:test';
+// The suite's own databases (test/helpers/reuse.ts): a test's PGlite instance (helpers/pglite.ts)
+// or real-server database and its connections (helpers/databases.ts) is handed to the next test of
+// its process only after a reset, and only when the reset can vouch for it. A reused one must be
+// indistinguishable from a fresh one, and one whose test changed the catalog, asked for its URL,
+// or failed must never be handed on.
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase } from '../src/core/db.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { createUser } from './helpers/databases.ts';
+import { createUser, dropDatabase, freshDatabase, SERVER_DIALECTS, type TestDatabase } from './helpers/databases.ts';
+import type { Database } from '../src/core/db.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { leaseSetUpPglite, pgliteOptions, snapshotFs } from './helpers/pglite.ts';
 
@@ -21,7 +23,7 @@ async function observe(instance: PGlite) {
     // Each sequence's next value (taken here: the instance is not used again).
     sequences: await one(`SELECT s.sequencename::text AS name, pg_catalog.nextval(('public.' || s.sequencename)::regclass)::text AS next
                             FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public' ORDER BY 1`),
-    relations: await one(`SELECT c.relname::text AS name, c.relkind::text AS kind, pg_catalog.pg_relation_size(c.oid)::text AS size
+    relations: await one(`SELECT c.relname::text AS name, c.relkind::text AS kind, pg_catalog.pg_relation_size(c.oid)::text AS size, c.relpages AS pages, c.reltuples AS tuples
                             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'i', 'S') AND NOT EXISTS (
                                  SELECT 1 FROM pg_catalog.pg_class t WHERE t.relname = ANY (ARRAY['plugin_auth_function_files', 'plugin_auth_migrations', 'subscription_plans', 'usage_rollup_state', 'usage_user_rollup_state'])
@@ -105,3 +107,92 @@ test('an instance whose catalog a test changed, or whose test failed, is closed,
   assert.notEqual(next.instance, failed.instance);
   await next.release(false);
 });
+
+/** What a test could observe of a real-server database: its rows, sequences, sizes, statistics, and each connection's session. */
+async function observeServer(db: Database, connections: number) {
+  const one = async (sql: string) => db.query<Record<string, unknown>>(sql);
+  const dump = await dumpDatabase(db);
+  return {
+    dump,
+    database: (await one('SELECT pg_catalog.current_database() AS name'))[0]!.name as string,
+    sequences: await one(`SELECT s.sequencename::text AS name, pg_catalog.nextval(('public.' || s.sequencename)::regclass)::text AS next
+                            FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public' ORDER BY 1`),
+    relations: await one(`SELECT c.relname::text AS name, c.relpages AS pages, c.reltuples AS tuples, pg_catalog.pg_relation_size(c.oid)::text AS size
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'i') AND c.relname <> ALL (ARRAY['plugin_auth_function_files', 'plugin_auth_migrations',
+                                 'subscription_plans', 'usage_rollup_state', 'usage_user_rollup_state', 'plugin_auth_function_files_pkey', 'plugin_auth_migrations_pkey',
+                                 'subscription_plans_pkey', 'subscription_plans_plan_slug_key', 'usage_rollup_state_pkey', 'usage_user_rollup_state_pkey'])
+                           ORDER BY 1`),
+    statistics: await one(`SELECT pg_catalog.count(*)::integer AS n FROM pg_catalog.pg_statistic s JOIN pg_catalog.pg_class c ON c.oid = s.starelid
+                             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`),
+    // Every connection of the pool at once (each holds the others off with a short sleep).
+    sessions: (await Promise.all(Array.from({ length: connections }, () => one(
+      `SELECT pg_catalog.current_setting('statement_timeout') AS timeout, pg_catalog.current_setting('search_path') AS path,
+              current_user::text AS role,
+              (SELECT pg_catalog.count(*)::integer FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()) AS advisory,
+              pg_catalog.pg_sleep(0.1) IS NULL AS slept`,
+    )))).map((rows) => rows[0]),
+  };
+}
+
+describe('real-server databases reused across tests', { skip: SERVER_DIALECTS.includes('postgres') ? false : 'runs with the postgres dialect' }, () => {
+  test('a reused database and its connections are what a fresh one is: rows, sequences, sizes, statistics, sessions', async () => {
+    const first = await freshDatabase('postgres', { max: 3, reuse: true });
+    const db = first.db;
+    const auth = createPluginAuth(db, { tokenSecret: 'test-only-secret-0123456789abcdef0123456789' });
+    const ada = await createUser(db, 'ada@example.com');
+    await auth.usage.consume(ada, 'resize', { idempotencyKey: 'k1' });
+    await auth.tokens.issue(ada, { deviceName: 'laptop' });
+    await db.query(`UPDATE public.subscription_plans SET limits = limits || '{"resizesPerDay": 99}'::jsonb WHERE plan_slug = 'free'`);
+    await db.query(`SELECT pg_catalog.nextval(('public.' || s.sequencename)::regclass) FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public'`);
+    await db.exec('ANALYZE');
+    // Each of the three connections left with session state.
+    await Promise.all([1, 2, 3].map((k) => db.exec(`SET statement_timeout = '5s'; SET search_path = pg_catalog; SET ROLE anon;
+                                                   SELECT pg_catalog.pg_advisory_lock(${k}); SELECT pg_catalog.pg_sleep(0.1);`)));
+    const used = (await db.query<{ name: string }>('SELECT pg_catalog.current_database() AS name'))[0]!.name;
+    await db.close();
+    await assert.rejects(db.query('SELECT 1'), /closed/, 'a closed handle answers nothing');
+
+    const again = await freshDatabase('postgres', { max: 3, reuse: true });
+    const seen = await observeServer(again.db, 3);
+    assert.equal(seen.database, used, 'the database was reused');
+    await again.discard!();
+
+    const fresh = await withFresh();
+    const reference = await observeServer(fresh.db, 3);
+    await fresh.db.close();
+    assert.notEqual(reference.database, used);
+    assert.deepEqual(seen.dump, reference.dump);
+    assert.deepEqual(seen.sequences, reference.sequences);
+    assert.deepEqual(seen.relations, reference.relations);
+    assert.deepEqual(seen.statistics, reference.statistics);
+    assert.deepEqual(seen.sessions, reference.sessions);
+    assert.equal(seen.sessions.length, 3);
+  });
+
+  test('a database whose catalog changed, or whose URL or name a test read, is not reused', async () => {
+    const uses: ((t: TestDatabase) => Promise<unknown>)[] = [
+      (t) => t.db.exec('CREATE FUNCTION public.extra() RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$'),
+      (t) => t.db.exec("COMMENT ON TABLE public.users IS 'changed'"),
+      (t) => t.db.exec('GRANT SELECT ON public.users TO anon'),
+      async (t) => t.url,
+      async (t) => t.name,
+    ];
+    for (const use of uses) {
+      const t = await freshDatabase('postgres', { max: 2, reuse: true });
+      const name = (await t.db.query<{ name: string }>('SELECT pg_catalog.current_database() AS name'))[0]!.name;
+      await use(t);
+      await t.db.close();
+      const next = await freshDatabase('postgres', { max: 2, reuse: true });
+      const nextName = (await next.db.query<{ name: string }>('SELECT pg_catalog.current_database() AS name'))[0]!.name;
+      assert.notEqual(nextName, name, String(use));
+      await next.db.close();
+    }
+  });
+});
+
+/** A database made for this test alone (freshDatabase without reuse): the reference. */
+async function withFresh(): Promise<TestDatabase> {
+  const t = await freshDatabase('postgres', { max: 3 });
+  return { ...t, db: { ...t.db, close: async () => { await t.db.close(); await dropDatabase(t.name!); } } };
+}

@@ -78,7 +78,15 @@ export async function seedDashboardHistory(db: Database, options: { crowd?: numb
   const [clock] = await db.query<{ now: Date }>('SELECT now() AS now');
   const now = new Date(clock!.now);
   const today0 = Date.parse(`${utcDate(now)}T00:00:00Z`);
-  const at = (day: number, hour: number) => new Date(Math.min(today0 + day * DAY + hour * 3_600_000, now.getTime() - 60_000));
+  // A time of the seeded history; one still to come today is moved into the last quarter hour before
+  // now - 60 s, in the same order (24 hours into 14.4 minutes). Cutting them all to now - 60 s, as
+  // this once did, made ties early in the UTC day (a limit hit, the upgrade and the next calls at one
+  // instant), which the model and SQL may break differently.
+  const cut = now.getTime() - 60_000;
+  const at = (day: number, hour: number) => {
+    const t = today0 + day * DAY + hour * 3_600_000;
+    return new Date(t <= cut ? t : cut - Math.max(0, today0 + DAY - t) / 100);
+  };
   const plans = await db.query<{ plan_slug: string; price_monthly: number; limits: { resizesPerDay: number; batchSize: number; isDaily: boolean } }>(
     'SELECT plan_slug, price_monthly, limits FROM public.subscription_plans',
   );
@@ -262,6 +270,10 @@ export async function seedDashboardHistory(db: Database, options: { crowd?: numb
   );
   model.users.push({ key: 'gus', id: gus!.id, email: 'gus@example.com', createdAt: new Date(gus!.created_at) });
   for (let k = 0; k < 3; k++) await auth.usage.consume(gus!.id, 'resize');
+  // The model holds times to the millisecond, the database to the microsecond: a plan assigned in
+  // the same millisecond as the denial is after it in SQL and not in the model (warm connections
+  // make that common). The clock moves on first.
+  await new Promise((resolve) => setTimeout(resolve, 2));
   await auth.subscriptions.assignPlan(gus!.id, 'basic');
   const issued = await auth.tokens.issue(gus!.id, { deviceName: 'Figma desktop' });
   const logged = await db.query<{ action: string; created_at: Date; allowed: boolean; reason: Reason; plan_slug: string }>(

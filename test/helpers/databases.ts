@@ -9,7 +9,9 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase, type Database } from '../../src/core/db.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
+import { redactUrl } from '../../src/core/redact.ts';
 import { leaseSetUpPglite, pgliteOptions, snapshotFs } from './pglite.ts';
+import { catalogMark, readPristine, resetData, type Pristine, type Raw } from './reuse.ts';
 
 /**
  * pglite: embedded PGlite. postgres: the real server through pg. postgresjs: the same real server
@@ -140,33 +142,23 @@ export interface FreshOptions {
   setup?: boolean;
   /** Pool size on the real server (default 10). */
   max?: number;
+  /**
+   * A database an earlier test of the process used, reset to what setup left (helpers/reuse.ts),
+   * when one is idle: its close resets it for the next test. withDatabase asks for it (its test
+   * ends with the database); a caller of freshDatabase that keeps the database past its close
+   * (a URL for subprocesses, dropped later by name) gets a new one, as by default.
+   */
+  reuse?: boolean;
 }
 
-/** A brand-new database for one test. */
+/** A database for one test: brand-new, or (options.reuse) reset to what setup left. */
 export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}): Promise<TestDatabase> {
   const setup = options.setup ?? true;
-  if (dialect === 'pglite' && setup && process.env.TEST_PGLITE_REUSE !== '0') {
+  if (dialect === 'pglite' && setup && options.reuse && process.env.TEST_PGLITE_REUSE !== '0') {
     // An instance the process's earlier tests used, reset to its state after setup (helpers/pglite.ts);
     // TEST_PGLITE_REUSE=0 starts a new one for every test instead.
     const lease = await leaseSetUpPglite();
-    const db = await openDatabase(lease.instance);
-    let closed = false;
-    const open = () => {
-      if (closed) throw new Error('this test database is closed');
-    };
-    const end = (reuse: boolean) => {
-      closed = true;
-      return lease.release(reuse);
-    };
-    // Once closed, the test's handle answers nothing: a call it left running cannot reach the next test.
-    const guarded: Database = {
-      ...db,
-      query: async (text, params, options) => (open(), db.query(text, params, options)),
-      exec: async (script) => (open(), db.exec(script)),
-      transaction: async (fn) => (open(), db.transaction(fn)),
-      close: () => end(true),
-    };
-    return { dialect, db: guarded, discard: () => end(false) };
+    return { dialect, ...guarded(await openDatabase(lease.instance), (reuse) => lease.release(reuse)) };
   }
   if (dialect === 'pglite') {
     const instance = await PGlite.create({ ...(await pgliteOptions()), fs: await snapshotFs(setup ? 'setup' : 'empty') });
@@ -176,11 +168,168 @@ export async function freshDatabase(dialect: Dialect, options: FreshOptions = {}
   rolesReady ??= admin(createSupabaseRoles);
   await rolesReady;
   if (setup) await ensureTemplate();
-  const name = `fpa_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-  await admin((client) => client.query(`CREATE DATABASE ${name}${setup ? ` TEMPLATE ${TEMPLATE}` : ''}`));
+  if (dialect === 'postgres' && setup && options.reuse && process.env.TEST_SERVER_REUSE !== '0') return leaseServerDatabase(options.max ?? 10);
+  const name = await createDatabase(setup);
   const url = urlFor(name);
   const db = await openDatabase(url, { max: options.max ?? 10, driver: dialect === 'postgresjs' ? 'postgres' : 'pg' });
   return { dialect, db, url, name };
+}
+
+async function createDatabase(setup: boolean): Promise<string> {
+  const name = `fpa_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await admin((client) => client.query(`CREATE DATABASE ${name}${setup ? ` TEMPLATE ${TEMPLATE}` : ''}`));
+  return name;
+}
+
+/** A handle that answers nothing once closed: a call a test left running cannot reach the next test. */
+function guarded(db: Database, end: (reuse: boolean) => Promise<void>): { db: Database; discard: () => Promise<void> } {
+  let closed = false;
+  const open = () => {
+    if (closed) throw new Error('this test database is closed');
+  };
+  const finish = (reuse: boolean) => {
+    closed = true;
+    return end(reuse);
+  };
+  return {
+    db: {
+      ...db,
+      query: async (text, params, options) => (open(), db.query(text, params, options)),
+      exec: async (script) => (open(), db.exec(script)),
+      transaction: async (fn) => (open(), db.transaction(fn)),
+      close: () => finish(true),
+    },
+    discard: () => finish(false),
+  };
+}
+
+// Real-server databases reused across the tests of a process, with their connections: a new database
+// and its sessions cost ~0.1 s of the server's CPU per test (CREATE and DROP DATABASE, a fork and a
+// backend start per connection, each function compiled again in each new session); a reset ~30 ms
+// (helpers/reuse.ts). Only a database whose test never asked for its URL or name is reused: a test
+// that did may have handed it to a subprocess or another pool, which DROP DATABASE ... WITH (FORCE)
+// ends. Its connections are tagged, so that a connection of anyone else to it at release time is
+// seen, and the database then dropped as before. TEST_SERVER_REUSE=0 makes a new one for every test.
+const REUSE_APP = `fpa-test-reuse-${process.pid}`;
+const DATE_OID = 1082;
+const INT8_OID = 20;
+
+interface ServerReusable {
+  name: string;
+  pool: pg.Pool;
+  db: Database;
+  max: number;
+  mark: string;
+  timer?: ReturnType<typeof setTimeout>;
+}
+const idleServer: ServerReusable[] = [];
+let serverPristine: Promise<Pristine> | undefined;
+
+const rawClient = (client: pg.PoolClient): Raw => ({
+  query: async <T,>(text: string, params?: unknown[]) => (await client.query(text, params)) as unknown as { rows: T[] },
+  exec: (script) => client.query(script),
+});
+
+/** The pool openDatabase(url) makes (its size, its parsers: DATE as text, BIGINT as number), tagged as ours. */
+async function reusablePool(url: string, max: number): Promise<{ pool: pg.Pool; db: Database }> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    application_name: REUSE_APP,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+        if (oid === DATE_OID) return (value: string) => value;
+        if (oid === INT8_OID) return (value: string) => Number(value);
+        return pg.types.getTypeParser(oid, format as 'text');
+      }) as typeof pg.types.getTypeParser,
+    },
+  });
+  const db = await openDatabase(pool);
+  return { pool, db: { ...db, description: `PostgreSQL at ${redactUrl(url)}` } };
+}
+
+/** Resets a used database and its connections to their state after setup; false when that cannot be vouched for. */
+async function resetServerDatabase(r: ServerReusable): Promise<boolean> {
+  const { pool } = r;
+  // Every connection is back in the pool, and none was broken.
+  if (pool.waitingCount > 0 || pool.idleCount !== pool.totalCount) return false;
+  const clients = await Promise.all(Array.from({ length: pool.idleCount }, () => pool.connect()));
+  let failure: unknown;
+  try {
+    const first = clients[0];
+    if (!first) return true; // no connection left: nothing of the test remains in a session
+    const raw = rawClient(first);
+    // Nobody else is connected to it (a test's other pool, a subprocess): those end only with DROP.
+    const others = await raw.query<{ n: number }>(
+      'SELECT pg_catalog.count(*)::integer AS n FROM pg_catalog.pg_stat_activity WHERE datname = pg_catalog.current_database() AND application_name IS DISTINCT FROM $1::text',
+      [REUSE_APP],
+    );
+    if (others.rows[0]!.n !== 0) return false;
+    for (const client of clients) {
+      // Each session as it was, its prepared statements kept (pg knows them by name per connection).
+      await client.query(`ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;
+                          SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS;`);
+    }
+    if ((await catalogMark(raw, true)) !== r.mark) return false;
+    r.mark = await resetData(raw, await serverPristine!, r.mark);
+    return true;
+  } catch (error) {
+    failure = error;
+    return false;
+  } finally {
+    for (const client of clients) client.release(failure instanceof Error ? failure : undefined);
+  }
+}
+
+async function dropServerDatabase(r: ServerReusable): Promise<void> {
+  await r.pool.end().catch(() => {});
+  await dropDatabase(r.name);
+}
+
+async function leaseServerDatabase(max: number): Promise<TestDatabase> {
+  let r: ServerReusable | undefined;
+  const at = idleServer.findIndex((x) => x.max === max);
+  if (at !== -1) {
+    r = idleServer.splice(at, 1)[0]!;
+    clearTimeout(r.timer);
+  } else {
+    const name = await createDatabase(true);
+    const { pool, db } = await reusablePool(urlFor(name), max);
+    const client = await pool.connect();
+    try {
+      serverPristine ??= readPristine(rawClient(client));
+      await serverPristine;
+      r = { name, pool, db, max, mark: await catalogMark(rawClient(client), true) };
+    } finally {
+      client.release();
+    }
+  }
+  const taken = r;
+  let shared = false;
+  let released = false;
+  const end = async (reuse: boolean) => {
+    if (released) return;
+    released = true;
+    if (!reuse) {
+      // The test failed: its database stays for inspection, as every failed test's does.
+      await taken.pool.end().catch(() => {});
+      process.stderr.write(`# kept database ${taken.name} for inspection\n`);
+      return;
+    }
+    if (shared || !(await resetServerDatabase(taken))) return dropServerDatabase(taken);
+    taken.timer = setTimeout(() => {
+      const i = idleServer.indexOf(taken);
+      if (i !== -1) idleServer.splice(i, 1);
+      void dropServerDatabase(taken);
+    }, 250);
+    idleServer.push(taken);
+  };
+  const { db, discard } = guarded(taken.db, end);
+  const t: TestDatabase = { dialect: 'postgres', db, discard };
+  // Asking for the URL or the name takes the database out of reuse (see above).
+  Object.defineProperty(t, 'url', { enumerable: true, get: () => ((shared = true), urlFor(taken.name)) });
+  Object.defineProperty(t, 'name', { enumerable: true, get: () => ((shared = true), taken.name) });
+  return t;
 }
 
 export async function dropDatabase(name: string): Promise<void> {
@@ -196,15 +345,20 @@ export async function withDatabase<T>(
   fn: (t: TestDatabase) => Promise<T>,
   options: FreshOptions = {},
 ): Promise<T> {
-  const t = await freshDatabase(dialect, options);
+  const t = await freshDatabase(dialect, { ...options, reuse: options.reuse ?? true });
   try {
     const result = await fn(t);
     await t.db.close();
-    if (t.name) await dropDatabase(t.name);
+    // A reused database is reset or dropped by its close; any other is dropped here.
+    if (!t.discard && t.name) await dropDatabase(t.name);
     return result;
   } catch (error) {
-    await (t.discard ?? t.db.close)().catch(() => {});
-    if (t.name) process.stderr.write(`# kept database ${t.name} for inspection\n`);
+    if (t.discard) {
+      await t.discard().catch(() => {});
+    } else {
+      await t.db.close().catch(() => {});
+      if (t.name) process.stderr.write(`# kept database ${t.name} for inspection\n`);
+    }
     throw error;
   }
 }

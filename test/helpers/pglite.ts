@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryFS, PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { PGLITE_PARSERS } from '../../src/core/pglite.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
+import { catalogMark, readPristine, resetData, type Pristine } from './reuse.ts';
 
 const DIST = dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')));
 const VERSION = JSON.parse(readFileSync(join(DIST, '..', 'package.json'), 'utf8')).version as string;
@@ -253,30 +254,16 @@ export async function snapshotFs(kind: 'empty' | 'setup'): Promise<MemoryFS> {
 /**
  * A set-up PGlite instance for one test, reused by the next test of the process instead of
  * started again: a start is ~0.2 s of CPU (the buffer pool, the WebAssembly instance, the file
- * system), a reset ~65 ms. A test gets an instance only as it was when freshly loaded from the
- * set-up snapshot: on release (`reuse`, the test passed) the instance is checked and reset, and
- * closed instead whenever it cannot be shown to be pristine:
- * - any change to the catalog (a table, a function, a role, a grant, a comment...) since the last
- *   reset: the newest xmin and the row counts of the catalogs say so, and the instance is closed;
- * - the data: every table that holds a row, was ever written (its file is not empty) or has
- *   statistics is truncated, the sequences restarted, the rows setup seeds put back as they were,
- *   the statistics and counters cleared;
- * - the session: whatever transaction is open rolled back, then DISCARD ALL (settings, prepared
- *   statements, temporary tables, advisory locks, LISTEN).
- * An idle instance not taken within IDLE_MS is closed, so a test process exits when its tests end.
+ * system), a reset ~65 ms. On release (`reuse`: the test passed) the instance is reset to its state
+ * after setup, or closed when that cannot be vouched for (helpers/reuse.ts: the catalog unchanged,
+ * the data put back); the session is rolled back and discarded (DISCARD ALL: settings, prepared
+ * statements, temporary tables, advisory locks, LISTEN). An idle instance not taken within
+ * IDLE_MS is closed, so a test process exits when its tests end.
  */
 export interface PgliteLease {
   instance: PGlite;
   /** Hands the instance back: reset for the next test when `reuse` and the reset can vouch for it, else closed. */
   release(reuse: boolean): Promise<void>;
-}
-
-interface Pristine {
-  /** Every table of public, and those that hold rows after setup (with their rows as JSON). */
-  tables: string[];
-  seeds: { table: string; json: string }[];
-  /** The sequences of public and their state after setup. */
-  sequences: { name: string; value: string; called: boolean }[];
 }
 
 interface Reusable {
@@ -291,77 +278,13 @@ const IDLE_MS = 250;
 const idle: Reusable[] = [];
 let pristine: Promise<Pristine> | undefined;
 
-/** The catalogs whose rows describe the schema, the roles and the privileges (pg_statistic is reset, not compared). */
-const CATALOGS = [
-  'pg_class', 'pg_attribute', 'pg_attrdef', 'pg_constraint', 'pg_index', 'pg_inherits', 'pg_type', 'pg_proc', 'pg_namespace',
-  'pg_trigger', 'pg_event_trigger', 'pg_rewrite', 'pg_policy', 'pg_sequence', 'pg_depend', 'pg_shdepend', 'pg_description',
-  'pg_authid', 'pg_auth_members', 'pg_db_role_setting', 'pg_default_acl', 'pg_init_privs', 'pg_database', 'pg_extension',
-  'pg_language', 'pg_operator', 'pg_cast', 'pg_collation', 'pg_conversion', 'pg_aggregate', 'pg_am', 'pg_opclass', 'pg_opfamily',
-  'pg_foreign_data_wrapper', 'pg_foreign_server', 'pg_user_mapping', 'pg_foreign_table', 'pg_publication', 'pg_subscription',
-  'pg_largeobject_metadata', 'pg_statistic_ext', 'pg_transform', 'pg_ts_config', 'pg_ts_dict', 'pg_tablespace',
-];
-/** The newest xmin over the catalogs and each one's row count: any DDL, grant or role change moves one of them. */
-const MARK = `SELECT (SELECT pg_catalog.max(x)::text FROM (${CATALOGS.map((c) => `SELECT pg_catalog.max(xmin::text::bigint) AS x FROM pg_catalog.${c}`).join(' UNION ALL ')}) m)
-  || ':' || ${CATALOGS.map((c) => `(SELECT pg_catalog.count(*) FROM pg_catalog.${c})::text`).join(` || ',' || `)} AS mark`;
-
-const mark = async (db: PGlite) => (await db.query<{ mark: string }>(MARK)).rows[0]!.mark;
-
-/** What setup leaves in a freshly loaded instance: read once per process, from the first one. */
-async function readPristine(db: PGlite): Promise<Pristine> {
-  const tables = (await db.query<{ t: string }>(
-    `SELECT c.relname::text AS t FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1`,
-  )).rows.map((r) => r.t);
-  const seeds: Pristine['seeds'] = [];
-  for (const table of tables) {
-    const [row] = (await db.query<{ json: string | null }>(`SELECT pg_catalog.json_agg(t)::text AS json FROM public.${table} t`)).rows;
-    if (row?.json) seeds.push({ table, json: row.json });
-  }
-  const sequences = (await db.query<{ name: string; value: string; called: boolean }>(
-    `SELECT 'public.' || s.sequencename AS name, COALESCE(s.last_value, s.start_value)::text AS value, s.last_value IS NOT NULL AS called
-       FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public' ORDER BY 1`,
-  )).rows;
-  const [stats] = (await db.query<{ n: number }>(
-    `SELECT pg_catalog.count(*)::integer AS n FROM pg_catalog.pg_statistic s JOIN pg_catalog.pg_class c ON c.oid = s.starelid
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`,
-  )).rows;
-  // A reset clears the statistics of public's tables: that is their state after setup.
-  if (stats!.n !== 0) throw new Error('the set-up snapshot has statistics on public tables: reusing PGlite instances would not restore them');
-  return { tables, seeds, sequences };
-}
-
 /** Resets a used instance to its state after setup; false when that cannot be vouched for (then it is closed). */
 async function reset(r: Reusable): Promise<boolean> {
   const db = r.instance;
-  const p = await pristine!;
   // Whatever the test left open goes (a WARNING when nothing is: not an error).
   await db.exec('ROLLBACK');
-  if ((await mark(db)) !== r.mark) return false;
-  const seeded = new Set(p.seeds.map((s) => s.table));
-  const touched = (await db.query<{ t: string }>(
-    `SELECT c.relname::text AS t FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-        AND (c.relname = ANY ($1::text[]) OR pg_catalog.pg_relation_size(c.oid) > 0 OR c.reltuples <> -1
-             OR EXISTS (SELECT 1 FROM pg_catalog.pg_statistic s WHERE s.starelid = c.oid))`,
-    [[...seeded]],
-  )).rows.map((row) => `public.${row.t}`);
-  await db.exec(`BEGIN; SET LOCAL session_replication_role = replica; TRUNCATE ${touched.join(', ')} RESTART IDENTITY CASCADE;`);
-  try {
-    const [after] = (await db.query<{ xid: string }>(
-      `WITH ${p.seeds.map((s, i) => `s${i} AS (INSERT INTO public.${s.table} OVERRIDING SYSTEM VALUE SELECT * FROM pg_catalog.json_populate_recordset(NULL::public.${s.table}, $${i + 1}::json))`).join(', ')},
-            q AS (SELECT pg_catalog.setval(n::regclass, v, c) FROM unnest($${p.seeds.length + 1}::text[], $${p.seeds.length + 2}::bigint[], $${p.seeds.length + 3}::boolean[]) AS x(n, v, c))
-       SELECT (SELECT pg_catalog.count(*) FROM q)::text AS n, pg_catalog.pg_current_xact_id()::text AS xid`,
-      [...p.seeds.map((s) => s.json), p.sequences.map((s) => s.name), p.sequences.map((s) => s.value), p.sequences.map((s) => s.called)],
-    )).rows;
-    await db.exec(`DELETE FROM pg_catalog.pg_statistic s USING pg_catalog.pg_class c, pg_catalog.pg_namespace n
-                    WHERE c.oid = s.starelid AND n.oid = c.relnamespace AND n.nspname = 'public';
-                   SELECT pg_catalog.pg_stat_reset(); COMMIT;`);
-    // The truncation rewrote the tables' pg_class rows in this transaction: its xid is the newest.
-    r.mark = `${after!.xid}:${r.mark.split(':')[1]}`;
-  } catch (error) {
-    await db.exec('ROLLBACK').catch(() => {});
-    throw error;
-  }
+  if ((await catalogMark(db, false)) !== r.mark) return false;
+  r.mark = await resetData(db, await pristine!, r.mark);
   await db.exec('DISCARD ALL');
   if (++r.uses % 8 === 0) await db.exec('CHECKPOINT'); // the WAL of the tests so far, out of memory
   return true;
@@ -376,7 +299,7 @@ export async function leaseSetUpPglite(): Promise<PgliteLease> {
     const instance = await PGlite.create({ ...(await pgliteOptions()), fs: await snapshotFs('setup') });
     pristine ??= readPristine(instance);
     await pristine;
-    r = { instance, mark: await mark(instance), uses: 0 };
+    r = { instance, mark: await catalogMark(instance, false), uses: 0 };
   }
   const taken = r;
   let released = false;
