@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { DIALECTS, withDatabase } from './helpers/databases.ts';
 import { expectOverview, seedDashboardHistory, type Expected, type SeedModel } from './helpers/dashboard.ts';
+import { tableRows as pageTableRows } from './helpers/pages.ts';
 import { readCookie, startDashboardServer } from '../src/dashboard/server.ts';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,11 +53,7 @@ after(async () => {
 });
 
 /** A table's body as text cells, numbers without their thousands separators. */
-async function tableRows(page: Page, id: string): Promise<string[][]> {
-  return page.$$eval(`#${id} tbody tr`, (rows) =>
-    rows.map((r) => [...r.children].map((c) => (c.textContent ?? '').trim().replace(/(?<=\d),(?=\d{3})/g, ''))),
-  );
-}
+const tableRows = (page: Page, id: string) => pageTableRows(page, id, { plainNumbers: true });
 
 async function checkOverview(page: Page, want: Expected, model: SeedModel): Promise<void> {
   // Every chart is an SVG image that says what it shows.

@@ -40,6 +40,16 @@ async function observe(instance: PGlite) {
   };
 }
 
+/** The library's writes (users, metering, tokens), a seeded row changed, every sequence advanced. */
+async function writeData(db: Database): Promise<void> {
+  const auth = createPluginAuth(db, { tokenSecret: 'test-only-secret-0123456789abcdef0123456789' });
+  const ada = await createUser(db, 'ada@example.com');
+  await auth.usage.consume(ada, 'resize', { idempotencyKey: 'k1' });
+  await auth.tokens.issue(ada, { deviceName: 'laptop' });
+  await db.query(`UPDATE public.subscription_plans SET limits = limits || '{"resizesPerDay": 99}'::jsonb WHERE plan_slug = 'free'`);
+  await db.query(`SELECT pg_catalog.nextval(('public.' || s.sequencename)::regclass) FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public'`);
+}
+
 test('a reused PGlite instance is what a freshly loaded one is: rows, sequences, sizes, statistics, session', async () => {
   const fresh = await PGlite.create({ ...(await pgliteOptions()), fs: await snapshotFs('setup') });
   const reference = await observe(fresh);
@@ -47,15 +57,9 @@ test('a reused PGlite instance is what a freshly loaded one is: rows, sequences,
 
   const lease = await leaseSetUpPglite();
   const db = await openDatabase(lease.instance);
-  // Everything a test does without touching the catalog: the library's writes (users, plans,
-  // metering, tokens), a seeded row changed, every sequence advanced, statistics gathered, session
-  // settings, a prepared statement, an advisory lock, and a transaction left open.
-  const auth = createPluginAuth(db, { tokenSecret: 'test-only-secret-0123456789abcdef0123456789' });
-  const ada = await createUser(db, 'ada@example.com');
-  await auth.usage.consume(ada, 'resize', { idempotencyKey: 'k1' });
-  await auth.tokens.issue(ada, { deviceName: 'laptop' });
-  await db.query(`UPDATE public.subscription_plans SET limits = limits || '{"resizesPerDay": 99}'::jsonb WHERE plan_slug = 'free'`);
-  await db.query(`SELECT pg_catalog.nextval(('public.' || s.sequencename)::regclass) FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public'`);
+  // Everything a test does without touching the catalog: data (writeData), statistics gathered,
+  // session settings, a prepared statement, an advisory lock, and a transaction left open.
+  await writeData(db);
   // The counters of what was written, flushed to where pg_stat_user_tables reads them.
   await db.query('SELECT pg_catalog.pg_stat_force_next_flush()');
   await db.query('SELECT 1');
@@ -139,12 +143,7 @@ describe('real-server databases reused across tests', { skip: SERVER_DIALECTS.in
   test('a reused database and its connections are what a fresh one is: rows, sequences, sizes, statistics, sessions', async () => {
     const first = await freshDatabase('postgres', { max: 3, reuse: true });
     const db = first.db;
-    const auth = createPluginAuth(db, { tokenSecret: 'test-only-secret-0123456789abcdef0123456789' });
-    const ada = await createUser(db, 'ada@example.com');
-    await auth.usage.consume(ada, 'resize', { idempotencyKey: 'k1' });
-    await auth.tokens.issue(ada, { deviceName: 'laptop' });
-    await db.query(`UPDATE public.subscription_plans SET limits = limits || '{"resizesPerDay": 99}'::jsonb WHERE plan_slug = 'free'`);
-    await db.query(`SELECT pg_catalog.nextval(('public.' || s.sequencename)::regclass) FROM pg_catalog.pg_sequences s WHERE s.schemaname = 'public'`);
+    await writeData(db);
     await db.exec('ANALYZE');
     // Each of the three connections left with session state.
     await Promise.all([1, 2, 3].map((k) => db.exec(`SET statement_timeout = '5s'; SET search_path = pg_catalog; SET ROLE anon;

@@ -3,8 +3,16 @@
 import type { Page } from 'playwright-core';
 
 /** A table's body (`#id tbody`) as text cells, trimmed. */
-export function tableRows(page: Page, id: string): Promise<string[][]> {
-  return page.$$eval(`#${id} tbody tr`, (rows) => rows.map((r) => [...r.children].map((c) => (c.textContent ?? '').trim())));
+export function tableRows(page: Page, id: string, options: { plainNumbers?: boolean } = {}): Promise<string[][]> {
+  // plainNumbers: 1,234 read as 1234 (the page groups thousands; the model's figures are plain).
+  return page.$$eval(
+    `#${id} tbody tr`,
+    (rows, plain) => rows.map((r) => [...r.children].map((c) => {
+      const text = (c.textContent ?? '').trim();
+      return plain ? text.replace(/(?<=\d),(?=\d{3})/g, '') : text;
+    })),
+    options.plainNumbers === true,
+  );
 }
 
 /** A CSV file as rows of cells (RFC 4180 quoting). */

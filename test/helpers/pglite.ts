@@ -157,7 +157,7 @@ async function setUpTarball(): Promise<string> {
 
 const blobs = new Map<string, Promise<Blob>>();
 /** A snapshot for loadDataDir: a freshly initialised cluster, or one with the schema set up. */
-export function pgliteSnapshot(kind: 'empty' | 'setup'): Promise<Blob> {
+function pgliteSnapshot(kind: 'empty' | 'setup'): Promise<Blob> {
   if (!blobs.has(kind)) {
     blobs.set(kind, (kind === 'setup' ? setUpTarball() : emptyTarball()).then((path) => new Blob([readFileSync(path)])));
   }
