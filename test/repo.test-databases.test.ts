@@ -155,7 +155,7 @@ describe('real-server databases reused across tests', { skip: SERVER_DIALECTS.in
     const again = await freshDatabase('postgres', { max: 3, reuse: true });
     const seen = await observeServer(again.db, 3);
     assert.equal(seen.database, used, 'the database was reused');
-    await again.discard!();
+    await again.db.close();
 
     const fresh = await withFresh();
     const reference = await observeServer(fresh.db, 3);
