@@ -114,6 +114,27 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(await tables(), caughtUp, 're-rolled');
       }));
 
+    test('the funnel: of two denials in one microsecond, the first by id is the hit, and its plan decides the upgrade', () =>
+      withDatabase(dialect, async ({ db }) => {
+        const user = await createUser(db, 'tie@example.com');
+        const at = new Date(Date.now() - 3_600_000).toISOString();
+        // Stored basic first, free second; free has the smaller id (the call made first).
+        await db.query(
+          `INSERT INTO public.plugin_usage (id, user_id, action, items, allowed, reason, plan_slug, created_at) OVERRIDING SYSTEM VALUE
+           VALUES (1000, $1::uuid, 'resize', 1, false, 'limit_reached', 'basic', $2::timestamptz),
+                  (10, $1::uuid, 'resize', 1, false, 'limit_reached', 'free', $2::timestamptz)`,
+          [user, at],
+        );
+        await db.query(
+          `INSERT INTO public.user_subscriptions (user_id, plan_id, status)
+           SELECT $1::uuid, p.id, 'active' FROM public.subscription_plans p WHERE p.plan_slug = 'basic'`,
+          [user],
+        );
+        // Hit on free, then basic: an upgrade. Hit on basic (the stored order) would be none.
+        const funnel = await readFunnel(db, await readRange(db, 7), 7);
+        assert.deepEqual({ hitLimit: funnel.hitLimit, upgraded: funnel.upgraded }, { hitLimit: 1, upgraded: 1 });
+      }));
+
     test('plan history from every source (Figma linked, lapsed and back, unpaid; a license; a seat and its team license), on the user page and in the plan mix', () =>
       withDatabase(dialect, async ({ db }) => {
         const auth = createPluginAuth(db);

@@ -278,24 +278,25 @@ export async function readFunnel(db: Queryable, range: Range, withinDays: number
     `WITH ${STATE}, limits AS (
        -- limit_reached days the window row does not hold as the range needs: -1 for a frozen day of
        -- the window before the range, +1 for a day read live (rolled up or not yet).
-       SELECT r.user_id, -1 AS n, NULL::timestamptz AS hit_at, NULL::varchar AS plan_slug
+       -- A call's id breaks a tie of two calls in one microsecond, as the rollup's first_limit_plan does.
+       SELECT r.user_id, -1 AS n, NULL::timestamptz AS hit_at, NULL::varchar AS plan_slug, NULL::bigint AS call_id
          FROM public.usage_user_days AS r
         WHERE r.usage_date >= (SELECT st.frozen_to - $5::integer + 1 FROM st)
           AND r.usage_date < (SELECT LEAST(st.frozen_to, $1::date) FROM st) AND r.limit_reached > 0
        UNION ALL
-       SELECT r.user_id, 1, r.first_limit_at, r.first_limit_plan
+       SELECT r.user_id, 1, r.first_limit_at, r.first_limit_plan, NULL::bigint
          FROM public.usage_user_days AS r
         WHERE r.usage_date >= (SELECT GREATEST(st.frozen_to, $1::date) FROM st) AND r.usage_date <= $2::date
           AND r.limit_reached > 0
        UNION ALL
-       SELECT p.user_id, 1, p.created_at, p.plan_slug
+       SELECT p.user_id, 1, p.created_at, p.plan_slug, p.id
          FROM public.plugin_usage AS p
         WHERE NOT p.allowed AND p.reason = 'limit_reached'
           AND p.created_at >= (SELECT GREATEST(st.mark, $3::timestamptz) FROM st) AND p.created_at < $4::timestamptz
      ), touched AS (
        -- Per user: the correction, whether a day read live has one, and its first.
        SELECT l.user_id, sum(l.n) AS n, bool_or(l.n > 0) AS live,
-              min(l.hit_at) AS live_at, (array_agg(l.plan_slug ORDER BY l.hit_at) FILTER (WHERE l.n > 0))[1] AS live_plan
+              min(l.hit_at) AS live_at, (array_agg(l.plan_slug ORDER BY l.hit_at, l.call_id) FILTER (WHERE l.n > 0))[1] AS live_plan
          FROM limits AS l
         GROUP BY l.user_id
      ), hit AS (
