@@ -47,19 +47,7 @@ export async function openDatabase(
   if (/^postgres(ql)?:\/\//.test(target) && options.driver === 'postgres') return (await import('./postgresjs.ts')).openPostgresJs(target, options);
   if (/^postgres(ql)?:\/\//.test(target)) {
     const multi = parseMultiHostUrl(target);
-    const newPool = (connectionString: string) =>
-      new pg.Pool({
-        connectionString,
-        max: options.max ?? 10,
-        application_name: options.applicationName ?? 'figma-plugin-auth-db',
-        types: {
-          getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-            if (oid === DATE_OID) return parseDate;
-            if (oid === INT8_OID) return parseInt8;
-            return pg.types.getTypeParser(oid, format as 'text');
-          }) as typeof pg.types.getTypeParser,
-        },
-      });
+    const newPool = (connectionString: string) => new pg.Pool(poolConfig(connectionString, options));
     if (multi) {
       const pool = new FailoverPool(multi.urls.map(newPool), multi.hosts, multi.targetSessionAttrs);
       const description = `PostgreSQL at ${multi.hosts.join(',')} (${multi.targetSessionAttrs}; ${redactUrl(multi.urls[0]!)})`;
@@ -68,6 +56,26 @@ export async function openDatabase(
     return wrapPool(newPool(target), `PostgreSQL at ${redactUrl(target)}`, true, options.preparedStatements ?? !transactionPooler(target));
   }
   throw openDatabaseTypeError();
+}
+
+/**
+ * The configuration of the pool openDatabase makes for a URL: its size, its application name, and
+ * the parsers that make pg return what PGlite and postgres.js return. Internal (not exported from
+ * the package root); the tests build their reusable pools from it.
+ */
+export function poolConfig(connectionString: string, options: Pick<OpenOptions, 'max' | 'applicationName'> = {}): pg.PoolConfig {
+  return {
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'figma-plugin-auth-db',
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+        if (oid === DATE_OID) return parseDate;
+        if (oid === INT8_OID) return parseInt8;
+        return pg.types.getTypeParser(oid, format as 'text');
+      }) as typeof pg.types.getTypeParser,
+    },
+  };
 }
 
 const openDatabaseTypeError = () =>

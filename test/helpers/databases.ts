@@ -7,11 +7,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { openDatabase, type Database } from '../../src/core/db.ts';
+import { openDatabase, poolConfig, type Database } from '../../src/core/db.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 import { redactUrl } from '../../src/core/redact.ts';
 import { leaseSetUpPglite, pgliteOptions, snapshotFs } from './pglite.ts';
-import { catalogMark, readPristine, resetData, type Pristine, type Raw } from './reuse.ts';
+import { catalogMark, IdleShelf, readPristine, resetData, type Pristine, type Raw } from './reuse.ts';
 
 /**
  * pglite: embedded PGlite. postgres: the real server through pg. postgresjs: the same real server
@@ -211,8 +211,6 @@ function guarded(db: Database, end: (reuse: boolean) => Promise<void>): { db: Da
 // ends. Its connections are tagged, so that a connection of anyone else to it at release time is
 // seen, and the database then dropped as before. TEST_SERVER_REUSE=0 makes a new one for every test.
 const REUSE_APP = `fpa-test-reuse-${process.pid}`;
-const DATE_OID = 1082;
-const INT8_OID = 20;
 
 interface ServerReusable {
   name: string;
@@ -220,9 +218,8 @@ interface ServerReusable {
   db: Database;
   max: number;
   mark: string;
-  timer?: ReturnType<typeof setTimeout>;
 }
-const idleServer: ServerReusable[] = [];
+const idleServer = new IdleShelf<ServerReusable>((r) => dropServerDatabase(r));
 let serverPristine: Promise<Pristine> | undefined;
 
 const rawClient = (client: pg.PoolClient): Raw => ({
@@ -230,20 +227,9 @@ const rawClient = (client: pg.PoolClient): Raw => ({
   exec: (script) => client.query(script),
 });
 
-/** The pool openDatabase(url) makes (its size, its parsers: DATE as text, BIGINT as number), tagged as ours. */
+/** The pool openDatabase(url) makes (poolConfig: its size, its parsers), tagged as ours. */
 async function reusablePool(url: string, max: number): Promise<{ pool: pg.Pool; db: Database }> {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max,
-    application_name: REUSE_APP,
-    types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-        if (oid === DATE_OID) return (value: string) => value;
-        if (oid === INT8_OID) return (value: string) => Number(value);
-        return pg.types.getTypeParser(oid, format as 'text');
-      }) as typeof pg.types.getTypeParser,
-    },
-  });
+  const pool = new pg.Pool(poolConfig(url, { max, applicationName: REUSE_APP }));
   const db = await openDatabase(pool);
   return { pool, db: { ...db, description: `PostgreSQL at ${redactUrl(url)}` } };
 }
@@ -265,11 +251,9 @@ async function resetServerDatabase(r: ServerReusable): Promise<boolean> {
       [REUSE_APP],
     );
     if (others.rows[0]!.n !== 0) return false;
-    for (const client of clients) {
-      // Each session as it was, its prepared statements kept (pg knows them by name per connection).
-      await client.query(`ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;
-                          SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS;`);
-    }
+    // Each session as it was, its prepared statements kept (pg knows them by name per connection).
+    await Promise.all(clients.map((client) => client.query(`ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;
+      SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS;`)));
     if ((await catalogMark(raw, true)) !== r.mark) return false;
     r.mark = await resetData(raw, await serverPristine!, r.mark);
     return true;
@@ -287,12 +271,8 @@ async function dropServerDatabase(r: ServerReusable): Promise<void> {
 }
 
 async function leaseServerDatabase(max: number): Promise<TestDatabase> {
-  let r: ServerReusable | undefined;
-  const at = idleServer.findIndex((x) => x.max === max);
-  if (at !== -1) {
-    r = idleServer.splice(at, 1)[0]!;
-    clearTimeout(r.timer);
-  } else {
+  let r = idleServer.take((x) => x.max === max);
+  if (!r) {
     const name = await createDatabase(true);
     const { pool, db } = await reusablePool(urlFor(name), max);
     const client = await pool.connect();
@@ -317,12 +297,7 @@ async function leaseServerDatabase(max: number): Promise<TestDatabase> {
       return;
     }
     if (shared || !(await resetServerDatabase(taken))) return dropServerDatabase(taken);
-    taken.timer = setTimeout(() => {
-      const i = idleServer.indexOf(taken);
-      if (i !== -1) idleServer.splice(i, 1);
-      void dropServerDatabase(taken);
-    }, 250);
-    idleServer.push(taken);
+    idleServer.put(taken);
   };
   const { db, discard } = guarded(taken.db, end);
   const t: TestDatabase = { dialect: 'postgres', db, discard };

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryFS, PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { PGLITE_PARSERS } from '../../src/core/pglite.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
-import { catalogMark, readPristine, resetData, type Pristine } from './reuse.ts';
+import { catalogMark, IdleShelf, readPristine, resetData, type Pristine } from './reuse.ts';
 
 const DIST = dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')));
 const VERSION = JSON.parse(readFileSync(join(DIST, '..', 'package.json'), 'utf8')).version as string;
@@ -257,8 +257,7 @@ export async function snapshotFs(kind: 'empty' | 'setup'): Promise<MemoryFS> {
  * system), a reset ~65 ms. On release (`reuse`: the test passed) the instance is reset to its state
  * after setup, or closed when that cannot be vouched for (helpers/reuse.ts: the catalog unchanged,
  * the data put back); the session is rolled back and discarded (DISCARD ALL: settings, prepared
- * statements, temporary tables, advisory locks, LISTEN). An idle instance not taken within
- * IDLE_MS is closed, so a test process exits when its tests end.
+ * statements, temporary tables, advisory locks, LISTEN). An idle instance waits on an IdleShelf.
  */
 export interface PgliteLease {
   instance: PGlite;
@@ -271,11 +270,9 @@ interface Reusable {
   /** The catalogs' mark after the last reset (or the load). */
   mark: string;
   uses: number;
-  timer?: ReturnType<typeof setTimeout>;
 }
 
-const IDLE_MS = 250;
-const idle: Reusable[] = [];
+const idle = new IdleShelf<Reusable>((r) => r.instance.close());
 let pristine: Promise<Pristine> | undefined;
 
 /** Resets a used instance to its state after setup; false when that cannot be vouched for (then it is closed). */
@@ -292,10 +289,8 @@ async function reset(r: Reusable): Promise<boolean> {
 
 /** An instance with the schema set up, reused across the process's tests (see PgliteLease). */
 export async function leaseSetUpPglite(): Promise<PgliteLease> {
-  let r = idle.pop();
-  if (r) {
-    clearTimeout(r.timer);
-  } else {
+  let r = idle.take();
+  if (!r) {
     const instance = await PGlite.create({ ...(await pgliteOptions()), fs: await snapshotFs('setup') });
     pristine ??= readPristine(instance);
     await pristine;
@@ -314,12 +309,7 @@ export async function leaseSetUpPglite(): Promise<PgliteLease> {
         if (!db.closed) await db.close();
         return;
       }
-      taken.timer = setTimeout(() => {
-        const at = idle.indexOf(taken);
-        if (at !== -1) idle.splice(at, 1);
-        void db.close();
-      }, IDLE_MS);
-      idle.push(taken);
+      idle.put(taken);
     },
   };
 }

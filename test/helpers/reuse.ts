@@ -125,3 +125,30 @@ export async function resetData(db: Raw, pristine: Pristine, before: string): Pr
     throw error;
   }
 }
+
+/**
+ * The reset databases waiting for the next test of the process. One not taken within `idleMs` is
+ * closed (`close`), so a test process exits when its tests end, and ends nothing it could reuse
+ * between two of its tests.
+ */
+export class IdleShelf<T> {
+  private readonly timers = new Map<T, ReturnType<typeof setTimeout>>();
+
+  constructor(private readonly close: (item: T) => Promise<void>, private readonly idleMs = 250) {}
+
+  /** The newest idle item that `fits`, taken off the shelf; undefined when none does. */
+  take(fits: (item: T) => boolean = () => true): T | undefined {
+    const item = [...this.timers.keys()].reverse().find(fits);
+    if (item === undefined) return undefined;
+    clearTimeout(this.timers.get(item));
+    this.timers.delete(item);
+    return item;
+  }
+
+  put(item: T): void {
+    this.timers.set(item, setTimeout(() => {
+      this.timers.delete(item);
+      void this.close(item).catch(() => {});
+    }, this.idleMs));
+  }
+}
