@@ -89,6 +89,16 @@ test('pglite only: two `npm run setup` at once on a fresh directory both succeed
   assert.equal(verify.code, 0, verify.all);
   // Both closed: the lock went with them.
   assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+  // initdb wrote PostgreSQL's 128 MB buffer pool into the directory's configuration; the library
+  // opens it with its own 16 MB (docs/embedded.md, "Memory"), as every opener of the directory does.
+  assert.match(readFileSync(join(dir, 'postgresql.conf'), 'utf8'), /^shared_buffers = 128MB/m);
+  const db = await openDatabase(`pglite:${dir}`);
+  try {
+    const [row] = await db.query<{ pool: string }>("SELECT pg_catalog.current_setting('shared_buffers') AS pool");
+    assert.equal(row!.pool, '16MB');
+  } finally {
+    await db.close();
+  }
 });
 
 test('pglite only: setup and the CLI work beside a process that owns the directory and keeps writing; its writes are all kept', async () => {

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryFS, PGlite, type PGliteOptions } from '@electric-sql/pglite';
-import { PGLITE_PARSERS } from '../../src/core/pglite.ts';
+import { PGLITE_PARSERS, PGLITE_SHARED_BUFFERS } from '../../src/core/pglite.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 import { catalogMark, IdleShelf, readPristine, resetData, type Pristine } from './reuse.ts';
 
@@ -71,8 +71,8 @@ const FORMAT = 't3';
 const EMPTY = `pglite-${VERSION}-${FORMAT}-empty`;
 const SET_UP = `pglite-${VERSION}-${FORMAT}-${SCHEMA}-setup`;
 
-/** The buffer pool of the snapshots' clusters (see dumpOf). */
-const SHARED_BUFFERS = '16MB';
+/** The buffer pool of the snapshots' clusters (see dumpOf): the library's own. */
+const SHARED_BUFFERS = PGLITE_SHARED_BUFFERS;
 
 /** Removes snapshots of other PGlite or schema versions (each is tens of MB). */
 function prune() {
@@ -89,10 +89,10 @@ function prune() {
  * fresh segment and checkpointed, so only that segment is needed to start. In the tarball the other
  * segments are left out and that one is cut after its last written page (PostgreSQL writes on past
  * the end, as into a new segment).
- * And the buffer pool is set to 16 MB (postgresql.auto.conf, so an instance loaded from the snapshot
- * and a data directory copied from it start with it): every start allocates and zeroes the whole
- * pool, and initdb's 128 MB was more than half of an instance's CPU (1.2 → 0.5 s on a loaded 2-core
- * machine); a test's database fits in 16 MB many times over.
+ * And the buffer pool is set to the library's 16 MB (postgresql.auto.conf, so an instance loaded
+ * here from the snapshot starts with it, as openDatabase's instances do through their start
+ * parameters): every start allocates and zeroes the whole pool, and initdb's 128 MB was more than
+ * half of an instance's CPU (1.2 → 0.5 s on a loaded 2-core machine).
  */
 async function dumpOf(db: PGlite): Promise<Uint8Array> {
   await db.exec(`ALTER SYSTEM SET shared_buffers = '${SHARED_BUFFERS}'`);
