@@ -17,22 +17,20 @@ const INT8_OID = 20;
 /** Type parsers for PGlite instances created outside openDatabase (e.g. from a data-dir dump). */
 export const PGLITE_PARSERS = { [DATE_OID]: (value: string): string => value, [INT8_OID]: (value: string | number | bigint): number => Number(value) };
 
-/** The buffer pool of the PGlite instances openDatabase opens (docs/embedded.md, "Memory"). */
-export const PGLITE_SHARED_BUFFERS = '16MB';
-
 /**
- * PGlite's own start parameters with a 16 MB buffer pool instead of PostgreSQL's 128 MB. Every start
+ * The start parameters of the PGlite instances openDatabase opens (docs/embedded.md, "Memory"):
+ * PGlite's own with a 16 MB buffer pool instead of PostgreSQL's 128 MB. Every start
  * allocates and zeroes the whole pool inside the WebAssembly memory: at 128 MB that was about 0.3 s
  * of an open and 112 MB of the process's memory more. Pages outside the pool are read from
  * PGlite's own files (memory, or the data directory through the OS's cache), and a plugin
  * backend's hot rows (its active users' counters and tokens) fit in 16 MB many times over.
  * Passed on the command line, it wins over the data directory's postgresql.conf.
  */
-const START_PARAMS = [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`];
+export const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
 
 /** In-memory PGlite: one process, nothing to share. */
 export async function openMemoryPglite(): Promise<Database> {
-  return wrapPglite(await PGlite.create({ parsers: PGLITE_PARSERS, startParams: START_PARAMS }), 'in-memory PGlite', true);
+  return wrapPglite(await PGlite.create({ parsers: PGLITE_PARSERS, startParams: PGLITE_START_PARAMS }), 'in-memory PGlite', true);
 }
 
 /** How a client of the owner's socket is opened: a pg pool on the URL (db.ts's openDatabase). */
@@ -72,7 +70,7 @@ async function ownDirectory(
   let pglite: PGlite | undefined;
   let served: { close(): Promise<void> } | undefined;
   try {
-    pglite = await PGlite.create(resolve(dataDir), { parsers: PGLITE_PARSERS, startParams: START_PARAMS });
+    pglite = await PGlite.create(resolve(dataDir), { parsers: PGLITE_PARSERS, startParams: PGLITE_START_PARAMS });
     if (socket) served = await serveDatabase(pglite as unknown as Parameters<typeof serveDatabase>[0], socket.dir);
   } catch (error) {
     await pglite?.close().catch(() => {});

@@ -4,8 +4,8 @@
 // - the data directory of a freshly initialised cluster (initdb: seconds of CPU) and of a set-up one
 //   are kept on disk in node_modules/.cache, keyed by the PGlite version and the schema's checksum,
 //   built by the first process that needs them (the others wait on a lock) and shared by all.
-// Every test still gets an instance of its own, loaded from one of these snapshots; the snapshots
-// carry a 16 MB buffer pool (see dumpOf), which is most of what a start costs. A snapshot is read
+// Every test still gets an instance of its own, loaded from one of these snapshots and started with
+// the library's start parameters (its 16 MB buffer pool; see pgliteOptions). A snapshot is read
 // and parsed once per process, and each instance's in-memory file system is filled from the parsed
 // files (snapshotFs): PGlite's own loadDataDir reads, parses and unpacks the whole tarball again
 // for every instance, checking every folder of every path on the way.
@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryFS, PGlite, type PGliteOptions } from '@electric-sql/pglite';
-import { PGLITE_PARSERS, PGLITE_SHARED_BUFFERS } from '../../src/core/pglite.ts';
+import { PGLITE_PARSERS, PGLITE_START_PARAMS } from '../../src/core/pglite.ts';
 import { buildSetupScript, loadMigrations } from '../../src/schema/migrations.ts';
 import { catalogMark, IdleShelf, readPristine, resetData, type Pristine } from './reuse.ts';
 
@@ -23,13 +23,18 @@ const DIST = dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')))
 const VERSION = JSON.parse(readFileSync(join(DIST, '..', 'package.json'), 'utf8')).version as string;
 const CACHE = fileURLToPath(new URL('../../node_modules/.cache/figma-plugin-auth-db-test/', import.meta.url));
 
-let shared: Promise<Pick<PGliteOptions, 'pgliteWasmModule' | 'fsBundle' | 'parsers'>> | undefined;
-/** Options for PGlite.create: this process's compiled WASM module, file-system bundle and the parsers. */
-export function pgliteOptions(): Promise<Pick<PGliteOptions, 'pgliteWasmModule' | 'fsBundle' | 'parsers'>> {
+let shared: Promise<Pick<PGliteOptions, 'pgliteWasmModule' | 'fsBundle' | 'parsers' | 'startParams'>> | undefined;
+/**
+ * Options for PGlite.create: this process's compiled WASM module, file-system bundle, the parsers,
+ * and the library's start parameters (its 16 MB buffer pool: every start zeroes the whole pool, and
+ * initdb's 128 MB was more than half of an instance's CPU).
+ */
+export function pgliteOptions(): Promise<Pick<PGliteOptions, 'pgliteWasmModule' | 'fsBundle' | 'parsers' | 'startParams'>> {
   shared ??= (async () => ({
     pgliteWasmModule: await WebAssembly.compile(readFileSync(join(DIST, 'pglite.wasm'))),
     fsBundle: new Blob([readFileSync(join(DIST, 'pglite.data'))]),
     parsers: PGLITE_PARSERS,
+    startParams: PGLITE_START_PARAMS,
   }))();
   return shared;
 }
@@ -66,13 +71,10 @@ async function once(path: string, build: (tmp: string) => Promise<void>): Promis
 }
 
 const SCHEMA = createHash('sha256').update(buildSetupScript()).digest('hex').slice(0, 12);
-// The snapshots' own format (dumpOf's trimming and settings): a change here makes new ones.
-const FORMAT = 't3';
+// The snapshots' own format (dumpOf's trimming): a change here makes new ones.
+const FORMAT = 't4';
 const EMPTY = `pglite-${VERSION}-${FORMAT}-empty`;
 const SET_UP = `pglite-${VERSION}-${FORMAT}-${SCHEMA}-setup`;
-
-/** The buffer pool of the snapshots' clusters (see dumpOf): the library's own. */
-const SHARED_BUFFERS = PGLITE_SHARED_BUFFERS;
 
 /** Removes snapshots of other PGlite or schema versions (each is tens of MB). */
 function prune() {
@@ -89,13 +91,8 @@ function prune() {
  * fresh segment and checkpointed, so only that segment is needed to start. In the tarball the other
  * segments are left out and that one is cut after its last written page (PostgreSQL writes on past
  * the end, as into a new segment).
- * And the buffer pool is set to the library's 16 MB (postgresql.auto.conf, so an instance loaded
- * here from the snapshot starts with it, as openDatabase's instances do through their start
- * parameters): every start allocates and zeroes the whole pool, and initdb's 128 MB was more than
- * half of an instance's CPU (1.2 → 0.5 s on a loaded 2-core machine).
  */
 async function dumpOf(db: PGlite): Promise<Uint8Array> {
-  await db.exec(`ALTER SYSTEM SET shared_buffers = '${SHARED_BUFFERS}'`);
   await db.exec("UPDATE pg_catalog.pg_database SET datistemplate = false WHERE datname IN ('template0', 'template1')");
   for (const template of ['template0', 'template1']) await db.exec(`DROP DATABASE IF EXISTS ${template}`);
   await db.query('SELECT pg_catalog.pg_switch_wal()');
