@@ -253,7 +253,8 @@ async function resetServerDatabase(r: ServerReusable): Promise<boolean> {
     if (others.rows[0]!.n !== 0) return false;
     // Each session as it was, its prepared statements kept (pg knows them by name per connection).
     await Promise.all(clients.map((client) => client.query(`ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;
-      SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS;`)));
+      SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS;
+      SELECT pg_catalog.pg_stat_force_next_flush();`))); // its pending counters out now, before resetData clears them
     if ((await catalogMark(raw, true)) !== r.mark) return false;
     r.mark = await resetData(raw, await serverPristine!, r.mark);
     return true;

@@ -102,9 +102,10 @@ export async function resetData(db: Raw, pristine: Pristine, before: string): Pr
   // Replica: no trigger of the schema runs for the truncation and the seeds (they are put back as
   // they were, not written anew).
   await db.exec(`BEGIN; SET LOCAL session_replication_role = replica; TRUNCATE ${touched.join(', ')} RESTART IDENTITY CASCADE;`);
+  let after: { xid: string } | undefined;
   try {
     const n = pristine.seeds.length;
-    const [after] = (await db.query<{ xid: string }>(
+    [after] = (await db.query<{ xid: string }>(
       `WITH ${pristine.seeds.map((s, i) => `s${i} AS (INSERT INTO public.${s.table} OVERRIDING SYSTEM VALUE SELECT * FROM pg_catalog.json_populate_recordset(NULL::public.${s.table}, $${i + 1}::json))`).join(', ')},
             q AS (SELECT pg_catalog.setval(x.n::regclass, x.v, x.c) FROM unnest($${n + 1}::text[], $${n + 2}::bigint[], $${n + 3}::boolean[]) AS x(n, v, c))
        SELECT (SELECT pg_catalog.count(*) FROM q)::text AS n, (pg_catalog.pg_current_xact_id()::text::bigint % 4294967296)::text AS xid`,
@@ -117,13 +118,18 @@ export async function resetData(db: Raw, pristine: Pristine, before: string): Pr
       [pristine.sizes.map((z) => z.oid), pristine.sizes.map((z) => z.pages), pristine.sizes.map((z) => z.tuples), pristine.sizes.map((z) => z.visible)],
     );
     await db.exec(`DELETE FROM pg_catalog.pg_statistic s USING pg_catalog.pg_class c, pg_catalog.pg_namespace n
-                    WHERE c.oid = s.starelid AND n.oid = c.relnamespace AND n.nspname = 'public';
-                   SELECT pg_catalog.pg_stat_reset(); COMMIT;`);
-    return `${after!.xid}:${before.split(':')[1]}`;
+                    WHERE c.oid = s.starelid AND n.oid = c.relnamespace AND n.nspname = 'public'; COMMIT;`);
   } catch (error) {
     await db.exec('ROLLBACK').catch(() => {});
     throw error;
   }
+  // The counters last: a session hands its counters (this reset's own writes among them) to the
+  // shared statistics when it goes idle, at most once a second unless forced; cleared before that,
+  // they would come back after the reset. So they are flushed first, then cleared.
+  await db.query('SELECT pg_catalog.pg_stat_force_next_flush()');
+  await db.query('SELECT 1');
+  await db.query('SELECT pg_catalog.pg_stat_reset()');
+  return `${after!.xid}:${before.split(':')[1]}`;
 }
 
 /**
