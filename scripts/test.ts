@@ -83,7 +83,10 @@ try {
 const named = args.filter((a) => a.endsWith('.ts'));
 const bundles = await testBundles([...named, ...files]);
 const bundleOf = new Map([...named, ...files].map((f, i) => [f, bundles[i]!]));
-const groups = balance(files).map((group) => groupEntry(group.map((f) => bundleOf.get(f)!)));
+const groups = balance(files).map((group, i) => {
+  console.log(`# group ${i + 1}: ${group.map((f) => f.replace(/^test\//, '')).join(' ')}`);
+  return groupEntry(group.map((f) => bundleOf.get(f)!));
+});
 const runnerArgs = [...args.map((a) => bundleOf.get(a) ?? a), ...groups];
 const child = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', ...runnerArgs], {
   env,
