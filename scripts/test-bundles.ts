@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
@@ -113,7 +113,7 @@ export async function testBundles(files: string[]): Promise<string[]> {
  */
 export function groupEntry(bundles: string[]): string {
   const names = bundles.map((b) => basename(b));
-  const dir = resolve(bundles[0]!, '..');
+  const dir = dirname(bundles[0]!);
   const path = join(dir, `group-${createHash('sha256').update(names.join('\n')).digest('hex').slice(0, 12)}.test.mjs`);
   if (!existsSync(path)) {
     const text = [
