@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { PGlite } from '@electric-sql/pglite';
 import { openDatabase } from '../src/core/db.ts';
 import { createPluginAuth } from '../src/auth.ts';
-import { createUser, dropDatabase, freshDatabase, SERVER_DIALECTS, type TestDatabase } from './helpers/databases.ts';
+import pg from 'pg';
+import { createUser, dropDatabase, freshDatabase, serverUrl, SERVER_DIALECTS, type TestDatabase } from './helpers/databases.ts';
+import { runScript } from './helpers/run.ts';
 import type { Database } from '../src/core/db.ts';
 import { dumpDatabase } from './helpers/dump.ts';
 import { leaseSetUpPglite, pgliteOptions, snapshotFs } from './helpers/pglite.ts';
@@ -186,6 +188,20 @@ describe('real-server databases reused across tests', { skip: SERVER_DIALECTS.in
       const nextName = (await next.db.query<{ name: string }>('SELECT pg_catalog.current_database() AS name'))[0]!.name;
       assert.notEqual(nextName, name, String(use));
       await next.db.close();
+    }
+  });
+  test('a database waiting for reuse when its process has nothing left to do is dropped, and the process exits', { timeout: 120_000 }, async () => {
+    const run = await runScript('test/fixtures/shelf-exit.ts', [], { env: { TEST_DATABASE_URL: serverUrl() } });
+    assert.equal(run.code, 0, run.all);
+    const name = run.stdout.trim();
+    assert.match(name, /^fpa_test_/, run.all);
+    const client = new pg.Client({ connectionString: serverUrl() });
+    await client.connect();
+    try {
+      const left = await client.query('SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1::text', [name]);
+      assert.equal(left.rowCount, 0, `${name} was left on the server`);
+    } finally {
+      await client.end();
     }
   });
 });

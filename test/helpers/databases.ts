@@ -229,7 +229,8 @@ const rawClient = (client: pg.PoolClient): Raw => ({
 
 /** The pool openDatabase(url) makes (poolConfig: its size, its parsers), tagged as ours. */
 async function reusablePool(url: string, max: number): Promise<{ pool: pg.Pool; db: Database }> {
-  const pool = new pg.Pool(poolConfig(url, { max, applicationName: REUSE_APP }));
+  // Idle, its connections keep no process alive (IdleShelf closes it at 'beforeExit').
+  const pool = new pg.Pool({ ...poolConfig(url, { max, applicationName: REUSE_APP }), allowExitOnIdle: true });
   const db = await openDatabase(pool);
   return { pool, db: { ...db, description: `PostgreSQL at ${redactUrl(url)}` } };
 }

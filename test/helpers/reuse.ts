@@ -134,13 +134,21 @@ export async function resetData(db: Raw, pristine: Pristine, before: string): Pr
 
 /**
  * The reset databases waiting for the next test of the process. One not taken within `idleMs` is
- * closed (`close`), so a test process exits when its tests end, and ends nothing it could reuse
- * between two of its tests.
+ * closed (`close`), and so is every one still idle when the process has nothing left to do
+ * ('beforeExit'): the idle timers never keep the process alive (nor do the idle connections of a
+ * reused server database: its pool allows exit on idle), so a test process exits when its tests
+ * end, closing what it kept, and ends nothing it could reuse between two of its tests. The idle time
+ * spans a file's tests on the other engine (a file runs its tests on PGlite, then on the server)
+ * and the start of the next file of a group; at 250 ms, each such gap cost a new database.
  */
 export class IdleShelf<T> {
   private readonly timers = new Map<T, ReturnType<typeof setTimeout>>();
 
-  constructor(private readonly close: (item: T) => Promise<void>, private readonly idleMs = 250) {}
+  constructor(private readonly close: (item: T) => Promise<void>, private readonly idleMs = 10_000) {
+    process.on('beforeExit', () => {
+      for (const item of [...this.timers.keys()]) this.closeNow(item);
+    });
+  }
 
   /** The newest idle item that `fits`, taken off the shelf; undefined when none does. */
   take(fits: (item: T) => boolean = () => true): T | undefined {
@@ -152,9 +160,14 @@ export class IdleShelf<T> {
   }
 
   put(item: T): void {
-    this.timers.set(item, setTimeout(() => {
-      this.timers.delete(item);
-      void this.close(item).catch(() => {});
-    }, this.idleMs));
+    const timer = setTimeout(() => this.closeNow(item), this.idleMs);
+    timer.unref();
+    this.timers.set(item, timer);
+  }
+
+  private closeNow(item: T): void {
+    clearTimeout(this.timers.get(item));
+    this.timers.delete(item);
+    void this.close(item).catch(() => {});
   }
 }
