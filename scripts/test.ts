@@ -81,8 +81,9 @@ try {
 
 // Every test file given (named on the command line, or all of test/) runs as its bundle.
 const named = args.filter((a) => a.endsWith('.ts'));
-const bundles = await testBundles([...named, ...files]);
-const bundleOf = new Map([...named, ...files].map((f, i) => [f, bundles[i]!]));
+const all = [...named, ...files];
+const bundles = await testBundles(all);
+const bundleOf = new Map(all.map((f, i) => [f, bundles[i]!]));
 const groups = balance(files).map((group, i) => {
   console.log(`# group ${i + 1}: ${group.map((f) => f.replace(/^test\//, '')).join(' ')}`);
   return groupEntry(group.map((f) => bundleOf.get(f)!));
