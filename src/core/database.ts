@@ -12,6 +12,8 @@ export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Where it points, safe to print: passwords are redacted. */
   readonly description: string;
+  /** Whether a statement sent with `prepare` is prepared once and kept (false behind a transaction-mode pooler). */
+  readonly prepares?: boolean;
   /** Runs fn in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;

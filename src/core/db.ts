@@ -371,6 +371,7 @@ function wrapPool(pool: PoolLike, description: string, owned: boolean, prepare: 
   return {
     kind: 'postgres',
     description,
+    prepares: prepare,
     query: (text, params, options) => onPooled((q) => q.query(text, params, options)),
     exec: (script) => onPooled((q) => q.exec(script)),
     async transaction(fn) {

@@ -143,6 +143,7 @@ export function wrapPglite(db: PGlite, description: string, owned: boolean): Dat
   return {
     kind: 'pglite',
     description,
+    prepares: named !== undefined,
     // A statement sent with `prepare` is parsed and planned once per instance, as on PostgreSQL.
     query: (text, params, options) => (options?.prepare && named ? named(options.prepare, text, params ?? []) : base.query(text, params)),
     exec: base.exec,

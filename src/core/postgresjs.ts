@@ -139,6 +139,7 @@ function wrapSql(sql: Sql, description: string, owned: boolean, prepare: boolean
   return {
     kind: 'postgres',
     description,
+    prepares: prepare,
     // A lost or FATAL connection is closed and replaced by postgres.js itself; an error the server
     // sent in answer to a statement leaves the connection in the pool, as on the pg path.
     query: base.query,

@@ -1,8 +1,11 @@
 // usage.consume / check / refund / summary: typed calls of the SQL functions in
 // sql/006_usage_metering.sql, which hold all the rules (so rpc callers get the same behaviour).
-// One call is one statement, so one round trip and one transaction.
-import { withTypedErrors, type Queryable } from '../core/queryable.ts';
+// One call is one statement, so one round trip and one transaction. consume's common case is sent
+// as one plain statement where statements stay prepared (./common-consume.ts: same answer, same
+// writes, without the cost of the function call); anything else is the function's.
+import { withTypedErrors, type Database, type Queryable } from '../core/queryable.ts';
 import * as input from '../core/validation.ts';
+import { COMMON_CONSUME } from './common-consume.ts';
 
 export type UsageReason = 'ok' | 'limit_reached' | 'batch_too_large';
 
@@ -98,9 +101,24 @@ const toAnswer = (r: AnswerRow): UsageAnswer => ({
  * supabase.rpc callers), so a caller that skips a check gets a typed error, never a wrong count.
  */
 export function usageCalls(db: Queryable) {
+  // The common statement needs the library's tables in this database and a plan kept per
+  // connection (parsed and planned on every call it would cost more than the function call): not
+  // on a pooler in transaction mode, inside a caller's transaction on PGlite, or on a sharded
+  // layout's proxy database, whose functions route to the user's partition (sql/plproxy/).
+  let common = (db as Partial<Database>).prepares === true;
   db = withTypedErrors(db);
   return {
     async consume(userId: string, action: string, items: number, idempotencyKey: string | null, metadataJson: string | null): Promise<UsageAnswer> {
+      if (common && idempotencyKey === null) {
+        try {
+          const rows = await db.query<AnswerRow>(COMMON_CONSUME, [userId, action, items, metadataJson], { prepare: 'fpa_consume_common' });
+          if (rows[0]) return toAnswer(rows[0]);
+        } catch (error) {
+          // undefined_table: not a database of this library's tables (a proxy); never again here.
+          if ((error as { cause?: { code?: unknown } }).cause?.code !== '42P01') throw error;
+          common = false;
+        }
+      }
       const rows = await db.query<AnswerRow>(
         'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, $4::text, $5::jsonb)',
         [userId, action, items, idempotencyKey, metadataJson],
