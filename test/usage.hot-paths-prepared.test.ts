@@ -91,7 +91,8 @@ describe('hot paths, prepared statements [postgres]', () => {
           await auth.tokens.verify(issued.token);
           const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', []))
             .map((r) => r.name);
-          assert.deepEqual(names, prepared ? ['fpa_check_usage', 'fpa_consume_usage', 'fpa_verify_plugin_token'] : []);
+          // consume: its common statement, then the function (a new user has no effective plan row yet).
+          assert.deepEqual(names, prepared ? ['fpa_check_usage', 'fpa_consume_common', 'fpa_consume_usage', 'fpa_verify_plugin_token'] : []);
           assert.equal((await auth.usage.check(user, 'export')).used, 3);
         } finally {
           await db.close();
@@ -115,7 +116,7 @@ describe('hot paths, prepared statements [postgres]', () => {
         await assert.rejects(db.query('INSERT INTO public.users (id, email) VALUES ($1::uuid, $2::text)', [user, 'again@example.com']), (e: { code?: string }) => e.code === '23505');
         assert.equal(await pid(), first, 'the connection survived the refusals');
         const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', [])).map((r) => r.name);
-        assert.deepEqual(names, ['fpa_consume_usage']);
+        assert.deepEqual(names, ['fpa_consume_common', 'fpa_consume_usage']);
         // The server ends the session in the middle of a statement: it fails, and the next one runs on a new connection.
         // Its rejection is caught at once: it may come before the terminate call returns.
         const sleeping = db.query('SELECT pg_catalog.pg_sleep(30)', []).then(() => undefined, (error: { code?: string; cause?: { code?: string } }) => error);
@@ -152,7 +153,7 @@ describe('hot paths, prepared statements [pglite]', () => {
       const issued = await auth.tokens.issue(user);
       assert.equal((await auth.tokens.verify(issued.token)).userId, user);
       const names = (await db.query<{ name: string }>('SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name', [])).map((r) => r.name);
-      assert.deepEqual(names, ['fpa_check_usage', 'fpa_consume_usage', 'fpa_verify_plugin_token']);
+      assert.deepEqual(names, ['fpa_check_usage', 'fpa_consume_common', 'fpa_consume_usage', 'fpa_verify_plugin_token']);
       // Another text under a taken name is sent unnamed, as it is, and the named statement stays.
       assert.deepEqual(await db.query('SELECT $1::integer + 1 AS x', [41], { prepare: 'fpa_consume_usage' }), [{ x: 42 }]);
       // Refused by the server on the named path: the same typed error as through query().
