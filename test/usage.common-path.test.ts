@@ -13,7 +13,10 @@ const FUNCTION = 'public.consume_usage(uuid, varchar, integer, text, jsonb)';
 
 /** The function's answer, called as an rpc caller calls it, in the library's shape. */
 async function viaFunction(db: Queryable, userId: string, action: string, items = 1, metadata: object | null = null): Promise<UsageAnswer> {
-  const [r] = await db.query<Record<string, never>>(
+  const [r] = await db.query<{
+    allowed: boolean; reason: UsageAnswer['reason']; plan_slug: string; used: number; usage_limit: number | null;
+    remaining: number | null; batch_limit: number | null; resets_at: Date | null; replayed: boolean;
+  }>(
     'SELECT * FROM public.consume_usage($1::uuid, $2::varchar, $3::integer, NULL::text, $4::jsonb)',
     [userId, action, items, metadata === null ? null : JSON.stringify(metadata)],
   );

@@ -12,13 +12,16 @@
 // It answers a row only when its answer is the function's, and writes nothing otherwise:
 // - fits: the effective plan row valid now (as the function's first read), a daily plan for
 //   'resize' (a lifetime plan sums other days under a lock: the function's), a limit not 0 (the
-//   insert arm of the upsert would ignore its WHERE), a batch within the plan's, and the inputs
-//   the function accepts (action, items, metadata: the function raises the typed error).
+//   insert arm of the upsert would ignore its WHERE), a batch within the plan's, metadata the
+//   function accepts (its 16 kB are measured on the jsonb text, in SQL only: the function raises
+//   invalid_metadata). Action and items are not tested again: its one caller, createUsage's
+//   consume, has refused what the function would (src/core/validation.ts, the same rules).
 // - counted: the function's upsert, the same WHERE against the latest committed count under the
 //   row's lock, so the same decision.
-// - seen (denied only): today's count as the function reads it after a denial, the latest
-//   committed one: the row is already locked by this transaction's upsert, and FOR UPDATE reads
-//   its latest version. No row (it was inserted after this statement's snapshot) = no answer.
+// - on a denial only (COALESCE evaluates its second argument only then): today's count as the
+//   function reads it after a denial, the latest committed one. The upsert has locked the row,
+//   and FOR UPDATE reads its latest version. No row (it was inserted after this statement's
+//   snapshot) = no answer, nothing written.
 // - the log row, as the function writes it; RETURNING gives the function's answer columns.
 export const COMMON_CONSUME = `WITH plan AS (
   SELECT p.plan_slug,
@@ -32,8 +35,6 @@ export const COMMON_CONSUME = `WITH plan AS (
 ), fits AS (
   SELECT f.* FROM plan AS f
    WHERE f.lim <> 0 AND (f.batch = -1 OR $3::integer <= f.batch)
-     AND pg_catalog.octet_length($2::varchar) BETWEEN 1 AND 64 AND $2::varchar !~ '[^A-Za-z0-9_.:-]'
-     AND $3::integer BETWEEN 1 AND 10000
      AND ($4::jsonb IS NULL OR (pg_catalog.jsonb_typeof($4::jsonb) = 'object'
           AND pg_catalog.octet_length($4::jsonb::text) <= 16384))
 ), counted AS (
@@ -43,19 +44,16 @@ export const COMMON_CONSUME = `WITH plan AS (
   DO UPDATE SET count = d.count + 1, updated_at = pg_catalog.now()
   WHERE (SELECT f.lim FROM fits AS f) = -1 OR d.count + 1 <= (SELECT f.lim FROM fits AS f)
   RETURNING d.count
-), seen AS (
-  SELECT d.count FROM public.daily_usage_summary AS d, fits AS f
-   WHERE d.user_id = $1::uuid AND d.action = $2::varchar AND d.usage_date = f.today
-     AND NOT EXISTS (SELECT FROM counted)
-     FOR UPDATE OF d
 )
 INSERT INTO public.plugin_usage AS u (user_id, action, items, allowed, reason, plan_slug, metadata,
                                       used, usage_limit, batch_limit, resets_at)
 SELECT $1::uuid, $2::varchar, $3::integer, a.c IS NOT NULL,
        CASE WHEN a.c IS NOT NULL THEN 'ok' ELSE 'limit_reached' END, f.plan_slug, $4::jsonb,
-       COALESCE(a.c, a.s), NULLIF(f.lim, -1), NULLIF(f.batch, -1), (f.today + 1)::timestamp AT TIME ZONE 'UTC'
-  FROM fits AS f, (SELECT (SELECT c.count FROM counted AS c) AS c, (SELECT s.count FROM seen AS s) AS s) AS a
- WHERE COALESCE(a.c, a.s) IS NOT NULL
+       a.s, NULLIF(f.lim, -1), NULLIF(f.batch, -1), (f.today + 1)::timestamp AT TIME ZONE 'UTC'
+  FROM fits AS f, (SELECT (SELECT c.count FROM counted AS c) AS c) AS c0,
+       LATERAL (SELECT c0.c AS c, COALESCE(c0.c, (SELECT d.count FROM public.daily_usage_summary AS d
+                 WHERE d.user_id = $1::uuid AND d.action = $2::varchar AND d.usage_date = f.today FOR UPDATE)) AS s) AS a
+ WHERE a.s IS NOT NULL
 RETURNING u.allowed, u.reason, u.plan_slug, u.used, u.usage_limit,
           CASE WHEN u.usage_limit IS NOT NULL THEN GREATEST(u.usage_limit - u.used, 0) END AS remaining,
           u.batch_limit, u.resets_at, false AS replayed`;
