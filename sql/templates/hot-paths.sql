@@ -13,6 +13,10 @@
 -- taken as is (no comments between sections: they would become part of the text). @name@ inside a
 -- section is replaced by that section's (rendered) text. To change consume_usage: edit its section
 -- here, run `npm run generate`, then setup; test/repo.generated.test.ts fails while the output is stale.
+-- consume_usage's common case (no idempotency key, a daily or unlimited plan, a valid effective
+-- plan row) is also sent as one plain statement by the TypeScript API: src/usage/common-consume.ts.
+-- A change to what consume answers or writes there is a change to both;
+-- test/usage.common-path.test.ts compares them call by call.
 -- @@ plugin_auth_grants
 CREATE OR REPLACE FUNCTION public.plugin_auth_grants(
   p_user_id UUID,
