@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { DIALECTS, SERVER_DIALECTS, createUser, withDatabase } from './helpers/databases.ts';
 import { setPlan } from './helpers/usage.ts';
 import { openDatabase, type Queryable } from '../src/core/db.ts';
-import { createUsage, type UsageAnswer } from '../src/usage/usage.ts';
+import { createUsage, usageCalls, type UsageAnswer } from '../src/usage/usage.ts';
 
 const FUNCTION = 'public.consume_usage(uuid, varchar, integer, text, jsonb)';
 
@@ -86,6 +86,11 @@ for (const dialect of DIALECTS) {
               return usage.consume(lapsed, 'resize');
             }],
             ['metadata over 16 kB', () => usage.consume(pro, 'resize', { metadata: { a: 'x'.repeat(16400) } })],
+            // Past the TypeScript checks (the internal calls): what the function refuses, it declines.
+            ['items 0', () => usageCalls(db).consume(pro, 'resize', 0, null, null)],
+            ['items 10001', () => usageCalls(db).consume(pro, 'export', 10001, null, null)],
+            ['an action of 65 bytes', () => usageCalls(db).consume(pro, 'a'.repeat(65), 1, null, null)],
+            ['metadata that is not an object', () => usageCalls(db).consume(pro, 'export', 1, null, '[1]')],
           ];
           for (const [what, call] of declined) {
             await assert.rejects(call(), (e: Error & { code?: string }) => e.code === 'database_error' && /consume_usage/.test(e.message), what);
@@ -95,8 +100,11 @@ for (const dialect of DIALECTS) {
         } finally {
           await db.exec(`ALTER FUNCTION public.consume_usage_away(uuid, varchar, integer, text, jsonb) RENAME TO consume_usage`);
         }
-        // Back: a declined call gets the function's answer.
+        // Back: a declined call gets the function's answer or typed error.
         assert.equal((await usage.consume(pro, 'resize', { items: 21 })).reason, 'batch_too_large');
+        await assert.rejects(usageCalls(db).consume(pro, 'resize', 0, null, null), { code: 'invalid_items' });
+        await assert.rejects(usageCalls(db).consume(pro, 'a'.repeat(65), 1, null, null), { code: 'invalid_action' });
+        await assert.rejects(usageCalls(db).consume(pro, 'export', 1, null, '[1]'), { code: 'invalid_metadata' });
       }));
   });
 }

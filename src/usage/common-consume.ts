@@ -7,15 +7,16 @@
 // Supabase's advisor requires of every function) is saved, set and restored on every call, and a
 // PL/pgSQL set-returning call runs each statement through SPI. Measured (BENCHMARKS.md, "consume's
 // common case as one statement"): against bench/pgbench's single-source statement, the function
-// is 0.82-0.87 on PGlite and 0.90-0.93 of its server CPU on PostgreSQL; this statement 0.95 and 0.97.
+// is 0.82-0.87 on PGlite and 0.90-0.93 of its server CPU on PostgreSQL; this statement 0.94-0.95 and 0.97-0.98.
 //
 // It answers a row only when its answer is the function's, and writes nothing otherwise:
 // - fits: the effective plan row valid now (as the function's first read), a daily plan for
 //   'resize' (a lifetime plan sums other days under a lock: the function's), a limit not 0 (the
-//   insert arm of the upsert would ignore its WHERE), a batch within the plan's, metadata the
-//   function accepts (its 16 kB are measured on the jsonb text, in SQL only: the function raises
-//   invalid_metadata). Action and items are not tested again: its one caller, createUsage's
-//   consume, has refused what the function would (src/core/validation.ts, the same rules).
+//   insert arm of the upsert would ignore its WHERE), a batch within the plan's, and inputs the
+//   function accepts (otherwise it raises their typed error): items from 1 to 10000, an action of
+//   1 to 64 bytes, metadata an object of at most 16 kB of jsonb text. The action's characters are
+//   not tested again (a regular expression a call, measured): its one caller, createUsage's
+//   consume, has refused any other (src/core/validation.ts, the function's rule).
 // - counted: the function's upsert, the same WHERE against the latest committed count under the
 //   row's lock, so the same decision.
 // - on a denial only (COALESCE evaluates its second argument only then): today's count as the
@@ -34,7 +35,8 @@ export const COMMON_CONSUME = `WITH plan AS (
      AND ($2::varchar <> 'resize' OR (p.limits ->> 'isDaily')::boolean)
 ), fits AS (
   SELECT f.* FROM plan AS f
-   WHERE f.lim <> 0 AND (f.batch = -1 OR $3::integer <= f.batch)
+   WHERE f.lim <> 0 AND (f.batch = -1 OR $3::integer <= f.batch) AND $3::integer BETWEEN 1 AND 10000
+     AND pg_catalog.octet_length($2::varchar) BETWEEN 1 AND 64
      AND ($4::jsonb IS NULL OR (pg_catalog.jsonb_typeof($4::jsonb) = 'object'
           AND pg_catalog.octet_length($4::jsonb::text) <= 16384))
 ), counted AS (

@@ -99,6 +99,8 @@ const toAnswer = (r: AnswerRow): UsageAnswer => ({
  * metering path, whose user id is a verified token's, read back from the database as a uuid.
  * Internal: not exported from the package root. SQL checks every value again (the last line, for
  * supabase.rpc callers), so a caller that skips a check gets a typed error, never a wrong count.
+ * One exception: consume's common statement leaves the characters of the action to the caller's
+ * check (its length, items and metadata it tests, and declines to the function).
  */
 export function usageCalls(db: Queryable) {
   // The common statement needs the library's tables in this database and a plan kept per
