@@ -95,8 +95,13 @@ for (const dialect of DIALECTS) {
           for (const [what, call] of declined) {
             await assert.rejects(call(), (e: Error & { code?: string }) => e.code === 'database_error' && /consume_usage/.test(e.message), what);
           }
-          const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM public.plugin_usage WHERE user_id = $1::uuid', [pro]) as [{ n: number }];
-          assert.equal(n, 2, 'a declined call wrote nothing');
+          // A declined call wrote nothing: pro's two calls and free's first are all there is.
+          const logged = await db.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM public.plugin_usage WHERE user_id = ANY($1::uuid[])', [[pro, free, lapsed]]);
+          assert.equal(logged[0]!.n, 3, 'log rows');
+          const counted = await db.query<{ n: number }>(
+            'SELECT COALESCE(sum(count), 0)::int AS n FROM public.daily_usage_summary WHERE user_id = ANY($1::uuid[])', [[pro, free, lapsed]]);
+          assert.equal(counted[0]!.n, 3, 'counters');
         } finally {
           await db.exec(`ALTER FUNCTION public.consume_usage_away(uuid, varchar, integer, text, jsonb) RENAME TO consume_usage`);
         }
