@@ -4,6 +4,7 @@
 // as one plain statement where statements stay prepared (./common-consume.ts: same answer, same
 // writes, without the cost of the function call); anything else is the function's.
 import { withTypedErrors, type Database, type Queryable } from '../core/queryable.ts';
+import { sqlState } from '../core/errors.ts';
 import * as input from '../core/validation.ts';
 import { COMMON_CONSUME } from './common-consume.ts';
 
@@ -117,7 +118,7 @@ export function usageCalls(db: Queryable) {
           if (rows[0]) return toAnswer(rows[0]);
         } catch (error) {
           // undefined_table: not a database of this library's tables (a proxy); never again here.
-          if ((error as { cause?: { code?: unknown } }).cause?.code !== '42P01') throw error;
+          if (sqlState(error) !== '42P01') throw error;
           common = false;
         }
       }
