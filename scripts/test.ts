@@ -19,6 +19,15 @@ import { startThrowawayPostgres } from './throwaway-postgres.ts';
 import { groupEntry, testBundles } from './test-bundles.ts';
 
 const args = process.argv.slice(2);
+// A test process (a group of files, or a file named on the command line) that runs past
+// TEST_TIMEOUT_SECONDS (default 900: a group takes under a minute on a quiet 2-core machine) is
+// ended and reported as a failure, so a test that hangs fails the run instead of holding it until
+// CI's own limit; the other processes run on.
+const timeoutSeconds = Number(process.env.TEST_TIMEOUT_SECONDS ?? 900);
+if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
+  console.error(`TEST_TIMEOUT_SECONDS must be a whole number of seconds, at least 1 (got ${JSON.stringify(process.env.TEST_TIMEOUT_SECONDS)})`);
+  process.exit(2);
+}
 /**
  * Seconds a file usually runs alone on a quiet 2-core machine, where it is 5 or more (the others
  * count 3): only to balance the groups, so a rough figure does.
@@ -89,7 +98,7 @@ const groups = balance(files).map((group, i) => {
   return groupEntry(group.map((f) => bundleOf.get(f)!));
 });
 const runnerArgs = [...args.map((a) => bundleOf.get(a) ?? a), ...groups];
-const child = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', ...runnerArgs], {
+const child = spawn(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=2', `--test-timeout=${timeoutSeconds * 1000}`, ...runnerArgs], {
   env,
   stdio: 'inherit',
 });

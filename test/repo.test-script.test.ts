@@ -3,9 +3,10 @@
 // stops it afterwards. A failing test must fail `npm test` wherever it runs.
 // The temporary test files need no database (TEST_DIALECTS=none skips the set-up snapshots); the
 // throwaway server is still started and stopped, which is what once replaced the exit code.
+// And a test process that hangs is ended after TEST_TIMEOUT_SECONDS, failing the run.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,18 +17,24 @@ const FAILING = `import { test } from 'node:test';
 import assert from 'node:assert/strict';
 test('one equals two', () => { assert.equal(1, 2); });
 `;
+// A test that never ends, holding a timer (a handle that keeps its process alive), then one after it.
+const HANGING = `import { test } from 'node:test';
+import assert from 'node:assert/strict';
+test('never ends', async () => { setInterval(() => {}, 1000); await new Promise(() => {}); });
+test('runs after it', () => { assert.equal(1, 1); });
+`;
 const PASSING = `import { test } from 'node:test';
 import assert from 'node:assert/strict';
 test('one equals one', () => { assert.equal(1, 1); });
 `;
 
 /** `npm test -- <a file holding source>`, with or without TEST_DATABASE_URL. */
-async function npmTest(source: string, databaseUrl: string | undefined): Promise<RunResult> {
+async function npmTest(source: string, databaseUrl: string | undefined, extra: Record<string, string> = {}): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'fpa-test-script-'));
   try {
     const file = join(dir, 'probe.test.ts');
     writeFileSync(file, source);
-    const env: Record<string, string | undefined> = { ...process.env, TEST_DIALECTS: 'none' };
+    const env: Record<string, string | undefined> = { ...process.env, TEST_DIALECTS: 'none', ...extra };
     // This file itself runs under `node --test`, which marks its child processes; a nested runner
     // that inherits the mark reports to a parent that is not listening instead of running.
     delete env.NODE_TEST_CONTEXT;
@@ -37,6 +44,20 @@ async function npmTest(source: string, databaseUrl: string | undefined): Promise
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The command lines of the running processes that contain `text` (from /proc). */
+function processesRunning(text: string): string[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        return ''; // ended while being read
+      }
+    })
+    .filter((cmdline) => cmdline.includes(text));
 }
 
 /** Whether something listens on 127.0.0.1:port. */
@@ -68,5 +89,38 @@ describe('npm test exits with the test runner\'s code', () => {
     assert.match(failing.stdout, /# fail 1/, failing.all);
     assert.notEqual(failing.code, 0, failing.all);
     assert.equal(passing.code, 0, passing.all);
+  });
+});
+
+describe('npm test ends a hanging test', () => {
+  test('a test process past TEST_TIMEOUT_SECONDS is ended and fails the run, the other files still run, and no process of it is left', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fpa-test-script-'));
+    try {
+      const hanging = join(dir, 'hanging.test.ts');
+      const passing = join(dir, 'passing.test.ts');
+      writeFileSync(hanging, HANGING);
+      writeFileSync(passing, PASSING);
+      const env: Record<string, string | undefined> = { ...process.env, TEST_DIALECTS: 'none', TEST_TIMEOUT_SECONDS: '4', TEST_DATABASE_URL: serverUrl() };
+      delete env.NODE_TEST_CONTEXT;
+      const started = performance.now();
+      const run = await spawnCollect('npm', ['test', '--', hanging, passing], { cwd: ROOT, env });
+      assert.notEqual(run.code, 0, run.all);
+      assert.match(run.stdout, /test timed out after 4000ms/, run.all);
+      assert.match(run.stdout, /# cancelled 1/, run.all);
+      assert.match(run.stdout, /ok \d+ - one equals one/, run.all);
+      // Ended by the timeout, long before this test's own limit (a hang would run into it).
+      assert.ok(performance.now() - started < 60_000, run.all);
+      // The hung file's process (its timer would keep it alive) is gone.
+      assert.deepEqual(processesRunning('hanging.test'), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a TEST_TIMEOUT_SECONDS that is not a whole number of seconds is refused before anything runs', { timeout: 60_000 }, async () => {
+    const run = await npmTest(PASSING, serverUrl(), { TEST_TIMEOUT_SECONDS: '0.5' });
+    assert.equal(run.code, 2, run.all);
+    assert.match(run.stderr, /TEST_TIMEOUT_SECONDS must be a whole number of seconds/, run.all);
+    assert.doesNotMatch(run.stdout, /# pass/, run.all);
   });
 });
