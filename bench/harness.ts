@@ -18,6 +18,8 @@ export interface Line {
   ratio: number | null;
   p50Ms: number;
   p99Ms: number;
+  /** Each round's library ops/s over the baseline's in the same round (compare's lines): the spread behind `ratio`. */
+  roundRatios?: number[];
 }
 
 /** Runs `op` on `concurrency` workers for `seconds`; each worker awaits its previous call. */
@@ -90,6 +92,7 @@ export async function compare(c: Comparison): Promise<Line> {
   const opsPerSec = lib.ops / lib.seconds;
   const base = c.baseline ? merge(b) : undefined;
   const baselineOpsPerSec = base ? base.ops / base.seconds : null;
+  const rate = (x: Sample) => x.ops / x.seconds;
   return {
     name: c.name,
     opsPerSec,
@@ -97,6 +100,7 @@ export async function compare(c: Comparison): Promise<Line> {
     ratio: baselineOpsPerSec ? opsPerSec / baselineOpsPerSec : null,
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
+    ...(base ? { roundRatios: a.map((x, i) => rate(x) / rate(b[i]!)) } : {}),
   };
 }
 
@@ -124,5 +128,5 @@ export function formatLine(line: Line): string {
   const f = (n: number, d = 0) => n.toFixed(d).padStart(9);
   return `${line.name.padEnd(46)} ${f(line.opsPerSec)} ops/s  p50 ${f(line.p50Ms, 2)} ms  p99 ${f(line.p99Ms, 2)} ms  ${
     line.ratio === null ? '' : `baseline ${f(line.baselineOpsPerSec!)} ops/s  ratio ${line.ratio.toFixed(2)}`
-  }`;
+  }${line.roundRatios ? ` (rounds ${line.roundRatios.map((r) => r.toFixed(2)).join(' ')})` : ''}`;
 }
