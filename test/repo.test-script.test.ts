@@ -17,11 +17,9 @@ const FAILING = `import { test } from 'node:test';
 import assert from 'node:assert/strict';
 test('one equals two', () => { assert.equal(1, 2); });
 `;
-// A test that never ends, holding a timer (a handle that keeps its process alive), then one after it.
+// A test that never ends, holding a timer (a handle that keeps its process alive).
 const HANGING = `import { test } from 'node:test';
-import assert from 'node:assert/strict';
 test('never ends', async () => { setInterval(() => {}, 1000); await new Promise(() => {}); });
-test('runs after it', () => { assert.equal(1, 1); });
 `;
 const PASSING = `import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,7 +105,7 @@ describe('npm test ends a hanging test', () => {
       assert.notEqual(run.code, 0, run.all);
       assert.match(run.stdout, /test timed out after 4000ms/, run.all);
       assert.match(run.stdout, /# cancelled 1/, run.all);
-      assert.match(run.stdout, /ok \d+ - one equals one/, run.all);
+      assert.match(run.stdout, /^\s*ok \d+ - one equals one/m, run.all);
       // Ended by the timeout, long before this test's own limit (a hang would run into it).
       assert.ok(performance.now() - started < 60_000, run.all);
       // The hung file's process (its timer would keep it alive) is gone.
