@@ -89,10 +89,10 @@ export async function compare(c: Comparison): Promise<Line> {
   }
   const lib = merge(a);
   const sorted = [...lib.latenciesMs].sort((x, y) => x - y);
-  const opsPerSec = lib.ops / lib.seconds;
-  const base = c.baseline ? merge(b) : undefined;
-  const baselineOpsPerSec = base ? base.ops / base.seconds : null;
   const rate = (x: Sample) => x.ops / x.seconds;
+  const opsPerSec = rate(lib);
+  const base = c.baseline ? merge(b) : undefined;
+  const baselineOpsPerSec = base ? rate(base) : null;
   return {
     name: c.name,
     opsPerSec,

@@ -26,19 +26,25 @@ import assert from 'node:assert/strict';
 test('one equals one', () => { assert.equal(1, 1); });
 `;
 
-/** `npm test -- <a file holding source>`, with or without TEST_DATABASE_URL. */
-async function npmTest(source: string, databaseUrl: string | undefined, extra: Record<string, string> = {}): Promise<RunResult> {
+/**
+ * `npm test -- <a file holding source>` (or several: `{ name: source }`, each a `<name>.test.ts`),
+ * with or without TEST_DATABASE_URL, and any other variables in `extra`.
+ */
+async function npmTest(source: string | Record<string, string>, databaseUrl: string | undefined, extra: Record<string, string> = {}): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'fpa-test-script-'));
   try {
-    const file = join(dir, 'probe.test.ts');
-    writeFileSync(file, source);
+    const files = Object.entries(typeof source === 'string' ? { probe: source } : source).map(([name, text]) => {
+      const file = join(dir, `${name}.test.ts`);
+      writeFileSync(file, text);
+      return file;
+    });
     const env: Record<string, string | undefined> = { ...process.env, TEST_DIALECTS: 'none', ...extra };
     // This file itself runs under `node --test`, which marks its child processes; a nested runner
     // that inherits the mark reports to a parent that is not listening instead of running.
     delete env.NODE_TEST_CONTEXT;
     if (databaseUrl) env.TEST_DATABASE_URL = databaseUrl;
     else delete env.TEST_DATABASE_URL;
-    return await spawnCollect('npm', ['test', '--', file], { cwd: ROOT, env });
+    return await spawnCollect('npm', ['test', '--', ...files], { cwd: ROOT, env });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -92,27 +98,16 @@ describe('npm test exits with the test runner\'s code', () => {
 
 describe('npm test ends a hanging test', () => {
   test('a test process past TEST_TIMEOUT_SECONDS is ended and fails the run, the other files still run, and no process of it is left', { timeout: 120_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fpa-test-script-'));
-    try {
-      const hanging = join(dir, 'hanging.test.ts');
-      const passing = join(dir, 'passing.test.ts');
-      writeFileSync(hanging, HANGING);
-      writeFileSync(passing, PASSING);
-      const env: Record<string, string | undefined> = { ...process.env, TEST_DIALECTS: 'none', TEST_TIMEOUT_SECONDS: '4', TEST_DATABASE_URL: serverUrl() };
-      delete env.NODE_TEST_CONTEXT;
-      const started = performance.now();
-      const run = await spawnCollect('npm', ['test', '--', hanging, passing], { cwd: ROOT, env });
-      assert.notEqual(run.code, 0, run.all);
-      assert.match(run.stdout, /test timed out after 4000ms/, run.all);
-      assert.match(run.stdout, /# cancelled 1/, run.all);
-      assert.match(run.stdout, /^\s*ok \d+ - one equals one/m, run.all);
-      // Ended by the timeout, long before this test's own limit (a hang would run into it).
-      assert.ok(performance.now() - started < 60_000, run.all);
-      // The hung file's process (its timer would keep it alive) is gone.
-      assert.deepEqual(processesRunning('hanging.test'), []);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const started = performance.now();
+    const run = await npmTest({ hanging: HANGING, passing: PASSING }, serverUrl(), { TEST_TIMEOUT_SECONDS: '4' });
+    assert.notEqual(run.code, 0, run.all);
+    assert.match(run.stdout, /test timed out after 4000ms/, run.all);
+    assert.match(run.stdout, /# cancelled 1/, run.all);
+    assert.match(run.stdout, /^\s*ok \d+ - one equals one/m, run.all);
+    // Ended by the timeout, long before this test's own limit (a hang would run into it).
+    assert.ok(performance.now() - started < 60_000, run.all);
+    // The hung file's process (its timer would keep it alive) is gone.
+    assert.deepEqual(processesRunning('hanging.test'), []);
   });
 
   test('a TEST_TIMEOUT_SECONDS that is not a whole number of seconds is refused before anything runs', { timeout: 60_000 }, async () => {
