@@ -1,4 +1,4 @@
-// npm run bench:scale [-- --json] [-- --seconds N --rounds N --slices N --connections N --users N --shared-buffers 3GB --keep-database]:
+// npm run bench:scale [-- --json] [-- --seconds N --rounds N --slices N --connections N --users N --shared-buffers 3GB --huge-pages try|on|off --keep-database]:
 // growth. Two databases on the same server, seeded alike: an empty reference, and one into which
 // 10 million plugin_usage and 1 million daily_usage_summary rows are loaded (generated in SQL, all
 // indexes in place). The hot queries are then measured on both in alternating rounds: loaded/empty
@@ -33,12 +33,20 @@ const { values } = parseArgs({
     // The throwaway server's shared_buffers (ignored with BENCH_DATABASE_URL): e.g. 3GB, to see
     // which tails come from a working set larger than the buffer cache.
     'shared-buffers': { type: 'string', default: '512MB' },
+    // The throwaway server's huge_pages (ignored with BENCH_DATABASE_URL). PostgreSQL's default,
+    // try, uses them when the machine has reserved enough (vm.nr_hugepages, docs/scale.md): with GB
+    // of shared_buffers, they decide the loaded side's tails on some machines.
+    'huge-pages': { type: 'string', default: 'try' },
   },
 });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const SLICES = Math.max(1, Number(values.slices));
 const CONNECTIONS = Number(values.connections);
+if (!['try', 'on', 'off'].includes(values['huge-pages']!)) {
+  process.stderr.write(`--huge-pages must be try, on or off (got ${JSON.stringify(values['huge-pages'])})\n`);
+  process.exit(2);
+}
 const USERS = Number(values.users); // loaded users: 10 days x 10 calls each
 const DAYS_PER_USER = 10;
 const CALLS_PER_DAY = 10;
@@ -496,7 +504,7 @@ let server: Awaited<ReturnType<typeof startThrowawayPostgres>> | undefined;
 let serverUrl = process.env.BENCH_DATABASE_URL;
 if (!serverUrl) {
   server = await startThrowawayPostgres({
-    flags: ['-c', `shared_buffers=${values['shared-buffers']}`, '-c', 'max_wal_size=4GB', '-c', 'checkpoint_timeout=15min', '-c', 'maintenance_work_mem=256MB'],
+    flags: ['-c', `shared_buffers=${values['shared-buffers']}`, '-c', 'max_wal_size=4GB', '-c', 'checkpoint_timeout=15min', '-c', 'maintenance_work_mem=256MB', '-c', `huge_pages=${values['huge-pages']}`],
   });
   serverUrl = server.url;
 }
@@ -516,7 +524,13 @@ try {
   const emptyDb = await openDatabase(emptyUrl, { max: CONNECTIONS + 1 });
   const version = (await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
   const buffers = (await db.query<{ v: string }>(`SELECT current_setting('shared_buffers') AS v`))[0]!.v;
-  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} paired rounds x ${SECONDS}s per query and database in ${SLICES} alternating slices; load average ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}`);
+  // Whether the buffer cache is on huge pages (PostgreSQL 17 says so in huge_pages_status; before
+  // it, only huge_pages' setting is known: 'try' may or may not have got them).
+  const hugePages = (await db.query<{ v: string }>(
+    `SELECT coalesce(current_setting('huge_pages_status', true), current_setting('huge_pages') || ' (setting)') AS v`,
+  ))[0]!.v;
+  log(`# figma-plugin-auth-db bench:scale: PostgreSQL ${version}${server ? ' (throwaway)' : ''}, shared_buffers ${buffers}, huge pages ${hugePages}, ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${ROUNDS} paired rounds x ${SECONDS}s per query and database in ${SLICES} alternating slices; load average ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}`);
+  if (!hugePages.startsWith('on')) log(`  (huge pages are not in use: with GB of shared_buffers the loaded side's p99s depend on them on some machines; docs/scale.md, "Huge pages")`);
   await applySchema(db);
   await applySchema(emptyDb);
 
@@ -639,7 +653,7 @@ try {
   const loadAverageAtEnd = os.loadavg();
   log(`total ${totalSeconds.toFixed(0)} s; load average at start ${loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}, at end ${loadAverageAtEnd.map((x) => x.toFixed(2)).join(' ')}; ${failed ? 'FAILED' : 'passed'}`);
   Object.assign(output, {
-    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), postgres: version, sharedBuffers: buffers, connections: CONNECTIONS, loadAverageAtStart, loadAverageAtEnd },
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), postgres: version, sharedBuffers: buffers, hugePages, connections: CONNECTIONS, loadAverageAtStart, loadAverageAtEnd },
     load: { ...load, rolledUpCalls: rollup.value[0]!.n, tables: sizes },
     results,
     pairedRounds: { rounds: ROUNDS, secondsPerRound: SECONDS, slicesPerRound: SLICES, ratio: 'median over rounds of the per-round loaded/empty ratio', ...roundStats },
