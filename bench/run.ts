@@ -84,9 +84,9 @@ const SINGLE_SOURCE_CONSUME = statementFor('consume-single-source.sql');
 
 /**
  * After seeding, before a line's rounds: statistics and visibility for what was just written
- * (VACUUM ANALYZE), then its write-back (CHECKPOINT), so that no round measures the I/O of
- * the seeding: without it the first round, the library's, ran while the seeding's dirty pages were
- * being written out. A role that may not CHECKPOINT skips it.
+ * (VACUUM ANALYZE), then its write-back (CHECKPOINT), so that no round (the first is the
+ * library's) measures the I/O of the seeding, as bench:scale settles its databases. A role that
+ * may not CHECKPOINT skips it.
  */
 async function settle(db: Database): Promise<void> {
   await db.exec('VACUUM ANALYZE');
