@@ -60,12 +60,9 @@ export interface Comparison {
   rounds: number;
   secondsPerRound: number;
   /**
-   * Warm-up calls of each side before measuring (plans cached, pool connected), made by
-   * `concurrency` callers at once, so that every connection the rounds use is open and has its
-   * statements prepared on both sides before round 1.
+   * Seconds of each side run as in a round before measuring, unmeasured (default 1.5): its
+   * `concurrency` workers open every connection the rounds use and prepare the statements on it.
    */
-  warmup?: number;
-  /** Then this many seconds of each side at `concurrency`, unmeasured (default 1.5). */
   warmupSeconds?: number;
 }
 
@@ -73,24 +70,13 @@ export interface Comparison {
 export async function compare(c: Comparison): Promise<Line> {
   const counterA = { i: 0 };
   const counterB = { i: 0 };
-  // One caller alone would open one connection: round 1's side (the library's) would then pay for
-  // opening the others and preparing on them, inside its measured seconds.
-  const batches = Math.max(1, Math.ceil((c.warmup ?? 50) / c.concurrency));
-  const callers = (op: Op, counter: { i: number }) =>
-    Promise.all(Array.from({ length: c.concurrency }, (_, worker) => op(worker, counter.i++)));
-  for (let k = 0; k < batches; k++) {
-    await callers(c.library, counterA);
-    if (c.baseline) await callers(c.baseline, counterB);
-  }
-  // Then each side runs as in a round, unmeasured, for warmupSeconds. Without it the library's side
-  // reached its steady speed only during round 1, where it runs first: round 1's ratio of the
-  // single-source line on PostgreSQL was 0.63-0.76 in five runs, the other rounds' 0.83-1.12
-  // (BENCHMARKS.md, Method). The calls above alone did not change that.
+  // Each side runs as in a round, unmeasured, before round 1. With 50 calls on one connection
+  // instead, the library's side reached its steady speed only during round 1, where it runs first:
+  // round 1's ratio of the single-source line on PostgreSQL was 0.63-0.76 in five runs, the other
+  // rounds' 0.83-1.12 (BENCHMARKS.md, Method); calls 8 at a time alone did not change that.
   const warmSeconds = c.warmupSeconds ?? 1.5;
-  if (warmSeconds > 0) {
-    await measure(c.library, c.concurrency, warmSeconds, counterA);
-    if (c.baseline) await measure(c.baseline, c.concurrency, warmSeconds, counterB);
-  }
+  await measure(c.library, c.concurrency, warmSeconds, counterA);
+  if (c.baseline) await measure(c.baseline, c.concurrency, warmSeconds, counterB);
   const a: Sample[] = [];
   const b: Sample[] = [];
   for (let round = 0; round < c.rounds; round++) {
